@@ -1,0 +1,281 @@
+//! A residual MLP denoiser for tabular data (TabDDPM, arXiv 2209.15421; DTE, arXiv
+//! 2305.18593).
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{Linear, Module, VarBuilder, VarMap};
+use dmad_core::{Denoiser, PredictionType};
+use serde::{Deserialize, Serialize};
+
+use crate::embedding::{sinusoidal_embedding, timesteps_f32, TimestepEmbedding};
+use crate::error::{invalid, Error, Result};
+use crate::layers::Activation;
+use crate::weights;
+
+/// Configuration of [`MlpDenoiser`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MlpConfig {
+    /// The number of features of a row. No default that fits every table: `0` here, which
+    /// [`MlpDenoiser::new`] rejects. Default `0`.
+    pub in_features: usize,
+    /// The hidden width. Default `256`.
+    pub width: usize,
+    /// The number of residual blocks. Default `4`.
+    pub depth: usize,
+    /// Width of the sinusoidal timestep embedding (even). Default `128`.
+    pub time_embedding_dim: usize,
+    /// Order the sinusoidal embedding `cos, sin`. Default `true`.
+    pub flip_sin_to_cos: bool,
+    /// diffusers' `freq_shift` of the sinusoidal embedding. Default `0`.
+    pub freq_shift: f64,
+    /// The activation inside the blocks. Default silu.
+    pub act_fn: Activation,
+    /// Epsilon of the layer norms. Default `1e-5`.
+    pub norm_eps: f64,
+    /// What the network predicts. Default epsilon.
+    pub prediction_type: PredictionType,
+}
+
+impl Default for MlpConfig {
+    fn default() -> Self {
+        Self {
+            in_features: 0,
+            width: 256,
+            depth: 4,
+            time_embedding_dim: 128,
+            flip_sin_to_cos: true,
+            freq_shift: 0.0,
+            act_fn: Activation::Silu,
+            norm_eps: 1e-5,
+            prediction_type: PredictionType::Epsilon,
+        }
+    }
+}
+
+impl MlpConfig {
+    /// The default config for rows of `in_features` features.
+    pub fn new(in_features: usize) -> Self {
+        Self {
+            in_features,
+            ..Self::default()
+        }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.in_features == 0 {
+            return Err(invalid("in_features", "must be at least 1"));
+        }
+        if self.width == 0 {
+            return Err(invalid("width", "must be at least 1"));
+        }
+        if self.time_embedding_dim < 2 || self.time_embedding_dim % 2 != 0 {
+            return Err(invalid(
+                "time_embedding_dim",
+                format!("{} must be even and at least 2", self.time_embedding_dim),
+            ));
+        }
+        if !(self.norm_eps > 0.0 && self.norm_eps.is_finite()) {
+            return Err(invalid("norm_eps", "must be positive and finite"));
+        }
+        if !self.freq_shift.is_finite() {
+            return Err(invalid("freq_shift", "must be finite"));
+        }
+        Ok(())
+    }
+
+    /// Parses a JSON config (as written by [`MlpConfig::to_json`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (field `json`) naming the serde error.
+    pub fn from_json(json: &str) -> Result<Self> {
+        crate::config::serde_json_lite::from_str(json)
+    }
+
+    /// Writes the config as pretty JSON.
+    ///
+    /// # Errors
+    /// Only if serialisation fails.
+    pub fn to_json(&self) -> Result<String> {
+        crate::config::serde_json_lite::to_string(self)
+    }
+}
+
+/// A layer norm over the last axis written with differentiable tensor ops.
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?,
+            eps,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        Ok(xn.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// One residual block: `h + linear_2(act(linear_1(norm(h)) + time_proj(act(temb))))`.
+#[derive(Debug, Clone)]
+struct MlpBlock {
+    norm: LayerNorm,
+    linear_1: Linear,
+    time_proj: Linear,
+    linear_2: Linear,
+}
+
+/// A residual MLP denoiser for rows of a table, with the timestep embedding added in every
+/// block (TabDDPM / DTE style).
+///
+/// Parameters: `time_embedding.linear_{1,2}` (sinusoidal -> width -> width), `proj_in`,
+/// `blocks.{i}.{norm, linear_1, time_proj, linear_2}`, `norm_out`, `proj_out`.
+///
+/// # Shapes
+/// - `x`: `[batch, in_features]`; `t`: `[batch]`; returns `[batch, in_features]`.
+#[derive(Debug, Clone)]
+pub struct MlpDenoiser {
+    cfg: MlpConfig,
+    dtype: DType,
+    time_embedding: TimestepEmbedding,
+    proj_in: Linear,
+    blocks: Vec<MlpBlock>,
+    norm_out: LayerNorm,
+    proj_out: Linear,
+}
+
+impl MlpDenoiser {
+    /// Builds the network, taking its parameters from `vb`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad config; [`Error::Candle`] if `vb` lacks a parameter.
+    pub fn new(cfg: MlpConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate()?;
+        let w = cfg.width;
+        let blocks = (0..cfg.depth)
+            .map(|i| {
+                let vb = vb.pp("blocks").pp(i);
+                Ok(MlpBlock {
+                    norm: LayerNorm::new(w, cfg.norm_eps, vb.pp("norm"))?,
+                    linear_1: candle_nn::linear(w, w, vb.pp("linear_1"))?,
+                    time_proj: candle_nn::linear(w, w, vb.pp("time_proj"))?,
+                    linear_2: candle_nn::linear(w, w, vb.pp("linear_2"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            dtype: vb.dtype(),
+            time_embedding: TimestepEmbedding::new(
+                cfg.time_embedding_dim,
+                w,
+                vb.pp("time_embedding"),
+            )?,
+            proj_in: candle_nn::linear(cfg.in_features, w, vb.pp("proj_in"))?,
+            blocks,
+            norm_out: LayerNorm::new(w, cfg.norm_eps, vb.pp("norm_out"))?,
+            proj_out: candle_nn::linear(w, cfg.in_features, vb.pp("proj_out"))?,
+            cfg,
+        })
+    }
+
+    /// Builds a freshly initialised network whose parameters live in a new [`VarMap`].
+    ///
+    /// # Errors
+    /// As [`MlpDenoiser::new`].
+    pub fn with_varmap(cfg: MlpConfig, dtype: DType, device: &Device) -> Result<(Self, VarMap)> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, dtype, device);
+        let net = Self::new(cfg, vb)?;
+        Ok((net, varmap))
+    }
+
+    /// The names and shapes of every parameter of a network of `cfg`, sorted by name.
+    ///
+    /// # Errors
+    /// As [`MlpDenoiser::new`].
+    pub fn parameter_shapes(cfg: &MlpConfig) -> Result<Vec<(String, Vec<usize>)>> {
+        let (_, varmap) = Self::with_varmap(cfg.clone(), DType::F32, &Device::Cpu)?;
+        Ok(weights::varmap_shapes(&varmap))
+    }
+
+    /// Loads a network from a safetensors file after checking its parameters against `cfg`.
+    ///
+    /// # Errors
+    /// As [`UNet::load`](crate::UNet::load).
+    pub fn load(path: impl AsRef<Path>, cfg: MlpConfig, device: &Device) -> Result<Self> {
+        let expected = Self::parameter_shapes(&cfg)?;
+        let tensors = weights::read_checked(path.as_ref(), &expected, device)?;
+        Self::new(cfg, VarBuilder::from_tensors(tensors, DType::F32, device))
+    }
+
+    /// The configuration the network was built from.
+    pub fn config(&self) -> &MlpConfig {
+        &self.cfg
+    }
+
+    /// Runs the network.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `x` is not `[batch, in_features]` or `t` not `[batch]`.
+    pub fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        if dims.len() != 2
+            || dims[1] != self.cfg.in_features
+            || dims[0] == 0
+            || !x.dtype().is_float()
+        {
+            return Err(Error::ShapeMismatch {
+                context: "MLP denoiser input x (float)",
+                expected: format!("[batch, {}]", self.cfg.in_features),
+                got: dims.to_vec(),
+            });
+        }
+        let in_dtype = x.dtype();
+        let x = x.to_dtype(self.dtype)?;
+        let t = timesteps_f32(t, dims[0])?;
+        let e = sinusoidal_embedding(
+            &t,
+            self.cfg.time_embedding_dim,
+            self.cfg.flip_sin_to_cos,
+            self.cfg.freq_shift,
+        )?
+        .to_dtype(self.dtype)?;
+        let temb_act = self.cfg.act_fn.forward(&self.time_embedding.forward(&e)?)?;
+        let act = self.cfg.act_fn;
+        let mut h = self.proj_in.forward(&x)?;
+        for b in &self.blocks {
+            let z = b.linear_1.forward(&b.norm.forward(&h)?)?;
+            let z = (z + b.time_proj.forward(&temb_act)?)?;
+            let z = b.linear_2.forward(&act.forward(&z)?)?;
+            h = (h + z)?;
+        }
+        let h = act.forward(&self.norm_out.forward(&h)?)?;
+        Ok(self.proj_out.forward(&h)?.to_dtype(in_dtype)?)
+    }
+}
+
+impl Denoiser for MlpDenoiser {
+    fn predict(&self, x_t: &Tensor, t: &Tensor) -> dmad_core::Result<Tensor> {
+        Ok(self.forward(x_t, t)?)
+    }
+
+    fn prediction_type(&self) -> PredictionType {
+        self.cfg.prediction_type
+    }
+}
