@@ -1,0 +1,679 @@
+//! Single-level discrete wavelet transform and its inverse, in 1D and along any axis.
+//!
+//! The conventions are PyWavelets 1.8.0's (`pywt.dwt`, `pywt.idwt`): for a filter `h` of length
+//! `F` and every mode but periodization, coefficient `o` is `sum_j h[j] x[2o + 1 - j]` over the
+//! extended signal, giving `floor((N + F - 1) / 2)` coefficients; periodization gives
+//! `ceil(N / 2)` coefficients `sum_j h[j] x[2o + F/2 - j]` over the periodic signal (an odd
+//! signal is first padded with its last sample). The inverse keeps PyWavelets' output lengths:
+//! `2n - F + 2` samples from `n` coefficients, `2n` for periodization.
+
+use std::collections::BTreeMap;
+
+use crate::array::NdArray;
+use crate::error::check_finite;
+use crate::{Error, Mode, Result, Wavelet};
+
+/// Output samples computed per block: keeps the working set of the filter loops in L1.
+const BLOCK: usize = 512;
+
+/// A value of the extended signal as a linear combination of input samples.
+type Combo = Vec<(usize, f64)>;
+
+/// Number of coefficients of a single-level DWT of `len` samples with a filter of `filter_len`
+/// taps (PyWavelets' `dwt_coeff_len`).
+pub fn dwt_coeff_len(len: usize, filter_len: usize, mode: Mode) -> usize {
+    if len == 0 || filter_len == 0 {
+        return 0;
+    }
+    match mode {
+        Mode::Periodization => len.div_ceil(2),
+        _ => (len + filter_len - 1) / 2,
+    }
+}
+
+/// The deepest useful decomposition level for a signal of `len` samples and a filter of
+/// `filter_len` taps: `floor(log2(len / (filter_len - 1)))`, 0 when the signal is shorter than
+/// the filter (PyWavelets' `dwt_max_level`).
+pub fn dwt_max_level(len: usize, filter_len: usize) -> usize {
+    if filter_len <= 1 || len < filter_len - 1 {
+        return 0;
+    }
+    (len / (filter_len - 1)).ilog2() as usize
+}
+
+/// Number of samples an inverse DWT gives for `coeff_len` coefficients.
+pub(crate) fn idwt_out_len(coeff_len: usize, filter_len: usize, mode: Mode) -> usize {
+    match mode {
+        Mode::Periodization => 2 * coeff_len,
+        _ => (2 * coeff_len + 2).saturating_sub(filter_len),
+    }
+}
+
+fn add_term(m: &mut BTreeMap<usize, f64>, combo: &BTreeMap<usize, f64>, c: f64) {
+    for (&i, &v) in combo {
+        *m.entry(i).or_insert(0.0) += c * v;
+    }
+}
+
+fn single(i: usize, c: f64) -> Combo {
+    vec![(i, c)]
+}
+
+/// The extension of an `n`-sample signal: `left[m - 1]` is the value at position `-m`
+/// (`m = 1..=left`), `right[j]` the value at position `n + j`, each as a combination of input
+/// samples. Follows the edge rules of PyWavelets' `downsampling_convolution`.
+fn extension(n: usize, mode: Mode, left: usize, right: usize) -> (Vec<Combo>, Vec<Combo>) {
+    debug_assert!(n >= 1);
+    let mode = if mode == Mode::Smooth && n < 2 {
+        Mode::Constant
+    } else {
+        mode
+    };
+    let last = n - 1;
+    match mode {
+        Mode::Zero => (vec![vec![]; left], vec![vec![]; right]),
+        Mode::Constant => (vec![single(0, 1.0); left], vec![single(last, 1.0); right]),
+        Mode::Smooth => {
+            let l = (1..=left)
+                .map(|m| vec![(0, 1.0 + m as f64), (1, -(m as f64))])
+                .collect();
+            let r = (1..=right)
+                .map(|k| vec![(last, 1.0 + k as f64), (last - 1, -(k as f64))])
+                .collect();
+            (l, r)
+        }
+        Mode::Periodic => {
+            let l = (1..=left)
+                .map(|m| single(last - (m - 1) % n, 1.0))
+                .collect();
+            let r = (0..right).map(|j| single(j % n, 1.0)).collect();
+            (l, r)
+        }
+        Mode::Periodization => {
+            // Periodic over the signal padded to even length with its last sample.
+            let np = n + n % 2;
+            let idx = |p: usize| if p >= n { last } else { p };
+            let l = (1..=left)
+                .map(|m| single(idx(np - 1 - (m - 1) % np), 1.0))
+                .collect();
+            let r = (0..right).map(|j| single(idx((n + j) % np), 1.0)).collect();
+            (l, r)
+        }
+        Mode::Symmetric | Mode::Antisymmetric => {
+            let anti = mode == Mode::Antisymmetric;
+            // Period 2n: first copy (sign-flipped when antisymmetric), then mirrored copy.
+            let val = |m: usize, left_side: bool| {
+                let q = m % (2 * n);
+                let (i, first) = if q < n {
+                    (q, true)
+                } else {
+                    (2 * n - 1 - q, false)
+                };
+                let i = if left_side { i } else { last - i };
+                single(i, if anti && first { -1.0 } else { 1.0 })
+            };
+            let l = (0..left).map(|m| val(m, true)).collect();
+            let r = (0..right).map(|j| val(j, false)).collect();
+            (l, r)
+        }
+        Mode::Reflect => {
+            if n == 1 {
+                return (vec![single(0, 1.0); left], vec![single(0, 1.0); right]);
+            }
+            let p = 2 * n - 2;
+            let val = |m: usize| {
+                // Whole-sample mirror about the edge: offsets 1, 2, ..., n-1, n-2, ..., 0, 1...
+                let q = m % p;
+                if q < n {
+                    q
+                } else {
+                    p - q
+                }
+            };
+            let l = (1..=left).map(|m| single(val(m), 1.0)).collect();
+            let r = (1..=right).map(|j| single(last - val(j), 1.0)).collect();
+            (l, r)
+        }
+        Mode::Antireflect => {
+            let side = |count: usize, from_left: bool| -> Vec<Combo> {
+                // Position k steps away from the edge sample, k = 1, 2, ...
+                let at = |k: usize| if from_left { k } else { last - k };
+                let edge = at(0);
+                let far = at(last);
+                let mut out = Vec::with_capacity(count);
+                let mut le: BTreeMap<usize, f64> = BTreeMap::from([(edge, 1.0)]);
+                'outer: loop {
+                    if n < 2 {
+                        while out.len() < count {
+                            out.push(single(edge, 1.0));
+                        }
+                        break;
+                    }
+                    let mut tmp = le.clone();
+                    for k in 1..n {
+                        if out.len() == count {
+                            break 'outer;
+                        }
+                        // tmp = le - (x[at(k)] - x[edge])
+                        tmp = le.clone();
+                        add_term(
+                            &mut tmp,
+                            &BTreeMap::from([(at(k), 1.0), (edge, -1.0)]),
+                            -1.0,
+                        );
+                        out.push(tmp.iter().map(|(&i, &v)| (i, v)).collect());
+                    }
+                    le = tmp.clone();
+                    for k in 1..n {
+                        if out.len() == count {
+                            break 'outer;
+                        }
+                        // tmp = le + (x[at(last - k)] - x[far])
+                        tmp = le.clone();
+                        add_term(
+                            &mut tmp,
+                            &BTreeMap::from([(at(last - k), 1.0), (far, -1.0)]),
+                            1.0,
+                        );
+                        out.push(tmp.iter().map(|(&i, &v)| (i, v)).collect());
+                    }
+                    le = tmp;
+                    if out.len() == count {
+                        break;
+                    }
+                }
+                out
+            };
+            (side(left, true), side(right, false))
+        }
+    }
+}
+
+#[inline]
+fn eval(combo: &Combo, x: &[f64]) -> f64 {
+    combo.iter().map(|&(i, c)| c * x[i]).sum()
+}
+
+/// Geometry of a downsampling convolution: left pad, right pad and the offset `c0`
+/// (coefficient `o` reads extended positions `2o + c0 - j`).
+fn down_geometry(n: usize, f: usize, mode: Mode) -> (usize, usize, usize, usize) {
+    let out = dwt_coeff_len(n, f, mode);
+    let c0 = if mode == Mode::Periodization {
+        f / 2
+    } else {
+        1
+    };
+    let pl = f;
+    // Highest extended index read: 2(out-1) + c0 (+ pl in buffer coordinates).
+    let needed = 2 * (out - 1) + c0 + 1;
+    let pr = needed.saturating_sub(n);
+    (out, pl, pr, c0)
+}
+
+/// Checks the common preconditions of a forward transform along one axis of length `n`.
+fn check_forward(x: &[f64], n: usize, mode: Mode, context: &'static str) -> Result<()> {
+    if n == 0 {
+        return Err(Error::EmptyInput { context });
+    }
+    if matches!(mode, Mode::Reflect | Mode::Antireflect) && n < 2 {
+        return Err(Error::TooShort {
+            context: "dwt in reflect/antireflect mode",
+            len: n,
+            min: 2,
+        });
+    }
+    check_finite(x, context)
+}
+
+/// Single-level DWT of `outer` independent blocks of shape `[n, inner]` (row-major), along the
+/// middle axis. Returns `(approx, detail)` of shape `[outer, out, inner]` each.
+pub(crate) fn dwt_blocks(
+    x: &[f64],
+    outer: usize,
+    n: usize,
+    inner: usize,
+    w: &Wavelet,
+    mode: Mode,
+) -> (Vec<f64>, Vec<f64>) {
+    let f = w.dec_len();
+    let (out, pl, pr, c0) = down_geometry(n, f, mode);
+    let (lext, rext) = extension(n, mode, pl, pr);
+    let mut ca = vec![0.0; outer * out * inner];
+    let mut cd = vec![0.0; outer * out * inner];
+    if inner == 1 {
+        let mut ext = vec![0.0; pl + n + pr];
+        let half = ext.len().div_ceil(2);
+        let mut even = vec![0.0; half];
+        let mut odd = vec![0.0; half];
+        for b in 0..outer {
+            let xr = &x[b * n..(b + 1) * n];
+            for (m, c) in lext.iter().enumerate() {
+                ext[pl - 1 - m] = eval(c, xr);
+            }
+            ext[pl..pl + n].copy_from_slice(xr);
+            for (j, c) in rext.iter().enumerate() {
+                ext[pl + n + j] = eval(c, xr);
+            }
+            for (i, v) in ext.iter().enumerate() {
+                if i % 2 == 0 {
+                    even[i / 2] = *v;
+                } else {
+                    odd[i / 2] = *v;
+                }
+            }
+            down_row(
+                &even,
+                &odd,
+                w.dec_lo(),
+                w.dec_hi(),
+                c0 + pl,
+                &mut ca[b * out..(b + 1) * out],
+                &mut cd[b * out..(b + 1) * out],
+            );
+        }
+    } else {
+        let mut lrows = vec![0.0; pl * inner];
+        let mut rrows = vec![0.0; pr * inner];
+        for b in 0..outer {
+            let xb = &x[b * n * inner..(b + 1) * n * inner];
+            fill_rows(&lext, xb, inner, &mut lrows);
+            fill_rows(&rext, xb, inner, &mut rrows);
+            // Row `s` of the extended block (buffer coordinates: s = position + pl).
+            let row = |s: usize| -> &[f64] {
+                if s < pl {
+                    let m = pl - 1 - s;
+                    &lrows[m * inner..(m + 1) * inner]
+                } else if s < pl + n {
+                    &xb[(s - pl) * inner..(s - pl + 1) * inner]
+                } else {
+                    let j = s - pl - n;
+                    &rrows[j * inner..(j + 1) * inner]
+                }
+            };
+            let cab = &mut ca[b * out * inner..(b + 1) * out * inner];
+            let cdb = &mut cd[b * out * inner..(b + 1) * out * inner];
+            for o in 0..out {
+                let ar = &mut cab[o * inner..(o + 1) * inner];
+                let dr = &mut cdb[o * inner..(o + 1) * inner];
+                for j in 0..f {
+                    let src = row(2 * o + c0 + pl - j);
+                    axpy2(ar, dr, w.dec_lo()[j], w.dec_hi()[j], src);
+                }
+            }
+        }
+    }
+    (ca, cd)
+}
+
+/// Evaluates the extension combos for every lane: `rows[m*inner + l] = sum c * x[i*inner + l]`.
+fn fill_rows(combos: &[Combo], xb: &[f64], inner: usize, rows: &mut [f64]) {
+    for (m, combo) in combos.iter().enumerate() {
+        let dst = &mut rows[m * inner..(m + 1) * inner];
+        dst.fill(0.0);
+        for &(i, c) in combo {
+            for (d, s) in dst.iter_mut().zip(&xb[i * inner..(i + 1) * inner]) {
+                *d += c * s;
+            }
+        }
+    }
+}
+
+#[inline]
+fn axpy2(a: &mut [f64], d: &mut [f64], ca: f64, cd: f64, src: &[f64]) {
+    for ((a, d), s) in a.iter_mut().zip(d.iter_mut()).zip(src) {
+        *a += ca * s;
+        *d += cd * s;
+    }
+}
+
+/// `a[o] = sum_j lo[j] e[2o + base - j]`, `d` likewise with `hi`, from the polyphase parts
+/// `even[k] = e[2k]` and `odd[k] = e[2k + 1]`. Taps are summed in PyWavelets' order.
+fn down_row(
+    even: &[f64],
+    odd: &[f64],
+    lo: &[f64],
+    hi: &[f64],
+    base: usize,
+    a: &mut [f64],
+    d: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { down_row_avx2(even, odd, lo, hi, base, a, d) };
+            return;
+        }
+    }
+    down_row_generic(even, odd, lo, hi, base, a, d);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn down_row_avx2(
+    even: &[f64],
+    odd: &[f64],
+    lo: &[f64],
+    hi: &[f64],
+    base: usize,
+    a: &mut [f64],
+    d: &mut [f64],
+) {
+    down_row_generic(even, odd, lo, hi, base, a, d)
+}
+
+#[inline(always)]
+fn down_row_generic(
+    even: &[f64],
+    odd: &[f64],
+    lo: &[f64],
+    hi: &[f64],
+    base: usize,
+    a: &mut [f64],
+    d: &mut [f64],
+) {
+    let out = a.len();
+    let mut start = 0;
+    while start < out {
+        let len = BLOCK.min(out - start);
+        let ab = &mut a[start..start + len];
+        let db = &mut d[start..start + len];
+        ab.fill(0.0);
+        db.fill(0.0);
+        for (j, (&cl, &ch)) in lo.iter().zip(hi).enumerate() {
+            let s = 2 * start + base - j;
+            let src = if s % 2 == 0 {
+                &even[s / 2..s / 2 + len]
+            } else {
+                &odd[s / 2..s / 2 + len]
+            };
+            axpy2(ab, db, cl, ch, src);
+        }
+        start += len;
+    }
+}
+
+/// Checks and returns the common coefficient length of an inverse transform.
+fn idwt_len(
+    a: Option<(&[usize], usize)>,
+    d: Option<(&[usize], usize)>,
+    f: usize,
+    mode: Mode,
+) -> Result<usize> {
+    let n = match (a, d) {
+        (Some((sa, na)), Some((sd, nd))) => {
+            if sa != sd {
+                return Err(Error::ShapeMismatch {
+                    context: "idwt (approximation vs detail coefficients)",
+                    expected: sa.to_vec(),
+                    got: sd.to_vec(),
+                });
+            }
+            debug_assert_eq!(na, nd);
+            na
+        }
+        (Some((_, n)), None) | (None, Some((_, n))) => n,
+        (None, None) => {
+            return Err(Error::EmptyInput {
+                context: "idwt (neither approximation nor detail coefficients given)",
+            })
+        }
+    };
+    if n == 0 {
+        return Err(Error::EmptyInput {
+            context: "idwt coefficients",
+        });
+    }
+    if mode != Mode::Periodization && n < f / 2 {
+        return Err(Error::TooShort {
+            context: "idwt coefficients (need at least half the filter length)",
+            len: n,
+            min: f / 2,
+        });
+    }
+    Ok(n)
+}
+
+/// Index plan of the inverse: output `2p + r` (`r` = 0, 1) is
+/// `sum_j taps_r[j] * c[p + base_r - j]`, `j < F/2`. Returns `(taps_even, base_even, taps_odd,
+/// base_odd)` as offsets into the tap parity (0 = even taps, 1 = odd taps).
+fn up_plan(f: usize, mode: Mode) -> [(usize, isize); 2] {
+    let h = f / 2;
+    match mode {
+        Mode::Periodization => {
+            let q = (f / 4) as isize;
+            if h % 2 == 1 {
+                [(0, q), (1, q)]
+            } else {
+                [(1, q - 1), (0, q)]
+            }
+        }
+        _ => [(0, h as isize - 1), (1, h as isize - 1)],
+    }
+}
+
+/// Inverse of [`dwt_blocks`]: `a`, `d` of shape `[outer, n, inner]` give `[outer, out, inner]`.
+pub(crate) fn idwt_blocks(
+    a: Option<&[f64]>,
+    d: Option<&[f64]>,
+    outer: usize,
+    n: usize,
+    inner: usize,
+    w: &Wavelet,
+    mode: Mode,
+) -> Vec<f64> {
+    let f = w.rec_len();
+    let h = f / 2;
+    let out = idwt_out_len(n, f, mode);
+    let pairs = out / 2;
+    let plan = up_plan(f, mode);
+    // Coefficients are read at c[p + base - j] for p < pairs, j < h: pad circularly for
+    // periodization (no padding is needed otherwise).
+    let (pl, pr) = if mode == Mode::Periodization {
+        (h + 1, h + 1)
+    } else {
+        (0, 0)
+    };
+    let next = n + pl + pr;
+    let wrap = |k: usize| (k + n * (pl / n + 1) - pl) % n;
+    let taps = |which: usize, filt: &[f64]| -> Vec<f64> {
+        filt.iter().skip(which).step_by(2).copied().collect()
+    };
+    let lo = [taps(0, w.rec_lo()), taps(1, w.rec_lo())];
+    let hi = [taps(0, w.rec_hi()), taps(1, w.rec_hi())];
+    let mut y = vec![0.0; outer * out * inner];
+    let mut tmp = vec![0.0; pairs.max(1) * inner];
+    let mut ext_a = vec![0.0; next * inner];
+    let mut ext_d = vec![0.0; next * inner];
+    for b in 0..outer {
+        let blk = |c: &[f64], ext: &mut Vec<f64>| {
+            let cb = &c[b * n * inner..(b + 1) * n * inner];
+            for k in 0..next {
+                let src = wrap(k);
+                ext[k * inner..(k + 1) * inner]
+                    .copy_from_slice(&cb[src * inner..(src + 1) * inner]);
+            }
+        };
+        if let Some(a) = a {
+            blk(a, &mut ext_a);
+        }
+        if let Some(d) = d {
+            blk(d, &mut ext_d);
+        }
+        let yb = &mut y[b * out * inner..(b + 1) * out * inner];
+        for (r, &(parity, base)) in plan.iter().enumerate() {
+            // Offset of c[p + base - j] in the extended buffer: p + base - j + pl.
+            let off0 = base + pl as isize;
+            let mut first = true;
+            for (coeffs, bank, ext) in [(a, &lo, &ext_a), (d, &hi, &ext_d)] {
+                if coeffs.is_none() {
+                    continue;
+                }
+                let t = &bank[parity];
+                tmp.fill(0.0);
+                for (j, &c) in t.iter().enumerate().take(h) {
+                    let s = (off0 - j as isize) as usize;
+                    let src = &ext[s * inner..(s + pairs) * inner];
+                    for (o, v) in tmp.iter_mut().zip(src) {
+                        *o += c * v;
+                    }
+                }
+                // Scatter into output rows 2p + r.
+                for p in 0..pairs {
+                    let dst = &mut yb[(2 * p + r) * inner..(2 * p + r + 1) * inner];
+                    let srow = &tmp[p * inner..(p + 1) * inner];
+                    if first {
+                        dst.copy_from_slice(srow);
+                    } else {
+                        for (o, v) in dst.iter_mut().zip(srow) {
+                            *o += v;
+                        }
+                    }
+                }
+                first = false;
+            }
+        }
+    }
+    y
+}
+
+/// Single-level 1D DWT, as `pywt.dwt(x, wavelet, mode)`: returns `(cA, cD)`.
+///
+/// # Errors
+/// [`Error::EmptyInput`] for an empty signal, [`Error::NonFinite`] for a NaN or infinity,
+/// [`Error::TooShort`] for a one-sample signal in reflect or antireflect mode.
+///
+/// # Example
+/// ```
+/// use dmad_wavelets::{dwt, Mode, Wavelet};
+/// let w = Wavelet::new("haar")?;
+/// let (ca, cd) = dwt(&[1.0, 2.0, 3.0, 4.0], &w, Mode::Symmetric)?;
+/// assert!((ca[0] - 3.0 / 2f64.sqrt()).abs() < 1e-12);
+/// assert!((cd[1] + 1.0 / 2f64.sqrt()).abs() < 1e-12);
+/// # Ok::<(), dmad_wavelets::Error>(())
+/// ```
+pub fn dwt(x: &[f64], wavelet: &Wavelet, mode: Mode) -> Result<(Vec<f64>, Vec<f64>)> {
+    check_forward(x, x.len(), mode, "dwt")?;
+    Ok(dwt_blocks(x, 1, x.len(), 1, wavelet, mode))
+}
+
+/// Single-level 1D inverse DWT, as `pywt.idwt(cA, cD, wavelet, mode)`. A missing part counts as
+/// zeros.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `cA` and `cD` differ in length, [`Error::EmptyInput`] if both are
+/// missing or empty, [`Error::TooShort`] if they are shorter than half the filter (except in
+/// periodization mode), [`Error::NonFinite`] for a NaN.
+pub fn idwt(
+    ca: Option<&[f64]>,
+    cd: Option<&[f64]>,
+    wavelet: &Wavelet,
+    mode: Mode,
+) -> Result<Vec<f64>> {
+    let sa = ca.map(|c| vec![c.len()]);
+    let sd = cd.map(|c| vec![c.len()]);
+    let n = idwt_len(
+        sa.as_deref().map(|s| (s, s[0])),
+        sd.as_deref().map(|s| (s, s[0])),
+        wavelet.rec_len(),
+        mode,
+    )?;
+    if let Some(c) = ca {
+        check_finite(c, "idwt approximation")?;
+    }
+    if let Some(c) = cd {
+        check_finite(c, "idwt detail")?;
+    }
+    Ok(idwt_blocks(ca, cd, 1, n, 1, wavelet, mode))
+}
+
+/// Single-level DWT along `axis` of an n-d array (the other axes are batch axes), as
+/// `pywt.dwt(x, wavelet, mode, axis=axis)`.
+///
+/// # Errors
+/// As [`dwt`], plus [`Error::InvalidAxis`].
+pub fn dwt_axis(
+    x: &NdArray,
+    wavelet: &Wavelet,
+    mode: Mode,
+    axis: usize,
+) -> Result<(NdArray, NdArray)> {
+    let (outer, n, inner) = x.split(axis)?;
+    check_forward(x.data(), n, mode, "dwt_axis")?;
+    let out = dwt_coeff_len(n, wavelet.dec_len(), mode);
+    let shape = x.shape_with(axis, out);
+    if outer * inner == 0 {
+        return Ok((NdArray::zeros(shape.clone()), NdArray::zeros(shape)));
+    }
+    let (ca, cd) = dwt_blocks(x.data(), outer, n, inner, wavelet, mode);
+    Ok((NdArray::new(shape.clone(), ca)?, NdArray::new(shape, cd)?))
+}
+
+/// Single-level inverse DWT along `axis`, as `pywt.idwt(cA, cD, wavelet, mode, axis=axis)`.
+///
+/// # Errors
+/// As [`idwt`], plus [`Error::InvalidAxis`].
+pub fn idwt_axis(
+    ca: Option<&NdArray>,
+    cd: Option<&NdArray>,
+    wavelet: &Wavelet,
+    mode: Mode,
+    axis: usize,
+) -> Result<NdArray> {
+    let any = ca.or(cd).ok_or(Error::EmptyInput {
+        context: "idwt_axis (neither approximation nor detail coefficients given)",
+    })?;
+    let (outer, _, inner) = any.split(axis)?;
+    let n = idwt_len(
+        ca.map(|c| (c.shape(), c.shape()[axis])),
+        cd.map(|c| (c.shape(), c.shape()[axis])),
+        wavelet.rec_len(),
+        mode,
+    )?;
+    if let Some(c) = ca {
+        check_finite(c.data(), "idwt_axis approximation")?;
+    }
+    if let Some(c) = cd {
+        check_finite(c.data(), "idwt_axis detail")?;
+    }
+    let out = idwt_out_len(n, wavelet.rec_len(), mode);
+    let shape = any.shape_with(axis, out);
+    if outer * inner == 0 {
+        return Ok(NdArray::zeros(shape));
+    }
+    let y = idwt_blocks(
+        ca.map(|c| c.data()),
+        cd.map(|c| c.data()),
+        outer,
+        n,
+        inner,
+        wavelet,
+        mode,
+    );
+    NdArray::new(shape, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_follow_pywt() {
+        assert_eq!(dwt_coeff_len(1, 40, Mode::Symmetric), 20);
+        assert_eq!(dwt_coeff_len(101, 8, Mode::Periodization), 51);
+        assert_eq!(dwt_max_level(1000, 8), 7);
+        assert_eq!(dwt_max_level(1, 2), 0);
+        assert_eq!(idwt_out_len(20, 40, Mode::Zero), 2);
+    }
+
+    #[test]
+    fn antireflect_extension_matches_recursive_definition() {
+        let x = [1.0, 4.0, 2.0];
+        let (l, r) = extension(3, Mode::Antireflect, 5, 5);
+        // x[-1] = 2x0 - x1, x[-2] = 2x0 - x2, x[-3] = x[-2] + x1 - x2, ...
+        let lv: Vec<f64> = l.iter().map(|c| eval(c, &x)).collect();
+        assert_eq!(&lv[..3], &[-2.0, 0.0, 2.0]);
+        let rv: Vec<f64> = r.iter().map(|c| eval(c, &x)).collect();
+        assert_eq!(&rv[..2], &[0.0, 3.0]);
+    }
+}
