@@ -141,9 +141,9 @@ fn npy_images_one_class() -> anyhow::Result<()> {
     let s = train.get(0)?; // index 2
     assert_eq!(s.source.rsplit('#').next(), Some("2"));
     let v = s.image.flatten_all()?.to_vec1::<f32>()?;
-    for k in 0..64 {
+    for (k, x) in v.iter().enumerate() {
         assert!(close(
-            v[k] as f64,
+            *x as f64,
             raw.data[2 * 64 + k] / 255.0 * 2.0 - 1.0,
             1e-6
         ));
