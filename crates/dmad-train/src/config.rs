@@ -1,0 +1,120 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Hyper-parameters of a training run, with the names of diffusers' training scripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Number of optimisation steps of the whole run. Default 1000.
+    pub steps: usize,
+    /// Samples per step. Default 16.
+    pub batch_size: usize,
+    /// Peak learning rate. Default 1e-4.
+    pub learning_rate: f64,
+    /// Steps of linear warm-up before the cosine decay. Default 50.
+    pub lr_warmup_steps: usize,
+    /// AdamW first-moment decay. Default 0.9.
+    pub adam_beta1: f64,
+    /// AdamW second-moment decay. Default 0.999.
+    pub adam_beta2: f64,
+    /// AdamW decoupled weight decay. Default 1e-2 (PyTorch's default).
+    pub adam_weight_decay: f64,
+    /// AdamW epsilon. Default 1e-8.
+    pub adam_epsilon: f64,
+    /// Clip the global gradient norm to this value; `None` disables clipping. Default `Some(1.0)`.
+    pub max_grad_norm: Option<f64>,
+    /// Maximum decay of the EMA of the weights; `None` disables the EMA. Default `Some(0.999)`.
+    pub ema_decay: Option<f64>,
+    /// Weight gamma of the perceptual feature-preservation loss
+    /// `||f(x0) - f(x0_hat)||^2`; 0 disables it (and no extractor is needed). Default 0.
+    pub feature_loss_weight: f64,
+    /// Seed of every random draw of the run (batches, timesteps, noise). Default 0.
+    pub seed: u64,
+    /// Write a checkpoint every this many steps (and at the end) when the run has a checkpoint
+    /// directory; `None` writes only at the end. Default `Some(500)`.
+    pub checkpoint_every: Option<usize>,
+    /// How many checkpoints to keep on disk (the newest). Default 2.
+    pub keep_checkpoints: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch_size: 16,
+            learning_rate: 1e-4,
+            lr_warmup_steps: 50,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_weight_decay: 1e-2,
+            adam_epsilon: 1e-8,
+            max_grad_norm: Some(1.0),
+            ema_decay: Some(0.999),
+            feature_loss_weight: 0.0,
+            seed: 0,
+            checkpoint_every: Some(500),
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first field out of range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(Error::InvalidConfig {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        let unit_open = |x: f64| (0.0..1.0).contains(&x);
+        if self.steps == 0 {
+            return bad("steps", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad("learning_rate", "must be finite and > 0");
+        }
+        if !unit_open(self.adam_beta1) {
+            return bad("adam_beta1", "must be in [0, 1)");
+        }
+        if !unit_open(self.adam_beta2) {
+            return bad("adam_beta2", "must be in [0, 1)");
+        }
+        if !(self.adam_weight_decay.is_finite() && self.adam_weight_decay >= 0.0) {
+            return bad("adam_weight_decay", "must be finite and >= 0");
+        }
+        if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
+            return bad("adam_epsilon", "must be finite and > 0");
+        }
+        if let Some(n) = self.max_grad_norm {
+            if !(n.is_finite() && n > 0.0) {
+                return bad(
+                    "max_grad_norm",
+                    "must be finite and > 0 (or null to disable)",
+                );
+            }
+        }
+        if let Some(d) = self.ema_decay {
+            if !unit_open(d) {
+                return bad("ema_decay", "must be in [0, 1) (or null to disable)");
+            }
+        }
+        if !(self.feature_loss_weight.is_finite() && self.feature_loss_weight >= 0.0) {
+            return bad("feature_loss_weight", "must be finite and >= 0");
+        }
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint_every", "must be at least 1 (or null)");
+        }
+        if self.keep_checkpoints == 0 {
+            return bad("keep_checkpoints", "must be at least 1");
+        }
+        Ok(())
+    }
+}
