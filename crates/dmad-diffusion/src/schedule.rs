@@ -163,26 +163,30 @@ fn check_beta(field: &'static str, v: f64) -> Result<()> {
 }
 
 /// Algorithm 1 of Lin et al. (arXiv 2305.08891): shift and scale `sqrt(alpha_bar)` so that the
-/// last one is zero and the first is unchanged, then recover the betas.
+/// last one is zero and the first is unchanged, then recover the betas. Computed in `f32` step
+/// by step as diffusers does in PyTorch (the cumulative product accumulates in `f64`), since
+/// the recovered small betas suffer cancellation that must be reproduced to match.
 fn rescale_zero_terminal_snr(betas: &[f64]) -> Vec<f64> {
     let mut acc = 1.0f64;
-    let mut sqrt_ab: Vec<f64> = betas
+    let mut sqrt_ab: Vec<f32> = betas
         .iter()
         .map(|&b| {
-            acc *= 1.0 - b;
-            acc.sqrt()
+            acc *= (1.0f32 - b as f32) as f64;
+            (acc as f32).sqrt()
         })
         .collect();
     let first = sqrt_ab[0];
     let last = sqrt_ab[sqrt_ab.len() - 1];
+    let factor = first / (first - last);
     for s in &mut sqrt_ab {
-        *s = (*s - last) * first / (first - last);
+        *s -= last;
+        *s *= factor;
     }
-    let ab: Vec<f64> = sqrt_ab.iter().map(|s| s * s).collect();
+    let ab: Vec<f32> = sqrt_ab.iter().map(|s| s * s).collect();
     (0..ab.len())
         .map(|i| {
             let alpha = if i == 0 { ab[0] } else { ab[i] / ab[i - 1] };
-            1.0 - alpha
+            (1.0f32 - alpha) as f64
         })
         .collect()
 }
