@@ -165,31 +165,54 @@ fn read_legacy(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         let &(start, len) = storages.get(&key).ok_or_else(|| {
             Error::weights(path, Some(&name), format!("storage {key} is missing"))
         })?;
-        if !info.layout.is_contiguous() {
-            return Err(Error::weights(
-                path,
-                Some(&name),
-                "non-contiguous tensors are not supported",
-            ));
-        }
-        let offset = info.layout.start_offset();
-        let n = info.layout.shape().elem_count() * info.dtype.size_in_bytes();
-        if offset + n > len {
-            return Err(Error::weights(
-                path,
-                Some(&name),
-                format!(
-                    "needs bytes {offset}..{} of a {len}-byte storage",
-                    offset + n
-                ),
-            ));
-        }
-        let data = &bytes[start + offset..start + offset + n];
-        let t = Tensor::from_raw_buffer(data, info.dtype, info.layout.dims(), &Device::Cpu)?;
+        let t = gather(&bytes[start..start + len], &info)
+            .map_err(|reason| Error::weights(path, Some(&name), reason))?;
         out.push((name, t));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// Copies the elements of a tensor out of its storage (`storage`, the storage's bytes) in
+/// row-major order, following the tensor's offset and strides (checkpoints may hold
+/// transposed, Fortran-ordered or overlapping views).
+fn gather(
+    storage: &[u8],
+    info: &candle_core::pickle::TensorInfo,
+) -> std::result::Result<Tensor, String> {
+    let size = info.dtype.size_in_bytes();
+    let dims = info.layout.dims();
+    let strides = info.layout.stride();
+    let first = info.layout.start_offset(); // in bytes
+    let n = info.layout.shape().elem_count();
+    if n > 0 {
+        let last: usize = dims.iter().zip(strides).map(|(d, s)| (d - 1) * s).sum();
+        if first + (last + 1) * size > storage.len() {
+            return Err(format!(
+                "reads beyond its {}-byte storage (offset {first}, shape {dims:?}, strides {strides:?})",
+                storage.len()
+            ));
+        }
+    }
+    let data = if info.layout.is_contiguous() {
+        storage[first..first + n * size].to_vec()
+    } else {
+        let mut data = Vec::with_capacity(n * size);
+        let mut idx = vec![0usize; dims.len()];
+        for _ in 0..n {
+            let off = first + idx.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>() * size;
+            data.extend_from_slice(&storage[off..off + size]);
+            for d in (0..dims.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        data
+    };
+    Tensor::from_raw_buffer(&data, info.dtype, dims, &Device::Cpu).map_err(|e| e.to_string())
 }
 
 /// What [`convert_to_safetensors`] did.
