@@ -43,8 +43,45 @@ impl Rank {
 /// (`weight`: `[out, in, k]` or `[out, in, k, k]`, `bias`: `[out]`).
 #[derive(Debug, Clone)]
 pub(crate) enum ConvNd {
-    One(candle_nn::Conv1d),
+    One(Conv1d),
     Two(candle_nn::Conv2d),
+}
+
+/// A 1D convolution computed as a `1 x k` 2D convolution.
+///
+/// candle 0.11.1's `conv1d` backward pass returns wrong kernel gradients for batches larger
+/// than one (and wrong input gradients for 1-wide kernels), and its `conv2d` backward pass
+/// breaks when the two spatial sizes need different output paddings; so the length is padded
+/// by hand, convolved at stride 1, and subsampled for stride 2.
+#[derive(Debug, Clone)]
+pub(crate) struct Conv1d {
+    weight: Tensor,
+    bias: Tensor,
+    padding: usize,
+    stride: usize,
+}
+
+impl Conv1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, _) = x.dims3()?;
+        let w = self.weight.unsqueeze(2)?;
+        let mut y = x
+            .unsqueeze(2)?
+            .pad_with_zeros(3, self.padding, self.padding)?
+            .conv2d(&w, 0, 1, 1, 1)?
+            .squeeze(2)?;
+        if self.stride > 1 {
+            let (_, c, l) = y.dims3()?;
+            let s = self.stride;
+            let n = l.div_ceil(s);
+            if n * s != l {
+                y = y.pad_with_zeros(2, 0, n * s - l)?;
+            }
+            y = y.reshape((b, c, n, s))?.narrow(3, 0, 1)?.squeeze(3)?;
+        }
+        let c = self.bias.dim(0)?;
+        Ok(y.broadcast_add(&self.bias.reshape((1, c, 1))?)?)
+    }
 }
 
 impl ConvNd {
@@ -60,18 +97,15 @@ impl ConvNd {
     ) -> Result<Self> {
         Ok(match rank {
             Rank::One => {
-                let cfg = candle_nn::Conv1dConfig {
+                // candle's initialisation, our forward pass.
+                let c =
+                    candle_nn::conv1d(in_channels, out_channels, kernel, Default::default(), vb)?;
+                ConvNd::One(Conv1d {
+                    weight: c.weight().clone(),
+                    bias: c.bias().expect("conv1d has a bias").clone(),
                     padding,
                     stride,
-                    ..Default::default()
-                };
-                ConvNd::One(candle_nn::conv1d(
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    cfg,
-                    vb,
-                )?)
+                })
             }
             Rank::Two => {
                 let cfg = candle_nn::Conv2dConfig {
@@ -194,4 +228,76 @@ pub(crate) fn group_norm(
         ));
     }
     Ok(candle_nn::group_norm(groups, channels, eps, vb)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// The hand-written 1D convolution equals candle's `conv1d` (the oracle) in the forward
+    /// pass over a sweep of lengths, kernels, paddings and strides.
+    #[test]
+    fn conv1d_matches_candle_conv1d_forward() -> Result<()> {
+        let dev = Device::Cpu;
+        for &(len, kernel, padding, stride) in &[
+            (8, 3, 1, 1),
+            (8, 3, 1, 2),
+            (9, 3, 1, 2),
+            (7, 1, 0, 1),
+            (16, 5, 2, 1),
+            (10, 3, 0, 2),
+        ] {
+            let vm = VarMap::new();
+            let vb = VarBuilder::from_varmap(&vm, DType::F64, &dev);
+            let conv = ConvNd::new(Rank::One, 2, 3, kernel, stride, padding, vb)?;
+            let ConvNd::One(c) = &conv else {
+                unreachable!("rank one builds a Conv1d")
+            };
+            let x = Tensor::randn(0f64, 1.0, (2, 2, len), &dev)?;
+            let want = x
+                .conv1d(&c.weight, padding, stride, 1, 1)?
+                .broadcast_add(&c.bias.reshape((1, 3, 1))?)?;
+            let got = conv.forward(&x)?;
+            assert_eq!(got.dims(), want.dims(), "len {len} k {kernel} s {stride}");
+            let err = (got - want)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(err < 1e-12, "len {len} k {kernel} s {stride}: {err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn nearest_upsampling_repeats_each_value() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[[1f32, 2.0]]], &dev)?;
+        let y = upsample_nearest2x(&x)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(y, vec![1.0, 1.0, 2.0, 2.0]);
+        let x = Tensor::arange(0f32, 4.0, &dev)?.reshape((1, 1, 2, 2))?;
+        let y = upsample_nearest2x(&x)?;
+        let want = x.upsample_nearest2d(4, 4)?;
+        let diff = (y - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(diff, 0.0);
+        Ok(())
+    }
+
+    #[test]
+    fn mish_gelu_relu_silu_are_finite_for_large_inputs() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[-100f32, -1.0, 0.0, 1.0, 100.0], &dev)?;
+        for act in [
+            Activation::Silu,
+            Activation::Mish,
+            Activation::Gelu,
+            Activation::Relu,
+        ] {
+            let y = act.forward(&x)?.to_vec1::<f32>()?;
+            assert!(y.iter().all(|v| v.is_finite()), "{act:?}");
+            assert!((y[4] - 100.0).abs() < 1e-3, "{act:?}: {}", y[4]);
+        }
+        // mish(1) = tanh(ln(1 + e)) = 0.865098...
+        let m = Activation::Mish.forward(&x)?.to_vec1::<f32>()?[3];
+        assert!((m - 0.865_098_4).abs() < 1e-6);
+        Ok(())
+    }
 }
