@@ -32,7 +32,7 @@ fn exact(w: u32, h: u32) -> ImageConfig {
     c
 }
 
-/// Decodes every sample (each must load) and returns the count per kind.
+/// Decodes every sample (each must load).
 fn decode_all<D: Dataset>(ds: &D) -> anyhow::Result<()> {
     for b in ds.batches(64, None) {
         b?;
@@ -222,7 +222,7 @@ fn time_series() -> anyhow::Result<()> {
             oc.test.len()
         );
         assert_eq!(oc.test.len(), n_test, "{name}");
-        assert!(oc.train.len() > 0 && oc.train.len() < n_train, "{name}");
+        assert!(!oc.train.is_empty() && oc.train.len() < n_train, "{name}");
         assert!(anomalies > 0 && anomalies < n_test, "{name}");
     }
     Ok(())
