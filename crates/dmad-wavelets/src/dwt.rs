@@ -62,7 +62,12 @@ fn single(i: usize, c: f64) -> Combo {
 /// The extension of an `n`-sample signal: `left[m - 1]` is the value at position `-m`
 /// (`m = 1..=left`), `right[j]` the value at position `n + j`, each as a combination of input
 /// samples. Follows the edge rules of PyWavelets' `downsampling_convolution`.
-fn extension(n: usize, mode: Mode, left: usize, right: usize) -> (Vec<Combo>, Vec<Combo>) {
+pub(crate) fn extension(
+    n: usize,
+    mode: Mode,
+    left: usize,
+    right: usize,
+) -> (Vec<Combo>, Vec<Combo>) {
     debug_assert!(n >= 1);
     let mode = if mode == Mode::Smooth && n < 2 {
         Mode::Constant

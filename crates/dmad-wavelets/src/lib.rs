@@ -37,6 +37,7 @@ mod dwt;
 mod error;
 mod mode;
 mod multilevel;
+pub mod tensor;
 mod wavelet;
 
 pub use array::NdArray;
