@@ -43,6 +43,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The wavelet pyramid's DWT failed (a wavelet name or an input it cannot take).
+    #[error(transparent)]
+    Wavelet(#[from] dmad_wavelets::Error),
+
     /// Reading a file failed.
     #[error("i/o error on {}: {source}", path.display())]
     Io {
@@ -83,6 +87,11 @@ impl From<Error> for dmad_core::Error {
                 reason,
             },
             Error::Io { path, source } => dmad_core::Error::Io { path, source },
+            Error::Wavelet(e) => dmad_core::Error::InvalidInput {
+                path: None,
+                line: None,
+                reason: format!("wavelet pyramid: {e}"),
+            },
             Error::Unsupported(what) => dmad_core::Error::Unsupported(what),
         }
     }

@@ -10,6 +10,9 @@
 //!   DDPM baseline.
 //! - [`MlpDenoiser`]: a residual MLP for tables (TabDDPM / DTE style).
 //!
+//! The wavelet pyramid takes its differentiable DWT from `dmad-wavelets` (periodization mode,
+//! PyWavelets' filters).
+//!
 //! Every network implements [`dmad_core::Denoiser`] and predicts what its config's
 //! `prediction_type` says (epsilon, v or the sample). Everything is candle ops, so the
 //! networks run on CPU and CUDA.

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use dmad_unet::{
     DownBlockType, MlpConfig, MlpDenoiser, ModulesConfig, UNet1d, UNet2d, UNetConfig, UpBlockType,
+    WaveletFusion,
 };
 
 fn tiny(in_channels: usize, modules: ModulesConfig) -> UNetConfig {
@@ -61,7 +62,7 @@ fn check(
 #[test]
 fn unet2d_gradients_match_finite_differences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let mut modules = ModulesConfig::from_mask(0b1110);
+    let mut modules = ModulesConfig::all();
     modules.attention_heads = 2;
     modules.adapter_channels = 4;
     modules.time_conv_channels = 2;
@@ -75,6 +76,7 @@ fn unet2d_gradients_match_finite_differences() -> anyhow::Result<()> {
         &loss,
         &[
             ("input_adapter.conv1.weight", 5),
+            ("wavelet_pyramid.proj.0.weight", 6),
             ("time_conv.conv1.weight", 1),
             ("time_embedding.linear_1.weight", 3),
             ("down_blocks.0.attentions.0.to_q.weight", 7),
@@ -90,7 +92,9 @@ fn unet2d_gradients_match_finite_differences() -> anyhow::Result<()> {
 #[test]
 fn unet1d_gradients_match_finite_differences() -> anyhow::Result<()> {
     let dev = Device::Cpu;
-    let (net, varmap) = UNet1d::with_varmap(tiny(2, ModulesConfig::none()), DType::F64, &dev)?;
+    let mut modules = ModulesConfig::from_mask(0b0001);
+    modules.wavelet_fusion = WaveletFusion::Concat;
+    let (net, varmap) = UNet1d::with_varmap(tiny(2, modules), DType::F64, &dev)?;
     let x = Tensor::randn(0f64, 1.0, (2, 2, 8), &dev)?;
     let w = Tensor::randn(0f64, 1.0, (2, 2, 8), &dev)?;
     let t = Tensor::new(&[1f64, 250.5], &dev)?;
@@ -100,6 +104,8 @@ fn unet1d_gradients_match_finite_differences() -> anyhow::Result<()> {
         &loss,
         &[
             ("conv_in.weight", 3),
+            ("wavelet_pyramid.proj.0.bias", 1),
+            ("wavelet_pyramid.fuse.0.weight", 17),
             ("down_blocks.0.downsamplers.0.conv.weight", 9),
             ("down_blocks.1.attentions.0.to_v.weight", 5),
             ("up_blocks.0.upsamplers.0.conv.weight", 2),

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use dmad_core::{Denoiser, PredictionType};
-use dmad_unet::{DownBlockType, Error, ModulesConfig, UNet1d, UNet2d, UNetConfig, UpBlockType};
+use dmad_unet::{DownBlockType, ModulesConfig, UNet1d, UNet2d, UNetConfig, UpBlockType};
 
 /// A tiny config: widths [16, 32], 4 groups, head width 8, attention at the lower level.
 fn tiny(in_channels: usize, mask: u8) -> UNetConfig {
@@ -39,13 +39,7 @@ fn unet2d_every_module_combination_keeps_shapes() -> anyhow::Result<()> {
     let x = Tensor::randn(0f32, 1.0, (2, 2, 8, 8), &dev)?;
     let t = Tensor::new(&[3u32, 900], &dev)?;
     for mask in 0..16u8 {
-        let built = UNet2d::with_varmap(tiny(2, mask), DType::F32, &dev);
-        if mask & 1 != 0 {
-            // The wavelet pyramid waits for dmad-wavelets' tensor DWT.
-            assert!(matches!(built, Err(Error::Unsupported(_))), "mask {mask}");
-            continue;
-        }
-        let (net, _) = built?;
+        let (net, _) = UNet2d::with_varmap(tiny(2, mask), DType::F32, &dev)?;
         check_output(&net.predict(&x, &t)?, &[2, 2, 8, 8])?;
     }
     Ok(())
@@ -57,12 +51,7 @@ fn unet1d_every_module_combination_keeps_shapes() -> anyhow::Result<()> {
     let x = Tensor::randn(0f32, 1.0, (3, 3, 16), &dev)?;
     let t = Tensor::new(&[0f32, 10.5, 999.0], &dev)?;
     for mask in 0..16u8 {
-        let built = UNet1d::with_varmap(tiny(3, mask), DType::F32, &dev);
-        if mask & 1 != 0 {
-            assert!(matches!(built, Err(Error::Unsupported(_))), "mask {mask}");
-            continue;
-        }
-        let (net, _) = built?;
+        let (net, _) = UNet1d::with_varmap(tiny(3, mask), DType::F32, &dev)?;
         check_output(&net.predict(&x, &t)?, &[3, 3, 16])?;
     }
     Ok(())
@@ -139,5 +128,31 @@ fn config_with_modules_round_trips_through_json() -> anyhow::Result<()> {
     let json = cfg.to_json()?;
     assert!(json.contains("\"prediction_type\": \"sample\""));
     assert_eq!(UNetConfig::from_json(&json)?, cfg);
+    Ok(())
+}
+
+#[test]
+fn wavelet_pyramid_variants_keep_shapes() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let x2 = Tensor::randn(0f32, 1.0, (2, 1, 16, 8), &dev)?;
+    let x1 = Tensor::randn(0f32, 1.0, (2, 1, 32), &dev)?;
+    let t = Tensor::new(&[3u32, 900], &dev)?;
+    for (levels, fusion, wavelet) in [
+        (1, dmad_unet::WaveletFusion::Concat, "db2"),
+        (0, dmad_unet::WaveletFusion::Add, "haar"),
+        (2, dmad_unet::WaveletFusion::Concat, "db4"),
+    ] {
+        let mut cfg = tiny(1, 1);
+        cfg.block_out_channels = vec![8, 16, 16];
+        cfg.down_block_types.push(DownBlockType::DownBlock);
+        cfg.up_block_types.insert(0, UpBlockType::UpBlock);
+        cfg.modules.wavelet_levels = levels;
+        cfg.modules.wavelet_fusion = fusion;
+        cfg.modules.wavelet = wavelet.into();
+        let (net, _) = UNet2d::with_varmap(cfg.clone(), DType::F32, &dev)?;
+        check_output(&net.predict(&x2, &t)?, &[2, 1, 16, 8])?;
+        let (net, _) = UNet1d::with_varmap(cfg, DType::F32, &dev)?;
+        check_output(&net.predict(&x1, &t)?, &[2, 1, 32])?;
+    }
     Ok(())
 }
