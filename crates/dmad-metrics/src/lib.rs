@@ -11,7 +11,7 @@
 //! | [`pauc`] | scikit-learn `roc_auc_score(max_fpr=...)` (McClish-standardised) |
 //! | [`auprc`], [`pr_curve`] | scikit-learn `average_precision_score`, `precision_recall_curve` |
 //! | [`f1_max`] | best F1 over scikit-learn's PR curve thresholds |
-//! | [`pixel_auroc`] | `roc_auc_score` over all pixels pooled |
+//! | [`pixel_auroc`], [`pixel_auprc`] | `roc_auc_score`, `average_precision_score` over all pixels pooled |
 //! | [`aupro`], [`pro_curve`] | MVTec AD evaluation code (`compute_pro`, `trapezoid`) |
 //! | [`vus`], [`vus_pr`] | TSB-AD 1.5 `generate_curve` (VUS-ROC, VUS-PR) |
 //! | [`ucr_top1_hit`] | the UCR anomaly archive's rule `[begin - 100, end + 100)` |
@@ -61,7 +61,7 @@ mod vus;
 
 pub use error::{Error, Result};
 pub use input::Score;
-pub use pixel::{aupro, pixel_auroc, pro_curve, ProCurve, AUPRO_MAX_FPR};
+pub use pixel::{aupro, pixel_auprc, pixel_auroc, pro_curve, ProCurve, AUPRO_MAX_FPR};
 pub use ranking::{auprc, auroc, f1_max, pauc, pr_curve, roc_curve, F1Max, PrCurve, RocCurve};
 pub use series::{point_adjusted_f1, point_adjusted_f1_max, top1_hit, ucr_top1_hit, UCR_MARGIN};
 pub use threshold::{Threshold, ThresholdMethod};

@@ -97,6 +97,18 @@ pub fn pixel_auroc<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
     Ok(auroc_from_counts(&Counts::new(&scores, &labels)))
 }
 
+/// Pixel AUPRC: the average precision (as [`crate::auprc`]) of all pixels of all maps pooled.
+///
+/// # Errors
+/// As [`pixel_auroc`], except that masks without any defect-free pixel are allowed.
+pub fn pixel_auprc<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
+    maps: &[M],
+    masks: &[K],
+) -> Result<f64> {
+    let (scores, labels) = pool(maps, masks, None)?;
+    crate::auprc(&scores, &labels)
+}
+
 /// Labels the 8-connected components of a `[height, width]` row-major mask into `tags`
 /// (0 = defect-free, `first + k` = component k); returns the component sizes.
 fn label_components(

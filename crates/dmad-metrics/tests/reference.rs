@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use dmad_metrics::{
-    auprc, aupro, auroc, f1_max, pauc, pixel_auroc, point_adjusted_f1_max, pr_curve, pro_curve,
-    roc_curve, ucr_top1_hit, vus, Threshold, VusConfig,
+    auprc, aupro, auroc, f1_max, pauc, pixel_auprc, pixel_auroc, point_adjusted_f1_max, pr_curve,
+    pro_curve, roc_curve, ucr_top1_hit, vus, Threshold, VusConfig,
 };
 use serde_json::Value;
 
@@ -181,6 +181,11 @@ fn aupro_matches_mvtec_code() {
             pixel_auroc(&maps, &masks).unwrap(),
             num(&case["pixel_auroc"]),
             &format!("{name} pixel auroc"),
+        );
+        assert_close(
+            pixel_auprc(&maps, &masks).unwrap(),
+            num(&case["pixel_auprc"]),
+            &format!("{name} pixel auprc"),
         );
         if let Some(curve) = case.get("curve") {
             let c = pro_curve(&maps, &masks, h, w).unwrap();
