@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod array;
+pub mod cwt;
 mod dwt;
 mod error;
 mod mode;
@@ -41,6 +42,10 @@ pub mod tensor;
 mod wavelet;
 
 pub use array::NdArray;
+pub use cwt::{
+    cwt, scale2frequency, ContinuousWavelet, Cwt, CwtCoefs, CwtConfig, CwtMethod, CwtPlan,
+    CwtPlanner,
+};
 pub use dwt::{dwt, dwt_axis, dwt_coeff_len, dwt_max_level, idwt, idwt_axis};
 pub use error::{Error, Result};
 pub use mode::Mode;
