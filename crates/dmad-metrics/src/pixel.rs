@@ -26,7 +26,6 @@ pub struct ProCurve {
 fn pool<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
     maps: &[M],
     masks: &[K],
-    pixels_per_map: Option<usize>,
 ) -> Result<(Vec<f64>, Vec<bool>)> {
     if maps.is_empty() {
         return Err(Error::Empty { what: "maps" });
@@ -43,15 +42,6 @@ fn pool<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
     let mut labels = Vec::with_capacity(total);
     for (i, (map, mask)) in maps.iter().zip(masks).enumerate() {
         let (map, mask) = (map.as_ref(), mask.as_ref());
-        if let Some(expected) = pixels_per_map {
-            if map.len() != expected {
-                return Err(Error::ShapeMismatch {
-                    context: format!("map {i}"),
-                    expected,
-                    got: map.len(),
-                });
-            }
-        }
         if mask.len() != map.len() {
             return Err(Error::ShapeMismatch {
                 context: format!("mask {i}"),
@@ -92,7 +82,7 @@ pub fn pixel_auroc<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
     maps: &[M],
     masks: &[K],
 ) -> Result<f64> {
-    let (scores, labels) = pool(maps, masks, None)?;
+    let (scores, labels) = pool(maps, masks)?;
     require_both_classes("pixel AUROC", count_positives(&labels), labels.len())?;
     Ok(auroc_from_counts(&Counts::new(&scores, &labels)))
 }
@@ -105,7 +95,7 @@ pub fn pixel_auprc<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
     maps: &[M],
     masks: &[K],
 ) -> Result<f64> {
-    let (scores, labels) = pool(maps, masks, None)?;
+    let (scores, labels) = pool(maps, masks)?;
     crate::auprc(&scores, &labels)
 }
 
@@ -178,23 +168,60 @@ fn regions<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
         value: width as f64,
         reason: "height * width overflows",
     })?;
-    let (scores, labels) = pool(maps, masks, Some(per_map))?;
-    if scores.len() >= u32::MAX as usize {
+    if maps.is_empty() {
+        return Err(Error::Empty { what: "maps" });
+    }
+    if masks.len() != maps.len() {
+        return Err(Error::LengthMismatch {
+            what: "masks",
+            expected: maps.len(),
+            got: masks.len(),
+        });
+    }
+    for (i, (map, mask)) in maps.iter().zip(masks).enumerate() {
+        for (context, len) in [("map", map.as_ref().len()), ("mask", mask.as_ref().len())] {
+            if len != per_map {
+                return Err(Error::ShapeMismatch {
+                    context: format!("{context} {i}"),
+                    expected: per_map,
+                    got: len,
+                });
+            }
+        }
+    }
+    let total = maps.len() as u128 * per_map as u128;
+    if total >= u32::MAX as u128 {
         return Err(Error::InvalidParameter {
             name: "maps",
-            value: scores.len() as f64,
+            value: total as f64,
             reason: "AUPRO supports fewer than 2^32 - 1 pixels in all",
         });
     }
-    let mut tags = vec![0u32; scores.len()];
+    // One pass: label each mask's regions into a per-map scratch buffer and emit the
+    // (score, tag) pairs directly, so that the peak memory is the pairs alone.
+    let mut pairs: Vec<(f64, u32)> = Vec::with_capacity(total as usize);
+    let mut scratch = vec![0u32; per_map];
     let mut inverse_size = vec![0.0];
-    for (mask, tags) in labels.chunks(per_map).zip(tags.chunks_mut(per_map)) {
+    let mut ok_pixels = 0u64;
+    for (map, mask) in maps.iter().zip(masks) {
+        scratch.fill(0);
         let first = inverse_size.len() as u32;
-        let sizes = label_components(mask, height, width, first, tags);
+        let sizes = label_components(mask.as_ref(), height, width, first, &mut scratch);
         inverse_size.extend(sizes.iter().map(|&s| 1.0 / s as f64));
+        for (&s, &tag) in map.as_ref().iter().zip(&scratch) {
+            let value: f64 = s.into();
+            if !value.is_finite() {
+                return Err(Error::NonFiniteScore {
+                    what: "maps",
+                    index: pairs.len(),
+                    value,
+                });
+            }
+            ok_pixels += u64::from(tag == 0);
+            pairs.push((value, tag));
+        }
     }
     let regions = (inverse_size.len() - 1) as u64;
-    let ok_pixels = tags.iter().filter(|&&t| t == 0).count() as u64;
     if regions == 0 {
         return Err(Error::OneClass {
             metric: "AUPRO",
@@ -207,7 +234,6 @@ fn regions<S: Score, M: AsRef<[S]>, K: AsRef<[bool]>>(
             missing: "normal",
         });
     }
-    let mut pairs: Vec<(f64, u32)> = scores.into_iter().zip(tags).collect();
     pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     Ok(Regions {
         pairs,
