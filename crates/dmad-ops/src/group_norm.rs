@@ -1,0 +1,380 @@
+//! Group normalisation (Wu & He 2018, arXiv:1803.08494), alone or fused with SiLU.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Shape, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+use crate::simd::{self, sigmoid, vectorize};
+use crate::util::{cpu_slice, use_cpu_kernel, with_f32};
+use crate::{Error, Result};
+
+/// GroupNorm with a per-channel affine map, optionally followed by SiLU, as one fused CPU op.
+///
+/// Same maths as `candle_nn::GroupNorm` (biased variance, `eps` inside the square root), with
+/// sums accumulated in f32 lanes and f64 blocks. Backward recomputes the statistics.
+#[derive(Debug, Clone, Copy)]
+struct GroupNormOp {
+    groups: usize,
+    eps: f32,
+    silu: bool,
+}
+
+/// Shape split of a `[batch, channels, ...]` tensor: `(batch, channels, spatial size)`.
+fn split(dims: &[usize]) -> (usize, usize, usize) {
+    (dims[0], dims[1], dims[2..].iter().product())
+}
+
+impl GroupNormOp {
+    fn forward(&self, x: &[f32], gamma: &[f32], beta: &[f32], dims: &[usize]) -> Vec<f32> {
+        let (_, c, hw) = split(dims);
+        let cg = c / self.groups;
+        let len = cg * hw;
+        let mut out = vec![0.0f32; x.len()];
+        if len == 0 {
+            return out;
+        }
+        let (groups, eps, silu) = (self.groups, self.eps, self.silu);
+        out.par_chunks_mut(len)
+            .zip(x.par_chunks(len))
+            .enumerate()
+            .for_each(|(i, (o, xi))| {
+                let c0 = (i % groups) * cg;
+                vectorize(|| {
+                    let (mean, lo) = simd::mean_split(xi);
+                    let var = simd::sum_sq_dev(xi, mean, lo) / len as f64;
+                    let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
+                    for ch in 0..cg {
+                        let a = gamma[c0 + ch] * rstd;
+                        let b = beta[c0 + ch];
+                        let xs = &xi[ch * hw..(ch + 1) * hw];
+                        let os = &mut o[ch * hw..(ch + 1) * hw];
+                        if silu {
+                            for (o, &v) in os.iter_mut().zip(xs) {
+                                let z = ((v - mean) - lo) * a + b;
+                                *o = z * sigmoid(z);
+                            }
+                        } else {
+                            for (o, &v) in os.iter_mut().zip(xs) {
+                                *o = ((v - mean) - lo) * a + b;
+                            }
+                        }
+                    }
+                })
+            });
+        out
+    }
+
+    /// Returns `(dx, dgamma, dbeta)`.
+    fn backward(
+        &self,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        dy: &[f32],
+        dims: &[usize],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (_, c, hw) = split(dims);
+        let cg = c / self.groups;
+        let len = cg * hw;
+        let mut dx = vec![0.0f32; x.len()];
+        if len == 0 {
+            return (dx, vec![0.0; c], vec![0.0; c]);
+        }
+        let (groups, eps, silu) = (self.groups, self.eps, self.silu);
+        // Per (sample, group): the per-channel sums of dz and dz * xhat.
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(len)
+            .zip(x.par_chunks(len))
+            .zip(dy.par_chunks(len))
+            .enumerate()
+            .map(|(i, ((dxi, xi), dyi))| {
+                let c0 = (i % groups) * cg;
+                vectorize(|| {
+                    let (mean, lo) = simd::mean_split(xi);
+                    let var = simd::sum_sq_dev(xi, mean, lo) / len as f64;
+                    let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
+                    let mut sdz = vec![0.0f32; cg];
+                    let mut sdzx = vec![0.0f32; cg];
+                    for ch in 0..cg {
+                        let (g, b) = (gamma[c0 + ch], beta[c0 + ch]);
+                        let r = ch * hw..(ch + 1) * hw;
+                        let (xs, dys, dzs) = (&xi[r.clone()], &dyi[r.clone()], &mut dxi[r]);
+                        // dz = dL/d(affine output), kept in dx for the second pass.
+                        let mut acc = [0.0f32; 8];
+                        let mut accx = [0.0f32; 8];
+                        for ((xc, dyc), dzc) in
+                            xs.chunks(8).zip(dys.chunks(8)).zip(dzs.chunks_mut(8))
+                        {
+                            for j in 0..xc.len() {
+                                let xhat = ((xc[j] - mean) - lo) * rstd;
+                                let dz = if silu {
+                                    let z = xhat * g + b;
+                                    let s = sigmoid(z);
+                                    dyc[j] * (s * (1.0 + z * (1.0 - s)))
+                                } else {
+                                    dyc[j]
+                                };
+                                dzc[j] = dz;
+                                acc[j] += dz;
+                                accx[j] += dz * xhat;
+                            }
+                        }
+                        sdz[ch] = acc.iter().sum();
+                        sdzx[ch] = accx.iter().sum();
+                    }
+                    let mut m1 = 0.0f64;
+                    let mut m2 = 0.0f64;
+                    for ch in 0..cg {
+                        m1 += (gamma[c0 + ch] * sdz[ch]) as f64;
+                        m2 += (gamma[c0 + ch] * sdzx[ch]) as f64;
+                    }
+                    let m1 = (m1 / len as f64) as f32;
+                    let m2 = (m2 / len as f64) as f32;
+                    for ch in 0..cg {
+                        let g = gamma[c0 + ch];
+                        let r = ch * hw..(ch + 1) * hw;
+                        for (d, &xv) in dxi[r.clone()].iter_mut().zip(&xi[r]) {
+                            let xhat = ((xv - mean) - lo) * rstd;
+                            *d = rstd * (*d * g - m1 - xhat * m2);
+                        }
+                    }
+                    (sdz, sdzx)
+                })
+            })
+            .collect();
+        let mut dgamma = vec![0.0f32; c];
+        let mut dbeta = vec![0.0f32; c];
+        for (i, (sdz, sdzx)) in parts.iter().enumerate() {
+            let c0 = (i % groups) * cg;
+            for ch in 0..cg {
+                dbeta[c0 + ch] += sdz[ch];
+                dgamma[c0 + ch] += sdzx[ch];
+            }
+        }
+        (dx, dgamma, dbeta)
+    }
+}
+
+impl CustomOp3 for GroupNormOp {
+    fn name(&self) -> &'static str {
+        if self.silu {
+            "dmad-group-norm-silu"
+        } else {
+            "dmad-group-norm"
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = cpu_slice(s1, l1, self.name())?;
+        let gamma = cpu_slice(s2, l2, self.name())?;
+        let beta = cpu_slice(s3, l3, self.name())?;
+        let out = self.forward(x, gamma, beta, l1.dims());
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dg, db) = with_f32(&[x, gamma, beta, grad], self.name(), |s| {
+            Ok(self.backward(s[0], s[1], s[2], s[3], x.dims()))
+        })?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dg, gamma.shape(), dev)?),
+            Some(Tensor::from_vec(db, beta.shape(), dev)?),
+        ))
+    }
+}
+
+fn check(x: &Tensor, num_groups: usize, weight: &Tensor, bias: &Tensor) -> Result<()> {
+    let dims = x.dims();
+    if dims.len() < 3 {
+        return Err(Error::ShapeMismatch {
+            context: "group_norm: x",
+            expected: "[batch, channels, ...] with at least one spatial dimension".into(),
+            got: dims.to_vec(),
+        });
+    }
+    let c = dims[1];
+    if num_groups == 0 || c % num_groups != 0 {
+        return Err(Error::InvalidConfig {
+            field: "num_groups",
+            reason: format!("is {num_groups}, which does not divide the {c} channels"),
+        });
+    }
+    for (t, what) in [(weight, "group_norm: weight"), (bias, "group_norm: bias")] {
+        if t.dims() != [c] {
+            return Err(Error::ShapeMismatch {
+                context: what,
+                expected: format!("[{c}]"),
+                got: t.dims().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn apply(
+    x: &Tensor,
+    num_groups: usize,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    silu: bool,
+) -> Result<Tensor> {
+    check(x, num_groups, weight, bias)?;
+    if !use_cpu_kernel(&[x, weight, bias]) {
+        let c = x.dim(1)?;
+        let gn = candle_nn::GroupNorm::new(weight.clone(), bias.clone(), c, num_groups, eps)?;
+        let y = gn.forward(x)?;
+        return Ok(if silu { y.silu()? } else { y });
+    }
+    let op = GroupNormOp {
+        groups: num_groups,
+        eps: eps as f32,
+        silu,
+    };
+    Ok(x.contiguous()?
+        .apply_op3(&weight.contiguous()?, &bias.contiguous()?, op)?)
+}
+
+/// GroupNorm over `num_groups` channel groups with affine `weight` and `bias`; the same result
+/// as `candle_nn::GroupNorm::new(weight, bias, channels, num_groups, eps)?.forward(x)`.
+///
+/// Fast fused kernel for f32 on the CPU (with backward for `x`, `weight` and `bias`), the plain
+/// candle composition elsewhere.
+///
+/// # Shapes
+/// `x`: `[batch, channels, ...]` (at least one trailing dimension); `weight`, `bias`:
+/// `[channels]`; output: like `x`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] for a rank below 3 or a `weight`/`bias` that is not `[channels]`,
+/// [`Error::InvalidConfig`] when `num_groups` does not divide the channels.
+///
+/// # Example
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::randn(0f32, 1.0, (2, 8, 5, 5), &Device::Cpu)?;
+/// let (w, b) = (Tensor::ones(8, candle_core::DType::F32, &Device::Cpu)?, Tensor::zeros(8, candle_core::DType::F32, &Device::Cpu)?);
+/// let y = dmad_ops::group_norm(&x, 4, &w, &b, 1e-5)?;
+/// assert_eq!(y.dims(), x.dims());
+/// # Ok::<(), dmad_ops::Error>(())
+/// ```
+pub fn group_norm(
+    x: &Tensor,
+    num_groups: usize,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    apply(x, num_groups, weight, bias, eps, false)
+}
+
+/// [`group_norm`] followed by SiLU (`z * sigmoid(z)`) in one pass: `candle_nn::GroupNorm`'s
+/// forward then `.silu()`.
+///
+/// # Shapes
+/// As [`group_norm`].
+///
+/// # Errors
+/// As [`group_norm`].
+pub fn group_norm_silu(
+    x: &Tensor,
+    num_groups: usize,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    apply(x, num_groups, weight, bias, eps, true)
+}
+
+/// A GroupNorm layer (parameters `weight` and `bias`, diffusers' names) running the fast
+/// kernels; a drop-in for `candle_nn::GroupNorm` with an extra fused [`GroupNorm::forward_silu`].
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    num_groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    /// A layer from its parameters.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `weight` and `bias` are not both `[channels]`,
+    /// [`Error::InvalidConfig`] when `num_groups` does not divide the channels.
+    pub fn new(weight: Tensor, bias: Tensor, num_groups: usize, eps: f64) -> Result<Self> {
+        let c = weight.dims1().map_err(|_| Error::ShapeMismatch {
+            context: "GroupNorm::new: weight",
+            expected: "[channels]".into(),
+            got: weight.dims().to_vec(),
+        })?;
+        let probe = Tensor::zeros((1, c, 1), weight.dtype(), weight.device())?;
+        check(&probe, num_groups, &weight, &bias)?;
+        Ok(Self {
+            weight,
+            bias,
+            num_groups,
+            eps,
+        })
+    }
+
+    /// Loads (or, with a `VarMap`, creates: weight 1, bias 0) the parameters from `vb`, like
+    /// `candle_nn::group_norm(num_groups, channels, eps, vb)`.
+    ///
+    /// # Errors
+    /// As [`GroupNorm::new`], and candle's errors for missing or mis-shaped tensors.
+    pub fn load(num_groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(channels, "weight", candle_nn::Init::Const(1.0))?;
+        let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?;
+        Self::new(weight, bias, num_groups, eps)
+    }
+
+    /// GroupNorm of `x`; see [`group_norm`].
+    ///
+    /// # Errors
+    /// As [`group_norm`].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        group_norm(x, self.num_groups, &self.weight, &self.bias, self.eps)
+    }
+
+    /// GroupNorm then SiLU, fused; see [`group_norm_silu`].
+    ///
+    /// # Errors
+    /// As [`group_norm`].
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        group_norm_silu(x, self.num_groups, &self.weight, &self.bias, self.eps)
+    }
+
+    /// The affine scale, `[channels]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The affine shift, `[channels]`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        GroupNorm::forward(self, x).map_err(crate::error::into_candle)
+    }
+}

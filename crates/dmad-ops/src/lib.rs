@@ -1,0 +1,37 @@
+//! Fast CPU kernels for dmad's networks, as candle custom ops with backward passes.
+//!
+//! - `conv2d`, `conv1d` (next): convolutions (stride, padding, dilation, groups, optional bias)
+//!   through tiled im2col and the `gemm` crate (the kernel behind candle's matmul).
+//! - [`group_norm`], [`group_norm_silu`], [`GroupNorm`]: GroupNorm alone or fused with SiLU.
+//! - `attention` (next): blocked `softmax(Q K^T / sqrt(d)) V` with an online softmax that never holds
+//!   more than a tile of the score matrix.
+//!
+//! # Conventions
+//! - Layouts are candle's: `[batch, channels, ...]` for images and signals, weights
+//!   `[out, in / groups, k...]`, attention `[batch * heads, tokens, head_dim]`.
+//! - Each function takes and returns candle tensors and keeps the same API on every device and
+//!   dtype: the fast kernels run for f32 tensors on the CPU, anything else goes through the plain
+//!   candle composition (CUDA twins are future work).
+//! - Work is spread over rayon's global pool (`RAYON_NUM_THREADS`), like candle's CPU ops.
+//!
+//! # Example
+//! ```
+//! use candle_core::{DType, Device, Module, Tensor};
+//! let dev = Device::Cpu;
+//! let x = Tensor::randn(0f32, 1.0, (2, 8, 9, 9), &dev)?;
+//! let (w, b) = (Tensor::ones(8, DType::F32, &dev)?, Tensor::zeros(8, DType::F32, &dev)?);
+//! let y = dmad_ops::group_norm_silu(&x, 4, &w, &b, 1e-5)?;
+//! let reference = candle_nn::GroupNorm::new(w, b, 8, 4, 1e-5)?.forward(&x)?.silu()?;
+//! let diff = (y - reference)?.abs()?.max_all()?.to_scalar::<f32>()?;
+//! assert!(diff < 1e-4);
+//! # Ok::<(), dmad_ops::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod group_norm;
+mod simd;
+mod util;
+
+pub use error::{Error, Result};
+pub use group_norm::{group_norm, group_norm_silu, GroupNorm};
