@@ -187,9 +187,17 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-/// Reads a whole text file, mapping a non-UTF-8 file to [`Error::InvalidInput`].
+/// Reads a whole text file (gunzipped when its name ends in `.gz`), mapping a non-UTF-8 file
+/// to [`Error::InvalidInput`].
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let bytes = read_file(path)?;
+    let mut bytes = read_file(path)?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        && !bytes.is_empty()
+    {
+        bytes = gunzip(&bytes, path)?;
+    }
     String::from_utf8(bytes)
         .map_err(|e| Error::invalid(path, None, None, format!("not UTF-8: {e}")))
 }
@@ -212,5 +220,43 @@ pub(crate) fn list_files(dir: &Path, keep: impl Fn(&str) -> bool) -> Result<Vec<
         }
     }
     out.sort();
+    Ok(out)
+}
+
+/// Decompresses a (single-member) gzip file, checking its CRC-32 and size.
+pub(crate) fn gunzip(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let bad = |r: &str| Error::invalid(path, None, Some("gzip"), r.to_string());
+    if bytes.len() < 18 || bytes[0] != 0x1f || bytes[1] != 0x8b || bytes[2] != 8 {
+        return Err(bad("not a gzip file (or truncated)"));
+    }
+    let flags = bytes[3];
+    let mut pos = 10;
+    if flags & 4 != 0 {
+        let xlen = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]) as usize;
+        pos += 2 + xlen;
+    }
+    for flag in [8u8, 16] {
+        if flags & flag != 0 {
+            let end = bytes
+                .get(pos..)
+                .and_then(|b| b.iter().position(|&c| c == 0))
+                .ok_or_else(|| bad("truncated header"))?;
+            pos += end + 1;
+        }
+    }
+    if flags & 2 != 0 {
+        pos += 2;
+    }
+    if pos + 8 > bytes.len() {
+        return Err(bad("truncated header"));
+    }
+    let trailer = &bytes[bytes.len() - 8..];
+    let crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
+    let size = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
+    let out = miniz_oxide::inflate::decompress_to_vec(&bytes[pos..bytes.len() - 8])
+        .map_err(|e| bad(&format!("deflate error (truncated or corrupt): {e:?}")))?;
+    if out.len() as u32 != size || crate::npy::crc32(&out) != crc {
+        return Err(bad("CRC-32 or size mismatch (truncated or corrupt)"));
+    }
     Ok(out)
 }

@@ -377,7 +377,8 @@ fn zip_members(bytes: &[u8], path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-fn crc32(data: &[u8]) -> u32 {
+/// CRC-32 (IEEE, as ZIP and gzip use it).
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         let mut t = [0u32; 256];

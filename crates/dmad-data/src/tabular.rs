@@ -25,6 +25,10 @@ pub struct TableConfig {
     pub label_column: String,
     /// Non-numeric columns. Default [`Categorical::Reject`].
     pub categorical: Categorical,
+    /// Whether the first line is a header. Without one, the columns are named by their
+    /// 0-based index (`"0"`, `"1"`, ...), so the label column is given as its index. Default
+    /// `true`.
+    pub has_header: bool,
 }
 
 impl Default for TableConfig {
@@ -32,6 +36,7 @@ impl Default for TableConfig {
         Self {
             label_column: "label".into(),
             categorical: Categorical::Reject,
+            has_header: true,
         }
     }
 }
@@ -43,8 +48,10 @@ pub struct Table {
     pub features: Vec<f64>,
     /// The feature names (after one-hot encoding).
     pub names: Vec<String>,
-    /// One label per row: 0 normal, 1 anomalous.
+    /// One label per row: 0 normal, 1 anomalous (the label column is not 0).
     pub labels: Vec<u8>,
+    /// The label column's values as numbers (class labels, for multi-class files).
+    pub classes: Vec<f64>,
     /// The file the table came from.
     pub path: PathBuf,
 }
@@ -210,7 +217,7 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     Error::invalid(path, line, None, format!("malformed CSV: {e}"))
 }
 
-/// Reads a CSV table with a header line.
+/// Reads a CSV table (gunzipped first when the name ends in `.gz`).
 ///
 /// # Errors
 /// [`Error::EmptyFile`] (no header or no rows); [`Error::MissingColumn`] for the label column;
@@ -226,14 +233,19 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
         });
     }
     let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
+        .has_headers(cfg.has_header)
         .from_reader(text.as_bytes());
-    let header: Vec<String> = rdr
+    let first: Vec<String> = rdr
         .headers()
         .map_err(|e| csv_error(path, e))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    let header: Vec<String> = if cfg.has_header {
+        first
+    } else {
+        (0..first.len()).map(|i| i.to_string()).collect()
+    };
     let li = header
         .iter()
         .position(|h| *h == cfg.label_column)
@@ -244,6 +256,7 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
     let mut cells: Vec<Vec<String>> = Vec::new();
     let mut lines = Vec::new();
     let mut labels = Vec::new();
+    let mut classes = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| csv_error(path, e))?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
@@ -257,6 +270,7 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
             )
         })?;
         labels.push(u8::from(l != 0.0));
+        classes.push(l);
         cells.push(rec.iter().map(str::to_string).collect());
         lines.push(line);
     }
@@ -329,6 +343,7 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
         features,
         names,
         labels,
+        classes,
         path: path.to_path_buf(),
     })
 }
@@ -357,6 +372,7 @@ fn table_from_arrays(x: NpyArray, y: NpyArray, path: &Path) -> Result<Table> {
         names: (0..x.shape[1]).map(|i| format!("x{i}")).collect(),
         features: x.data,
         labels: y.data.iter().map(|&v| u8::from(v != 0.0)).collect(),
+        classes: y.data,
         path: path.to_path_buf(),
     })
 }
@@ -481,6 +497,7 @@ mod tests {
             features,
             names: (0..cols).map(|i| format!("x{i}")).collect(),
             labels: vec![0; rows],
+            classes: vec![0.0; rows],
             path: "t.csv".into(),
         }
     }

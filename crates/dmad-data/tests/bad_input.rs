@@ -632,6 +632,7 @@ fn csv_table_good_and_bad() {
     let other = TableConfig {
         label_column: "y".into(),
         categorical: Categorical::OneHot,
+        has_header: true,
     };
     assert_eq!(read_csv_table(&p, &other).unwrap().labels, vec![1, 1, 1]);
 
@@ -656,6 +657,35 @@ fn csv_table_good_and_bad() {
     let p = write(d.path(), "emptycell.csv", b"a,b,label\n1,,0\n");
     let e = read_csv_table(&p, &cfg).unwrap_err();
     assert_eq!((line_of(&e), field_of(&e)), (Some(2), Some("b")), "{e}");
+}
+
+#[test]
+fn gzip_truncated_and_corrupt() {
+    let d = TempDir::new().unwrap();
+    let gz = std::fs::read(shipped().join("tabular/digits_head.csv.gz")).unwrap();
+    let cfg = TableConfig {
+        label_column: "64".into(),
+        has_header: false,
+        ..TableConfig::default()
+    };
+    let p = write(d.path(), "empty.csv.gz", b"");
+    assert!(matches!(
+        read_csv_table(&p, &cfg),
+        Err(Error::EmptyFile { .. })
+    ));
+    let p = write(d.path(), "trunc.csv.gz", &gz[..gz.len() / 2]);
+    let e = read_csv_table(&p, &cfg).unwrap_err();
+    assert_eq!(field_of(&e), Some("gzip"), "{e}");
+    names(&e, &p);
+    let mut c = gz.clone();
+    let n = c.len();
+    c[n - 12] ^= 0x55;
+    let p = write(d.path(), "corrupt.csv.gz", &c);
+    let e = read_csv_table(&p, &cfg).unwrap_err();
+    assert_eq!(field_of(&e), Some("gzip"), "{e}");
+    names(&e, &p);
+    let p = write(d.path(), "plain.csv.gz", b"0,1,2\n");
+    names(&read_csv_table(&p, &cfg).unwrap_err(), &p);
 }
 
 #[test]

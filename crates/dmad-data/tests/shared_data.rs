@@ -126,6 +126,27 @@ fn images() -> anyhow::Result<()> {
         );
         train_total += train.len();
     }
+    // scikit-learn digits: 1,797 rows of 64 pixels + class, gzipped, no header.
+    let digits = dmad_data::read_csv_table(
+        img.join("digits/digits.csv.gz"),
+        &TableConfig {
+            label_column: "64".into(),
+            has_header: false,
+            ..TableConfig::default()
+        },
+    )?;
+    let mut per_class = [0usize; 10];
+    for &c in &digits.classes {
+        per_class[c as usize] += 1;
+    }
+    println!(
+        "digits: {} rows x {} pixels, per class {per_class:?}",
+        digits.rows(),
+        digits.cols()
+    );
+    assert_eq!((digits.rows(), digits.cols()), (1_797, 64));
+    assert!(per_class.iter().all(|&n| (170..=185).contains(&n)));
+
     println!("mnist: 10000 images, one-class train sizes sum {train_total}, test 2000 per digit");
     assert_eq!(train_total, 8_000);
     decode_all(&all)?;

@@ -299,3 +299,20 @@ fn dcase_hum_clips() -> anyhow::Result<()> {
     assert_eq!(batch.len(), 4);
     Ok(())
 }
+
+#[test]
+fn gzipped_headerless_digits() -> anyhow::Result<()> {
+    let cfg = TableConfig {
+        label_column: "64".into(),
+        has_header: false,
+        ..TableConfig::default()
+    };
+    let t = dmad_data::read_csv_table(data().join("tabular/digits_head.csv.gz"), &cfg)?;
+    assert_eq!((t.rows(), t.cols()), (50, 64));
+    assert_eq!(
+        t.classes[..12],
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 0.0, 1.0]
+    );
+    assert_eq!(&t.row(0)[..8], &[0.0, 0.0, 5.0, 13.0, 9.0, 1.0, 0.0, 0.0]);
+    Ok(())
+}
