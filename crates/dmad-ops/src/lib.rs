@@ -1,6 +1,6 @@
 //! Fast CPU kernels for dmad's networks, as candle custom ops with backward passes.
 //!
-//! - `conv2d`, `conv1d` (next): convolutions (stride, padding, dilation, groups, optional bias)
+//! - [`conv2d`], [`conv1d`]: convolutions (stride, padding, dilation, groups, optional bias)
 //!   through tiled im2col and the `gemm` crate (the kernel behind candle's matmul).
 //! - [`group_norm`], [`group_norm_silu`], [`GroupNorm`]: GroupNorm alone or fused with SiLU.
 //! - `attention` (next): blocked `softmax(Q K^T / sqrt(d)) V` with an online softmax that never holds
@@ -28,10 +28,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod conv;
 mod error;
 mod group_norm;
 mod simd;
 mod util;
 
+pub use conv::{conv1d, conv1d_layer, conv2d, conv2d_layer};
 pub use error::{Error, Result};
 pub use group_norm::{group_norm, group_norm_silu, GroupNorm};
