@@ -25,6 +25,24 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+
+    /// A sampler or the partial-diffusion loop of `dmad-diffusion` failed (for example a start
+    /// step outside the sampler's plan, or a prediction-type mismatch).
+    #[error(transparent)]
+    Diffusion(#[from] dmad_diffusion::Error),
+
+    /// A helper of `dmad-data` failed (mapping window scores back to points).
+    #[error(transparent)]
+    Data(#[from] dmad_data::Error),
+
+    /// A metric of `dmad-metrics` failed (AUROC while choosing `lambda`): scores that are not
+    /// finite, or labels of one class only.
+    #[error(transparent)]
+    Metrics(#[from] dmad_metrics::Error),
+
+    /// The optimiser of `dmad-train` failed while a DTE network was trained.
+    #[error(transparent)]
+    Train(#[from] dmad_train::Error),
 }
 
 /// `Result` with dmad-score's [`Error`].
@@ -80,6 +98,23 @@ impl From<Error> for dmad_core::Error {
                     None => reason,
                 },
             },
+            Error::Diffusion(e) => match e {
+                dmad_diffusion::Error::Core(c) => c,
+                dmad_diffusion::Error::Candle(c) => dmad_core::Error::Candle(c),
+                other => other_input(other),
+            },
+            Error::Data(e) => other_input(e),
+            Error::Metrics(e) => other_input(e),
+            Error::Train(e) => other_input(e),
         }
+    }
+}
+
+/// A dependency's error that has no counterpart in [`dmad_core::Error`], as its message.
+fn other_input(e: impl std::fmt::Display) -> dmad_core::Error {
+    dmad_core::Error::InvalidInput {
+        path: None,
+        line: None,
+        reason: e.to_string(),
     }
 }

@@ -42,8 +42,28 @@
 //! - `cuda`: forwards to candle's CUDA backend.
 #![warn(missing_docs)]
 
+mod combined;
+mod ddpm_table;
+pub mod dte;
 pub mod efficientnet;
 mod error;
+mod feature;
+pub mod maps;
+mod reconstruction;
+mod scorer;
 
+pub use combined::{
+    default_lambda_grid, fit_lambda, CombinedScorer, LambdaFit, NormKind, Normaliser, TermStats,
+};
+pub use ddpm_table::{DdpmTableConfig, DdpmTableScorer};
+pub use dte::{
+    DteCategorical, DteCategoricalConfig, DteEstimate, DteInverseGamma, DteInverseGammaConfig,
+    DteNonParametric, DteNonParametricConfig, DteTrainConfig,
+};
 pub use efficientnet::EfficientNetExtractor;
 pub use error::{Error, Result};
+pub use feature::{feature_error, FeatureScorer, Terms};
+pub use reconstruction::{
+    draw_seed, squared_error, ReconstructionConfig, ReconstructionScorer, Reconstructor,
+};
+pub use scorer::{ScoreOutput, Scorer};

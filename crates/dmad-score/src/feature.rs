@@ -1,0 +1,166 @@
+//! The feature score `E_feat`: distances between the features of a sample and of its
+//! reconstruction.
+
+use candle_core::{DType, Tensor};
+use dmad_core::{Denoiser, FeatureExtractor};
+use dmad_diffusion::Sampler;
+
+use crate::maps::resize_map;
+use crate::reconstruction::{average, squared_error, Reconstructor};
+use crate::scorer::{check_batch, ScoreOutput, Scorer};
+use crate::{Error, Result};
+
+/// The feature error between `x0` (whose features `f0 = f(x0)` are given) and `x0_hat`:
+/// `E_feat = sum over layers l of mean_{c, positions} (f_l(x0) - f_l(x0_hat))^2`, and, when
+/// the input has positions, the map `sum over l of upsample(mean_c (f_l(x0) -
+/// f_l(x0_hat))^2)`, each layer's map resized bilinearly to the input's spatial size.
+///
+/// # Shapes
+/// - `x0_hat`: as the input, `[batch, channel, height, width]` (map `[batch, height, width]`),
+///   `[batch, channel, length]` (map `[batch, length]`) or `[batch, features]` (no map);
+/// - `f0`: the extractor's layers for `x0`: `[batch, c_l, h_l, w_l]` (images), `[batch, c_l,
+///   l_l]` (series), any `[batch, ...]` for tables.
+///
+/// # Errors
+/// [`dmad_core::Error::ShapeMismatch`] if the layers of `x0_hat` do not match `f0`, a layer's
+/// rank does not fit the input's, or the extractor returns no layer.
+pub fn feature_error<F: FeatureExtractor + ?Sized>(
+    extractor: &F,
+    f0: &[Tensor],
+    x0_hat: &Tensor,
+) -> Result<ScoreOutput> {
+    let f1 = extractor.features(x0_hat)?;
+    feature_error_of(f0, &f1, x0_hat.dims())
+}
+
+fn feature_error_of(f0: &[Tensor], f1: &[Tensor], input: &[usize]) -> Result<ScoreOutput> {
+    if f0.is_empty() || f0.len() != f1.len() {
+        return Err(Error::shape(
+            "feature_error: layers",
+            format!("the same non-zero number of layers for x0 ({})", f0.len()),
+            &[f1.len()],
+        ));
+    }
+    let b = input[0];
+    let spatial = &input[2.min(input.len())..];
+    let mut scores = vec![0f32; b];
+    let mut map: Option<Tensor> = None;
+    for (a, h) in f0.iter().zip(f1) {
+        if a.dims() != h.dims() || a.dims().first() != Some(&b) {
+            return Err(Error::shape(
+                "feature_error: layer of x0_hat",
+                format!("{:?} (the layer of x0, batch {b})", a.dims()),
+                h.dims(),
+            ));
+        }
+        let d = (a.to_dtype(DType::F32)? - h.to_dtype(DType::F32)?)?.sqr()?;
+        let per = d.reshape((b, ()))?.mean(1)?.to_vec1::<f32>()?;
+        scores.iter_mut().zip(per).for_each(|(s, v)| *s += v);
+        if !spatial.is_empty() {
+            if d.rank() != input.len() {
+                return Err(Error::shape(
+                    "feature_error: layer (same rank as the input, to map it)",
+                    format!("rank {}", input.len()),
+                    d.dims(),
+                ));
+            }
+            let m = resize_map(&d.mean(1)?, spatial)?;
+            map = Some(match map {
+                None => m,
+                Some(acc) => (acc + m)?,
+            });
+        }
+    }
+    Ok(ScoreOutput { scores, map })
+}
+
+/// The reconstruction and feature terms of the same reconstructions of a batch.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    /// `E_recon` (see [`crate::ReconstructionScorer`]).
+    pub recon: ScoreOutput,
+    /// `E_feat` (see [`FeatureScorer`]).
+    pub feat: ScoreOutput,
+}
+
+impl Terms {
+    /// Joins the terms of several batches, in order.
+    ///
+    /// # Errors
+    /// As [`ScoreOutput::concat`].
+    pub fn concat(parts: &[Terms]) -> Result<Terms> {
+        let recon: Vec<ScoreOutput> = parts.iter().map(|p| p.recon.clone()).collect();
+        let feat: Vec<ScoreOutput> = parts.iter().map(|p| p.feat.clone()).collect();
+        Ok(Terms {
+            recon: ScoreOutput::concat(&recon)?,
+            feat: ScoreOutput::concat(&feat)?,
+        })
+    }
+}
+
+/// The feature score `E_feat = sum_l ||f_l(x0) - f_l(x0_hat)||^2` (per element of each layer;
+/// see [`feature_error`]) through a frozen [`FeatureExtractor`], after partial diffusion, with
+/// the layers' maps upsampled to the input's size and summed, averaged over the noise draws.
+///
+/// [`FeatureScorer::terms`] gives `E_recon` and `E_feat` of the same reconstructions, for
+/// [`crate::CombinedScorer`].
+///
+/// # Shapes
+/// `x`: what the extractor takes: `[batch, channel, height, width]` for EfficientNet (images
+/// and scalograms); series and tables work with an extractor for them.
+#[derive(Debug, Clone)]
+pub struct FeatureScorer<D, S, F> {
+    rec: Reconstructor<D, S>,
+    extractor: F,
+}
+
+impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> FeatureScorer<D, S, F> {
+    /// The feature scorer of `rec` through `extractor`.
+    pub fn new(rec: Reconstructor<D, S>, extractor: F) -> Self {
+        Self { rec, extractor }
+    }
+
+    /// The reconstructor.
+    pub fn reconstructor(&self) -> &Reconstructor<D, S> {
+        &self.rec
+    }
+
+    /// The feature extractor.
+    pub fn extractor(&self) -> &F {
+        &self.extractor
+    }
+
+    /// Both terms, `E_recon` and `E_feat`, from the same reconstructions of `x`, each
+    /// averaged over the noise draws.
+    ///
+    /// # Errors
+    /// As [`Scorer::score`].
+    pub fn terms(&self, x: &Tensor) -> Result<Terms> {
+        check_batch(x, "FeatureScorer::terms: x", &[2, 3, 4])?;
+        let f0 = self.extractor.features(x)?;
+        let mut recon = Vec::new();
+        let mut feat = Vec::new();
+        for r in self.rec.reconstruct(x)? {
+            recon.push(squared_error(x, &r)?);
+            feat.push(feature_error(&self.extractor, &f0, &r)?);
+        }
+        Ok(Terms {
+            recon: average(recon)?,
+            feat: average(feat)?,
+        })
+    }
+}
+
+impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> Scorer for FeatureScorer<D, S, F> {
+    fn score(&self, x: &Tensor) -> Result<ScoreOutput> {
+        check_batch(x, "FeatureScorer::score: x", &[2, 3, 4])?;
+        let f0 = self.extractor.features(x)?;
+        let outs = self
+            .rec
+            .reconstruct(x)?
+            .iter()
+            .map(|r| feature_error(&self.extractor, &f0, r))
+            .collect::<Result<Vec<_>>>()?;
+        average(outs)
+    }
+}

@@ -1,0 +1,352 @@
+//! Anomaly-map post-processing: Gaussian smoothing, resizing to the input, and scores per
+//! point of a series from overlapping windows.
+//!
+//! Maps are `[batch, height, width]` (images, scalograms) or `[batch, length]` (series
+//! windows), as [`crate::ScoreOutput::map`].
+
+use candle_core::{DType, Tensor};
+
+use crate::efficientnet::resize_bilinear;
+use crate::{Error, Result};
+
+pub use dmad_data::timeseries::Reduce;
+
+/// How far the Gaussian kernel reaches, in standard deviations (scipy's `truncate`).
+pub const GAUSSIAN_TRUNCATE: f64 = 4.0;
+
+/// The normalised 1-D Gaussian kernel of `sigma`, `2r + 1` taps with
+/// `r = floor(GAUSSIAN_TRUNCATE * sigma + 0.5)`, as `scipy.ndimage.gaussian_filter1d`.
+///
+/// # Errors
+/// [`dmad_core::Error::InvalidConfig`] (field `sigma`) unless `sigma` is positive and finite.
+pub fn gaussian_kernel(sigma: f64) -> Result<Vec<f64>> {
+    if !(sigma.is_finite() && sigma > 0.0) {
+        return Err(Error::config(
+            "sigma",
+            format!("must be positive and finite, got {sigma}"),
+        ));
+    }
+    let r = (GAUSSIAN_TRUNCATE * sigma + 0.5) as i64;
+    let w: Vec<f64> = (-r..=r)
+        .map(|x| (-0.5 * (x * x) as f64 / (sigma * sigma)).exp())
+        .collect();
+    let s: f64 = w.iter().sum();
+    Ok(w.into_iter().map(|v| v / s).collect())
+}
+
+/// scipy's `reflect` boundary (`d c b a | a b c d | d c b a`): the index read for `i`.
+fn reflect(i: i64, n: usize) -> usize {
+    let n = n as i64;
+    let p = 2 * n;
+    let m = i.rem_euclid(p);
+    (if m < n { m } else { p - 1 - m }) as usize
+}
+
+/// Correlates every run of `len` values (stride `stride`, `count` runs starting at the
+/// offsets `starts`) with `kernel`, with reflected boundaries.
+fn smooth_axis(data: &mut [f64], len: usize, stride: usize, starts: &[usize], kernel: &[f64]) {
+    let r = (kernel.len() / 2) as i64;
+    let mut line = vec![0f64; len];
+    for &s in starts {
+        for (i, v) in line.iter_mut().enumerate() {
+            *v = data[s + i * stride];
+        }
+        for i in 0..len {
+            let mut acc = 0.0;
+            for (k, w) in kernel.iter().enumerate() {
+                acc += w * line[reflect(i as i64 + k as i64 - r, len)];
+            }
+            data[s + i * stride] = acc;
+        }
+    }
+}
+
+/// Smooths anomaly maps with a Gaussian of standard deviation `sigma` (in positions), along
+/// the last axis of `[batch, length]` maps and the last two axes of `[batch, height, width]`
+/// (or `[batch, channel, height, width]`) maps. Separable, with scipy's defaults: reflected
+/// boundaries and a kernel truncated at 4 sigma, computed in `f64`: the result equals
+/// `scipy.ndimage.gaussian_filter(map[b], sigma)` per sample.
+///
+/// `sigma = 0` returns the map unchanged.
+///
+/// # Shapes
+/// `map`: `[batch, length]`, `[batch, height, width]` or `[batch, channel, height, width]`;
+/// returns the same shape, dtype and device.
+///
+/// # Errors
+/// [`dmad_core::Error::InvalidConfig`] (field `sigma`) for a negative or non-finite sigma,
+/// [`dmad_core::Error::ShapeMismatch`] for another rank or an empty axis.
+pub fn gaussian_smooth(map: &Tensor, sigma: f64) -> Result<Tensor> {
+    let dims = map.dims().to_vec();
+    if !(2..=4).contains(&dims.len()) || dims.contains(&0) {
+        return Err(Error::shape(
+            "gaussian_smooth: map",
+            "[batch, length], [batch, height, width] or [batch, channel, height, width], no empty axis",
+            &dims,
+        ));
+    }
+    if sigma == 0.0 {
+        return Ok(map.clone());
+    }
+    let kernel = gaussian_kernel(sigma)?;
+    let mut data: Vec<f64> = map.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    let rank = dims.len();
+    let w = dims[rank - 1];
+    // The last axis: runs of `w` contiguous values.
+    let rows: Vec<usize> = (0..data.len() / w).map(|i| i * w).collect();
+    smooth_axis(&mut data, w, 1, &rows, &kernel);
+    if rank >= 3 {
+        let h = dims[rank - 2];
+        let planes = data.len() / (h * w);
+        let starts: Vec<usize> = (0..planes)
+            .flat_map(|p| (0..w).map(move |c| p * h * w + c))
+            .collect();
+        smooth_axis(&mut data, h, w, &starts, &kernel);
+    }
+    Ok(Tensor::from_vec(data, dims, map.device())?.to_dtype(map.dtype())?)
+}
+
+/// Resizes anomaly maps to `size` with bilinear interpolation (PyTorch's
+/// `F.interpolate(mode="bilinear", align_corners=False)`; linear for series): `[height,
+/// width]` for `[batch, height, width]` maps, `[length]` for `[batch, length]` maps.
+///
+/// # Shapes
+/// `map`: `[batch, h, w]` or `[batch, l]`; returns `[batch, size[0], size[1]]` or
+/// `[batch, size[0]]`.
+///
+/// # Errors
+/// [`dmad_core::Error::ShapeMismatch`] if the map is not rank 2 or 3, or `size` does not have
+/// one entry per spatial axis; [`dmad_core::Error::InvalidConfig`] for a zero size.
+pub fn resize_map(map: &Tensor, size: &[usize]) -> Result<Tensor> {
+    let dims = map.dims();
+    match (dims.len(), size.len()) {
+        (3, 2) => {
+            if dims[1..] == size[..] {
+                return Ok(map.clone());
+            }
+            Ok(resize_bilinear(&map.unsqueeze(1)?, size[0], size[1])?.squeeze(1)?)
+        }
+        (2, 1) => {
+            if dims[1] == size[0] {
+                return Ok(map.clone());
+            }
+            let (b, l) = (dims[0], dims[1]);
+            let x = map.reshape((b, 1, 1, l))?;
+            Ok(resize_bilinear(&x, 1, size[0])?.reshape((b, size[0]))?)
+        }
+        _ => Err(Error::shape(
+            "resize_map: map (with one target size per spatial axis)",
+            format!("[batch, height, width] with a 2-entry size or [batch, length] with a 1-entry size; size {size:?}"),
+            dims,
+        )),
+    }
+}
+
+/// One score per point of an `n`-point series from per-step scores of overlapping windows:
+/// each point gets the mean or the max (`reduce`) over the windows that cover it. The windows
+/// are those of `dmad_data::timeseries::windows` (starts from
+/// `dmad_data::timeseries::window_starts`).
+///
+/// # Shapes
+/// `step_map`: `[windows, length]`, for example the map of a series scorer; `starts`: one
+/// start per window. Returns `n` scores.
+///
+/// # Errors
+/// [`dmad_core::Error::ShapeMismatch`] if `step_map` is not `[starts.len(), length]`;
+/// [`Error::Data`] if a window runs past `n` or a point is not covered.
+pub fn series_point_scores(
+    step_map: &Tensor,
+    starts: &[usize],
+    n: usize,
+    reduce: Reduce,
+) -> Result<Vec<f32>> {
+    let dims = step_map.dims();
+    if dims.len() != 2 || dims[0] != starts.len() || dims[1] == 0 {
+        return Err(Error::shape(
+            "series_point_scores: step_map",
+            format!("[{}, length] (one row per window start)", starts.len()),
+            dims,
+        ));
+    }
+    let length = dims[1];
+    let v = step_map
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    Ok(dmad_data::timeseries::steps_to_points(
+        &v, starts, length, n, reduce,
+    )?)
+}
+
+/// One score per point of an `n`-point series from one score per window (mean or max over the
+/// windows covering each point); see [`series_point_scores`] for per-step scores.
+///
+/// # Errors
+/// As `dmad_data::timeseries::window_to_points`, wrapped in [`Error::Data`].
+pub fn window_point_scores(
+    scores: &[f32],
+    starts: &[usize],
+    length: usize,
+    n: usize,
+    reduce: Reduce,
+) -> Result<Vec<f32>> {
+    Ok(dmad_data::timeseries::window_to_points(
+        scores, starts, length, n, reduce,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Direct 2-D correlation with a 2-D Gaussian kernel and reflected boundaries.
+    fn direct_2d(x: &[f64], h: usize, w: usize, sigma: f64) -> Vec<f64> {
+        let k = gaussian_kernel(sigma).unwrap();
+        let r = (k.len() / 2) as i64;
+        let mut out = vec![0.0; h * w];
+        for i in 0..h {
+            for j in 0..w {
+                let mut acc = 0.0;
+                for (a, ka) in k.iter().enumerate() {
+                    for (b, kb) in k.iter().enumerate() {
+                        let ii = reflect(i as i64 + a as i64 - r, h);
+                        let jj = reflect(j as i64 + b as i64 - r, w);
+                        acc += ka * kb * x[ii * w + jj];
+                    }
+                }
+                out[i * w + j] = acc;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reflect_matches_scipy_convention() {
+        // n = 3: ... 2 2 1 0 | 0 1 2 | 2 1 0 | 0 ... (i = -4 .. 6)
+        let got: Vec<usize> = (-4..7).map(|i| reflect(i, 3)).collect();
+        assert_eq!(got, [2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0]);
+        assert_eq!(reflect(5, 1), 0);
+    }
+
+    #[test]
+    fn separable_equals_direct_2d_over_sizes() {
+        let dev = Device::Cpu;
+        for (h, w, sigma) in [
+            (1, 1, 1.0),
+            (5, 7, 0.8),
+            (9, 4, 2.0),
+            (3, 12, 4.0),
+            (16, 16, 1.5),
+        ] {
+            let n = h * w;
+            let x: Vec<f64> = (0..n).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
+            let t = Tensor::from_vec(x.clone(), (1, h, w), &dev).unwrap();
+            let got = gaussian_smooth(&t, sigma)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            let want = direct_2d(&x, h, w, sigma);
+            for (g, e) in got.iter().zip(&want) {
+                assert!(
+                    (g - e).abs() <= 1e-12 * e.abs().max(1.0),
+                    "{h}x{w} s={sigma}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matches_scipy_gaussian_filter1d() {
+        // scipy 1.17.1 `gaussian_filter1d(np.arange(6.0), 1.0)` and of a unit impulse at 2.
+        let x = Tensor::new(
+            &[[0f64, 1., 2., 3., 4., 5.], [0., 0., 1., 0., 0., 0.]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = gaussian_smooth(&x, 1.0).unwrap().to_vec2::<f64>().unwrap();
+        let want = [
+            [
+                0.4270409504,
+                1.0679558654,
+                2.0046995229,
+                2.9953004771,
+                3.9320441346,
+                4.5729590496,
+            ],
+            [
+                0.058422989,
+                0.2421052763,
+                0.3989434694,
+                0.2419714457,
+                0.0539911274,
+                0.0045656922,
+            ],
+        ];
+        for (row, wrow) in y.iter().zip(&want) {
+            for (g, e) in row.iter().zip(wrow) {
+                assert!((g - e).abs() < 1e-9, "{g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn smoothing_keeps_shape_and_rejects_bad_sigma() {
+        let x = Tensor::ones((2, 1, 5, 6), DType::F32, &Device::Cpu).unwrap();
+        let y = gaussian_smooth(&x, 1.3).unwrap();
+        assert_eq!(y.dims(), &[2, 1, 5, 6]);
+        assert_eq!(y.dtype(), DType::F32);
+        let ones = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(ones.iter().all(|v| (v - 1.0).abs() < 1e-6));
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                gaussian_smooth(&x, bad),
+                Err(Error::Core(dmad_core::Error::InvalidConfig {
+                    field: "sigma",
+                    ..
+                }))
+            ));
+        }
+        let v = Tensor::ones(5, DType::F32, &Device::Cpu).unwrap();
+        assert!(matches!(
+            gaussian_smooth(&v, 1.0),
+            Err(Error::Core(dmad_core::Error::ShapeMismatch { .. }))
+        ));
+    }
+
+    #[test]
+    fn resize_maps_to_input_size() {
+        let dev = Device::Cpu;
+        let m = Tensor::arange(0f32, 8.0, &dev)
+            .unwrap()
+            .reshape((2, 2, 2))
+            .unwrap();
+        assert_eq!(resize_map(&m, &[5, 3]).unwrap().dims(), &[2, 5, 3]);
+        let s = Tensor::new(&[[0f32, 1.0]], &dev).unwrap();
+        let r = resize_map(&s, &[4]).unwrap().to_vec2::<f32>().unwrap();
+        // PyTorch: F.interpolate(x[None], size=4, mode="linear") = [0, 0.25, 0.75, 1]
+        assert_eq!(r, [[0.0, 0.25, 0.75, 1.0]]);
+        assert!(resize_map(&s, &[4, 4]).is_err());
+        assert!(resize_map(&m, &[0, 3]).is_err());
+    }
+
+    #[test]
+    fn series_points_from_windows() {
+        let dev = Device::Cpu;
+        // 2 windows of length 3 over 4 points, starts 0 and 1.
+        let m = Tensor::new(&[[1f32, 2., 3.], [10., 20., 30.]], &dev).unwrap();
+        let mean = series_point_scores(&m, &[0, 1], 4, Reduce::Mean).unwrap();
+        assert_eq!(mean, [1.0, 6.0, 11.5, 30.0]);
+        let max = series_point_scores(&m, &[0, 1], 4, Reduce::Max).unwrap();
+        assert_eq!(max, [1.0, 10.0, 20.0, 30.0]);
+        assert!(series_point_scores(&m, &[0], 4, Reduce::Mean).is_err());
+        assert!(matches!(
+            series_point_scores(&m, &[0, 2], 4, Reduce::Mean),
+            Err(Error::Data(_))
+        ));
+        let w = window_point_scores(&[1.0, 3.0], &[0, 1], 3, 4, Reduce::Mean).unwrap();
+        assert_eq!(w, [1.0, 2.0, 2.0, 3.0]);
+    }
+}
