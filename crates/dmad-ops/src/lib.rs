@@ -3,7 +3,7 @@
 //! - [`conv2d`], [`conv1d`]: convolutions (stride, padding, dilation, groups, optional bias)
 //!   through tiled im2col and the `gemm` crate (the kernel behind candle's matmul).
 //! - [`group_norm`], [`group_norm_silu`], [`GroupNorm`]: GroupNorm alone or fused with SiLU.
-//! - `attention` (next): blocked `softmax(Q K^T / sqrt(d)) V` with an online softmax that never holds
+//! - [`attention`]: blocked `softmax(Q K^T / sqrt(d)) V` with an online softmax that never holds
 //!   more than a tile of the score matrix.
 //!
 //! # Conventions
@@ -28,12 +28,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attention;
 mod conv;
 mod error;
 mod group_norm;
 mod simd;
 mod util;
 
+pub use attention::attention;
 pub use conv::{conv1d, conv1d_layer, conv2d, conv2d_layer};
 pub use error::{Error, Result};
 pub use group_norm::{group_norm, group_norm_silu, GroupNorm};
