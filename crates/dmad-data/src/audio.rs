@@ -402,9 +402,23 @@ impl DcaseFolder {
         self
     }
 
+    /// The configuration the folder was opened with.
+    pub fn config(&self) -> &AudioConfig {
+        &self.cfg
+    }
+
     /// The files skipped because they could not be read (only with `skip_bad`), with the reason.
     pub fn skipped(&self) -> &[(PathBuf, String)] {
         &self.skipped
+    }
+
+    /// The label of clip `index` (0 normal, 1 anomalous), without decoding.
+    ///
+    /// # Errors
+    /// [`crate::Error::IndexOutOfRange`].
+    pub fn label(&self, index: usize) -> Result<u8> {
+        check_index(index, self.clips.len())?;
+        Ok(self.clips[index].label)
     }
 
     /// The labels (0 normal, 1 anomalous), in sample order, without decoding.
