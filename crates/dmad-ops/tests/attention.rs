@@ -5,6 +5,9 @@ mod common;
 use candle_core::{Tensor, Var, D};
 use common::{assert_close, randn};
 
+/// `(batch * heads, tq, tk, d, dv, scale, input std)`.
+type Case = (usize, usize, usize, usize, usize, Option<f64>, f32);
+
 fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
     let s = (q.matmul(&k.t().unwrap()).unwrap() * scale).unwrap();
     candle_nn::ops::softmax(&s, D::Minus1)
@@ -15,8 +18,7 @@ fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
 
 #[test]
 fn forward_and_backward_match_candle_over_a_shape_sweep() {
-    // (batch * heads, tq, tk, d, dv, scale, input std)
-    let cases: &[(usize, usize, usize, usize, usize, Option<f64>, f32)] = &[
+    let cases: &[Case] = &[
         (1, 1, 1, 1, 1, None, 1.0),
         (2, 7, 9, 3, 5, None, 1.0),
         (16, 5, 5, 4, 4, None, 1.0),
