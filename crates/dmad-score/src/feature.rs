@@ -7,7 +7,7 @@ use dmad_diffusion::Sampler;
 
 use crate::maps::resize_map;
 use crate::reconstruction::{average, squared_error, Reconstructor};
-use crate::scorer::{check_batch, ScoreOutput, Scorer};
+use crate::scorer::{batches, check_batch, ScoreOutput, Scorer};
 use crate::{Error, Result};
 
 /// The feature error between `x0` (whose features `f0 = f(x0)` are given) and `x0_hat`:
@@ -148,6 +148,21 @@ impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> FeatureScorer<D, S, F
             recon: average(recon)?,
             feat: average(feat)?,
         })
+    }
+}
+
+impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> FeatureScorer<D, S, F> {
+    /// [`FeatureScorer::terms`] in batches of at most `batch_size` samples, joined in order
+    /// (for example to fit a [`crate::Normaliser`] on a whole normal set).
+    ///
+    /// # Errors
+    /// As [`Scorer::score_batched`].
+    pub fn terms_batched(&self, x: &Tensor, batch_size: usize) -> Result<Terms> {
+        let parts = batches(x, batch_size, "FeatureScorer::terms_batched: x")?
+            .into_iter()
+            .map(|(s, l)| self.terms(&x.narrow(0, s, l)?))
+            .collect::<Result<Vec<_>>>()?;
+        Terms::concat(&parts)
     }
 }
 

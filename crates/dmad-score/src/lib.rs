@@ -1,21 +1,65 @@
 //! Anomaly scores and maps for dmad.
 //!
-//! **Status:** this crate will hold the scorers of issue 7 (reconstruction, feature,
-//! combined and DTE scores, anomaly maps); they are not written yet. Today it holds the
-//! frozen perceptual network those scorers and the training loss use:
+//! Every scorer implements the small [`Scorer`] trait: it scores a batch, giving one score per
+//! sample (higher is more anomalous) and, where the data has positions, an anomaly map of the
+//! input's spatial size ([`ScoreOutput`]). Fitting (normalisation statistics, DTE training)
+//! happens in explicit `fit` functions, never inside `score`.
 //!
+//! - [`ReconstructionScorer`]: partial diffusion with any `dmad_diffusion` sampler
+//!   ([`Reconstructor`], seeded noise, optionally averaged over draws) and
+//!   `E_recon = ||x0 - x0_hat||^2`, with a map per pixel or time step.
+//! - [`FeatureScorer`]: `E_feat = sum_l ||f_l(x0) - f_l(x0_hat)||^2` through a frozen
+//!   [`dmad_core::FeatureExtractor`], layer maps upsampled to the input.
+//! - [`CombinedScorer`]: `A = lambda z(E_recon) + (1 - lambda) z(E_feat)`, both terms
+//!   normalised by a [`Normaliser`] fitted on normal data; [`fit_lambda`] picks `lambda` by
+//!   AUROC from normal and (real or generated) anomalous samples.
+//! - [`dte`]: diffusion time estimation for tables (arXiv 2305.18593):
+//!   [`DteNonParametric`], [`DteInverseGamma`], [`DteCategorical`]; and
+//!   [`DdpmTableScorer`], the DTE paper's DDPM reconstruction baseline.
+//! - [`maps`]: Gaussian smoothing (scipy's `gaussian_filter`), resizing to the input, and one
+//!   score per point of a series from overlapping windows.
 //! - [`efficientnet`]: EfficientNet-Lite0 in candle, matching the PyTorch reference
 //!   (`efficientnet-lite-pytorch` 0.1.0) block by block, and [`EfficientNetExtractor`], dmad's
-//!   [`dmad_core::FeatureExtractor`].
+//!   [`dmad_core::FeatureExtractor`]: the frozen perceptual network of the feature score and
+//!   of the training loss.
+//!
+//! # Scoring example
+//! The exact denoiser of `N(0, 0.5^2)` images reconstructs a bright defect badly:
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use dmad_diffusion::{DdimConfig, DdimSampler, GaussianDenoiser, NoiseScheduleConfig, Start};
+//! use dmad_score::{maps, ReconstructionConfig, ReconstructionScorer, Reconstructor, Scorer};
+//!
+//! # fn main() -> dmad_score::Result<()> {
+//! let schedule = NoiseScheduleConfig::default().build()?;
+//! let model = GaussianDenoiser::new(&schedule, 0.0, 0.5, Default::default())?;
+//! let ddim = DdimSampler::new(&schedule, DdimConfig { num_inference_steps: 10, ..Default::default() })?;
+//! let cfg = ReconstructionConfig { start: Start::Strength(0.5), draws: 2, seed: 7 };
+//! let scorer = ReconstructionScorer::new(Reconstructor::new(model, ddim, cfg)?);
+//!
+//! let mut img = vec![0f32; 16 * 16];
+//! img[5 * 16 + 9] = 2.0; // a defect at row 5, column 9
+//! let x = Tensor::from_vec(img, (1, 1, 16, 16), &Device::Cpu)?;
+//! let out = scorer.score(&x)?;
+//! let map = maps::gaussian_smooth(&out.map.unwrap(), 1.0)?; // [1, 16, 16]
+//! let flat = map.flatten_all()?.to_vec1::<f32>()?;
+//! let peak = (0..flat.len()).max_by(|&a, &b| flat[a].total_cmp(&flat[b])).unwrap();
+//! assert_eq!((peak / 16, peak % 16), (5, 9));
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Conventions
+//! - Scores: higher is more anomalous. Maps are `[batch, height, width]` for images and
+//!   scalograms, `[batch, length]` for series windows, none for tables `[batch, features]`.
+//! - Randomness is injected: scorers and DTE training take a `seed`.
 //! - Images are `[batch, channel, height, width]` in `[-1, 1]`, with 1 (grey) or 3 (RGB)
 //!   channels; the extractor resizes, converts grey to RGB and normalises them itself.
 //! - Feature maps are returned from the finest to the coarsest (strides 4, 8 and 16 by
 //!   default).
 //! - The network's weights are frozen; gradients flow to the input only.
 //!
-//! # Example
+//! # Feature-extractor example
 //! A tiny randomly initialised network on the CPU (the real one is
 //! [`EfficientNetExtractor::lite0`], with weights made as `docs/EFFICIENTNET.md` explains):
 //! ```

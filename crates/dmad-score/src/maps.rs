@@ -195,6 +195,78 @@ pub fn window_point_scores(
     )?)
 }
 
+/// Which per-sample score a [`Smoothed`] scorer reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum MapScore {
+    /// The inner scorer's score, unchanged. The default.
+    #[default]
+    Inner,
+    /// The maximum of the smoothed map (common for images: one bright defect counts).
+    Max,
+    /// The mean of the smoothed map.
+    Mean,
+}
+
+/// Wraps a scorer and smooths its maps with [`gaussian_smooth`]; the score is the inner
+/// scorer's or a summary of the smoothed map ([`MapScore`]). Scorers without maps pass through
+/// unchanged (with [`MapScore::Inner`]).
+#[derive(Debug, Clone)]
+pub struct Smoothed<S> {
+    inner: S,
+    sigma: f64,
+    score: MapScore,
+}
+
+impl<S: crate::Scorer> Smoothed<S> {
+    /// Smooths the maps of `inner` with a Gaussian of standard deviation `sigma` positions
+    /// (0: no smoothing).
+    ///
+    /// # Errors
+    /// [`dmad_core::Error::InvalidConfig`] (field `sigma`) for a negative or non-finite sigma.
+    pub fn new(inner: S, sigma: f64, score: MapScore) -> Result<Self> {
+        if sigma != 0.0 {
+            gaussian_kernel(sigma)?;
+        }
+        Ok(Self {
+            inner,
+            sigma,
+            score,
+        })
+    }
+
+    /// The wrapped scorer.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: crate::Scorer> crate::Scorer for Smoothed<S> {
+    fn score(&self, x: &Tensor) -> Result<crate::ScoreOutput> {
+        let out = self.inner.score(x)?;
+        let Some(map) = out.map else {
+            if self.score != MapScore::Inner {
+                return Err(Error::Core(dmad_core::Error::Unsupported(
+                    "a map score (MapScore::Max/Mean) of a scorer without maps",
+                )));
+            }
+            return Ok(out);
+        };
+        let map = gaussian_smooth(&map, self.sigma)?;
+        let b = map.dim(0)?;
+        let flat = map.to_dtype(DType::F32)?.reshape((b, ()))?;
+        let scores = match self.score {
+            MapScore::Inner => out.scores,
+            MapScore::Max => flat.max(1)?.to_vec1::<f32>()?,
+            MapScore::Mean => flat.mean(1)?.to_vec1::<f32>()?,
+        };
+        Ok(crate::ScoreOutput {
+            scores,
+            map: Some(map),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +420,47 @@ mod tests {
         ));
         let w = window_point_scores(&[1.0, 3.0], &[0, 1], 3, 4, Reduce::Mean).unwrap();
         assert_eq!(w, [1.0, 2.0, 2.0, 3.0]);
+    }
+
+    struct Fixed(Option<Tensor>);
+
+    impl crate::Scorer for Fixed {
+        fn score(&self, x: &Tensor) -> Result<crate::ScoreOutput> {
+            Ok(crate::ScoreOutput {
+                scores: vec![7.0; x.dim(0)?],
+                map: self.0.clone(),
+            })
+        }
+    }
+
+    #[test]
+    fn smoothed_scorer_summarises_the_smoothed_map() {
+        use crate::Scorer;
+        let dev = Device::Cpu;
+        let mut v = vec![0f32; 2 * 5 * 5];
+        v[12] = 25.0; // sample 0, centre
+        let map = Tensor::from_vec(v, (2, 5, 5), &dev).unwrap();
+        let x = Tensor::zeros((2, 1, 5, 5), DType::F32, &dev).unwrap();
+        let inner = Smoothed::new(Fixed(Some(map.clone())), 1.0, MapScore::Inner).unwrap();
+        assert_eq!(inner.score(&x).unwrap().scores, [7.0, 7.0]);
+        let max = Smoothed::new(Fixed(Some(map.clone())), 1.0, MapScore::Max).unwrap();
+        let out = max.score(&x).unwrap();
+        let sm = gaussian_smooth(&map, 1.0).unwrap();
+        let want = sm.get(0).unwrap().flatten_all().unwrap().max(0).unwrap();
+        assert_eq!(out.scores[0], want.to_scalar::<f32>().unwrap());
+        assert!(out.scores[0] < 25.0 && out.scores[0] > 1.0);
+        assert_eq!(out.scores[1], 0.0);
+        let mean = Smoothed::new(Fixed(Some(map)), 0.0, MapScore::Mean).unwrap();
+        assert_eq!(mean.score(&x).unwrap().scores, [1.0, 0.0]);
+        assert!(Smoothed::new(Fixed(None), -1.0, MapScore::Inner).is_err());
+        let none = Smoothed::new(Fixed(None), 1.0, MapScore::Max).unwrap();
+        assert!(matches!(
+            none.score(&x),
+            Err(Error::Core(dmad_core::Error::Unsupported(_)))
+        ));
+        // Batched scoring joins the batches in order.
+        let b = Fixed(None).score_batched(&Tensor::zeros((5, 2), DType::F32, &dev).unwrap(), 2);
+        assert_eq!(b.unwrap().scores.len(), 5);
+        assert!(Fixed(None).score_batched(&x, 0).is_err());
     }
 }

@@ -86,6 +86,48 @@ pub trait Scorer {
     /// [`dmad_core::Error::ShapeMismatch`] for an empty batch or a shape the scorer cannot
     /// take; any error of the underlying models.
     fn score(&self, x: &Tensor) -> Result<ScoreOutput>;
+
+    /// Scores `x` in batches of at most `batch_size` samples along the first axis and joins
+    /// the outputs in order. Scorers that draw noise draw it per batch, so the scores depend
+    /// on the batch size: keep it fixed to reproduce them.
+    ///
+    /// # Errors
+    /// [`dmad_core::Error::InvalidConfig`] (field `batch_size`) if `batch_size` is 0;
+    /// [`dmad_core::Error::ShapeMismatch`] for a 0-dimensional or empty `x`; as
+    /// [`Scorer::score`].
+    fn score_batched(&self, x: &Tensor, batch_size: usize) -> Result<ScoreOutput> {
+        let n = batches(x, batch_size, "Scorer::score_batched: x")?;
+        let parts = n
+            .into_iter()
+            .map(|(s, l)| self.score(&x.narrow(0, s, l)?))
+            .collect::<Result<Vec<_>>>()?;
+        ScoreOutput::concat(&parts)
+    }
+}
+
+/// The `(start, len)` batches of at most `batch_size` samples of `x`'s first axis.
+pub(crate) fn batches(
+    x: &Tensor,
+    batch_size: usize,
+    context: &'static str,
+) -> Result<Vec<(usize, usize)>> {
+    if batch_size == 0 {
+        return Err(Error::config("batch_size", "must be at least 1"));
+    }
+    let n = match x.dims().first() {
+        Some(&n) if n > 0 => n,
+        _ => {
+            return Err(Error::shape(
+                context,
+                "a non-empty batch [batch, ...]",
+                x.dims(),
+            ))
+        }
+    };
+    Ok((0..n)
+        .step_by(batch_size)
+        .map(|s| (s, batch_size.min(n - s)))
+        .collect())
 }
 
 impl<S: Scorer + ?Sized> Scorer for &S {

@@ -476,3 +476,34 @@ fn bad_input_is_an_error() -> Result<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn batched_scoring_joins_batches_in_order() -> Result<()> {
+    let s = schedule();
+    let rec = Reconstructor::new(gaussian(&s), ddim(&s, 5), ReconstructionConfig::default())?;
+    let fs = FeatureScorer::new(rec, PoolExtractor { gain: 1.0 });
+    let x = normal_images(7, 1, 6, 6, 21);
+    let out = fs.score_batched(&x, 3)?;
+    assert_eq!(out.scores.len(), 7);
+    assert_eq!(out.map.as_ref().unwrap().dims(), &[7, 6, 6]);
+    // The last batch (one sample) is scored as it would be alone.
+    let last = fs.score(&x.narrow(0, 6, 1)?)?;
+    assert_eq!(out.scores[6], last.scores[0]);
+    let terms = fs.terms_batched(&x, 4)?;
+    assert_eq!(terms.recon.scores.len(), 7);
+    assert_eq!(terms.feat.map.unwrap().dims(), &[7, 6, 6]);
+    assert!(is_config(
+        &fs.score_batched(&x, 0).unwrap_err(),
+        "batch_size"
+    ));
+    // Smoothed maps and a max-of-map score.
+    use dmad_score::maps::{MapScore, Smoothed};
+    let sm = Smoothed::new(fs, 1.0, MapScore::Max)?;
+    let o = sm.score(&defective_images(2, 3).narrow(2, 0, 8)?.narrow(3, 0, 8)?)?;
+    let m = o.map.unwrap();
+    for b in 0..2 {
+        let mx = m.get(b)?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        assert_eq!(o.scores[b], mx);
+    }
+    Ok(())
+}
