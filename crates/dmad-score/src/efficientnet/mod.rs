@@ -13,9 +13,11 @@
 //! EfficientNet-PyTorch with the Lite variants); `docs/EFFICIENTNET.md` has the details.
 
 mod config;
+mod depthwise;
 mod extractor;
 mod model;
 pub mod pth;
+mod relu6;
 mod resize;
 
 pub use config::{BlockSpec, EfficientNetConfig, StageConfig};

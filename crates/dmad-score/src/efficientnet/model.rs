@@ -11,44 +11,9 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Uniform};
 
 use super::config::{BlockSpec, EfficientNetConfig};
+use super::depthwise::{pad_same, Depthwise};
+use super::relu6::relu6;
 use crate::{Error, Result};
-
-/// ReLU6, `min(max(x, 0), 6)`, the activation of the Lite variants.
-fn relu6(x: &Tensor) -> Result<Tensor> {
-    Ok(x.relu()?.minimum(6f64)?)
-}
-
-/// Zero padding of one spatial axis for TensorFlow's `SAME` rule: the output has
-/// `ceil(len / stride)` samples and an odd total padding puts the extra sample at the end.
-fn same_padding(len: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
-    let out = len.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(len);
-    (total / 2, total - total / 2, out)
-}
-
-fn pad_same(x: &Tensor, kernel: usize, stride: usize) -> Result<(Tensor, usize, usize)> {
-    let (_, _, h, w) = x.dims4()?;
-    let (top, bottom, oh) = same_padding(h, kernel, stride);
-    let (left, right, ow) = same_padding(w, kernel, stride);
-    let mut x = x.clone();
-    if top + bottom > 0 {
-        x = x.pad_with_zeros(2, top, bottom)?;
-    }
-    if left + right > 0 {
-        x = x.pad_with_zeros(3, left, right)?;
-    }
-    Ok((x, oh, ow))
-}
-
-/// Narrows or zero-pads (at the end) axis `dim` of `x` to `len`.
-fn fit_axis(x: &Tensor, dim: usize, len: usize) -> Result<Tensor> {
-    let have = x.dim(dim)?;
-    Ok(if have >= len {
-        x.narrow(dim, 0, len)?
-    } else {
-        x.pad_with_zeros(dim, 0, len - have)?
-    })
-}
 
 /// The batch normalisation `gamma * (y - mean) / sqrt(var + eps) + beta` folded into the
 /// preceding bias-free convolution: returns `(w * s, beta - mean * s)` with
@@ -84,62 +49,6 @@ impl Pointwise {
             .broadcast_matmul(&x)?
             .broadcast_add(&self.bias)?;
         Ok(y.reshape((b, (), h, w))?)
-    }
-}
-
-/// A depthwise `k x k` convolution (with folded batch normalisation) as a sum of `k * k`
-/// shifted, per-channel scaled copies of the input. candle's grouped convolution runs one
-/// convolution per group, which is far slower for thousands of channels.
-#[derive(Debug, Clone)]
-struct Depthwise {
-    /// `k * k` tensors `[1, c, 1, 1]`, row-major over the kernel.
-    taps: Vec<Tensor>,
-    /// `[1, c, 1, 1]`.
-    bias: Tensor,
-    kernel: usize,
-    stride: usize,
-}
-
-impl Depthwise {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (k, s) = (self.kernel, self.stride);
-        let (xp, oh, ow) = pad_same(x, k, s)?;
-        let (b, c, _, _) = xp.dims4()?;
-        // For stride s, split the padded input into s * s phases: phase (p, q) holds the rows
-        // p, p + s, ... and the columns q, q + s, ...; tap (i, j) then reads phase
-        // (i % s, j % s) from row i / s and column j / s on, contiguously.
-        let (qh, qw) = (oh + (k - 1) / s, ow + (k - 1) / s);
-        let phases: Vec<Tensor> = if s == 1 {
-            vec![xp]
-        } else {
-            let xp = fit_axis(&fit_axis(&xp, 2, qh * s)?, 3, qw * s)?;
-            let xp = xp.reshape((b, c, qh, s, qw, s))?;
-            let mut v = Vec::with_capacity(s * s);
-            for p in 0..s {
-                for q in 0..s {
-                    v.push(
-                        xp.narrow(3, p, 1)?
-                            .narrow(5, q, 1)?
-                            .reshape((b, c, qh, qw))?,
-                    );
-                }
-            }
-            v
-        };
-        let mut acc: Option<Tensor> = None;
-        for i in 0..k {
-            for j in 0..k {
-                let phase = &phases[(i % s) * s + (j % s)];
-                let patch = phase.narrow(2, i / s, oh)?.narrow(3, j / s, ow)?;
-                let term = patch.broadcast_mul(&self.taps[i * k + j])?;
-                acc = Some(match acc {
-                    None => term,
-                    Some(a) => (a + term)?,
-                });
-            }
-        }
-        let acc = acc.expect("a kernel has at least one tap");
-        Ok(acc.broadcast_add(&self.bias)?)
     }
 }
 
@@ -342,17 +251,7 @@ impl EfficientNet {
                 bn(&format!("{p}._bn1"))?,
                 eps,
             )?;
-            let k = spec.kernel_size;
-            let w = w.reshape((spec.mid_channels, k * k))?;
-            let taps = (0..k * k)
-                .map(|t| put(w.narrow(1, t, 1)?.reshape((1, (), 1, 1))?))
-                .collect::<Result<Vec<_>>>()?;
-            let depthwise = Depthwise {
-                taps,
-                bias: put(b.reshape((1, (), 1, 1))?)?,
-                kernel: k,
-                stride: spec.stride,
-            };
+            let depthwise = Depthwise::new(&put(w)?, &put(b)?, spec.kernel_size, spec.stride)?;
             let project = pointwise(&format!("{p}._project_conv.weight"), &format!("{p}._bn2"))?;
             blocks.push(MbConv {
                 expand,
@@ -550,58 +449,4 @@ pub fn random_weights(config: &EfficientNetConfig, seed: u64) -> Result<HashMap<
         map.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
     }
     Ok(map)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_padding_matches_the_reference_formula() {
-        // Conv2dStaticSamePadding for a 224 input: stem (0, 1); 3x3 stride 1 (1, 1);
-        // 5x5 stride 2 on 56 (1, 2); 5x5 stride 2 on 14 (1, 2).
-        assert_eq!(same_padding(224, 3, 2), (0, 1, 112));
-        assert_eq!(same_padding(112, 3, 1), (1, 1, 112));
-        assert_eq!(same_padding(56, 5, 2), (1, 2, 28));
-        assert_eq!(same_padding(14, 5, 2), (1, 2, 7));
-        assert_eq!(same_padding(7, 3, 2), (1, 1, 4));
-        assert_eq!(same_padding(1, 5, 2), (2, 2, 1));
-    }
-
-    /// The depthwise convolution against candle's grouped `conv2d` on the same padded input.
-    #[test]
-    fn depthwise_matches_grouped_conv2d() {
-        let dev = Device::Cpu;
-        for (k, s, h, w) in [
-            (3, 1, 7, 6),
-            (3, 2, 8, 8),
-            (5, 2, 9, 7),
-            (5, 1, 5, 5),
-            (3, 2, 1, 2),
-        ] {
-            let c = 4;
-            let x = Tensor::randn(0f32, 1.0, (2, c, h, w), &dev).unwrap();
-            let wt = Tensor::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
-            let flat = wt.reshape((c, k * k)).unwrap();
-            let taps = (0..k * k)
-                .map(|t| flat.narrow(1, t, 1).unwrap().reshape((1, c, 1, 1)).unwrap())
-                .collect();
-            let dw = Depthwise {
-                taps,
-                bias: Tensor::zeros((1, c, 1, 1), DType::F32, &dev).unwrap(),
-                kernel: k,
-                stride: s,
-            };
-            let got = dw.forward(&x).unwrap();
-            let (xp, oh, ow) = pad_same(&x, k, s).unwrap();
-            let want = xp.conv2d(&wt, 0, s, 1, c).unwrap();
-            assert_eq!(got.dims(), &[2, c, oh, ow]);
-            assert_eq!(want.dims(), got.dims());
-            let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
-            assert!(
-                diff.to_scalar::<f32>().unwrap() < 1e-5,
-                "k {k} s {s} {h}x{w}"
-            );
-        }
-    }
 }
