@@ -418,6 +418,8 @@ pub struct Cwt {
     pub scales: Vec<f64>,
     /// The number of samples of the signal.
     pub len: usize,
+    /// The wavelet sampling precision the coefficients were computed with (for the inverse).
+    pub precision: u32,
 }
 
 impl Cwt {
@@ -434,7 +436,7 @@ impl Cwt {
 /// The integrated wavelet of one `(wavelet, precision)`: `int_psi` (conjugated for complex
 /// wavelets) and the grid step.
 #[derive(Debug)]
-struct Integrated {
+pub(crate) struct Integrated {
     int_psi: Vec<Complex64>,
     step: f64,
     range: f64,
@@ -468,7 +470,7 @@ impl Integrated {
 
     /// The differentiated kernel of `scale`, `dk` (length L + 1), and the output offset:
     /// `coef[n] = -sqrt(scale) * (x * dk)[n + offset]`.
-    fn kernel(&self, scale: f64) -> Result<(Vec<Complex64>, usize)> {
+    pub(crate) fn kernel(&self, scale: f64) -> Result<(Vec<Complex64>, usize)> {
         let stop = scale * self.range + 1.0;
         let count = stop.ceil() as usize;
         let denom = scale * self.step;
@@ -519,7 +521,7 @@ impl Default for CwtPlanner {
 }
 
 /// Smallest 2^a 3^b 5^c >= n.
-fn next_fast_len(n: usize) -> usize {
+pub(crate) fn next_fast_len(n: usize) -> usize {
     let mut best = n.next_power_of_two();
     let mut p5 = 1;
     while p5 < best {
@@ -546,7 +548,7 @@ impl CwtPlanner {
         }
     }
 
-    fn integrated(&self, w: &ContinuousWavelet, precision: u32) -> Arc<Integrated> {
+    pub(crate) fn integrated(&self, w: &ContinuousWavelet, precision: u32) -> Arc<Integrated> {
         let key = (w.name().to_string(), precision);
         let mut cache = self.integrated.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
@@ -556,7 +558,7 @@ impl CwtPlanner {
         )
     }
 
-    fn fft_pair(&self, n: usize) -> (Arc<dyn Fft<f64>>, Arc<dyn Fft<f64>>) {
+    pub(crate) fn fft_pair(&self, n: usize) -> (Arc<dyn Fft<f64>>, Arc<dyn Fft<f64>>) {
         let mut p = self.fft.lock().unwrap_or_else(|e| e.into_inner());
         (p.plan_fft_forward(n), p.plan_fft_inverse(n))
     }
@@ -663,6 +665,7 @@ impl CwtPlanner {
             }
         };
         Ok(Arc::new(CwtPlan {
+            precision: config.precision,
             scales: scales.to_vec(),
             len,
             complex,
@@ -684,6 +687,7 @@ struct FftKernels {
 /// A prepared CWT for one wavelet, scale set, signal length and method. Build it with
 /// [`CwtPlanner::plan_cwt`].
 pub struct CwtPlan {
+    precision: u32,
     scales: Vec<f64>,
     len: usize,
     complex: bool,
@@ -815,6 +819,7 @@ impl CwtPlan {
             frequencies: self.frequencies.clone(),
             scales: self.scales.clone(),
             len: n,
+            precision: self.precision,
         })
     }
 }

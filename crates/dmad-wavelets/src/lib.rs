@@ -36,8 +36,10 @@ mod array;
 pub mod cwt;
 mod dwt;
 mod error;
+mod icwt;
 mod mode;
 mod multilevel;
+pub mod scalogram;
 pub mod tensor;
 mod wavelet;
 
@@ -48,8 +50,10 @@ pub use cwt::{
 };
 pub use dwt::{dwt, dwt_axis, dwt_coeff_len, dwt_max_level, idwt, idwt_axis};
 pub use error::{Error, Result};
+pub use icwt::{icwt, icwt_constant, icwt_single_integral};
 pub use mode::Mode;
 pub use multilevel::{
     dwt2, idwt2, wavedec, wavedec2, wavedec_axis, waverec, waverec2, waverec_axis, Wavedec2,
 };
+pub use scalogram::{Scalogram, ScalogramConfig, ScalogramKind};
 pub use wavelet::{wavelist, Wavelet, WaveletPlanner};
