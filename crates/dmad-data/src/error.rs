@@ -135,6 +135,10 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
+    /// An error from the wavelet transforms (unknown wavelet, non-finite samples, ...).
+    #[error(transparent)]
+    Wavelets(#[from] dmad_wavelets::Error),
+
     /// An error from dmad-core.
     #[error(transparent)]
     Core(#[from] dmad_core::Error),

@@ -13,6 +13,10 @@
 //!   ([`Normaliser`]) and window scores mapped back to points ([`window_to_points`]).
 //! - Audio ([`audio`]): WAV files (8/16/24/32-bit PCM, float; first channel) resampled with a
 //!   windowed-sinc filter ([`Resampler`]), DCASE task-2 folders ([`DcaseFolder`]).
+//! - Scalograms ([`scalogram`]): a waveform's CWT (dmad-wavelets) as a log-power map
+//!   `[1, scales, frames]` in `[-1, 1]` ([`AudioScalogram::forward`]), and a (reconstructed)
+//!   map back to a waveform through the ICWT with the clip's phase
+//!   ([`AudioScalogram::inverse`]); [`DcaseScalograms`] serves a DCASE folder as maps.
 //! - Tables ([`tabular`]): CSV ([`read_csv_table`]; categorical columns one-hot encoded or
 //!   rejected), NPY/NPZ ([`read_npy_table`], [`read_npz_table`]; [`npy`] is a small reader of
 //!   its own), standardised with the train rows' statistics, and the split files
@@ -57,6 +61,7 @@ mod dataset;
 mod error;
 pub mod image;
 pub mod npy;
+pub mod scalogram;
 pub mod tabular;
 pub mod timeseries;
 
@@ -67,6 +72,9 @@ pub use dataset::{stack, Batches, Dataset, TensorDataset};
 pub use error::{Error, Result};
 pub use image::{
     ColorMode, ImageConfig, ImageFolder, ImageSample, NpyImages, ResizeFilter, ResizeMode, Split,
+};
+pub use scalogram::{
+    AudioScalogram, AudioScalogramConfig, DcaseScalograms, ScalogramItem, ScalogramSample,
 };
 pub use tabular::{
     read_csv_table, read_npy_table, read_npz_table, read_split_file, Categorical, SplitFile, Table,
