@@ -282,6 +282,15 @@ fn audio() -> anyhow::Result<()> {
                 assert_eq!(ds.waveform(i)?.len(), 16_000);
             }
         }
+        // The scalogram path on the first normal and the first anomalous test clip.
+        let maps = dmad_data::DcaseScalograms::new(
+            test,
+            std::sync::Arc::new(dmad_data::AudioScalogram::new(&Default::default())?),
+        )?;
+        for i in [0, maps.len() - 1] {
+            let it = maps.get(i)?;
+            assert_eq!(it.sample.image.dims(), &[1, 64, 250]);
+        }
     }
     Ok(())
 }
