@@ -4,7 +4,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::simd::{exp, vectorize};
+use crate::simd::{self, exp};
 use crate::util::{cpu_slice, gemm, use_cpu_kernel, Mat, SendPtr};
 use crate::{Error, Result};
 
@@ -46,7 +46,7 @@ impl AttentionOp {
                 let o = unsafe {
                     std::slice::from_raw_parts_mut(outp.get().add((bi * tq + r0) * dv), rows * dv)
                 };
-                vectorize(|| {
+                {
                     for (a, &b) in qs.iter_mut().zip(&q[(bi * tq + r0) * d..][..rows * d]) {
                         *a = b * scale;
                     }
@@ -70,34 +70,9 @@ impl AttentionOp {
                         unsafe { gemm(rows, cols, d, s.as_mut_ptr(), cols, false, lhs, kt, false) };
                         for i in 0..rows {
                             let si = &mut s[i * cols..(i + 1) * cols];
-                            let mut mx = [f32::NEG_INFINITY; 8];
-                            let mut it = si.chunks_exact(8);
-                            for ch in &mut it {
-                                for j in 0..8 {
-                                    mx[j] = mx[j].max(ch[j]);
-                                }
-                            }
-                            let mut row_max = it.remainder().iter().fold(m[i], |a, &b| a.max(b));
-                            for x in mx {
-                                row_max = row_max.max(x);
-                            }
+                            let row_max = simd::max(si, m[i]);
                             let corr = exp(m[i] - row_max);
-                            let mut sum = [0.0f32; 8];
-                            let mut it = si.chunks_exact_mut(8);
-                            for ch in &mut it {
-                                for j in 0..8 {
-                                    let p = exp(ch[j] - row_max);
-                                    ch[j] = p;
-                                    sum[j] += p;
-                                }
-                            }
-                            let mut total = 0.0f32;
-                            for x in it.into_remainder() {
-                                *x = exp(*x - row_max);
-                                total += *x;
-                            }
-                            total += sum.iter().sum::<f32>();
-                            l[i] = l[i] * corr + total;
+                            l[i] = l[i] * corr + simd::exp_sub_sum(si, row_max);
                             m[i] = row_max;
                             if corr != 1.0 {
                                 for a in &mut acc[i * dv..(i + 1) * dv] {
@@ -124,7 +99,7 @@ impl AttentionOp {
                             *o = a * inv;
                         }
                     }
-                })
+                }
             },
         );
         out

@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::simd::{self, sigmoid, vectorize};
+use crate::simd::{self, Affine};
 use crate::util::{cpu_slice, use_cpu_kernel, with_f32};
 use crate::{Error, Result};
 
@@ -25,6 +25,13 @@ fn split(dims: &[usize]) -> (usize, usize, usize) {
 }
 
 impl GroupNormOp {
+    /// `(mean, residue, 1 / sqrt(var + eps))` of one group's values.
+    fn stats(&self, x: &[f32]) -> (f32, f32, f32) {
+        let (mean, lo) = simd::mean_split(x);
+        let var = simd::sum_sq_dev(x, mean, lo) / x.len() as f64;
+        (mean, lo, (1.0 / (var + self.eps as f64).sqrt()) as f32)
+    }
+
     fn forward(&self, x: &[f32], gamma: &[f32], beta: &[f32], dims: &[usize]) -> Vec<f32> {
         let (_, c, hw) = split(dims);
         let cg = c / self.groups;
@@ -33,33 +40,22 @@ impl GroupNormOp {
         if len == 0 {
             return out;
         }
-        let (groups, eps, silu) = (self.groups, self.eps, self.silu);
         out.par_chunks_mut(len)
             .zip(x.par_chunks(len))
             .enumerate()
             .for_each(|(i, (o, xi))| {
-                let c0 = (i % groups) * cg;
-                vectorize(|| {
-                    let (mean, lo) = simd::mean_split(xi);
-                    let var = simd::sum_sq_dev(xi, mean, lo) / len as f64;
-                    let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
-                    for ch in 0..cg {
-                        let a = gamma[c0 + ch] * rstd;
-                        let b = beta[c0 + ch];
-                        let xs = &xi[ch * hw..(ch + 1) * hw];
-                        let os = &mut o[ch * hw..(ch + 1) * hw];
-                        if silu {
-                            for (o, &v) in os.iter_mut().zip(xs) {
-                                let z = ((v - mean) - lo) * a + b;
-                                *o = z * sigmoid(z);
-                            }
-                        } else {
-                            for (o, &v) in os.iter_mut().zip(xs) {
-                                *o = ((v - mean) - lo) * a + b;
-                            }
-                        }
-                    }
-                })
+                let c0 = (i % self.groups) * cg;
+                let (mean, lo, rstd) = self.stats(xi);
+                for ch in 0..cg {
+                    let aff = Affine {
+                        mean,
+                        lo,
+                        a: gamma[c0 + ch] * rstd,
+                        b: beta[c0 + ch],
+                    };
+                    let r = ch * hw..(ch + 1) * hw;
+                    simd::affine(&xi[r.clone()], &mut o[r], aff, self.silu);
+                }
             });
         out
     }
@@ -80,7 +76,6 @@ impl GroupNormOp {
         if len == 0 {
             return (dx, vec![0.0; c], vec![0.0; c]);
         }
-        let (groups, eps, silu) = (self.groups, self.eps, self.silu);
         // Per (sample, group): the per-channel sums of dz and dz * xhat.
         let parts: Vec<(Vec<f32>, Vec<f32>)> = dx
             .par_chunks_mut(len)
@@ -88,64 +83,48 @@ impl GroupNormOp {
             .zip(dy.par_chunks(len))
             .enumerate()
             .map(|(i, ((dxi, xi), dyi))| {
-                let c0 = (i % groups) * cg;
-                vectorize(|| {
-                    let (mean, lo) = simd::mean_split(xi);
-                    let var = simd::sum_sq_dev(xi, mean, lo) / len as f64;
-                    let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
-                    let mut sdz = vec![0.0f32; cg];
-                    let mut sdzx = vec![0.0f32; cg];
-                    for ch in 0..cg {
-                        let (g, b) = (gamma[c0 + ch], beta[c0 + ch]);
-                        let r = ch * hw..(ch + 1) * hw;
-                        let (xs, dys, dzs) = (&xi[r.clone()], &dyi[r.clone()], &mut dxi[r]);
-                        // dz = dL/d(affine output), kept in dx for the second pass.
-                        let mut acc = [0.0f32; 8];
-                        let mut accx = [0.0f32; 8];
-                        for ((xc, dyc), dzc) in
-                            xs.chunks(8).zip(dys.chunks(8)).zip(dzs.chunks_mut(8))
-                        {
-                            for j in 0..xc.len() {
-                                let xhat = ((xc[j] - mean) - lo) * rstd;
-                                let dz = if silu {
-                                    let z = xhat * g + b;
-                                    let s = sigmoid(z);
-                                    dyc[j] * (s * (1.0 + z * (1.0 - s)))
-                                } else {
-                                    dyc[j]
-                                };
-                                dzc[j] = dz;
-                                acc[j] += dz;
-                                accx[j] += dz * xhat;
-                            }
-                        }
-                        sdz[ch] = acc.iter().sum();
-                        sdzx[ch] = accx.iter().sum();
-                    }
-                    let mut m1 = 0.0f64;
-                    let mut m2 = 0.0f64;
-                    for ch in 0..cg {
-                        m1 += (gamma[c0 + ch] * sdz[ch]) as f64;
-                        m2 += (gamma[c0 + ch] * sdzx[ch]) as f64;
-                    }
-                    let m1 = (m1 / len as f64) as f32;
-                    let m2 = (m2 / len as f64) as f32;
-                    for ch in 0..cg {
-                        let g = gamma[c0 + ch];
-                        let r = ch * hw..(ch + 1) * hw;
-                        for (d, &xv) in dxi[r.clone()].iter_mut().zip(&xi[r]) {
-                            let xhat = ((xv - mean) - lo) * rstd;
-                            *d = rstd * (*d * g - m1 - xhat * m2);
-                        }
-                    }
-                    (sdz, sdzx)
-                })
+                let c0 = (i % self.groups) * cg;
+                let (mean, lo, rstd) = self.stats(xi);
+                let aff = |ch: usize| Affine {
+                    mean,
+                    lo,
+                    a: gamma[c0 + ch],
+                    b: beta[c0 + ch],
+                };
+                let mut sdz = vec![0.0f32; cg];
+                let mut sdzx = vec![0.0f32; cg];
+                for ch in 0..cg {
+                    let r = ch * hw..(ch + 1) * hw;
+                    // dz = dL/d(affine output), kept in dx for the second pass.
+                    let (s, sx) = simd::gn_dz(
+                        &xi[r.clone()],
+                        &dyi[r.clone()],
+                        &mut dxi[r],
+                        aff(ch),
+                        rstd,
+                        self.silu,
+                    );
+                    sdz[ch] = s;
+                    sdzx[ch] = sx;
+                }
+                let (mut m1, mut m2) = (0.0f64, 0.0f64);
+                for ch in 0..cg {
+                    m1 += (gamma[c0 + ch] * sdz[ch]) as f64;
+                    m2 += (gamma[c0 + ch] * sdzx[ch]) as f64;
+                }
+                let m1 = (m1 / len as f64) as f32;
+                let m2 = (m2 / len as f64) as f32;
+                for ch in 0..cg {
+                    let r = ch * hw..(ch + 1) * hw;
+                    simd::gn_dx(&xi[r.clone()], &mut dxi[r], aff(ch), rstd, m1, m2);
+                }
+                (sdz, sdzx)
             })
             .collect();
         let mut dgamma = vec![0.0f32; c];
         let mut dbeta = vec![0.0f32; c];
         for (i, (sdz, sdzx)) in parts.iter().enumerate() {
-            let c0 = (i % groups) * cg;
+            let c0 = (i % self.groups) * cg;
             for ch in 0..cg {
                 dbeta[c0 + ch] += sdz[ch];
                 dgamma[c0 + ch] += sdzx[ch];

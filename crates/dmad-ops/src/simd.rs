@@ -1,28 +1,36 @@
-//! Vectorisation helpers: runtime AVX2/FMA dispatch and an auto-vectorisable `exp`.
+//! Elementwise kernels: explicit AVX2 + FMA versions (runtime-detected) and portable scalar
+//! versions that also handle the tails.
 
-/// Runs `f` inside a function compiled for AVX2 + FMA when the CPU has them, so that the loops
-/// `f` inlines are vectorised with 8-wide registers; on other CPUs it just calls `f`.
-#[inline(always)]
-pub(crate) fn vectorize<R>(f: impl FnOnce() -> R) -> R {
+/// Whether the AVX2 + FMA kernels can run on this CPU.
+#[inline]
+fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports every feature `run_avx2` is compiled with.
-            return unsafe { run_avx2(f) };
-        }
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
     }
-    f()
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
+/// Dispatches to the AVX2 kernel when available, else the scalar one.
+macro_rules! dispatch {
+    ($name:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx2() {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { x86::$name($($arg),*) };
+            }
+        }
+        scalar::$name($($arg),*)
+    }};
 }
 
 /// `e^x` in f32 (Cephes `expf`: range reduction by `ln 2` and a degree-6 polynomial), relative
 /// error below 2e-7 on `[-87, 88]`; inputs are clamped to that range (so `exp(-inf) = 1.6e-38`,
-/// not 0). Written without branches so that loops over it vectorise.
+/// not 0).
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
@@ -42,63 +50,358 @@ pub(crate) fn exp(x: f32) -> f32 {
 
 /// `1 / (1 + e^-z)`.
 #[inline(always)]
-pub(crate) fn sigmoid(z: f32) -> f32 {
+fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + exp(-z))
 }
 
-/// Mean of a non-empty slice, split into an f32 value and its f32 residue.
-#[inline(always)]
+/// Sum of `x - shift`: f32 lanes over blocks of 1024 values, blocks added in f64.
+pub(crate) fn sum_shifted(x: &[f32], shift: f32) -> f64 {
+    dispatch!(sum_shifted(x, shift))
+}
+
+/// Sum of `((x - m) - lo)^2`.
+pub(crate) fn sum_sq_dev(x: &[f32], m: f32, lo: f32) -> f64 {
+    dispatch!(sum_sq_dev(x, m, lo))
+}
+
+/// Mean of a non-empty slice, split into an f32 value and its f32 residue, so that
+/// `(x - hi) - lo` stays accurate for data far from zero. Shifted by the first value so that
+/// the f32 lane sums keep their precision.
 pub(crate) fn mean_split(x: &[f32]) -> (f32, f32) {
-    // Shifted by the first value: for data far from zero `x - x[0]` is exact and small, so the
-    // f32 lane sums keep their precision.
     let pivot = x[0];
     let m = pivot as f64 + sum_shifted(x, pivot) / x.len() as f64;
     let hi = m as f32;
     (hi, (m - hi as f64) as f32)
 }
 
-/// Sum of `x - shift`: f32 lanes over blocks of 1024 values, blocks added in f64.
-#[inline(always)]
-pub(crate) fn sum_shifted(x: &[f32], shift: f32) -> f64 {
-    let mut total = 0.0f64;
-    for block in x.chunks(1024) {
-        let mut acc = [0.0f32; 16];
-        let mut it = block.chunks_exact(16);
-        for c in &mut it {
-            for j in 0..16 {
-                acc[j] += c[j] - shift;
-            }
-        }
-        let mut s: f32 = it.remainder().iter().map(|v| v - shift).sum();
-        for a in acc {
-            s += a;
-        }
-        total += s as f64;
-    }
-    total
+/// `o = z` or `o = silu(z)` with `z = ((x - mean) - lo) * a + b`.
+pub(crate) fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+    dispatch!(affine(x, o, c, silu))
 }
 
-/// Sum of squared deviations from `m + lo` (`lo` is the f32 rounding residue of the mean, so that
-/// `x - m` stays exact for data far from zero).
-#[inline(always)]
-pub(crate) fn sum_sq_dev(x: &[f32], m: f32, lo: f32) -> f64 {
-    let mut total = 0.0f64;
-    for block in x.chunks(1024) {
-        let mut acc = [0.0f32; 16];
-        let mut it = block.chunks_exact(16);
-        for c in &mut it {
-            for j in 0..16 {
-                let d = (c[j] - m) - lo;
-                acc[j] += d * d;
+/// GroupNorm backward, first pass over one channel: `dz = dL/dz` (through SiLU when `silu`)
+/// into `dz`; returns `(sum dz, sum dz * xhat)`.
+pub(crate) fn gn_dz(
+    x: &[f32],
+    dy: &[f32],
+    dz: &mut [f32],
+    c: Affine,
+    rstd: f32,
+    silu: bool,
+) -> (f32, f32) {
+    dispatch!(gn_dz(x, dy, dz, c, rstd, silu))
+}
+
+/// GroupNorm backward, second pass: `d = rstd * (d * g - m1 - xhat * m2)` in place.
+pub(crate) fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
+    dispatch!(gn_dx(x, d, c, rstd, m1, m2))
+}
+
+/// `max(init, max x)`.
+pub(crate) fn max(x: &[f32], init: f32) -> f32 {
+    dispatch!(max(x, init))
+}
+
+/// `x = exp(x - m)` in place; returns the sum of the new values.
+pub(crate) fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+    dispatch!(exp_sub_sum(x, m))
+}
+
+/// Per-channel constants of a GroupNorm affine map: `z = ((x - mean) - lo) * a + b`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Affine {
+    pub(crate) mean: f32,
+    pub(crate) lo: f32,
+    /// `gamma * rstd` in the forward pass, `gamma` in the backward pass.
+    pub(crate) a: f32,
+    pub(crate) b: f32,
+}
+
+mod scalar {
+    use super::{exp, sigmoid, Affine};
+
+    pub(super) fn sum_shifted(x: &[f32], shift: f32) -> f64 {
+        let mut total = 0.0f64;
+        for block in x.chunks(1024) {
+            let mut acc = [0.0f32; 8];
+            let mut it = block.chunks_exact(8);
+            for c in &mut it {
+                for j in 0..8 {
+                    acc[j] += c[j] - shift;
+                }
             }
+            let s: f32 =
+                it.remainder().iter().map(|v| v - shift).sum::<f32>() + acc.iter().sum::<f32>();
+            total += s as f64;
         }
-        let mut s: f32 = it.remainder().iter().map(|v| ((v - m) - lo).powi(2)).sum();
-        for a in acc {
-            s += a;
-        }
-        total += s as f64;
+        total
     }
-    total
+
+    pub(super) fn sum_sq_dev(x: &[f32], m: f32, lo: f32) -> f64 {
+        let mut total = 0.0f64;
+        for block in x.chunks(1024) {
+            let s: f32 = block.iter().map(|v| ((v - m) - lo).powi(2)).sum();
+            total += s as f64;
+        }
+        total
+    }
+
+    pub(super) fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+        for (o, &v) in o.iter_mut().zip(x) {
+            let z = ((v - c.mean) - c.lo) * c.a + c.b;
+            *o = if silu { z * sigmoid(z) } else { z };
+        }
+    }
+
+    pub(super) fn gn_dz(
+        x: &[f32],
+        dy: &[f32],
+        dz: &mut [f32],
+        c: Affine,
+        rstd: f32,
+        silu: bool,
+    ) -> (f32, f32) {
+        let (mut s, mut sx) = (0.0f32, 0.0f32);
+        for ((&v, &g), d) in x.iter().zip(dy).zip(dz.iter_mut()) {
+            let xhat = ((v - c.mean) - c.lo) * rstd;
+            *d = if silu {
+                let z = xhat * c.a + c.b;
+                let sg = sigmoid(z);
+                g * (sg * (1.0 + z * (1.0 - sg)))
+            } else {
+                g
+            };
+            s += *d;
+            sx += *d * xhat;
+        }
+        (s, sx)
+    }
+
+    pub(super) fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
+        for (d, &v) in d.iter_mut().zip(x) {
+            let xhat = ((v - c.mean) - c.lo) * rstd;
+            *d = rstd * (*d * c.a - m1 - xhat * m2);
+        }
+    }
+
+    pub(super) fn max(x: &[f32], init: f32) -> f32 {
+        x.iter().fold(init, |a, &b| a.max(b))
+    }
+
+    pub(super) fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+        let mut s = 0.0;
+        for v in x {
+            *v = exp(*v - m);
+            s += *v;
+        }
+        s
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{scalar, Affine};
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+            _mm256_set1_ps(88.0),
+        );
+        let fx = _mm256_floor_ps(_mm256_fmadd_ps(
+            x,
+            _mm256_set1_ps(std::f32::consts::LOG2_E),
+            _mm256_set1_ps(0.5),
+        ));
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
+        let r = _mm256_fmadd_ps(fx, _mm256_set1_ps(2.121_944_4e-4), r);
+        let r2 = _mm256_mul_ps(r, r);
+        let mut y = _mm256_set1_ps(1.987_569_1e-4);
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.166_666_65));
+        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
+        y = _mm256_add_ps(_mm256_fmadd_ps(y, r2, r), _mm256_set1_ps(1.0));
+        let n = _mm256_cvtps_epi32(fx);
+        let pow = _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_add_epi32(n, _mm256_set1_epi32(127)),
+            23,
+        ));
+        _mm256_mul_ps(y, pow)
+    }
+
+    #[inline(always)]
+    unsafe fn sigmoid8(z: __m256) -> __m256 {
+        let one = _mm256_set1_ps(1.0);
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), z));
+        _mm256_div_ps(one, _mm256_add_ps(one, e))
+    }
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let mut a = [0.0f32; 8];
+        _mm256_storeu_ps(a.as_mut_ptr(), v);
+        a.iter().sum()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_shifted(x: &[f32], shift: f32) -> f64 {
+        let sh = _mm256_set1_ps(shift);
+        let mut total = 0.0f64;
+        for block in x.chunks(1024) {
+            let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut it = block.chunks_exact(16);
+            for c in &mut it {
+                a0 = _mm256_add_ps(a0, _mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), sh));
+                a1 = _mm256_add_ps(a1, _mm256_sub_ps(_mm256_loadu_ps(c.as_ptr().add(8)), sh));
+            }
+            let s = hsum(_mm256_add_ps(a0, a1)) as f64 + scalar::sum_shifted(it.remainder(), shift);
+            total += s;
+        }
+        total
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_sq_dev(x: &[f32], m: f32, lo: f32) -> f64 {
+        let (mv, lov) = (_mm256_set1_ps(m), _mm256_set1_ps(lo));
+        let mut total = 0.0f64;
+        for block in x.chunks(1024) {
+            let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut it = block.chunks_exact(16);
+            for c in &mut it {
+                let d0 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), mv), lov);
+                let d1 = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr().add(8)), mv), lov);
+                a0 = _mm256_fmadd_ps(d0, d0, a0);
+                a1 = _mm256_fmadd_ps(d1, d1, a1);
+            }
+            total += hsum(_mm256_add_ps(a0, a1)) as f64 + scalar::sum_sq_dev(it.remainder(), m, lo);
+        }
+        total
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+        let n = x.len().min(o.len());
+        let body = n / 8 * 8;
+        let (mv, lov, av, bv) = (
+            _mm256_set1_ps(c.mean),
+            _mm256_set1_ps(c.lo),
+            _mm256_set1_ps(c.a),
+            _mm256_set1_ps(c.b),
+        );
+        let (xp, op) = (x.as_ptr(), o.as_mut_ptr());
+        let mut i = 0;
+        while i < body {
+            let v = _mm256_loadu_ps(xp.add(i));
+            let z = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_sub_ps(v, mv), lov), av, bv);
+            let y = if silu {
+                _mm256_mul_ps(z, sigmoid8(z))
+            } else {
+                z
+            };
+            _mm256_storeu_ps(op.add(i), y);
+            i += 8;
+        }
+        scalar::affine(&x[body..n], &mut o[body..n], c, silu);
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gn_dz(
+        x: &[f32],
+        dy: &[f32],
+        dz: &mut [f32],
+        c: Affine,
+        rstd: f32,
+        silu: bool,
+    ) -> (f32, f32) {
+        let n = x.len().min(dy.len()).min(dz.len());
+        let body = n / 8 * 8;
+        let (mv, lov, gv, bv, rv, one) = (
+            _mm256_set1_ps(c.mean),
+            _mm256_set1_ps(c.lo),
+            _mm256_set1_ps(c.a),
+            _mm256_set1_ps(c.b),
+            _mm256_set1_ps(rstd),
+            _mm256_set1_ps(1.0),
+        );
+        let (mut s, mut sx) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i < body {
+            let v = _mm256_loadu_ps(x.as_ptr().add(i));
+            let g = _mm256_loadu_ps(dy.as_ptr().add(i));
+            let xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(v, mv), lov), rv);
+            let d = if silu {
+                let z = _mm256_fmadd_ps(xhat, gv, bv);
+                let sg = sigmoid8(z);
+                // sg * (1 + z * (1 - sg))
+                let t = _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one);
+                _mm256_mul_ps(g, _mm256_mul_ps(sg, t))
+            } else {
+                g
+            };
+            _mm256_storeu_ps(dz.as_mut_ptr().add(i), d);
+            s = _mm256_add_ps(s, d);
+            sx = _mm256_fmadd_ps(d, xhat, sx);
+            i += 8;
+        }
+        let (ts, tsx) = scalar::gn_dz(&x[body..n], &dy[body..n], &mut dz[body..n], c, rstd, silu);
+        (hsum(s) + ts, hsum(sx) + tsx)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
+        let n = x.len().min(d.len());
+        let body = n / 8 * 8;
+        let (mv, lov, gv, rv, m1v, m2v) = (
+            _mm256_set1_ps(c.mean),
+            _mm256_set1_ps(c.lo),
+            _mm256_set1_ps(c.a),
+            _mm256_set1_ps(rstd),
+            _mm256_set1_ps(m1),
+            _mm256_set1_ps(m2),
+        );
+        let mut i = 0;
+        while i < body {
+            let v = _mm256_loadu_ps(x.as_ptr().add(i));
+            let xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(v, mv), lov), rv);
+            let dz = _mm256_loadu_ps(d.as_ptr().add(i));
+            let t = _mm256_sub_ps(_mm256_fmsub_ps(dz, gv, m1v), _mm256_mul_ps(xhat, m2v));
+            _mm256_storeu_ps(d.as_mut_ptr().add(i), _mm256_mul_ps(rv, t));
+            i += 8;
+        }
+        scalar::gn_dx(&x[body..n], &mut d[body..n], c, rstd, m1, m2);
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn max(x: &[f32], init: f32) -> f32 {
+        let mut m = _mm256_set1_ps(init);
+        let mut it = x.chunks_exact(8);
+        for c in &mut it {
+            m = _mm256_max_ps(m, _mm256_loadu_ps(c.as_ptr()));
+        }
+        let mut a = [0.0f32; 8];
+        _mm256_storeu_ps(a.as_mut_ptr(), m);
+        scalar::max(it.remainder(), a.iter().fold(init, |p, &q| p.max(q)))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+        let n = x.len();
+        let body = n / 8 * 8;
+        let mv = _mm256_set1_ps(m);
+        let mut s = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < body {
+            let p = x.as_mut_ptr().add(i);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), mv));
+            _mm256_storeu_ps(p, e);
+            s = _mm256_add_ps(s, e);
+            i += 8;
+        }
+        hsum(s) + scalar::exp_sub_sum(&mut x[body..], m)
+    }
 }
 
 #[cfg(test)]
@@ -107,15 +410,20 @@ mod tests {
 
     #[test]
     fn exp_matches_std_within_2e7_relative() {
-        let mut worst = 0.0f32;
+        let mut xs = Vec::new();
         let mut x = -87.0f32;
         while x < 88.0 {
-            let e = x.exp();
-            worst = worst.max(((exp(x) - e) / e).abs());
+            xs.push(x);
             x += 0.0137;
         }
+        let mut fast = xs.clone();
+        exp_sub_sum(&mut fast, 0.0);
+        let mut worst = 0.0f32;
+        for (&x, &f) in xs.iter().zip(&fast) {
+            let e = x.exp();
+            worst = worst.max(((exp(x) - e) / e).abs()).max(((f - e) / e).abs());
+        }
         assert!(worst < 2e-7, "worst relative error {worst}");
-        assert_eq!(vectorize(|| exp(0.0)), 1.0);
     }
 
     #[test]
@@ -123,11 +431,31 @@ mod tests {
         assert!((sigmoid(1e30) - 1.0).abs() < 1e-7);
         assert!(sigmoid(-1e30).abs() < 1e-30);
         assert!((sigmoid(0.0) - 0.5).abs() < 1e-7);
+        let x = [1e30f32, -1e30, 0.0, 3.0, -3.0, 50.0, -50.0, 0.5, 1.0];
+        let mut o = [0.0f32; 9];
+        affine(
+            &x,
+            &mut o,
+            Affine {
+                mean: 0.0,
+                lo: 0.0,
+                a: 1.0,
+                b: 0.0,
+            },
+            true,
+        );
+        for (&v, &y) in x.iter().zip(&o) {
+            let want = if v < -80.0 { 0.0 } else { v * sigmoid(v) };
+            assert!(
+                (y - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{v}: {y} vs {want}"
+            );
+        }
     }
 
     #[test]
-    fn sums_match_naive_f64() {
-        let x: Vec<f32> = (0..5000)
+    fn sums_and_max_match_naive() {
+        let x: Vec<f32> = (0..5003)
             .map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.3)
             .collect();
         let naive: f64 = x.iter().map(|&v| v as f64).sum();
@@ -135,5 +463,7 @@ mod tests {
         let m = (naive / x.len() as f64) as f32;
         let naive_sq: f64 = x.iter().map(|&v| (v as f64 - m as f64).powi(2)).sum();
         assert!((sum_sq_dev(&x, m, 0.0) - naive_sq).abs() / naive_sq < 1e-5);
+        assert_eq!(max(&x, f32::NEG_INFINITY), 0.7);
+        assert_eq!(max(&x[..3], 5.0), 5.0);
     }
 }
