@@ -341,6 +341,22 @@ mod safetensors_files {
     }
 
     #[test]
+    fn a_var_builder_gives_the_same_network() {
+        let map = random_weights(&EfficientNetConfig::tiny(), 7).unwrap();
+        let vb = candle_nn::VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
+        let a = EfficientNet::new(&EfficientNetConfig::tiny(), vb).unwrap();
+        let x = input(&[2, 3, 16, 16], 10, DType::F32);
+        let b = tiny(DType::F32);
+        assert_eq!(
+            max_abs_diff(&a.forward(&x).unwrap(), &b.forward(&x).unwrap()),
+            0.0
+        );
+        // A builder without the tensors is an error, not a panic.
+        let empty = candle_nn::VarBuilder::from_tensors(HashMap::new(), DType::F32, &Device::Cpu);
+        assert!(EfficientNet::new(&EfficientNetConfig::tiny(), empty).is_err());
+    }
+
+    #[test]
     fn truncated_empty_and_malformed_files_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = save(
