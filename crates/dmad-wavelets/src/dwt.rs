@@ -246,35 +246,63 @@ pub(crate) fn dwt_blocks(
     let mut ca = vec![0.0; outer * out * inner];
     let mut cd = vec![0.0; outer * out * inner];
     if inner == 1 {
-        let mut ext = vec![0.0; pl + n + pr];
-        let half = ext.len().div_ceil(2);
-        let mut even = vec![0.0; half];
-        let mut odd = vec![0.0; half];
+        // Blocked polyphase: each block of outputs reads its stretch of the extended row,
+        // split into even and odd samples, from a buffer that stays in L1.
+        let mut lvals = vec![0.0; pl];
+        let mut rvals = vec![0.0; pr];
+        let mut even = vec![0.0; BLOCK + f];
+        let mut odd = vec![0.0; BLOCK + f];
+        let base = c0 + pl;
         for b in 0..outer {
             let xr = &x[b * n..(b + 1) * n];
             for (m, c) in lext.iter().enumerate() {
-                ext[pl - 1 - m] = eval(c, xr);
+                lvals[m] = eval(c, xr);
             }
-            ext[pl..pl + n].copy_from_slice(xr);
             for (j, c) in rext.iter().enumerate() {
-                ext[pl + n + j] = eval(c, xr);
+                rvals[j] = eval(c, xr);
             }
-            for (i, v) in ext.iter().enumerate() {
-                if i % 2 == 0 {
-                    even[i / 2] = *v;
+            // Extended row at buffer index q (q = position + pl).
+            let get = |q: usize| -> f64 {
+                if q < pl {
+                    lvals[pl - 1 - q]
+                } else if q < pl + n {
+                    xr[q - pl]
                 } else {
-                    odd[i / 2] = *v;
+                    rvals[q - pl - n]
                 }
+            };
+            let ab = &mut ca[b * out..(b + 1) * out];
+            let db = &mut cd[b * out..(b + 1) * out];
+            let mut start = 0;
+            while start < out {
+                let len = BLOCK.min(out - start);
+                // Local index 0 is extended index p0; the block reads local 0 ..= 2 len + f - 3.
+                let p0 = 2 * start + base + 1 - f;
+                let half = len + f / 2 - 1;
+                if p0 >= pl && p0 + 2 * half <= pl + n {
+                    let src = &xr[p0 - pl..p0 - pl + 2 * half];
+                    for ((e, o), pair) in
+                        even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2))
+                    {
+                        *e = pair[0];
+                        *o = pair[1];
+                    }
+                } else {
+                    for k in 0..half {
+                        even[k] = get(p0 + 2 * k);
+                        odd[k] = get(p0 + 2 * k + 1);
+                    }
+                }
+                down_block(
+                    &even[..half],
+                    &odd[..half],
+                    w.dec_lo(),
+                    w.dec_hi(),
+                    &mut ab[start..start + len],
+                    &mut db[start..start + len],
+                );
+                start += len;
             }
-            down_row(
-                &even,
-                &odd,
-                w.dec_lo(),
-                w.dec_hi(),
-                c0 + pl,
-                &mut ca[b * out..(b + 1) * out],
-                &mut cd[b * out..(b + 1) * out],
-            );
         }
     } else {
         let mut lrows = vec![0.0; pl * inner];
@@ -331,70 +359,55 @@ fn axpy2(a: &mut [f64], d: &mut [f64], ca: f64, cd: f64, src: &[f64]) {
     }
 }
 
-/// `a[o] = sum_j lo[j] e[2o + base - j]`, `d` likewise with `hi`, from the polyphase parts
-/// `even[k] = e[2k]` and `odd[k] = e[2k + 1]`. Taps are summed in PyWavelets' order.
-fn down_row(
-    even: &[f64],
-    odd: &[f64],
-    lo: &[f64],
-    hi: &[f64],
-    base: usize,
-    a: &mut [f64],
-    d: &mut [f64],
-) {
+/// `a[o] = sum_j lo[j] e[2o + F - 1 - j]`, `d` likewise with `hi`, from the polyphase parts
+/// `even[k] = e[2k]`, `odd[k] = e[2k + 1]` of a block's stretch `e`. Taps are summed in
+/// PyWavelets' order.
+fn down_block(even: &[f64], odd: &[f64], lo: &[f64], hi: &[f64], a: &mut [f64], d: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            unsafe { down_row_avx2(even, odd, lo, hi, base, a, d) };
+            unsafe { down_block_avx2(even, odd, lo, hi, a, d) };
             return;
         }
     }
-    down_row_generic(even, odd, lo, hi, base, a, d);
+    down_block_generic(even, odd, lo, hi, a, d);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn down_row_avx2(
+unsafe fn down_block_avx2(
     even: &[f64],
     odd: &[f64],
     lo: &[f64],
     hi: &[f64],
-    base: usize,
     a: &mut [f64],
     d: &mut [f64],
 ) {
-    down_row_generic(even, odd, lo, hi, base, a, d)
+    down_block_generic(even, odd, lo, hi, a, d)
 }
 
 #[inline(always)]
-fn down_row_generic(
+fn down_block_generic(
     even: &[f64],
     odd: &[f64],
     lo: &[f64],
     hi: &[f64],
-    base: usize,
     a: &mut [f64],
     d: &mut [f64],
 ) {
-    let out = a.len();
-    let mut start = 0;
-    while start < out {
-        let len = BLOCK.min(out - start);
-        let ab = &mut a[start..start + len];
-        let db = &mut d[start..start + len];
-        ab.fill(0.0);
-        db.fill(0.0);
-        for (j, (&cl, &ch)) in lo.iter().zip(hi).enumerate() {
-            let s = 2 * start + base - j;
-            let src = if s % 2 == 0 {
-                &even[s / 2..s / 2 + len]
-            } else {
-                &odd[s / 2..s / 2 + len]
-            };
-            axpy2(ab, db, cl, ch, src);
-        }
-        start += len;
+    let len = a.len();
+    let f = lo.len();
+    a.fill(0.0);
+    d.fill(0.0);
+    for (j, (&cl, &ch)) in lo.iter().zip(hi).enumerate() {
+        let s = f - 1 - j;
+        let src = if s % 2 == 0 {
+            &even[s / 2..s / 2 + len]
+        } else {
+            &odd[s / 2..s / 2 + len]
+        };
+        axpy2(a, d, cl, ch, src);
     }
 }
 

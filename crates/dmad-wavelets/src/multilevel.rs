@@ -2,7 +2,7 @@
 //! `dwt2`, `idwt2`, `wavedec2` and `waverec2`.
 
 use crate::array::NdArray;
-use crate::dwt::{dwt_axis, dwt_max_level, idwt_axis};
+use crate::dwt::{dwt_axis, dwt_blocks, dwt_max_level, idwt_axis};
 use crate::error::check_finite;
 use crate::{Error, Mode, Result, Wavelet};
 
@@ -27,8 +27,29 @@ pub fn wavedec(
     mode: Mode,
     level: Option<usize>,
 ) -> Result<Vec<Vec<f64>>> {
-    let coeffs = wavedec_axis(&NdArray::from_vec(x.to_vec()), wavelet, mode, level, 0)?;
-    Ok(coeffs.into_iter().map(NdArray::into_data).collect())
+    if x.is_empty() {
+        return Err(Error::EmptyInput { context: "wavedec" });
+    }
+    check_finite(x, "wavedec")?;
+    let level = resolve_level(level, dwt_max_level(x.len(), wavelet.dec_len()))?;
+    let mut out = Vec::with_capacity(level + 1);
+    let mut a: Option<Vec<f64>> = None;
+    for _ in 0..level {
+        let src = a.as_deref().unwrap_or(x);
+        if matches!(mode, Mode::Reflect | Mode::Antireflect) && src.len() < 2 {
+            return Err(Error::TooShort {
+                context: "dwt in reflect/antireflect mode",
+                len: src.len(),
+                min: 2,
+            });
+        }
+        let (ca, cd) = dwt_blocks(src, 1, src.len(), 1, wavelet, mode);
+        out.push(cd);
+        a = Some(ca);
+    }
+    out.push(a.unwrap_or_else(|| x.to_vec()));
+    out.reverse();
+    Ok(out)
 }
 
 /// Multilevel 1D inverse DWT, as `pywt.waverec(coeffs, wavelet, mode)`, from
@@ -64,13 +85,13 @@ pub fn wavedec_axis(
     check_finite(x.data(), "wavedec")?;
     let level = resolve_level(level, dwt_max_level(n, wavelet.dec_len()))?;
     let mut details = Vec::with_capacity(level + 1);
-    let mut a = x.clone();
+    let mut a: Option<NdArray> = None;
     for _ in 0..level {
-        let (ca, cd) = dwt_axis(&a, wavelet, mode, axis)?;
+        let (ca, cd) = dwt_axis(a.as_ref().unwrap_or(x), wavelet, mode, axis)?;
         details.push(cd);
-        a = ca;
+        a = Some(ca);
     }
-    details.push(a);
+    details.push(a.unwrap_or_else(|| x.clone()));
     details.reverse();
     Ok(details)
 }
@@ -221,14 +242,17 @@ pub fn wavedec2(
     check_finite(x.data(), "wavedec2")?;
     let level = resolve_level(level, max)?;
     let mut details = Vec::with_capacity(level);
-    let mut a = x.clone();
+    let mut a: Option<NdArray> = None;
     for _ in 0..level {
-        let (ca, ds) = dwt2(&a, wavelet, mode, axes)?;
+        let (ca, ds) = dwt2(a.as_ref().unwrap_or(x), wavelet, mode, axes)?;
         details.push(ds);
-        a = ca;
+        a = Some(ca);
     }
     details.reverse();
-    Ok(Wavedec2 { approx: a, details })
+    Ok(Wavedec2 {
+        approx: a.unwrap_or_else(|| x.clone()),
+        details,
+    })
 }
 
 /// Multilevel 2D inverse DWT, as `pywt.waverec2(coeffs, wavelet, mode, axes)`. An

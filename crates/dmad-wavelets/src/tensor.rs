@@ -15,10 +15,80 @@
 //! Inverse lengths follow PyWavelets: `2n` for periodization, `2n - F + 2` otherwise (the
 //! original length, or one more for odd lengths).
 
-use candle_core::{DType, Device, Tensor, D};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use crate::dwt::{dwt_coeff_len, extension};
+use candle_core::{DType, Device, DeviceLocation, Tensor, D};
+
+use crate::dwt::{dwt_blocks, dwt_coeff_len, extension, idwt_blocks};
 use crate::{Error, Mode, Result, Wavelet};
+
+/// Axes up to this length are transformed by a dense matrix product (default).
+pub const DENSE_MAX_LEN: usize = 256;
+
+/// Dense analysis (`[n, 2m]`: approximation columns, then detail columns) and synthesis
+/// (`[2m, len]`: approximation rows, then detail rows) matrices, per length, device and dtype.
+#[derive(Debug, Default)]
+struct Matrices {
+    cache: Mutex<HashMap<(bool, usize, DeviceLocation, DType), Tensor>>,
+}
+
+impl Matrices {
+    fn get(
+        &self,
+        synthesis: bool,
+        len: usize,
+        w: &Wavelet,
+        mode: Mode,
+        dev: &Device,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let key = (synthesis, len, dev.location(), dtype);
+        if let Some(t) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(t.clone());
+        }
+        // Columns/rows are the f64 transforms of unit vectors: exactly the f64 path.
+        let (rows, cols, data) = if synthesis {
+            let out = crate::dwt::idwt_out_len(len, w.rec_len(), mode);
+            let mut data = Vec::with_capacity(2 * len * out);
+            for part in 0..2 {
+                for o in 0..len {
+                    let mut e = vec![0.0; len];
+                    e[o] = 1.0;
+                    let y = if part == 0 {
+                        idwt_blocks(Some(&e), None, 1, len, 1, w, mode)
+                    } else {
+                        idwt_blocks(None, Some(&e), 1, len, 1, w, mode)
+                    };
+                    data.extend(y);
+                }
+            }
+            (2 * len, out, data)
+        } else {
+            let out = dwt_coeff_len(len, w.dec_len(), mode);
+            let mut data = vec![0.0; len * 2 * out];
+            for i in 0..len {
+                let mut e = vec![0.0; len];
+                e[i] = 1.0;
+                let (a, d) = dwt_blocks(&e, 1, len, 1, w, mode);
+                data[i * 2 * out..i * 2 * out + out].copy_from_slice(&a);
+                data[i * 2 * out + out..(i + 1) * 2 * out].copy_from_slice(&d);
+            }
+            (len, 2 * out, data)
+        };
+        let t = Tensor::from_vec(data, (rows, cols), dev)?.to_dtype(dtype)?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, t.clone());
+        Ok(t)
+    }
+}
 
 /// Extends `x` along `dim` (of length `n`) by `left` and `right` samples in `mode`, with
 /// differentiable candle ops. `x_ext[left + i] = x[i]`.
@@ -161,17 +231,23 @@ fn check_inverse_len(n: usize, f: usize, mode: Mode, context: &'static str) -> R
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dwt1d {
+    wavelet: Wavelet,
     lo: Vec<f64>,
     hi: Vec<f64>,
     rec_lo: Vec<f64>,
     rec_hi: Vec<f64>,
     mode: Mode,
+    dense_max: usize,
+    matrices: Arc<Matrices>,
 }
 
 impl Dwt1d {
     /// A transform with the given wavelet and extension mode.
     pub fn new(wavelet: &Wavelet, mode: Mode) -> Self {
         Self {
+            wavelet: wavelet.clone(),
+            dense_max: DENSE_MAX_LEN,
+            matrices: Arc::default(),
             lo: wavelet.dec_lo().to_vec(),
             hi: wavelet.dec_hi().to_vec(),
             rec_lo: wavelet.rec_lo().to_vec(),
@@ -183,6 +259,25 @@ impl Dwt1d {
     /// The extension mode.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Sets the longest axis transformed by a dense matrix product (default
+    /// [`DENSE_MAX_LEN`]); longer axes use a strided convolution. Both give the same values;
+    /// the matrix product is much faster on short axes. `0` always convolves.
+    pub fn with_dense_max_len(mut self, len: usize) -> Self {
+        self.dense_max = len;
+        self
+    }
+
+    fn matrix(&self, synthesis: bool, len: usize, x: &Tensor) -> Result<Tensor> {
+        self.matrices.get(
+            synthesis,
+            len,
+            &self.wavelet,
+            self.mode,
+            x.device(),
+            x.dtype(),
+        )
     }
 
     /// `(approx, detail)` of `x` along its last axis.
@@ -207,6 +302,15 @@ impl Dwt1d {
         let f = self.lo.len();
         let (left, right, out) = down_pads(n, f, self.mode);
         let batch: usize = dims[..dims.len() - 1].iter().product();
+        let mut oshape = dims.clone();
+        *oshape.last_mut().expect("rank >= 1") = out;
+        if n <= self.dense_max {
+            let m = self.matrix(false, n, x)?;
+            let y = x.reshape((batch, n))?.matmul(&m)?;
+            let a = y.narrow(1, 0, out)?.reshape(oshape.clone())?;
+            let d = y.narrow(1, out, out)?.reshape(oshape)?;
+            return Ok((a, d));
+        }
         let xe = pad_dim(&x.reshape((batch, 1, n))?, 2, self.mode, left, right)?;
         let mut w = reversed(&self.lo);
         w.extend(reversed(&self.hi));
@@ -214,8 +318,6 @@ impl Dwt1d {
         // with two output channels, its conv2d backward is right.
         let w = kernel(w, &[2, 1, 1, f], x.device(), x.dtype())?;
         let y = xe.unsqueeze(2)?.conv2d(&w, 0, 2, 1, 1)?.squeeze(2)?; // [batch, 2, out]
-        let mut oshape = dims.clone();
-        *oshape.last_mut().expect("rank >= 1") = out;
         let a = y.narrow(1, 0, 1)?.reshape(oshape.clone())?;
         let d = y.narrow(1, 1, 1)?.reshape(oshape)?;
         Ok((a, d))
@@ -243,6 +345,14 @@ impl Dwt1d {
         let f = self.rec_lo.len();
         check_inverse_len(m, f, self.mode, "Dwt1d::inverse")?;
         let batch: usize = dims[..dims.len() - 1].iter().product();
+        if m <= self.dense_max {
+            let s = self.matrix(true, m, approx)?;
+            let c = Tensor::cat(&[approx, detail], D::Minus1)?.reshape((batch, 2 * m))?;
+            let y = c.matmul(&s)?;
+            let mut oshape = dims;
+            *oshape.last_mut().expect("rank >= 1") = y.dim(1)?;
+            return Ok(y.reshape(oshape)?);
+        }
         let c = Tensor::stack(&[approx, detail], D::Minus2)?.reshape((batch, 2, m))?;
         let u = pad_up(&upsample_dim(&c, 2)?, 2, f, self.mode)?;
         let mut w = reversed(&self.rec_lo);
@@ -291,6 +401,13 @@ impl Dwt2d {
         self.one.mode
     }
 
+    /// As [`Dwt1d::with_dense_max_len`]: both axes no longer than `len` use dense matrix
+    /// products (default [`DENSE_MAX_LEN`]), otherwise a strided 2D convolution.
+    pub fn with_dense_max_len(mut self, len: usize) -> Self {
+        self.one.dense_max = len;
+        self
+    }
+
     /// `(cA, [cH, cV, cD])` of `x` over its last two axes.
     ///
     /// # Shapes
@@ -324,6 +441,23 @@ impl Dwt2d {
         let (lh, rh, oh) = down_pads(h, f, mode);
         let (lw, rw, ow) = down_pads(w, f, mode);
         let batch: usize = dims[..r - 2].iter().product();
+        let mut oshape = dims[..r - 2].to_vec();
+        oshape.extend([4, oh, ow]);
+        if h.max(w) <= self.one.dense_max {
+            let mw = self.one.matrix(false, w, x)?; // [w, 2ow]
+            let mh = self.one.matrix(false, h, x)?.t()?.contiguous()?; // [2oh, h]
+            let y1 = x
+                .reshape((batch * h, w))?
+                .matmul(&mw)?
+                .reshape((batch, h, 2 * ow))?;
+            let y2 = mh.broadcast_left(batch)?.matmul(&y1)?; // [batch, 2oh, 2ow]
+            let q = |r0: usize, c0: usize| -> Result<Tensor> {
+                Ok(y2.narrow(1, r0, oh)?.narrow(2, c0, ow)?)
+            };
+            // cA, cH (detail along height), cV (detail along width), cD.
+            let bands = Tensor::stack(&[q(0, 0)?, q(oh, 0)?, q(0, ow)?, q(oh, ow)?], 1)?;
+            return Ok(bands.reshape(oshape)?);
+        }
         let xe = x.reshape((batch, 1, h, w))?;
         let xe = pad_dim(&xe, 2, mode, lh, rh)?;
         let xe = pad_dim(&xe, 3, mode, lw, rw)?;
@@ -334,8 +468,6 @@ impl Dwt2d {
         k.extend(outer(&hi, &hi));
         let k = kernel(k, &[4, 1, f, f], x.device(), x.dtype())?;
         let y = xe.conv2d(&k, 0, 2, 1, 1)?; // [batch, 4, oh, ow]
-        let mut oshape = dims[..r - 2].to_vec();
-        oshape.extend([4, oh, ow]);
         Ok(y.reshape(oshape)?)
     }
 
@@ -390,6 +522,25 @@ impl Dwt2d {
         let mode = self.one.mode;
         check_inverse_len(h.min(w), f, mode, "Dwt2d::inverse")?;
         let batch: usize = dims[..r - 3].iter().product();
+        if h.max(w) <= self.one.dense_max {
+            let c = bands.reshape((batch, 4, h, w))?;
+            let band = |k: usize| -> Result<Tensor> { Ok(c.narrow(1, k, 1)?.squeeze(1)?) };
+            // Rows: approximation then detail along height; columns: along width.
+            let top = Tensor::cat(&[band(0)?, band(2)?], 2)?;
+            let bottom = Tensor::cat(&[band(1)?, band(3)?], 2)?;
+            let y = Tensor::cat(&[top, bottom], 1)?; // [batch, 2h, 2w]
+            let sw = self.one.matrix(true, w, bands)?; // [2w, W]
+            let sh = self.one.matrix(true, h, bands)?.t()?.contiguous()?; // [H, 2h]
+            let ow = sw.dim(1)?;
+            let z = y
+                .reshape((batch * 2 * h, 2 * w))?
+                .matmul(&sw)?
+                .reshape((batch, 2 * h, ow))?;
+            let out = sh.broadcast_left(batch)?.matmul(&z)?; // [batch, H, W]
+            let mut oshape = dims[..r - 3].to_vec();
+            oshape.extend([out.dim(1)?, ow]);
+            return Ok(out.reshape(oshape)?);
+        }
         let c = bands.reshape((batch, 4, h, w))?;
         let u = upsample_dim(&upsample_dim(&c, 2)?, 3)?;
         let u = pad_up(&pad_up(&u, 2, f, mode)?, 3, f, mode)?;

@@ -24,14 +24,16 @@ fn tensor_dwt1d_matches_f64_dwt_in_every_mode() {
             for len in [2usize, 3, 7, 16, 33] {
                 let x = signal(len, len as u64 + 5);
                 let (ca, cd) = dwt(&x, &w, mode).unwrap();
-                let op = Dwt1d::new(&w, mode);
-                let (ta, td) = op.forward(&t1(&x)).unwrap();
-                let what = format!("{name} {mode} n={len}");
-                assert_close(&flat(&ta), &ca, 1e-12, &format!("{what} cA"));
-                assert_close(&flat(&td), &cd, 1e-12, &format!("{what} cD"));
                 let y = idwt(Some(&ca), Some(&cd), &w, mode).unwrap();
-                let ty = op.inverse(&t1(&ca), &t1(&cd)).unwrap();
-                assert_close(&flat(&ty), &y, 1e-12, &format!("{what} idwt"));
+                for dense in [0, usize::MAX] {
+                    let op = Dwt1d::new(&w, mode).with_dense_max_len(dense);
+                    let (ta, td) = op.forward(&t1(&x)).unwrap();
+                    let what = format!("{name} {mode} n={len} dense<={dense}");
+                    assert_close(&flat(&ta), &ca, 1e-12, &format!("{what} cA"));
+                    assert_close(&flat(&td), &cd, 1e-12, &format!("{what} cD"));
+                    let ty = op.inverse(&t1(&ca), &t1(&cd)).unwrap();
+                    assert_close(&flat(&ty), &y, 1e-12, &format!("{what} idwt"));
+                }
             }
         }
     }
@@ -61,19 +63,21 @@ fn tensor_dwt2d_matches_f64_dwt2_in_every_mode() {
                 let data = signal(2 * h * wd, (h * wd) as u64);
                 let x = NdArray::new(vec![2, h, wd], data.clone()).unwrap();
                 let (ca, ds) = dwt2(&x, &w, mode, [1, 2]).unwrap();
-                let op = Dwt2d::new(&w, mode);
-                let tx = Tensor::from_vec(data, (2, h, wd), &Device::Cpu).unwrap();
-                let (ta, tds) = op.forward(&tx).unwrap();
-                let what = format!("{name} {mode} {h}x{wd}");
-                assert_eq!(ta.dims(), ca.shape(), "{what}");
-                assert_close(&flat(&ta), ca.data(), 1e-12, &format!("{what} cA"));
-                for k in 0..3 {
-                    assert_close(&flat(&tds[k]), ds[k].data(), 1e-12, &format!("{what} d{k}"));
-                }
                 let y = idwt2(&ca, &ds, &w, mode, [1, 2]).unwrap();
-                let ty = op.inverse(&ta, &tds).unwrap();
-                assert_eq!(ty.dims(), y.shape(), "{what} idwt2 shape");
-                assert_close(&flat(&ty), y.data(), 1e-12, &format!("{what} idwt2"));
+                let tx = Tensor::from_vec(data, (2, h, wd), &Device::Cpu).unwrap();
+                for dense in [0, usize::MAX] {
+                    let op = Dwt2d::new(&w, mode).with_dense_max_len(dense);
+                    let (ta, tds) = op.forward(&tx).unwrap();
+                    let what = format!("{name} {mode} {h}x{wd} dense<={dense}");
+                    assert_eq!(ta.dims(), ca.shape(), "{what}");
+                    assert_close(&flat(&ta), ca.data(), 1e-12, &format!("{what} cA"));
+                    for k in 0..3 {
+                        assert_close(&flat(&tds[k]), ds[k].data(), 1e-12, &format!("{what} d{k}"));
+                    }
+                    let ty = op.inverse(&ta, &tds).unwrap();
+                    assert_eq!(ty.dims(), y.shape(), "{what} idwt2 shape");
+                    assert_close(&flat(&ty), y.data(), 1e-12, &format!("{what} idwt2"));
+                }
             }
         }
     }
@@ -149,14 +153,17 @@ fn check_grad(op: impl Fn(&Tensor) -> Tensor, shape: &[usize], seed: u64) {
 #[test]
 fn gradients_pass_finite_difference_checks() {
     let w = Wavelet::new("db2").unwrap();
-    for mode in [
-        Mode::Periodization,
-        Mode::Symmetric,
-        Mode::Zero,
-        Mode::Smooth,
-        Mode::Antisymmetric,
+    for (mode, dense) in [
+        (Mode::Periodization, 0),
+        (Mode::Periodization, usize::MAX),
+        (Mode::Symmetric, usize::MAX),
+        (Mode::Antireflect, usize::MAX),
+        (Mode::Symmetric, 0),
+        (Mode::Zero, 0),
+        (Mode::Smooth, 0),
+        (Mode::Antisymmetric, 0),
     ] {
-        let op1 = Dwt1d::new(&w, mode);
+        let op1 = Dwt1d::new(&w, mode).with_dense_max_len(dense);
         check_grad(
             |x| {
                 let (a, d) = op1.forward(x).unwrap();
@@ -174,7 +181,7 @@ fn gradients_pass_finite_difference_checks() {
             &[3, 2, 7],
             4,
         );
-        let op2 = Dwt2d::new(&w, mode);
+        let op2 = Dwt2d::new(&w, mode).with_dense_max_len(dense);
         check_grad(|x| op2.forward_stacked(x).unwrap(), &[1, 2, 9, 10], 2);
         check_grad(|x| op2.inverse_stacked(x).unwrap(), &[1, 4, 6, 6], 3);
     }
