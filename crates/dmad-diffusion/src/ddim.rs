@@ -163,12 +163,20 @@ impl Sampler for DdimSampler {
             c[5].push((1.0 - ap - std * std).max(0.0).sqrt());
             c[6].push(std);
         }
-        let mut x0 = lincomb(&c[0], sample, &c[1], model_output)?;
-        if let Some(r) = self.clip {
-            x0 = x0.clamp(-r, r)?;
-        }
-        let eps = lincomb(&c[2], sample, &c[3], model_output)?;
-        let mut prev = lincomb(&c[4], &x0, &c[5], &eps)?;
+        let mut prev = if let Some(r) = self.clip {
+            let x0 = lincomb(&c[0], sample, &c[1], model_output)?.clamp(-r, r)?;
+            let eps = lincomb(&c[2], sample, &c[3], model_output)?;
+            lincomb(&c[4], &x0, &c[5], &eps)?
+        } else {
+            // x0 and eps are both linear in (sample, model_output): fold the coefficients.
+            let cx: Vec<f64> = (0..batch)
+                .map(|b| c[4][b] * c[0][b] + c[5][b] * c[2][b])
+                .collect();
+            let co: Vec<f64> = (0..batch)
+                .map(|b| c[4][b] * c[1][b] + c[5][b] * c[3][b])
+                .collect();
+            lincomb(&cx, sample, &co, model_output)?
+        };
         if self.eta > 0.0 {
             let noise = noise.ok_or(Error::MissingNoise {
                 sampler: "DdimSampler",
@@ -331,12 +339,18 @@ impl Sampler for DdimInverseSampler {
             c[4].push(an.sqrt());
             c[5].push((1.0 - an).sqrt());
         }
-        let mut x0 = lincomb(&c[0], sample, &c[1], model_output)?;
         if let Some(r) = self.clip {
-            x0 = x0.clamp(-r, r)?;
+            let x0 = lincomb(&c[0], sample, &c[1], model_output)?.clamp(-r, r)?;
+            let eps = lincomb(&c[2], sample, &c[3], model_output)?;
+            return lincomb(&c[4], &x0, &c[5], &eps);
         }
-        let eps = lincomb(&c[2], sample, &c[3], model_output)?;
-        lincomb(&c[4], &x0, &c[5], &eps)
+        let cx: Vec<f64> = (0..batch)
+            .map(|b| c[4][b] * c[0][b] + c[5][b] * c[2][b])
+            .collect();
+        let co: Vec<f64> = (0..batch)
+            .map(|b| c[4][b] * c[1][b] + c[5][b] * c[3][b])
+            .collect();
+        lincomb(&cx, sample, &co, model_output)
     }
 
     fn add_noise(&self, x0: &Tensor, noise: &Tensor, t: &Tensor) -> Result<Tensor> {

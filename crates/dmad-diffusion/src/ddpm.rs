@@ -143,11 +143,15 @@ impl Sampler for DdpmSampler {
             let var = (bp / bt * cur_beta).max(1e-20);
             std.push(if tt > 0 { var.sqrt() } else { 0.0 });
         }
-        let mut x0 = lincomb(&x0x, sample, &x0o, model_output)?;
-        if let Some(r) = self.clip {
-            x0 = x0.clamp(-r, r)?;
-        }
-        let mut prev = lincomb(&cx0, &x0, &cx, sample)?;
+        let mut prev = if let Some(r) = self.clip {
+            let x0 = lincomb(&x0x, sample, &x0o, model_output)?.clamp(-r, r)?;
+            lincomb(&cx0, &x0, &cx, sample)?
+        } else {
+            // x0 is linear in (sample, model_output): fold the coefficients.
+            let a: Vec<f64> = (0..n).map(|b| cx0[b] * x0x[b] + cx[b]).collect();
+            let o: Vec<f64> = (0..n).map(|b| cx0[b] * x0o[b]).collect();
+            lincomb(&a, sample, &o, model_output)?
+        };
         if std.iter().any(|&s| s > 0.0) {
             let noise = noise.ok_or(Error::MissingNoise {
                 sampler: "DdpmSampler",

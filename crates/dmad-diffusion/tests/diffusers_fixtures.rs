@@ -230,3 +230,67 @@ fn trajectories_match_diffusers_step_by_step() {
     }
     println!("worst step error over 25 trajectories: {worst:e}");
 }
+
+/// DDPM and DDIM with `clip_sample` (diffusers' default) against
+/// `tools/fixtures/diffusers_clip.py`; the same steps without clipping differ, so the fixture
+/// really exercises the clamp.
+#[test]
+fn clip_sample_matches_diffusers() {
+    let f = load("clip_sample.json");
+    let s = schedule("linear");
+    let x_t = tensor(&f["x_T"]);
+    for case in f["cases"].as_array().unwrap() {
+        let pred: PredictionType = case["prediction_type"].as_str().unwrap().parse().unwrap();
+        let range = case["clip_sample_range"].as_f64().unwrap();
+        let name = format!("{}/{pred}", case["scheduler"].as_str().unwrap());
+        let build = |clip: bool| -> Box<dyn Sampler> {
+            if case["scheduler"] == "ddpm" {
+                Box::new(
+                    DdpmSampler::new(
+                        &s,
+                        DdpmConfig {
+                            num_inference_steps: 20,
+                            prediction_type: pred,
+                            clip_sample: clip,
+                            clip_sample_range: range,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap(),
+                )
+            } else {
+                Box::new(
+                    DdimSampler::new(
+                        &s,
+                        DdimConfig {
+                            num_inference_steps: 20,
+                            prediction_type: pred,
+                            eta: case["eta"].as_f64().unwrap(),
+                            clip_sample: clip,
+                            clip_sample_range: range,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap(),
+                )
+            }
+        };
+        let (mut clipped, mut plain) = (build(true), build(false));
+        let want_ts = floats(&case["timesteps"]);
+        assert_eq!(clipped.timesteps(), want_ts.as_slice(), "{name}");
+        let mut x = x_t.clone();
+        let mut differs = false;
+        for (k, st) in case["steps"].as_array().unwrap().iter().enumerate() {
+            let t = Tensor::new(&[st["t"].as_u64().unwrap() as u32], &Device::Cpu).unwrap();
+            let out = tensor(&st["model_output"]);
+            let noise = tensor(&st["noise"]);
+            let got = clipped.step(&out, &t, &x, Some(&noise)).unwrap();
+            let want = values(&tensor(&st["prev_sample"]));
+            assert_close(&values(&got), &want, 1e-4, &format!("{name} step {k}"));
+            let unclipped = plain.step(&out, &t, &x, Some(&noise)).unwrap();
+            differs |= common::max_err(&values(&unclipped), &want) > 1e-3;
+            x = tensor(&st["prev_sample"]);
+        }
+        assert!(differs, "{name}: clipping never changed a step");
+    }
+}
