@@ -122,6 +122,10 @@ pub struct ModulesConfig {
     /// Multi-head self-attention at every encoder and decoder stage (every down and up block
     /// and the middle block gets attention, not only those whose type says so), with
     /// [`ModulesConfig::attention_heads`] heads. Default `false`.
+    ///
+    /// Attention over `N` positions costs `O(N^2)` time and memory: at full resolution a
+    /// 64x64 input means 4096 tokens and a `[batch * heads, 4096, 4096]` score tensor per
+    /// layer, kept for the backward pass in training.
     pub multi_head_attention: bool,
     /// The number of heads when `multi_head_attention` is on; it must divide every block's
     /// width. Default `4`.
