@@ -195,12 +195,7 @@ impl AttentionBlock {
         let v = self.split_heads(&self.to_v.forward(&h)?, b, n)?;
         let scale = 1.0 / (self.dim_head as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?;
-        let probs = if scores.track_op() {
-            // Differentiable composition (the fused kernel has no backward pass).
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        } else {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        };
+        let probs = crate::softmax::softmax_last_dim(&scores)?;
         let o = probs
             .matmul(&v)?
             .reshape((b, self.heads, n, self.dim_head))?

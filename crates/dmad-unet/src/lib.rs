@@ -22,7 +22,8 @@
 //! [`candle_nn::VarMap`] (`UNet2d::with_varmap(cfg, DType::F32, &device)` returns it):
 //! `varmap.all_vars()` are all the trainable parameters; `varmap.save(path)` writes a
 //! safetensors file that [`UNet::load`] (inference) or [`load_into_varmap`] (resuming) read
-//! back with checked names and shapes.
+//! back with checked names and shapes. For sampling during training, build an inference copy
+//! on [`frozen_tensors`]`(&varmap)`: it shares the weights but records no autograd graph.
 //!
 //! # Conventions
 //! - Tensors are `[batch, channel, ...]`; timesteps are a `[batch]` tensor (`u32` or float).
@@ -62,6 +63,7 @@ mod error;
 mod layers;
 mod mlp;
 mod pyramid;
+mod softmax;
 mod unet;
 mod weights;
 
@@ -73,4 +75,4 @@ pub use error::{Error, Result};
 pub use layers::{Activation, Rank};
 pub use mlp::{MlpConfig, MlpDenoiser};
 pub use unet::{SpatialRank, UNet, UNet1d, UNet2d, D1, D2};
-pub use weights::{load_into_varmap, read_checked, varmap_shapes};
+pub use weights::{frozen_tensors, load_into_varmap, read_checked, varmap_shapes};

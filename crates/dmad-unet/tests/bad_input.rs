@@ -363,3 +363,31 @@ fn errors_convert_to_the_shared_error() {
         dmad_core::Error::InvalidInput { path: Some(_), .. }
     ));
 }
+
+#[test]
+fn frozen_views_follow_the_variables() -> anyhow::Result<()> {
+    let dev = Device::Cpu;
+    let cfg = UNetConfig::tiny(1);
+    let (net, varmap) = UNet2d::with_varmap(cfg.clone(), DType::F32, &dev)?;
+    let frozen = UNet2d::new(
+        cfg,
+        candle_nn::VarBuilder::from_tensors(dmad_unet::frozen_tensors(&varmap), DType::F32, &dev),
+    )?;
+    let x = Tensor::randn(0f32, 1.0, (1, 1, 16, 16), &dev)?;
+    let t = Tensor::new(&[42u32], &dev)?;
+    let max_diff = |a: &Tensor, b: &Tensor| -> anyhow::Result<f32> {
+        Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()?)
+    };
+    assert_eq!(
+        max_diff(&net.forward(&x, &t)?, &frozen.forward(&x, &t)?)?,
+        0.0
+    );
+    // An optimiser-style in-place update is seen by the frozen copy.
+    for var in varmap.all_vars() {
+        var.set(&(var.as_tensor() * 0.5)?)?;
+    }
+    let out = frozen.forward(&x, &t)?;
+    assert!(!out.track_op());
+    assert_eq!(max_diff(&net.forward(&x, &t)?, &out)?, 0.0);
+    Ok(())
+}
