@@ -2,6 +2,10 @@
 //!
 //! Run: `cargo bench --bench sampler_step` (brief: add
 //! `-- --warm-up-time 1 --measurement-time 3`).
+//!
+//! Each step is a few element-wise passes over 196608 values, so it is memory bound. On a busy
+//! machine candle's spinning CPU thread pool can make it 5-10x slower; compare with
+//! `CANDLE_NUM_THREADS=1`.
 
 use std::hint::black_box;
 

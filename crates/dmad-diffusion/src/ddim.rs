@@ -244,7 +244,12 @@ impl Default for DdimInverseConfig {
 /// The plan ascends. The step at timestep `t` takes the sample from `t - T / n` (from `x0`
 /// below 0) to `t`, with the model evaluated at `t` on the less noisy sample: the usual
 /// inversion approximation. Running [`crate::sample`] with this sampler from `x0` gives the
-/// `x_T` that a [`DdimSampler`] with the same steps (and `eta = 0`) maps back to about `x0`.
+/// `x_T` that a [`DdimSampler`] with the same steps (and `eta = 0`) maps back to about `x0`;
+/// the round-trip error is first order in the step size.
+///
+/// With the `sample` prediction type, set `set_alpha_to_one = false`: at `alpha_bar = 1` the
+/// noise estimate `(x - x0) / sqrt(1 - alpha_bar)` is undefined (diffusers gives infinities
+/// too).
 #[derive(Debug, Clone)]
 pub struct DdimInverseSampler {
     schedule: NoiseSchedule,
