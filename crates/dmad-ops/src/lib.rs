@@ -12,7 +12,13 @@
 //! - Each function takes and returns candle tensors and keeps the same API on every device and
 //!   dtype: the fast kernels run for f32 tensors on the CPU, anything else goes through the plain
 //!   candle composition (CUDA twins are future work).
+//! - Gradients: every op has a backward pass on the CPU (attention's recomputes the probabilities
+//!   with candle ops, so training materialises `[batch * heads, tq, tk]`).
 //! - Work is spread over rayon's global pool (`RAYON_NUM_THREADS`), like candle's CPU ops.
+//!
+//! # Feature flags
+//! - `cuda`: forwards to `candle-core/cuda` and `candle-nn/cuda`; on a CUDA device the ops run
+//!   candle's own kernels (same API).
 //!
 //! # Example
 //! ```
