@@ -1,8 +1,64 @@
-//! dmad: anomaly detection with diffusion models.
+//! dmad: anomaly detection with diffusion models, for images, time series, audio and tables.
 //!
-//! This facade re-exports the workspace's crates under one name.
+//! A diffusion model is trained on normal data only. To score a sample, it is noised part of
+//! the way (partial diffusion) and denoised back; what the model cannot restore is anomalous.
+//! This facade composes the workspace's crates into a [`Detector`] with `fit`, `score`,
+//! `threshold`, `save` and `load`, and re-exports each crate:
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`core`] | dmad-core | `Denoiser`, `FeatureExtractor`, shared types |
+//! | [`diffusion`] | dmad-diffusion | noise schedules and samplers, verified against diffusers |
+//! | [`wavelets`] | dmad-wavelets | DWT/IDWT, CWT/ICWT, verified against PyWavelets |
+//! | [`unet`] | dmad-unet | the U-Net with the method's four modules, the MLP denoiser |
+//! | [`train`] | dmad-train | training with exact resume |
+//! | [`score`] | dmad-score | scorers and the EfficientNet-Lite0 feature extractor |
+//! | [`metrics`] | dmad-metrics | AUROC, AUPRC, F1-max, pAUC, AUPRO, VUS-PR, thresholds |
+//! | [`data`] | dmad-data | loaders for MVTec AD, UCR, NAB, WAV folders, tables |
+//!
+//! # Example
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use dmad::{Detector, DetectorConfig};
+//!
+//! # fn main() -> dmad::Result<()> {
+//! // Tables of 4 features: normal rows near the origin.
+//! let normal = (Tensor::randn(0f32, 1.0, (128, 4), &Device::Cpu)? * 0.3)?;
+//! let mut cfg = DetectorConfig::for_tables(4);
+//! cfg.train.steps = 50; // a tiny budget for the example
+//! let mut det = Detector::new(cfg, &Device::Cpu)?;
+//! det.fit(&normal, |_| {})?;
+//! let test = Tensor::new(&[[0.0f32, 0.1, -0.1, 0.0], [4.0, -4.0, 4.0, -4.0]], &Device::Cpu)?;
+//! let s = det.score(&test)?.scores;
+//! assert!(s[1] > s[0]);
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
+pub mod config;
+mod detector;
+mod error;
+mod network;
+pub mod prepare;
+pub mod report;
+mod sampler;
+
+pub use config::{
+    DetectorConfig, InputConfig, Modality, NetworkConfig, SamplerKind, ScorerConfig, ScoringConfig,
+    ThresholdRule,
+};
+pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
+pub use error::{Error, Result};
+pub use report::{evaluate, Report};
+pub use sampler::AnySampler;
+
 pub use dmad_core as core;
-pub use dmad_core::{Denoiser, PredictionType};
+pub use dmad_core::{Denoiser, FeatureExtractor, PredictionType};
+pub use dmad_data as data;
 pub use dmad_diffusion as diffusion;
+pub use dmad_metrics as metrics;
+pub use dmad_score as score;
+pub use dmad_train as train;
+pub use dmad_unet as unet;
+pub use dmad_wavelets as wavelets;

@@ -101,8 +101,10 @@ impl AdamW {
             let update = ((&m / bias1)? / denom)?;
             let theta = ((var.as_tensor() * (1.0 - lr * weight_decay))? - (update * lr)?)?;
             var.set(&theta)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            // Detached, so that the moments do not keep every past step's graph (and
+            // gradients) alive.
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }
@@ -165,7 +167,7 @@ impl Ema {
     pub fn new(vars: &[(String, Var)], decay: f64) -> Result<Self> {
         let shadow = vars
             .iter()
-            .map(|(_, v)| v.as_tensor().copy())
+            .map(|(_, v)| Ok(v.as_tensor().copy()?.detach()))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             decay,
@@ -187,7 +189,7 @@ impl Ema {
     pub fn update(&mut self, vars: &[(String, Var)]) -> Result<()> {
         let d = self.current_decay();
         for (s, (_, v)) in self.shadow.iter_mut().zip(vars) {
-            *s = ((&*s * d)? + (v.as_tensor() * (1.0 - d))?)?;
+            *s = ((&*s * d)? + (v.as_tensor() * (1.0 - d))?)?.detach();
         }
         self.updates += 1;
         Ok(())

@@ -100,6 +100,16 @@ impl DteNonParametric {
         })
     }
 
+    /// The remembered training rows `[n, d]` (f32), for saving: `fit` on them again restores
+    /// this scorer exactly.
+    ///
+    /// # Errors
+    /// Errors of candle.
+    pub fn train_rows(&self, device: &candle_core::Device) -> Result<Tensor> {
+        let rows: Vec<f32> = self.train.iter().map(|&v| v as f32).collect();
+        Ok(Tensor::from_vec(rows, (self.n, self.d), device)?)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &DteNonParametricConfig {
         &self.cfg

@@ -1,0 +1,259 @@
+//! What the command line writes: CSV of scores, PNG heat-map overlays and series plots, SVG
+//! ROC curves and the HTML report, and the plain-text metrics table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use candle_core::Tensor;
+use image::{Rgb, RgbImage};
+
+use crate::tasks::{Metrics, Scored};
+
+/// Writes `scores.csv`, and PNG overlays (images) or a PNG plot (series) into `out`.
+pub fn write_scores(det: &dmad::Detector, s: &Scored, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let threshold = det.threshold()?.value;
+    let mut csv = String::from("index,source,kind,label,score,anomalous\n");
+    for (i, &score) in s.scores.iter().enumerate() {
+        let _ = writeln!(
+            csv,
+            "{i},{},{},{},{score},{}",
+            s.sources.get(i).map(String::as_str).unwrap_or(""),
+            s.kinds.get(i).map(String::as_str).unwrap_or(""),
+            s.labels.get(i).copied().unwrap_or(0),
+            u8::from(score as f64 >= threshold)
+        );
+    }
+    let path = out.join("scores.csv");
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+    if let (Some(x), Some(maps)) = (&s.inputs, &s.maps) {
+        for i in 0..x.dim(0)? {
+            let img = overlay(&x.get(i)?, &maps.get(i)?)?;
+            let p = out.join(format!("overlay_{i:04}.png"));
+            img.save(&p)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
+    if let Some(values) = &s.series {
+        let img = series_plot(values, &s.scores, threshold, &s.labels, 1200, 300);
+        let p = out.join("series.png");
+        img.save(&p)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Normalises values to [0, 1] by their min and max.
+fn unit(v: &[f32]) -> Vec<f32> {
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let span = (hi - lo).max(1e-12);
+    v.iter().map(|&x| (x - lo) / span).collect()
+}
+
+/// A perceptual colour map (approximately "inferno") for t in [0, 1].
+fn colour(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 5] = [
+        [0.0, 0.0, 4.0],
+        [87.0, 16.0, 110.0],
+        [188.0, 55.0, 84.0],
+        [249.0, 142.0, 9.0],
+        [252.0, 255.0, 164.0],
+    ];
+    let t = t.clamp(0.0, 1.0) * 4.0;
+    let i = (t.floor() as usize).min(3);
+    let f = t - i as f32;
+    let c = |k: usize| (STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) as u8;
+    [c(0), c(1), c(2)]
+}
+
+/// The input image (first channel, grey) with its anomaly map blended on top, side by side
+/// with the map alone.
+pub fn overlay(x: &Tensor, map: &Tensor) -> Result<RgbImage> {
+    let (h, w) = (x.dim(1)?, x.dim(2)?);
+    let grey = x.get(0)?.flatten_all()?.to_vec1::<f32>()?;
+    let m = unit(&map.flatten_all()?.to_vec1::<f32>()?);
+    let mut img = RgbImage::new(2 * w as u32, h as u32);
+    for r in 0..h {
+        for c in 0..w {
+            let g = ((grey[r * w + c] + 1.0) * 127.5).clamp(0.0, 255.0);
+            let heat = colour(m[r * w + c]);
+            let a = 0.5 * m[r * w + c];
+            let blend = |k: usize| (g * (1.0 - a) + heat[k] as f32 * a) as u8;
+            img.put_pixel(c as u32, r as u32, Rgb([blend(0), blend(1), blend(2)]));
+            img.put_pixel((w + c) as u32, r as u32, Rgb(heat));
+        }
+    }
+    Ok(img)
+}
+
+fn line(img: &mut RgbImage, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3]) {
+    let n = (x1 - x0).abs().max((y1 - y0).abs()).max(1);
+    for k in 0..=n {
+        let x = x0 + (x1 - x0) * k / n;
+        let y = y0 + (y1 - y0) * k / n;
+        if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
+            img.put_pixel(x as u32, y as u32, Rgb(c));
+        }
+    }
+}
+
+/// The series (top half) and its scores with the threshold (bottom half); anomalous points are
+/// shaded red.
+pub fn series_plot(
+    values: &[f32],
+    scores: &[f32],
+    threshold: f64,
+    labels: &[u8],
+    width: u32,
+    height: u32,
+) -> RgbImage {
+    let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    let n = values.len().max(2);
+    let half = height as i64 / 2;
+    let xat = |i: usize| (i as i64 * (width as i64 - 1)) / (n as i64 - 1);
+    for (i, &l) in labels.iter().enumerate() {
+        if l != 0 {
+            let x = xat(i);
+            line(&mut img, (x, 0), (x, height as i64 - 1), [255, 220, 220]);
+        }
+    }
+    let draw = |img: &mut RgbImage, v: &[f32], top: i64, c: [u8; 3], extra: Option<f32>| {
+        let mut all = v.to_vec();
+        if let Some(e) = extra {
+            all.push(e);
+        }
+        let u = unit(&all);
+        let y = |t: f32| top + ((1.0 - t) * (half - 6) as f32) as i64 + 3;
+        for i in 1..v.len() {
+            line(img, (xat(i - 1), y(u[i - 1])), (xat(i), y(u[i])), c);
+        }
+        if extra.is_some() {
+            let ty = y(u[v.len()]);
+            line(img, (0, ty), (width as i64 - 1, ty), [200, 0, 0]);
+        }
+    };
+    draw(&mut img, values, 0, [30, 30, 30], None);
+    draw(
+        &mut img,
+        scores,
+        half,
+        [20, 60, 200],
+        Some(threshold as f32),
+    );
+    img
+}
+
+/// An SVG ROC curve.
+pub fn roc_svg(scores: &[f32], labels: &[u8], title: &str) -> Result<String> {
+    let y: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
+    let roc = dmad::metrics::roc_curve(scores, &y)?;
+    let (w, h, m) = (260.0, 260.0, 30.0);
+    let mut pts = String::new();
+    for (f, t) in roc.fpr.iter().zip(&roc.tpr) {
+        let _ = write!(
+            pts,
+            "{:.1},{:.1} ",
+            m + f * (w - 2.0 * m),
+            h - m - t * (h - 2.0 * m)
+        );
+    }
+    Ok(format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">
+<rect x="{m}" y="{m}" width="{iw}" height="{iw}" fill="none" stroke="#999"/>
+<line x1="{m}" y1="{b}" x2="{r}" y2="{m}" stroke="#ccc" stroke-dasharray="4"/>
+<polyline points="{pts}" fill="none" stroke="#1f4fb4" stroke-width="2"/>
+<text x="{m}" y="18">{title}</text><text x="{cx}" y="{tb}">FPR</text><text x="4" y="{cy}">TPR</text>
+</svg>"##,
+        iw = w - 2.0 * m,
+        b = h - m,
+        r = w - m,
+        cx = w / 2.0 - 10.0,
+        tb = h - 8.0,
+        cy = h / 2.0,
+    ))
+}
+
+/// The plain-text table of metrics, one row per dataset.
+pub fn metrics_table(rows: &[(String, Metrics)]) -> String {
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let mut s = format!(
+        "{:<28} {:>6} {:>6} {:>6} {:>7} {:>6} {:>6} {:>6} {:>6}\n",
+        "dataset", "AUROC", "AUPRC", "F1max", "pAUC.1", "F1@thr", "pxAUC", "AUPRO", "VUS-PR"
+    );
+    for (name, m) in rows {
+        let r = &m.report;
+        let _ = writeln!(
+            s,
+            "{:<28} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>6} {:>6} {:>6} {:>6}{}",
+            name,
+            r.auroc,
+            r.auprc,
+            r.f1_max,
+            r.pauc_01,
+            opt(r.f1_at_threshold),
+            opt(m.pixel_auroc),
+            opt(m.aupro_03),
+            opt(m.vus_pr),
+            m.ucr_hit
+                .map_or(String::new(), |h| format!("  UCR hit: {h}")),
+        );
+    }
+    s
+}
+
+/// Encodes bytes as base64 (for images inlined in the HTML report).
+pub fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * k)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A PNG as a data URL.
+pub fn png_data_url(img: &RgbImage) -> Result<String> {
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    Ok(format!("data:image/png;base64,{}", base64(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The detector's configuration: one JSON-serialisable value that says everything about a
+//! model, saved as `config.json` next to its weights.
+
+use dmad_diffusion::{BetaSchedule, NoiseScheduleConfig};
+use dmad_train::TrainConfig;
+use dmad_unet::{DownBlockType, MlpConfig, ModulesConfig, UNetConfig, UpBlockType};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The kind of data a detector models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    /// Images `[C, H, W]` in `[-1, 1]`.
+    Image,
+    /// Time-series windows `[dims, length]`.
+    Series,
+    /// Audio as CWT scalograms `[1, scales, frames]`.
+    Audio,
+    /// Table rows `[features]`.
+    Table,
+}
+
+impl std::str::FromStr for Modality {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "image" | "images" => Ok(Self::Image),
+            "series" | "timeseries" | "time-series" => Ok(Self::Series),
+            "audio" => Ok(Self::Audio),
+            "table" | "tables" | "tabular" => Ok(Self::Table),
+            other => Err(Error::InvalidConfig {
+                field: "modality",
+                reason: format!(
+                    "unknown modality {other:?}; expected image, series, audio or table"
+                ),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Modality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Image => "image",
+            Self::Series => "series",
+            Self::Audio => "audio",
+            Self::Table => "table",
+        })
+    }
+}
+
+/// The denoising network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NetworkConfig {
+    /// A 2D U-Net (images, scalograms).
+    Unet2d(UNetConfig),
+    /// A 1D U-Net (series windows).
+    Unet1d(UNetConfig),
+    /// A residual MLP (tables).
+    Mlp(MlpConfig),
+}
+
+impl NetworkConfig {
+    /// The prediction type of the network.
+    pub fn prediction_type(&self) -> dmad_core::PredictionType {
+        match self {
+            Self::Unet2d(c) | Self::Unet1d(c) => c.prediction_type,
+            Self::Mlp(c) => c.prediction_type,
+        }
+    }
+
+    /// The method's four modules, if the network is a U-Net.
+    pub fn modules_mut(&mut self) -> Option<&mut ModulesConfig> {
+        match self {
+            Self::Unet2d(c) | Self::Unet1d(c) => Some(&mut c.modules),
+            Self::Mlp(_) => None,
+        }
+    }
+}
+
+/// The sampler used to denoise back during scoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerKind {
+    /// DDIM with `eta = 0` (deterministic).
+    Ddim,
+    /// DDPM (stochastic, seeded).
+    Ddpm,
+    /// DPM-Solver++ 2M.
+    DpmSolver,
+    /// Euler (EulerDiscreteScheduler).
+    Euler,
+}
+
+/// How a sample is scored. (The feature and combined scores of the method need the
+/// EfficientNet-Lite0 weights, which the repository does not ship; they are in
+/// `dmad::score::{FeatureScorer, CombinedScorer}` for use with [`crate::Detector::denoiser`].)
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ScorerConfig {
+    /// Reconstruction error `||x0 - x0_hat||^2`.
+    Reconstruction,
+    /// Non-parametric diffusion-time estimation (DTE; arXiv 2305.18593) from the `k` nearest
+    /// training neighbours.
+    Dte {
+        /// Neighbours used.
+        k: usize,
+    },
+}
+
+/// Scoring by partial diffusion: noise to a start step, denoise back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScoringConfig {
+    /// The sampler. Default DDIM.
+    pub sampler: SamplerKind,
+    /// Inference steps of the sampler's full plan. Default 50.
+    pub steps: usize,
+    /// Fraction of the plan run back from the noised sample (diffusers' `strength`); the start
+    /// timestep is about `strength * num_train_timesteps`. Default 0.3.
+    pub strength: f64,
+    /// Seeded noise draws averaged per sample. Default 1.
+    pub draws: usize,
+    /// Seed of the scoring noise. Default 0.
+    pub seed: u64,
+    /// Samples scored at once. Default 16.
+    pub batch_size: usize,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            sampler: SamplerKind::Ddim,
+            steps: 50,
+            strength: 0.3,
+            draws: 1,
+            seed: 0,
+            batch_size: 16,
+        }
+    }
+}
+
+/// How the decision threshold is set from normal data.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// The `q` quantile of the normal calibration scores.
+    Quantile {
+        /// The quantile in `[0, 1]`.
+        q: f64,
+    },
+    /// Mean plus `k` standard deviations of the normal calibration scores.
+    MeanStd {
+        /// Standard deviations.
+        k: f64,
+    },
+}
+
+/// How raw data becomes the network's input; saved with the model so that scoring prepares
+/// data exactly as fitting did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InputConfig {
+    /// Images and scalograms: side length in pixels. Default 64.
+    pub image_size: u32,
+    /// Images: channels (1 grey, 3 RGB). Default 1.
+    pub channels: usize,
+    /// Series: window length. Default 64.
+    pub window: usize,
+    /// Series: stride of the training windows. Default 4.
+    pub train_stride: usize,
+    /// Series: stride of the test windows. Default 16.
+    pub test_stride: usize,
+    /// Audio: sample rate clips are resampled to. Default 16000.
+    pub sample_rate: u32,
+    /// Audio: CWT scales of the scalogram. Default 64.
+    pub scales: usize,
+    /// Images: add flipped copies of the training images. Default true.
+    pub flip_augment: bool,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 64,
+            channels: 1,
+            window: 64,
+            train_stride: 4,
+            test_stride: 16,
+            sample_rate: 16_000,
+            scales: 64,
+            flip_augment: true,
+        }
+    }
+}
+
+/// Everything about a detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorConfig {
+    /// The kind of data.
+    pub modality: Modality,
+    /// How raw data is prepared.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// The denoising network, with the method's four modules.
+    pub network: NetworkConfig,
+    /// The noise schedule.
+    pub schedule: NoiseScheduleConfig,
+    /// Partial-diffusion scoring.
+    pub scoring: ScoringConfig,
+    /// The anomaly score.
+    pub scorer: ScorerConfig,
+    /// The training budget and optimiser.
+    pub train: TrainConfig,
+    /// The decision threshold rule.
+    pub threshold: ThresholdRule,
+    /// Fraction of the normal training data held out for calibration (threshold and score
+    /// normalisation), in `[0, 0.5]`. Default 0.2.
+    pub calibration_fraction: f64,
+}
+
+fn small_unet(in_channels: usize, widths: &[usize]) -> UNetConfig {
+    let levels = widths.len();
+    let mut down = vec![DownBlockType::DownBlock; levels];
+    let mut up = vec![UpBlockType::UpBlock; levels];
+    // Attention at the lowest resolution, as diffusers' small configs.
+    down[levels - 1] = DownBlockType::AttnDownBlock;
+    up[0] = UpBlockType::AttnUpBlock;
+    UNetConfig {
+        sample_size: 32,
+        in_channels,
+        out_channels: in_channels,
+        down_block_types: down,
+        up_block_types: up,
+        block_out_channels: widths.to_vec(),
+        layers_per_block: 1,
+        norm_num_groups: Some(8),
+        attention_head_dim: Some(8),
+        modules: ModulesConfig::all(),
+        ..UNetConfig::default()
+    }
+}
+
+impl DetectorConfig {
+    /// Defaults for images of `channels` channels (1 grey, 3 RGB): a small 2D U-Net with all
+    /// four modules, reconstruction scoring with DDIM.
+    pub fn for_images(channels: usize) -> Self {
+        Self {
+            modality: Modality::Image,
+            input: InputConfig {
+                channels,
+                ..InputConfig::default()
+            },
+            network: NetworkConfig::Unet2d(small_unet(channels, &[32, 64, 64])),
+            schedule: NoiseScheduleConfig::default(),
+            scoring: ScoringConfig::default(),
+            scorer: ScorerConfig::Reconstruction,
+            train: TrainConfig {
+                steps: 2000,
+                batch_size: 16,
+                learning_rate: 2e-4,
+                ..TrainConfig::default()
+            },
+            threshold: ThresholdRule::Quantile { q: 0.99 },
+            calibration_fraction: 0.2,
+        }
+    }
+
+    /// Defaults for series windows of `dims` channels: a small 1D U-Net with all four modules.
+    pub fn for_series(dims: usize) -> Self {
+        Self {
+            modality: Modality::Series,
+            network: NetworkConfig::Unet1d(small_unet(dims, &[32, 64, 64])),
+            ..Self::for_images(dims)
+        }
+    }
+
+    /// Defaults for audio scalograms `[1, scales, frames]`: the image defaults on one channel.
+    pub fn for_audio() -> Self {
+        Self {
+            modality: Modality::Audio,
+            ..Self::for_images(1)
+        }
+    }
+
+    /// Defaults for tables of `features` columns: a residual MLP, scored by reconstruction
+    /// from a fixed partial-diffusion start, as the DTE paper's DDPM baseline.
+    pub fn for_tables(features: usize) -> Self {
+        Self {
+            modality: Modality::Table,
+            network: NetworkConfig::Mlp(MlpConfig {
+                width: 128,
+                depth: 3,
+                ..MlpConfig::new(features)
+            }),
+            schedule: NoiseScheduleConfig {
+                beta_schedule: BetaSchedule::Linear,
+                ..NoiseScheduleConfig::default()
+            },
+            scoring: ScoringConfig {
+                strength: 0.2,
+                batch_size: 256,
+                ..ScoringConfig::default()
+            },
+            train: TrainConfig {
+                steps: 2000,
+                batch_size: 64,
+                learning_rate: 1e-3,
+                ..TrainConfig::default()
+            },
+            ..Self::for_images(1)
+        }
+    }
+
+    /// Checks the fields the facade itself owns (the network, schedule and trainer check
+    /// theirs when built).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        let s = &self.scoring;
+        if !(s.strength > 0.0 && s.strength <= 1.0) {
+            return bad(
+                "scoring.strength",
+                format!("{} is not in (0, 1]", s.strength),
+            );
+        }
+        if s.steps == 0 || s.draws == 0 || s.batch_size == 0 {
+            return bad(
+                "scoring",
+                "steps, draws and batch_size must be at least 1".to_string(),
+            );
+        }
+        if !(0.0..=0.5).contains(&self.calibration_fraction) {
+            return bad(
+                "calibration_fraction",
+                format!("{} is not in [0, 0.5]", self.calibration_fraction),
+            );
+        }
+        match self.scorer {
+            ScorerConfig::Dte { k } if self.modality != Modality::Table || k == 0 => {
+                return bad(
+                    "scorer",
+                    format!(
+                        "DTE scores table rows with k >= 1 neighbours (got {} data, k = {k})",
+                        self.modality
+                    ),
+                )
+            }
+            _ => {}
+        }
+        let network_fits = matches!(
+            (self.modality, &self.network),
+            (Modality::Image | Modality::Audio, NetworkConfig::Unet2d(_))
+                | (Modality::Series, NetworkConfig::Unet1d(_))
+                | (Modality::Table | Modality::Series, NetworkConfig::Mlp(_))
+        );
+        if !network_fits {
+            return bad(
+                "network",
+                format!(
+                    "a {:?} network does not fit {} data",
+                    self.network_kind(),
+                    self.modality
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn network_kind(&self) -> &'static str {
+        match self.network {
+            NetworkConfig::Unet2d(_) => "unet2d",
+            NetworkConfig::Unet1d(_) => "unet1d",
+            NetworkConfig::Mlp(_) => "mlp",
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! The end-to-end detector: fit on normal data, score, threshold, save and load.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use dmad_core::Denoiser;
+use dmad_diffusion::{NoiseSchedule, Start};
+use dmad_metrics::Threshold;
+use dmad_score::dte::{DteNonParametric, DteNonParametricConfig};
+use dmad_score::{ReconstructionConfig, ReconstructionScorer, Reconstructor, Scorer};
+use dmad_train::{Control, Progress, Trainer};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DetectorConfig, ScorerConfig, ThresholdRule};
+use crate::network::Network;
+use crate::sampler::AnySampler;
+use crate::{Error, Result};
+
+/// The format version of saved models written by this dmad.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// What fitting learnt besides the weights: the decision threshold and the statistics of the
+/// normal calibration scores. Saved as `calibration.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The decision threshold on the score; a score at or above it is anomalous.
+    pub threshold: Threshold,
+    /// Mean of the normal calibration scores.
+    pub normal_mean: f64,
+    /// Standard deviation of the normal calibration scores.
+    pub normal_std: f64,
+    /// How many normal samples the threshold was set from.
+    pub calibration_samples: usize,
+    /// How many normal samples the network was trained on.
+    pub train_samples: usize,
+}
+
+/// Scores of a batch.
+#[derive(Debug, Clone)]
+pub struct Scores {
+    /// One score per sample; higher is more anomalous.
+    pub scores: Vec<f32>,
+    /// Per-position anomaly maps, `[batch, H, W]` for images and scalograms, `[batch, length]`
+    /// for series windows; `None` for tables.
+    pub maps: Option<Tensor>,
+}
+
+/// The anomaly detector: a diffusion model trained on normal data, scored by partial
+/// diffusion and reconstruction.
+///
+/// # Example
+/// ```no_run
+/// # fn main() -> dmad::Result<()> {
+/// use candle_core::{Device, Tensor};
+/// let normal = Tensor::randn(0f32, 1.0, (64, 1, 32, 32), &Device::Cpu)?;
+/// let mut det = dmad::Detector::for_images(1)?;
+/// det.fit(&normal, |_| {})?;
+/// let scores = det.score(&normal)?;
+/// let flags = det.predict(&scores.scores)?;
+/// det.save("model")?;
+/// # Ok(()) }
+/// ```
+pub struct Detector {
+    cfg: DetectorConfig,
+    device: Device,
+    schedule: NoiseSchedule,
+    net: Network,
+    varmap: VarMap,
+    /// DTE's memory of the training rows (tables scored with [`ScorerConfig::Dte`]).
+    dte: Option<DteNonParametric>,
+    calibration: Option<Calibration>,
+}
+
+/// Name of the training rows of a DTE scorer in `weights.safetensors`.
+const DTE_TRAIN: &str = "dte.train";
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("cfg", &self.cfg)
+            .field("device", &self.device)
+            .field("calibration", &self.calibration)
+            .finish()
+    }
+}
+
+/// The wrapper written as `config.json`.
+#[derive(Serialize, Deserialize)]
+struct SavedConfig {
+    format_version: u32,
+    dmad_version: String,
+    detector: DetectorConfig,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Detector {
+    /// A detector with `cfg` on `device`; its network has seeded random weights until
+    /// [`Detector::fit`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] and the errors of building the network and schedule.
+    pub fn new(cfg: DetectorConfig, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let schedule = NoiseSchedule::new(cfg.schedule.clone())?;
+        let (net, varmap) = Network::build(&cfg.network, cfg.train.seed, device)?;
+        Ok(Self {
+            cfg,
+            device: device.clone(),
+            schedule,
+            net,
+            varmap,
+            dte: None,
+            calibration: None,
+        })
+    }
+
+    /// The image defaults ([`DetectorConfig::for_images`]) on the CPU.
+    ///
+    /// # Errors
+    /// As [`Detector::new`].
+    pub fn for_images(channels: usize) -> Result<Self> {
+        Self::new(DetectorConfig::for_images(channels), &Device::Cpu)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    /// The calibration, once fitted or loaded.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// The device the detector runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The trained denoiser (for sampling and generation).
+    pub fn denoiser(&self) -> &dyn Denoiser {
+        &self.net
+    }
+
+    /// The noise schedule.
+    pub fn schedule(&self) -> &NoiseSchedule {
+        &self.schedule
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let rank = self.net.sample_rank() + 1;
+        if x.rank() != rank || x.dim(0)? == 0 {
+            return Err(Error::ShapeMismatch {
+                context: "detector input",
+                expected: match rank {
+                    4 => "[batch, channels, height, width] with batch >= 1".into(),
+                    3 => "[batch, channels, length] with batch >= 1".into(),
+                    _ => "[batch, features] with batch >= 1".into(),
+                },
+                got: x.dims().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Trains the network on normal samples `data` (`[n, ...]`), then sets the threshold from
+    /// held-out normal samples. `progress` is called after every training step.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for data of the wrong rank or channel count, and the errors of
+    /// training and scoring.
+    pub fn fit(&mut self, data: &Tensor, progress: impl FnMut(&Progress)) -> Result<()> {
+        self.fit_with_checkpoints(data, None, progress)
+    }
+
+    /// As [`Detector::fit`], writing training checkpoints to `checkpoint_dir` and resuming
+    /// from the newest one there if it exists (so an interrupted fit goes on where it stopped).
+    ///
+    /// # Errors
+    /// As [`Detector::fit`], and checkpoint errors (a checkpoint of another config).
+    pub fn fit_with_checkpoints(
+        &mut self,
+        data: &Tensor,
+        checkpoint_dir: Option<&Path>,
+        mut progress: impl FnMut(&Progress),
+    ) -> Result<()> {
+        self.check_input(data)?;
+        let data = data.to_device(&self.device)?;
+        let n = data.dim(0)?;
+        let n_cal = ((n as f64) * self.cfg.calibration_fraction).round() as usize;
+        let n_cal = if n - n_cal < 1 { 0 } else { n_cal };
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.cfg.train.seed,
+        ));
+        let pick = |idx: &[u32]| -> Result<Tensor> {
+            let idx = Tensor::new(idx, &self.device)?;
+            Ok(data.index_select(&idx, 0)?)
+        };
+        let (cal_idx, train_idx) = order.split_at(n_cal);
+        let train = pick(train_idx)?;
+        let model_config =
+            serde_json::to_value(&self.cfg.network).map_err(|e| Error::InvalidConfig {
+                field: "network",
+                reason: e.to_string(),
+            })?;
+        let resume = checkpoint_dir
+            .map(dmad_train::checkpoint::latest)
+            .transpose()?
+            .flatten()
+            .is_some();
+        let mut trainer = if resume {
+            Trainer::resume(
+                self.cfg.train.clone(),
+                self.schedule.clone(),
+                &self.varmap,
+                model_config,
+                checkpoint_dir.unwrap_or(Path::new(".")),
+            )?
+        } else {
+            Trainer::new(
+                self.cfg.train.clone(),
+                self.schedule.clone(),
+                &self.varmap,
+                model_config,
+            )?
+        };
+        trainer.fit(&self.net, &train, None, checkpoint_dir, |p| {
+            progress(p);
+            Control::Continue
+        })?;
+        trainer.apply_ema()?;
+        if let ScorerConfig::Dte { k } = self.cfg.scorer {
+            self.dte = Some(self.fit_dte(k, &train)?);
+        }
+
+        // Calibrate on the held-out normals (or on the training data when none is held out).
+        let cal = if cal_idx.is_empty() {
+            train.clone()
+        } else {
+            pick(cal_idx)?
+        };
+        let scores = self.score(&cal)?.scores;
+        let threshold = match self.cfg.threshold {
+            ThresholdRule::Quantile { q } => Threshold::quantile(&scores, q)?,
+            ThresholdRule::MeanStd { k } => Threshold::mean_std(&scores, k)?,
+        };
+        let mean = scores.iter().map(|&s| s as f64).sum::<f64>() / scores.len() as f64;
+        let var = scores
+            .iter()
+            .map(|&s| (s as f64 - mean).powi(2))
+            .sum::<f64>()
+            / scores.len() as f64;
+        self.calibration = Some(Calibration {
+            threshold,
+            normal_mean: mean,
+            normal_std: var.sqrt(),
+            calibration_samples: scores.len(),
+            train_samples: train_idx.len(),
+        });
+        Ok(())
+    }
+
+    fn fit_dte(&self, k: usize, train: &Tensor) -> Result<DteNonParametric> {
+        let sc = &self.cfg.schedule;
+        let cfg = DteNonParametricConfig {
+            k,
+            num_train_timesteps: sc.num_train_timesteps,
+            beta_start: sc.beta_start,
+            beta_end: sc.beta_end,
+            ..DteNonParametricConfig::default()
+        };
+        Ok(DteNonParametric::fit(cfg, train)?)
+    }
+
+    /// Scores a batch (`[batch, ...]`): one score per sample and, where the data has
+    /// positions, an anomaly map.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for input of the wrong rank; errors of the network.
+    pub fn score(&self, x: &Tensor) -> Result<Scores> {
+        self.check_input(x)?;
+        let x = x.to_device(&self.device)?;
+        let n = x.dim(0)?;
+        let bs = self.cfg.scoring.batch_size;
+        let mut scores = Vec::with_capacity(n);
+        let mut maps = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = bs.min(n - start);
+            let chunk = x.narrow(0, start, len)?;
+            let (s, m) = self.score_chunk(&chunk, start as u64)?;
+            scores.extend(s);
+            if let Some(m) = m {
+                maps.push(m);
+            }
+            start += len;
+        }
+        let maps = if maps.is_empty() {
+            None
+        } else {
+            Some(Tensor::cat(&maps, 0)?)
+        };
+        Ok(Scores { scores, maps })
+    }
+
+    fn score_chunk(&self, x0: &Tensor, offset: u64) -> Result<(Vec<f32>, Option<Tensor>)> {
+        let s = &self.cfg.scoring;
+        let out = match self.cfg.scorer {
+            ScorerConfig::Dte { .. } => {
+                let dte = self.dte.as_ref().ok_or(Error::NotFitted)?;
+                dte.score(x0)?
+            }
+            ScorerConfig::Reconstruction => {
+                let sampler = AnySampler::new(
+                    s.sampler,
+                    &self.schedule,
+                    s.steps,
+                    self.net.prediction_type(),
+                )?;
+                let rec = Reconstructor::new(
+                    &self.net,
+                    sampler,
+                    ReconstructionConfig {
+                        start: Start::Strength(s.strength),
+                        draws: s.draws,
+                        // Each batch of the data set gets its own noise stream.
+                        seed: s
+                            .seed
+                            .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+                    },
+                )?;
+                ReconstructionScorer::new(rec).score(x0)?
+            }
+        };
+        Ok((out.scores, out.map))
+    }
+
+    /// Flags scores at or above the calibrated threshold.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`] before [`Detector::fit`] or [`Detector::load`].
+    pub fn predict(&self, scores: &[f32]) -> Result<Vec<bool>> {
+        let cal = self.calibration.as_ref().ok_or(Error::NotFitted)?;
+        Ok(cal.threshold.predict(scores))
+    }
+
+    /// The calibrated threshold.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`] before [`Detector::fit`] or [`Detector::load`].
+    pub fn threshold(&self) -> Result<Threshold> {
+        Ok(self.calibration.as_ref().ok_or(Error::NotFitted)?.threshold)
+    }
+
+    /// Replaces the threshold (for example by one set from labelled or generated anomalies).
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`] before [`Detector::fit`] or [`Detector::load`].
+    pub fn set_threshold(&mut self, threshold: Threshold) -> Result<()> {
+        self.calibration.as_mut().ok_or(Error::NotFitted)?.threshold = threshold;
+        Ok(())
+    }
+
+    /// Saves the model as a directory: `config.json` (with the format version),
+    /// `weights.safetensors`, `calibration.json`, and `dte.safetensors` (the training rows)
+    /// for DTE. The directory is written next to the
+    /// target and renamed into place, so an existing model is replaced only by a complete one.
+    ///
+    /// # Errors
+    /// [`Error::NotFitted`] before fitting; [`Error::Io`] naming the path.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let cal = self.calibration.as_ref().ok_or(Error::NotFitted)?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let json = |v: &dyn erased::Json, file: &str| -> Result<()> {
+            let path = tmp.join(file);
+            let bytes = v.to_json().map_err(|e| Error::Model {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            dmad_train::checkpoint::write_atomic(&path, &bytes)?;
+            Ok(())
+        };
+        json(
+            &SavedConfig {
+                format_version: MODEL_FORMAT_VERSION,
+                dmad_version: env!("CARGO_PKG_VERSION").into(),
+                detector: self.cfg.clone(),
+            },
+            "config.json",
+        )?;
+        json(cal, "calibration.json")?;
+        let weights: std::collections::HashMap<String, Tensor> = self
+            .varmap
+            .data()
+            .lock()
+            .map_err(|_| Error::NotFitted)?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect();
+        if let Some(dte) = &self.dte {
+            let rows = [(DTE_TRAIN.to_string(), dte.train_rows(&self.device)?)].into();
+            dmad_train::checkpoint::save_tensors(&tmp.join("dte.safetensors"), &rows)?;
+        }
+        dmad_train::checkpoint::save_tensors(&tmp.join("weights.safetensors"), &weights)?;
+        // Swap the complete directory into place.
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(io(dir))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok(())
+    }
+
+    /// Loads a model saved by [`Detector::save`] onto `device`.
+    ///
+    /// # Errors
+    /// [`Error::Model`] naming the file when the directory is incomplete, of another format
+    /// version, or its weights do not fit its config (truncated, another config);
+    /// [`Error::Io`] when it cannot be read.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let read = |file: &str| -> Result<(PathBuf, Vec<u8>)> {
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::Model {
+                    path: path.clone(),
+                    reason: "missing: not a dmad model directory, or an incomplete one".into(),
+                },
+                _ => Error::Io {
+                    path: path.clone(),
+                    source: e,
+                },
+            })?;
+            Ok((path, bytes))
+        };
+        let (cfg_path, bytes) = read("config.json")?;
+        let version: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Model {
+                path: cfg_path.clone(),
+                reason: format!("not valid JSON: {e}"),
+            })?;
+        let found = version.get("format_version").and_then(|v| v.as_u64());
+        if found != Some(MODEL_FORMAT_VERSION as u64) {
+            return Err(Error::Model {
+                path: cfg_path,
+                reason: format!(
+                    "format version {} (written by dmad {}); this dmad {} reads version {MODEL_FORMAT_VERSION}",
+                    found.map_or("missing".to_string(), |v| v.to_string()),
+                    version.get("dmad_version").and_then(|v| v.as_str()).unwrap_or("?"),
+                    env!("CARGO_PKG_VERSION"),
+                ),
+            });
+        }
+        let saved: SavedConfig = serde_json::from_value(version).map_err(|e| Error::Model {
+            path: cfg_path.clone(),
+            reason: format!("invalid config: {e}"),
+        })?;
+        let (cal_path, bytes) = read("calibration.json")?;
+        let calibration: Calibration =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Model {
+                path: cal_path,
+                reason: format!("invalid calibration: {e}"),
+            })?;
+        let mut det = Self::new(saved.detector, device)?;
+        let weights = dir.join("weights.safetensors");
+        dmad_unet::load_into_varmap(&det.varmap, &weights)?;
+        if let ScorerConfig::Dte { k } = det.cfg.scorer {
+            let path = dir.join("dte.safetensors");
+            let mut rows = dmad_train::checkpoint::load_tensors(&path, device)?;
+            let train = rows.remove(DTE_TRAIN).ok_or_else(|| Error::Model {
+                path: path.clone(),
+                reason: format!("has no tensor `{DTE_TRAIN}`"),
+            })?;
+            det.dte = Some(det.fit_dte(k, &train)?);
+        }
+        det.calibration = Some(calibration);
+        Ok(det)
+    }
+}
+
+/// Object-safe JSON serialisation for the two files `save` writes.
+mod erased {
+    pub(super) trait Json {
+        fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec_pretty(self)
+        }
+    }
+}

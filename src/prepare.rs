@@ -1,0 +1,303 @@
+//! From files to tensors, per modality: the preparation that the command line, the examples
+//! and the benchmark share, so that each modality's protocol is written once.
+//!
+//! - Images: MVTec AD folders ([`images`]).
+//! - Series: the UCR Anomaly Archive ([`ucr_series`]), windowed.
+//! - Audio: DCASE task-2 folders as CWT scalograms ([`audio`]).
+//! - Tables: a CSV with a label column and, optionally, a split file ([`table`]).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use dmad_data::{Dataset, ImageConfig, ImageFolder, Reduce, Split};
+
+use crate::Result;
+
+/// Samples with their labels (0 normal, 1 anomalous).
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    /// The samples `[n, ...]`.
+    pub x: Tensor,
+    /// One label per sample.
+    pub labels: Vec<u8>,
+    /// The kind of each sample (the defect type, `good`, ...).
+    pub kinds: Vec<String>,
+    /// Where each sample came from.
+    pub sources: Vec<String>,
+    /// Pixel masks `[n, H, W]` in `{0, 1}` where the data has them.
+    pub masks: Option<Tensor>,
+}
+
+/// Loads an MVTec AD split (`train/good`, or every folder of `test/` with masks where
+/// `ground_truth/` has them) as grey or RGB `size x size` images in `[-1, 1]`.
+///
+/// # Errors
+/// Errors of the loader, naming the bad file.
+pub fn images(
+    root: impl AsRef<Path>,
+    split: Split,
+    size: u32,
+    channels: usize,
+    device: &Device,
+) -> Result<Labelled> {
+    let mut cfg = ImageConfig::new(size, size);
+    if channels == 3 {
+        cfg.color = dmad_data::ColorMode::Rgb;
+    }
+    let folder = ImageFolder::mvtec(root, split, &cfg)?;
+    let mut xs = Vec::with_capacity(folder.len());
+    let mut out = Labelled {
+        x: Tensor::zeros(0, candle_core::DType::F32, device)?,
+        labels: vec![],
+        kinds: vec![],
+        sources: vec![],
+        masks: None,
+    };
+    let mut masks = Vec::new();
+    for i in 0..folder.len() {
+        let s = folder.get(i)?;
+        xs.push(s.image.to_device(device)?);
+        out.labels.push(s.label);
+        out.kinds.push(s.kind);
+        out.sources.push(s.source);
+        if let Some(m) = s.mask {
+            masks.push(m.to_device(device)?);
+        }
+    }
+    out.x = Tensor::stack(&xs, 0)?;
+    if !masks.is_empty() && masks.len() == xs.len() {
+        out.masks = Some(Tensor::cat(&masks, 0)?);
+    }
+    Ok(out)
+}
+
+/// Adds the horizontal and vertical flips of each image (`[n, C, H, W]` to `[3n, C, H, W]`):
+/// cheap augmentation for small training sets of textures.
+///
+/// # Errors
+/// Errors of candle.
+pub fn with_flips(x: &Tensor) -> Result<Tensor> {
+    let h = x.dim(2)?;
+    let w = x.dim(3)?;
+    let rev = |n: usize| -> Result<Tensor> {
+        Ok(Tensor::from_vec(
+            (0..n as u32).rev().collect::<Vec<_>>(),
+            n,
+            x.device(),
+        )?)
+    };
+    let fh = x.index_select(&rev(w)?, 3)?;
+    let fv = x.index_select(&rev(h)?, 2)?;
+    Ok(Tensor::cat(&[x, &fh, &fv], 0)?)
+}
+
+/// A windowed series task: train windows, test windows and how test windows map back to the
+/// test points.
+#[derive(Debug, Clone)]
+pub struct SeriesTask {
+    /// The series' name.
+    pub name: String,
+    /// Train windows `[n, dims, window]`, normalised with the train part's statistics.
+    pub train: Tensor,
+    /// Test windows `[m, dims, window]`, normalised the same way.
+    pub test: Tensor,
+    /// The first point of each test window (in test coordinates).
+    pub test_starts: Vec<usize>,
+    /// The window length.
+    pub window: usize,
+    /// Labels of the test points.
+    pub test_labels: Vec<u8>,
+    /// The offset of the test part in the whole series.
+    pub test_offset: usize,
+    /// The anomaly `[begin, end)` in whole-series coordinates, for the UCR top-1 hit.
+    pub anomaly: Option<(usize, usize)>,
+}
+
+impl SeriesTask {
+    /// Maps one score per test window (or a per-step map `[m, window]`) to one score per test
+    /// point, taking the maximum over the windows that cover a point.
+    ///
+    /// # Errors
+    /// Errors of the mapping (lengths that do not fit).
+    pub fn point_scores(&self, window_scores: &[f32], maps: Option<&Tensor>) -> Result<Vec<f32>> {
+        let n = self.test_labels.len();
+        match maps {
+            Some(m) => {
+                let flat = m.flatten_all()?.to_vec1::<f32>()?;
+                Ok(dmad_data::timeseries::steps_to_points(
+                    &flat,
+                    &self.test_starts,
+                    self.window,
+                    n,
+                    Reduce::Mean,
+                )?)
+            }
+            None => Ok(dmad_data::window_to_points(
+                window_scores,
+                &self.test_starts,
+                self.window,
+                n,
+                Reduce::Max,
+            )?),
+        }
+    }
+}
+
+/// Loads a UCR Anomaly Archive file, normalises it with the train part's statistics, and cuts
+/// train windows (stride `train_stride`) and test windows (stride `test_stride`).
+///
+/// # Errors
+/// Errors of the loader (a file name that does not match the archive's pattern, a bad value).
+pub fn ucr_series(
+    path: impl AsRef<Path>,
+    window: usize,
+    train_stride: usize,
+    test_stride: usize,
+    device: &Device,
+) -> Result<SeriesTask> {
+    let (mut split, name) = dmad_data::load_ucr_anomaly(path)?;
+    split.normalise();
+    let (train, _) = dmad_data::windows(&split.train, window, train_stride, device)?;
+    let (test, test_starts) = dmad_data::windows(&split.test, window, test_stride, device)?;
+    Ok(SeriesTask {
+        name: split.name.clone(),
+        train,
+        test,
+        test_starts,
+        window,
+        test_labels: split.test.labels.clone(),
+        test_offset: split.test_offset,
+        anomaly: Some((name.begin, name.end)),
+    })
+}
+
+/// A table task: standardised normal train rows and labelled test rows.
+#[derive(Debug, Clone)]
+pub struct TableTask {
+    /// Train rows `[n, features]` (normal only).
+    pub train: Tensor,
+    /// Test rows with labels.
+    pub test: Labelled,
+}
+
+/// Loads a CSV table (label column `label`) and the split `seed_index` of its split file
+/// (the ADBench/DTE semi-supervised protocol); without a split file, half of the normal rows
+/// (every other one) train and the rest test.
+///
+/// # Errors
+/// Errors of the loaders.
+pub fn table(
+    csv: impl AsRef<Path>,
+    split_file: Option<&Path>,
+    seed_index: usize,
+    device: &Device,
+) -> Result<TableTask> {
+    let csv = csv.as_ref();
+    let table = dmad_data::read_csv_table(csv, &dmad_data::TableConfig::default())?;
+    let split = match split_file {
+        Some(p) => {
+            let f = dmad_data::read_split_file(p)?;
+            let n = f.splits.len();
+            f.splits
+                .into_iter()
+                .nth(seed_index)
+                .ok_or_else(|| crate::Error::InvalidConfig {
+                    field: "seed_index",
+                    reason: format!(
+                        "{} has {n} splits, asked for index {seed_index}",
+                        p.display()
+                    ),
+                })?
+        }
+        None => {
+            let normals: Vec<usize> = (0..table.rows())
+                .filter(|&r| table.labels[r] == 0)
+                .collect();
+            let train: Vec<usize> = normals.iter().copied().step_by(2).collect();
+            let test: Vec<usize> = (0..table.rows()).filter(|r| !train.contains(r)).collect();
+            dmad_data::tabular::Split {
+                seed: 0,
+                train,
+                test,
+            }
+        }
+    };
+    let s = table.split(&split)?;
+    let cols = s.cols;
+    let n_train = s.train.len() / cols;
+    let n_test = s.test.len() / cols;
+    let train = Tensor::from_vec(s.train, (n_train, cols), device)?;
+    let x = Tensor::from_vec(s.test, (n_test, cols), device)?;
+    Ok(TableTask {
+        train,
+        test: Labelled {
+            x,
+            kinds: s
+                .test_labels
+                .iter()
+                .map(|&l| if l == 1 { "anomaly" } else { "normal" }.to_string())
+                .collect(),
+            sources: vec![csv.display().to_string(); n_test],
+            labels: s.test_labels,
+            masks: None,
+        },
+    })
+}
+
+/// The audio transform of a detector's input config: the log-power complex-Morlet scalogram
+/// of dmad-data (50 Hz to 0.95 x Nyquist) with `scales` rows and `image_size` frames per clip
+/// of one second.
+///
+/// # Errors
+/// Errors of planning the CWT.
+pub fn audio_transform(input: &crate::InputConfig) -> Result<dmad_data::AudioScalogram> {
+    let length = input.sample_rate as usize;
+    let frames = (input.image_size as usize).max(1);
+    let cfg = dmad_data::AudioScalogramConfig {
+        sample_rate: input.sample_rate,
+        length,
+        n_scales: input.scales,
+        f_max: 0.95 * input.sample_rate as f64 / 2.0,
+        hop: (length / frames).max(1),
+        ..dmad_data::AudioScalogramConfig::default()
+    };
+    Ok(dmad_data::AudioScalogram::new(&cfg)?)
+}
+
+/// Loads a DCASE task-2 folder (`train/normal_*` or every clip of `test/`) as scalograms
+/// `[n, 1, scales, frames]`, each clip cropped or padded to one second.
+///
+/// # Errors
+/// Errors of the loader (a bad WAV names its file) and of the CWT.
+pub fn audio(
+    root: impl AsRef<Path>,
+    split: Split,
+    input: &crate::InputConfig,
+    device: &Device,
+) -> Result<Labelled> {
+    let cfg = dmad_data::AudioConfig {
+        sample_rate: input.sample_rate,
+        length: Some(input.sample_rate as usize),
+        ..dmad_data::AudioConfig::default()
+    };
+    let folder = dmad_data::DcaseFolder::open(root, split, &cfg)?;
+    let transform = audio_transform(input)?;
+    let mut xs = Vec::with_capacity(folder.len());
+    let mut out = Labelled {
+        x: Tensor::zeros(0, candle_core::DType::F32, device)?,
+        labels: vec![],
+        kinds: vec![],
+        sources: vec![],
+        masks: None,
+    };
+    for i in 0..folder.len() {
+        let clip = folder.get(i)?;
+        let wave = clip.waveform.flatten_all()?.to_vec1::<f32>()?;
+        xs.push(transform.forward(&wave, device)?.image);
+        out.labels.push(clip.label);
+        out.kinds.push(clip.kind);
+        out.sources.push(clip.source);
+    }
+    out.x = Tensor::stack(&xs, 0)?;
+    Ok(out)
+}
