@@ -7,8 +7,8 @@ use candle_nn::{Linear, Module, VarBuilder};
 use crate::error::{Error, Result};
 use crate::layers::{Activation, ConvNd, Rank};
 
-/// Checks that `t` is a `[batch]` tensor of timesteps and returns it as `f32`.
-pub(crate) fn timesteps_f32(t: &Tensor, batch: usize) -> Result<Tensor> {
+/// Checks that `t` is a `[batch]` tensor of timesteps and returns it as `f32` on `device`.
+pub(crate) fn timesteps_f32(t: &Tensor, batch: usize, device: &Device) -> Result<Tensor> {
     if t.rank() != 1 || t.dim(0)? != batch {
         return Err(Error::ShapeMismatch {
             context: "timesteps t",
@@ -16,7 +16,7 @@ pub(crate) fn timesteps_f32(t: &Tensor, batch: usize) -> Result<Tensor> {
             got: t.dims().to_vec(),
         });
     }
-    Ok(t.to_dtype(DType::F32)?)
+    Ok(t.to_dtype(DType::F32)?.to_device(device)?)
 }
 
 /// The frequencies of diffusers' `get_timestep_embedding`, computed in `f32` as PyTorch does.

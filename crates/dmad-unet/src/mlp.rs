@@ -248,7 +248,7 @@ impl MlpDenoiser {
         }
         let in_dtype = x.dtype();
         let x = x.to_dtype(self.dtype)?;
-        let t = timesteps_f32(t, dims[0])?;
+        let t = timesteps_f32(t, dims[0], x.device())?;
         let e = sinusoidal_embedding(
             &t,
             self.cfg.time_embedding_dim,

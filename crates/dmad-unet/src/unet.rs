@@ -352,8 +352,8 @@ impl<R: SpatialRank> UNet<R> {
     }
 
     /// The time embedding `[batch, time_embed_dim]` (before the residual blocks' activation).
-    fn time_embed(&self, t: &Tensor, batch: usize) -> Result<Tensor> {
-        let t = timesteps_f32(t, batch)?;
+    fn time_embed(&self, t: &Tensor, batch: usize, x_device: &Device) -> Result<Tensor> {
+        let t = timesteps_f32(t, batch, x_device)?;
         let e = sinusoidal_embedding(
             &t,
             self.cfg.block_out_channels[0],
@@ -380,7 +380,7 @@ impl<R: SpatialRank> UNet<R> {
         if self.cfg.center_input_sample {
             x = ((x * 2.0)? - 1.0)?;
         }
-        let emb = self.time_embed(t, x.dim(0)?)?;
+        let emb = self.time_embed(t, x.dim(0)?, x.device())?;
         let emb_act = self.cfg.act_fn.forward(&emb)?;
 
         let bands = match &self.pyramid {
