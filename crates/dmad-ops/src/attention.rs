@@ -12,6 +12,8 @@ use crate::{Error, Result};
 const BLOCK_Q: usize = 64;
 /// Key columns per tile: the score tile is at most `BLOCK_Q x BLOCK_K` floats.
 const BLOCK_K: usize = 256;
+/// Head widths up to this use the register-blocked score kernel instead of `gemm`.
+const SMALL_D: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct AttentionOp {
@@ -34,9 +36,10 @@ impl AttentionOp {
                     vec![0.0f32; BLOCK_Q * BLOCK_K],
                     vec![0.0f32; BLOCK_Q * dv],
                     vec![0.0f32; 2 * BLOCK_Q],
+                    vec![0.0f32; BLOCK_K * d],
                 )
             },
-            |(qs, s, acc, ml), job| {
+            |(qs, s, acc, ml, kt), job| {
                 let (bi, qb) = (job / qblocks, job % qblocks);
                 let r0 = qb * BLOCK_Q;
                 let rows = BLOCK_Q.min(tq - r0);
@@ -56,18 +59,29 @@ impl AttentionOp {
                     acc[..rows * dv].fill(0.0);
                     for c0 in (0..tk).step_by(BLOCK_K) {
                         let cols = BLOCK_K.min(tk - c0);
-                        let lhs = Mat {
-                            ptr: qs.as_ptr(),
-                            rs: d,
-                            cs: 1,
-                        };
-                        let kt = Mat {
-                            ptr: kb[c0 * d..].as_ptr(),
-                            rs: 1,
-                            cs: d,
-                        };
-                        // SAFETY: the score tile holds rows x cols values.
-                        unsafe { gemm(rows, cols, d, s.as_mut_ptr(), cols, false, lhs, kt, false) };
+                        if d <= SMALL_D {
+                            for (c, row) in kt.chunks_mut(cols).take(d).enumerate() {
+                                for (j, v) in row.iter_mut().enumerate() {
+                                    *v = kb[(c0 + j) * d + c];
+                                }
+                            }
+                            simd::qkt(qs, kt, s, rows, cols, d);
+                        } else {
+                            let lhs = Mat {
+                                ptr: qs.as_ptr(),
+                                rs: d,
+                                cs: 1,
+                            };
+                            let ktm = Mat {
+                                ptr: kb[c0 * d..].as_ptr(),
+                                rs: 1,
+                                cs: d,
+                            };
+                            // SAFETY: the score tile holds rows x cols values.
+                            unsafe {
+                                gemm(rows, cols, d, s.as_mut_ptr(), cols, false, lhs, ktm, false)
+                            };
+                        }
                         for i in 0..rows {
                             let si = &mut s[i * cols..(i + 1) * cols];
                             let row_max = simd::max(si, m[i]);

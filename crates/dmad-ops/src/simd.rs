@@ -107,6 +107,14 @@ pub(crate) fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
     dispatch!(exp_sub_sum(x, m))
 }
 
+/// Scores of one tile: `s[i, j] = sum_c q[i, c] * kt[c, j]` for `q`: `[rows, d]`, `kt`: `[d, cols]`
+/// (keys transposed), `s`: `[rows, cols]`. A register-blocked kernel for the small head widths
+/// where `gemm`'s packing does not pay.
+pub(crate) fn qkt(q: &[f32], kt: &[f32], s: &mut [f32], rows: usize, cols: usize, d: usize) {
+    assert!(q.len() >= rows * d && kt.len() >= d * cols && s.len() >= rows * cols);
+    dispatch!(qkt(q, kt, s, rows, cols, d))
+}
+
 /// Per-channel constants of a GroupNorm affine map: `z = ((x - mean) - lo) * a + b`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Affine {
@@ -181,6 +189,31 @@ mod scalar {
         for (d, &v) in d.iter_mut().zip(x) {
             let xhat = ((v - c.mean) - c.lo) * rstd;
             *d = rstd * (*d * c.a - m1 - xhat * m2);
+        }
+    }
+
+    pub(super) fn qkt(q: &[f32], kt: &[f32], s: &mut [f32], rows: usize, cols: usize, d: usize) {
+        qkt_cols(q, kt, s, 0..rows, 0..cols, cols, d);
+    }
+
+    /// [`super::qkt`] restricted to some rows and columns.
+    pub(super) fn qkt_cols(
+        q: &[f32],
+        kt: &[f32],
+        s: &mut [f32],
+        rows: std::ops::Range<usize>,
+        js: std::ops::Range<usize>,
+        cols: usize,
+        d: usize,
+    ) {
+        for i in rows {
+            for j in js.clone() {
+                let mut acc = 0.0f32;
+                for c in 0..d {
+                    acc += q[i * d + c] * kt[c * cols + j];
+                }
+                s[i * cols + j] = acc;
+            }
         }
     }
 
@@ -374,6 +407,61 @@ mod x86 {
         scalar::gn_dx(&x[body..n], &mut d[body..n], c, rstd, m1, m2);
     }
 
+    /// `NR` rows x 16 columns of scores starting at `(i, j)`.
+    #[inline(always)]
+    unsafe fn qkt_block<const NR: usize>(
+        q: *const f32,
+        kt: *const f32,
+        s: *mut f32,
+        (i, j): (usize, usize),
+        cols: usize,
+        d: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; NR];
+        for c in 0..d {
+            let k0 = _mm256_loadu_ps(kt.add(c * cols + j));
+            let k1 = _mm256_loadu_ps(kt.add(c * cols + j + 8));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let qb = _mm256_set1_ps(*q.add((i + r) * d + c));
+                a[0] = _mm256_fmadd_ps(qb, k0, a[0]);
+                a[1] = _mm256_fmadd_ps(qb, k1, a[1]);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(s.add((i + r) * cols + j), a[0]);
+            _mm256_storeu_ps(s.add((i + r) * cols + j + 8), a[1]);
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn qkt(
+        q: &[f32],
+        kt: &[f32],
+        s: &mut [f32],
+        rows: usize,
+        cols: usize,
+        d: usize,
+    ) {
+        let body = cols / 16 * 16;
+        let (qp, kp, sp) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+        let mut i = 0;
+        while i < rows {
+            let nr = (rows - i).min(4);
+            let mut j = 0;
+            while j < body {
+                match nr {
+                    4 => qkt_block::<4>(qp, kp, sp, (i, j), cols, d),
+                    3 => qkt_block::<3>(qp, kp, sp, (i, j), cols, d),
+                    2 => qkt_block::<2>(qp, kp, sp, (i, j), cols, d),
+                    _ => qkt_block::<1>(qp, kp, sp, (i, j), cols, d),
+                }
+                j += 16;
+            }
+            scalar::qkt_cols(q, kt, s, i..i + nr, body..cols, cols, d);
+            i += nr;
+        }
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn max(x: &[f32], init: f32) -> f32 {
         let mut m = _mm256_set1_ps(init);
@@ -450,6 +538,35 @@ mod tests {
                 (y - want).abs() <= 1e-6 * want.abs().max(1.0),
                 "{v}: {y} vs {want}"
             );
+        }
+    }
+
+    #[test]
+    fn qkt_matches_naive_for_odd_tiles() {
+        for &(rows, cols, d) in &[
+            (1, 1, 1),
+            (5, 37, 3),
+            (4, 16, 16),
+            (7, 33, 8),
+            (64, 256, 16),
+        ] {
+            let q: Vec<f32> = (0..rows * d)
+                .map(|i| ((i * 13) % 17) as f32 * 0.1 - 0.8)
+                .collect();
+            let kt: Vec<f32> = (0..d * cols)
+                .map(|i| ((i * 7) % 11) as f32 * 0.1 - 0.5)
+                .collect();
+            let mut s = vec![0.0f32; rows * cols];
+            qkt(&q, &kt, &mut s, rows, cols, d);
+            for i in 0..rows {
+                for j in 0..cols {
+                    let want: f32 = (0..d).map(|c| q[i * d + c] * kt[c * cols + j]).sum();
+                    assert!(
+                        (s[i * cols + j] - want).abs() < 1e-5,
+                        "{rows}x{cols}x{d} at {i},{j}"
+                    );
+                }
+            }
         }
     }
 

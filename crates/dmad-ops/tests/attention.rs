@@ -26,6 +26,8 @@ fn forward_and_backward_match_candle_over_a_shape_sweep() {
         (2, 130, 513, 16, 16, Some(0.3), 1.0),
         (1, 33, 600, 5, 7, None, 4.0),
         (4, 64, 256, 16, 16, None, 1.0),
+        // Wider than the register-blocked score kernel: the gemm path.
+        (2, 40, 300, 72, 8, None, 1.0),
     ];
     for (i, &(b, tq, tk, d, dv, scale, std)) in cases.iter().enumerate() {
         let seed = 500 + 10 * i as u64;
