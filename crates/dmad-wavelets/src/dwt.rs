@@ -13,6 +13,36 @@ use crate::array::NdArray;
 use crate::error::check_finite;
 use crate::{Error, Mode, Result, Wavelet};
 
+/// The float types the DWT kernels run on (f64, and f32 for tensors).
+pub(crate) trait Real:
+    Copy
+    + Default
+    + PartialEq
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+    + std::iter::Sum
+    + Send
+    + Sync
+    + 'static
+{
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Real for f64 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+impl Real for f32 {
+    #[inline(always)]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
 /// Output samples computed per block: keeps the working set of the filter loops in L1.
 const BLOCK: usize = 512;
 
@@ -195,8 +225,8 @@ pub(crate) fn extension(
 }
 
 #[inline]
-fn eval(combo: &Combo, x: &[f64]) -> f64 {
-    combo.iter().map(|&(i, c)| c * x[i]).sum()
+fn eval<T: Real>(combo: &Combo, x: &[T]) -> T {
+    combo.iter().map(|&(i, c)| T::from_f64(c) * x[i]).sum()
 }
 
 /// Geometry of a downsampling convolution: left pad, right pad and the offset `c0`
@@ -232,26 +262,28 @@ fn check_forward(x: &[f64], n: usize, mode: Mode, context: &'static str) -> Resu
 
 /// Single-level DWT of `outer` independent blocks of shape `[n, inner]` (row-major), along the
 /// middle axis. Returns `(approx, detail)` of shape `[outer, out, inner]` each.
-pub(crate) fn dwt_blocks(
-    x: &[f64],
+pub(crate) fn dwt_blocks<T: Real>(
+    x: &[T],
     outer: usize,
     n: usize,
     inner: usize,
     w: &Wavelet,
     mode: Mode,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (Vec<T>, Vec<T>) {
     let f = w.dec_len();
+    let lo: Vec<T> = w.dec_lo().iter().map(|&v| T::from_f64(v)).collect();
+    let hi: Vec<T> = w.dec_hi().iter().map(|&v| T::from_f64(v)).collect();
     let (out, pl, pr, c0) = down_geometry(n, f, mode);
     let (lext, rext) = extension(n, mode, pl, pr);
-    let mut ca = vec![0.0; outer * out * inner];
-    let mut cd = vec![0.0; outer * out * inner];
+    let mut ca = vec![T::default(); outer * out * inner];
+    let mut cd = vec![T::default(); outer * out * inner];
     if inner == 1 {
         // Blocked polyphase: each block of outputs reads its stretch of the extended row,
         // split into even and odd samples, from a buffer that stays in L1.
-        let mut lvals = vec![0.0; pl];
-        let mut rvals = vec![0.0; pr];
-        let mut even = vec![0.0; BLOCK + f];
-        let mut odd = vec![0.0; BLOCK + f];
+        let mut lvals = vec![T::default(); pl];
+        let mut rvals = vec![T::default(); pr];
+        let mut even = vec![T::default(); BLOCK + f];
+        let mut odd = vec![T::default(); BLOCK + f];
         let base = c0 + pl;
         for b in 0..outer {
             let xr = &x[b * n..(b + 1) * n];
@@ -262,7 +294,7 @@ pub(crate) fn dwt_blocks(
                 rvals[j] = eval(c, xr);
             }
             // Extended row at buffer index q (q = position + pl).
-            let get = |q: usize| -> f64 {
+            let get = |q: usize| -> T {
                 if q < pl {
                     lvals[pl - 1 - q]
                 } else if q < pl + n {
@@ -296,8 +328,8 @@ pub(crate) fn dwt_blocks(
                 down_block(
                     &even[..half],
                     &odd[..half],
-                    w.dec_lo(),
-                    w.dec_hi(),
+                    &lo,
+                    &hi,
                     &mut ab[start..start + len],
                     &mut db[start..start + len],
                 );
@@ -305,14 +337,14 @@ pub(crate) fn dwt_blocks(
             }
         }
     } else {
-        let mut lrows = vec![0.0; pl * inner];
-        let mut rrows = vec![0.0; pr * inner];
+        let mut lrows = vec![T::default(); pl * inner];
+        let mut rrows = vec![T::default(); pr * inner];
         for b in 0..outer {
             let xb = &x[b * n * inner..(b + 1) * n * inner];
             fill_rows(&lext, xb, inner, &mut lrows);
             fill_rows(&rext, xb, inner, &mut rrows);
             // Row `s` of the extended block (buffer coordinates: s = position + pl).
-            let row = |s: usize| -> &[f64] {
+            let row = |s: usize| -> &[T] {
                 if s < pl {
                     let m = pl - 1 - s;
                     &lrows[m * inner..(m + 1) * inner]
@@ -330,7 +362,7 @@ pub(crate) fn dwt_blocks(
                 let dr = &mut cdb[o * inner..(o + 1) * inner];
                 for j in 0..f {
                     let src = row(2 * o + c0 + pl - j);
-                    axpy2(ar, dr, w.dec_lo()[j], w.dec_hi()[j], src);
+                    axpy2(ar, dr, lo[j], hi[j], src);
                 }
             }
         }
@@ -339,30 +371,31 @@ pub(crate) fn dwt_blocks(
 }
 
 /// Evaluates the extension combos for every lane: `rows[m*inner + l] = sum c * x[i*inner + l]`.
-fn fill_rows(combos: &[Combo], xb: &[f64], inner: usize, rows: &mut [f64]) {
+fn fill_rows<T: Real>(combos: &[Combo], xb: &[T], inner: usize, rows: &mut [T]) {
     for (m, combo) in combos.iter().enumerate() {
         let dst = &mut rows[m * inner..(m + 1) * inner];
-        dst.fill(0.0);
+        dst.fill(T::default());
         for &(i, c) in combo {
+            let c = T::from_f64(c);
             for (d, s) in dst.iter_mut().zip(&xb[i * inner..(i + 1) * inner]) {
-                *d += c * s;
+                *d += c * *s;
             }
         }
     }
 }
 
 #[inline]
-fn axpy2(a: &mut [f64], d: &mut [f64], ca: f64, cd: f64, src: &[f64]) {
+fn axpy2<T: Real>(a: &mut [T], d: &mut [T], ca: T, cd: T, src: &[T]) {
     for ((a, d), s) in a.iter_mut().zip(d.iter_mut()).zip(src) {
-        *a += ca * s;
-        *d += cd * s;
+        *a += ca * *s;
+        *d += cd * *s;
     }
 }
 
 /// `a[o] = sum_j lo[j] e[2o + F - 1 - j]`, `d` likewise with `hi`, from the polyphase parts
 /// `even[k] = e[2k]`, `odd[k] = e[2k + 1]` of a block's stretch `e`. Taps are summed in
 /// PyWavelets' order.
-fn down_block(even: &[f64], odd: &[f64], lo: &[f64], hi: &[f64], a: &mut [f64], d: &mut [f64]) {
+fn down_block<T: Real>(even: &[T], odd: &[T], lo: &[T], hi: &[T], a: &mut [T], d: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") {
@@ -376,30 +409,30 @@ fn down_block(even: &[f64], odd: &[f64], lo: &[f64], hi: &[f64], a: &mut [f64], 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn down_block_avx2(
-    even: &[f64],
-    odd: &[f64],
-    lo: &[f64],
-    hi: &[f64],
-    a: &mut [f64],
-    d: &mut [f64],
+unsafe fn down_block_avx2<T: Real>(
+    even: &[T],
+    odd: &[T],
+    lo: &[T],
+    hi: &[T],
+    a: &mut [T],
+    d: &mut [T],
 ) {
     down_block_generic(even, odd, lo, hi, a, d)
 }
 
 #[inline(always)]
-fn down_block_generic(
-    even: &[f64],
-    odd: &[f64],
-    lo: &[f64],
-    hi: &[f64],
-    a: &mut [f64],
-    d: &mut [f64],
+fn down_block_generic<T: Real>(
+    even: &[T],
+    odd: &[T],
+    lo: &[T],
+    hi: &[T],
+    a: &mut [T],
+    d: &mut [T],
 ) {
     let len = a.len();
     let f = lo.len();
-    a.fill(0.0);
-    d.fill(0.0);
+    a.fill(T::default());
+    d.fill(T::default());
     for (j, (&cl, &ch)) in lo.iter().zip(hi).enumerate() {
         let s = f - 1 - j;
         let src = if s % 2 == 0 {

@@ -1,20 +1,29 @@
 //! Discrete and continuous wavelet transforms for dmad, compatible with PyWavelets 1.8.0, with
 //! differentiable DWTs on candle tensors.
 //!
-//! - Discrete wavelets ([`Wavelet`]): `haar`, `db1`-`db38`, `sym2`-`sym20`, `coif1`-`coif17`
-//!   with PyWavelets 1.8.0's filters (MIT licence, embedded as data), and user-supplied filter
-//!   banks.
+//! - Discrete wavelets ([`Wavelet`], [`WaveletPlanner`]): `haar`, `db1`-`db38`, `sym2`-`sym20`,
+//!   `coif1`-`coif17` with PyWavelets 1.8.0's filters (MIT licence, embedded as data), and
+//!   user-supplied filter banks ([`Wavelet::from_filter_bank`]).
 //! - All nine PyWavelets extension [`Mode`]s.
 //! - 1D: [`dwt`], [`idwt`], [`wavedec`], [`waverec`], [`dwt_max_level`], [`dwt_coeff_len`];
 //!   along any axis of an [`NdArray`]: [`dwt_axis`], [`idwt_axis`], [`wavedec_axis`],
-//!   [`waverec_axis`]; 2D: [`dwt2`], [`idwt2`], [`wavedec2`], [`waverec2`].
+//!   [`waverec_axis`]; 2D over any two axes: [`dwt2`], [`idwt2`], [`wavedec2`], [`waverec2`].
+//! - Tensors ([`tensor`]): differentiable [`tensor::Dwt1d`] / [`tensor::Dwt2d`] (forward and
+//!   inverse, `[batch, channel, ...]`, any candle device), stacked-channel layout for U-Nets.
+//! - CWT ([`cwt()`], [`CwtPlanner`], [`CwtPlan`]): `morl`, `mexh`, `gaus1`-`gaus8`,
+//!   `cgau1`-`cgau8`, `cmorB-C`, `shanB-C`, `fbspM-B-C`, methods conv and fft, as `pywt.cwt`;
+//!   [`scale2frequency`]; inverse CWT ([`icwt()`], [`icwt_single_integral`]); scalograms
+//!   ([`Scalogram`]) as `[scales, time]` tensors.
 //!
 //! # Conventions
 //! - Output lengths and coefficient order are PyWavelets': `wavedec` gives
 //!   `[cA_n, cD_n, ..., cD_1]`, `dwt2` gives `(cA, [cH, cV, cD])` where `cH` is the detail along
-//!   the first of the two axes.
+//!   the first of the two axes (the height of an image).
+//! - Tensors are `[batch, channel, ...]`; the tensor DWTs act on the last one or two axes.
 //! - Errors, never panics, for bad input: an empty signal, an unknown wavelet name, a level above
 //!   [`dwt_max_level`] (PyWavelets only warns), a NaN or infinity.
+//! - Feature `cuda` forwards to candle; the tensor ops use only candle ops, so they also run
+//!   on CUDA.
 //!
 //! # Example
 //! ```
@@ -29,7 +38,8 @@
 //!
 //! # Attribution
 //! The filter coefficients are PyWavelets 1.8.0's (`pywt.Wavelet(name).dec_lo`), Copyright (c)
-//! 2006-2012 Filip Wasilewski, 2012- The PyWavelets Developers, MIT licence.
+//! 2006-2012 Filip Wasilewski, 2012- The PyWavelets Developers, MIT licence. The continuous
+//! wavelet formulas and the CWT algorithm follow PyWavelets' documented behaviour.
 #![warn(missing_docs)]
 
 mod array;

@@ -18,9 +18,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Device, DeviceLocation, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, DeviceLocation, Layout, Shape, Tensor, D};
 
-use crate::dwt::{dwt_blocks, dwt_coeff_len, extension, idwt_blocks};
+use crate::dwt::{dwt_blocks, dwt_coeff_len, extension, idwt_blocks, Real};
 use crate::{Error, Mode, Result, Wavelet};
 
 /// Axes up to this length are transformed by a dense matrix product (default).
@@ -136,6 +136,95 @@ fn pad_dim(x: &Tensor, dim: usize, mode: Mode, left: usize, right: usize) -> Res
     Ok(y.transpose(dim, last)?.contiguous()?)
 }
 
+/// The 2D DWT of `[batch, h, w]` on the CPU with the crate's f64 kernels, as a candle custom op:
+/// output `[batch, 4, h', w']` (cA, cH, cV, cD). The backward pass is the adjoint through the
+/// dense analysis matrices, `grad_x = M_h grad_Y M_w^T`.
+struct Dwt2dCpu {
+    wavelet: Wavelet,
+    mode: Mode,
+    matrices: Arc<Matrices>,
+}
+
+impl Dwt2dCpu {
+    /// `[batch, h, w]` -> `[batch, 4, h', w']`; returns the data, `h' * w'` and `w'`.
+    fn run<T: Real>(&self, x: &[T], batch: usize, h: usize, w: usize) -> (Vec<T>, usize, usize) {
+        // Along the width (contiguous rows), then along the height (rows as lanes).
+        let (a, d) = dwt_blocks(x, batch * h, w, 1, &self.wavelet, self.mode);
+        let ow = a.len() / (batch * h);
+        let (aa, da) = dwt_blocks(&a, batch, h, ow, &self.wavelet, self.mode);
+        let (ad, dd) = dwt_blocks(&d, batch, h, ow, &self.wavelet, self.mode);
+        let band = aa.len() / batch;
+        let mut out = Vec::with_capacity(batch * 4 * band);
+        for b in 0..batch {
+            for src in [&aa, &da, &ad, &dd] {
+                out.extend_from_slice(&src[b * band..(b + 1) * band]);
+            }
+        }
+        (out, band, ow)
+    }
+}
+
+impl CustomOp1 for Dwt2dCpu {
+    fn name(&self) -> &'static str {
+        "dmad-dwt2d-cpu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (batch, h, w) = layout.shape().dims3()?;
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("dwt2d: input must be contiguous".into()))?;
+        let shape_of = |band: usize, ow: usize| Shape::from((batch, 4, band / ow, ow));
+        match storage {
+            CpuStorage::F32(v) => {
+                let (out, band, ow) = self.run(&v[start..end], batch, h, w);
+                Ok((CpuStorage::F32(out), shape_of(band, ow)))
+            }
+            CpuStorage::F64(v) => {
+                let (out, band, ow) = self.run(&v[start..end], batch, h, w);
+                Ok((CpuStorage::F64(out), shape_of(band, ow)))
+            }
+            _ => Err(candle_core::Error::Msg("dwt2d: f32 or f64 only".into())),
+        }
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (batch, h, w) = arg.dims3()?;
+        let (_, _, oh, ow) = grad.dims4()?;
+        let m = |len: usize| {
+            self.matrices
+                .get(
+                    false,
+                    len,
+                    &self.wavelet,
+                    self.mode,
+                    arg.device(),
+                    arg.dtype(),
+                )
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))
+        };
+        let (mh, mw) = (m(h)?, m(w)?); // [h, 2oh], [w, 2ow]
+        let g = |k: usize| grad.narrow(1, k, 1).and_then(|t| t.squeeze(1));
+        let top = Tensor::cat(&[g(0)?, g(2)?], 2)?;
+        let bottom = Tensor::cat(&[g(1)?, g(3)?], 2)?;
+        let gy = Tensor::cat(&[top, bottom], 1)?; // [batch, 2oh, 2ow]
+        let t = gy
+            .reshape((batch * 2 * oh, 2 * ow))?
+            .matmul(&mw.t()?)?
+            .reshape((batch, 2 * oh, w))?;
+        Ok(Some(mh.broadcast_left(batch)?.matmul(&t)?))
+    }
+}
+
 /// Left and right pads so that `conv(stride 2)` with the reversed filter gives PyWavelets'
 /// coefficients: `(left, right, out)`.
 fn down_pads(n: usize, f: usize, mode: Mode) -> (usize, usize, usize) {
@@ -238,6 +327,7 @@ pub struct Dwt1d {
     rec_hi: Vec<f64>,
     mode: Mode,
     dense_max: usize,
+    cpu_kernels: bool,
     matrices: Arc<Matrices>,
 }
 
@@ -247,6 +337,7 @@ impl Dwt1d {
         Self {
             wavelet: wavelet.clone(),
             dense_max: DENSE_MAX_LEN,
+            cpu_kernels: true,
             matrices: Arc::default(),
             lo: wavelet.dec_lo().to_vec(),
             hi: wavelet.dec_hi().to_vec(),
@@ -408,6 +499,14 @@ impl Dwt2d {
         self
     }
 
+    /// On the CPU, for f32 and f64 tensors, the forward transform runs the crate's f64 kernels
+    /// as a candle custom op (its backward pass uses dense matrix products); default `true`.
+    /// `false` uses the candle-op paths everywhere (what CUDA and Metal always use).
+    pub fn with_cpu_kernels(mut self, on: bool) -> Self {
+        self.one.cpu_kernels = on;
+        self
+    }
+
     /// `(cA, [cH, cV, cD])` of `x` over its last two axes.
     ///
     /// # Shapes
@@ -443,6 +542,18 @@ impl Dwt2d {
         let batch: usize = dims[..r - 2].iter().product();
         let mut oshape = dims[..r - 2].to_vec();
         oshape.extend([4, oh, ow]);
+        if self.one.cpu_kernels
+            && x.device().is_cpu()
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+        {
+            let op = Dwt2dCpu {
+                wavelet: self.one.wavelet.clone(),
+                mode,
+                matrices: Arc::clone(&self.one.matrices),
+            };
+            let y = x.reshape((batch, h, w))?.contiguous()?.apply_op1(op)?;
+            return Ok(y.reshape(oshape)?);
+        }
         if h.max(w) <= self.one.dense_max {
             let mw = self.one.matrix(false, w, x)?; // [w, 2ow]
             let mh = self.one.matrix(false, h, x)?.t()?.contiguous()?; // [2oh, h]

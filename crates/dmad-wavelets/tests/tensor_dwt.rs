@@ -65,10 +65,12 @@ fn tensor_dwt2d_matches_f64_dwt2_in_every_mode() {
                 let (ca, ds) = dwt2(&x, &w, mode, [1, 2]).unwrap();
                 let y = idwt2(&ca, &ds, &w, mode, [1, 2]).unwrap();
                 let tx = Tensor::from_vec(data, (2, h, wd), &Device::Cpu).unwrap();
-                for dense in [0, usize::MAX] {
-                    let op = Dwt2d::new(&w, mode).with_dense_max_len(dense);
+                for (dense, cpu) in [(0, false), (usize::MAX, false), (0, true)] {
+                    let op = Dwt2d::new(&w, mode)
+                        .with_dense_max_len(dense)
+                        .with_cpu_kernels(cpu);
                     let (ta, tds) = op.forward(&tx).unwrap();
-                    let what = format!("{name} {mode} {h}x{wd} dense<={dense}");
+                    let what = format!("{name} {mode} {h}x{wd} dense<={dense} cpu={cpu}");
                     assert_eq!(ta.dims(), ca.shape(), "{what}");
                     assert_close(&flat(&ta), ca.data(), 1e-12, &format!("{what} cA"));
                     for k in 0..3 {
@@ -183,6 +185,10 @@ fn gradients_pass_finite_difference_checks() {
         );
         let op2 = Dwt2d::new(&w, mode).with_dense_max_len(dense);
         check_grad(|x| op2.forward_stacked(x).unwrap(), &[1, 2, 9, 10], 2);
+        let op3 = Dwt2d::new(&w, mode)
+            .with_cpu_kernels(false)
+            .with_dense_max_len(dense);
+        check_grad(|x| op3.forward_stacked(x).unwrap(), &[1, 2, 9, 10], 2);
         check_grad(|x| op2.inverse_stacked(x).unwrap(), &[1, 4, 6, 6], 3);
     }
 }
