@@ -148,17 +148,26 @@ struct Dwt2dCpu {
 impl Dwt2dCpu {
     /// `[batch, h, w]` -> `[batch, 4, h', w']`; returns the data, `h' * w'` and `w'`.
     fn run<T: Real>(&self, x: &[T], batch: usize, h: usize, w: usize) -> (Vec<T>, usize, usize) {
-        // Along the width (contiguous rows), then along the height (rows as lanes).
-        let (a, d) = dwt_blocks(x, batch * h, w, 1, &self.wavelet, self.mode);
-        let ow = a.len() / (batch * h);
-        let (aa, da) = dwt_blocks(&a, batch, h, ow, &self.wavelet, self.mode);
-        let (ad, dd) = dwt_blocks(&d, batch, h, ow, &self.wavelet, self.mode);
-        let band = aa.len() / batch;
+        let ow = dwt_coeff_len(w, self.wavelet.dec_len(), self.mode);
+        let oh = dwt_coeff_len(h, self.wavelet.dec_len(), self.mode);
+        let band = oh * ow;
         let mut out = Vec::with_capacity(batch * 4 * band);
-        for b in 0..batch {
-            for src in [&aa, &da, &ad, &dd] {
-                out.extend_from_slice(&src[b * band..(b + 1) * band]);
+        // Images in chunks whose intermediates stay in cache (about 256 KiB of input).
+        let chunk = (32768 / (h * w).max(1)).clamp(1, batch.max(1));
+        let mut b0 = 0;
+        while b0 < batch {
+            let nb = chunk.min(batch - b0);
+            let xs = &x[b0 * h * w..(b0 + nb) * h * w];
+            // Along the width (contiguous rows), then along the height (rows as lanes).
+            let (a, d) = dwt_blocks(xs, nb * h, w, 1, &self.wavelet, self.mode);
+            let (aa, da) = dwt_blocks(&a, nb, h, ow, &self.wavelet, self.mode);
+            let (ad, dd) = dwt_blocks(&d, nb, h, ow, &self.wavelet, self.mode);
+            for b in 0..nb {
+                for src in [&aa, &da, &ad, &dd] {
+                    out.extend_from_slice(&src[b * band..(b + 1) * band]);
+                }
             }
+            b0 += nb;
         }
         (out, band, ow)
     }
