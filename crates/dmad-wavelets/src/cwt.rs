@@ -578,6 +578,19 @@ impl CwtPlanner {
         len: usize,
         config: &CwtConfig,
     ) -> Result<Arc<CwtPlan>> {
+        self.plan_inner(wavelet, scales, len, config, true)
+    }
+
+    /// As [`CwtPlanner::plan_cwt`]; `keep_spectra: false` computes the kernel spectra during
+    /// [`CwtPlan::process`] instead of storing them (less memory for a one-off transform).
+    pub(crate) fn plan_inner(
+        &self,
+        wavelet: &ContinuousWavelet,
+        scales: &[f64],
+        len: usize,
+        config: &CwtConfig,
+        keep_spectra: bool,
+    ) -> Result<Arc<CwtPlan>> {
         if scales.is_empty() {
             return Err(Error::EmptyInput {
                 context: "cwt scales",
@@ -628,31 +641,17 @@ impl CwtPlanner {
                     .unwrap_or(len);
                 let p = next_fast_len(need);
                 let (fwd, inv) = self.fft_pair(p);
-                let mut scratch = vec![Complex64::new(0.0, 0.0); fwd.get_inplace_scratch_len()];
-                let mut spectrum = |taps: &mut Vec<Complex64>| {
-                    taps.resize(p, Complex64::new(0.0, 0.0));
-                    fwd.process_with_scratch(taps, &mut scratch);
+                let groups = if complex {
+                    kernels.len()
+                } else {
+                    kernels.len().div_ceil(2)
                 };
                 let mut spectra = Vec::new();
-                if complex {
-                    for (dk, _) in &kernels {
-                        let mut t = dk.clone();
-                        spectrum(&mut t);
-                        spectra.push(t);
-                    }
-                } else {
-                    // Two real kernels per complex FFT: dk_a + i dk_b.
-                    for pair in kernels.chunks(2) {
-                        let mut t: Vec<Complex64> = pair[0].0.clone();
-                        if let Some((dkb, _)) = pair.get(1) {
-                            if dkb.len() > t.len() {
-                                t.resize(dkb.len(), Complex64::new(0.0, 0.0));
-                            }
-                            for (a, b) in t.iter_mut().zip(dkb) {
-                                a.im = b.re;
-                            }
-                        }
-                        spectrum(&mut t);
+                if keep_spectra {
+                    let mut scratch = vec![Complex64::new(0.0, 0.0); fwd.get_inplace_scratch_len()];
+                    for q in 0..groups {
+                        let mut t = Vec::new();
+                        group_spectrum(&kernels, complex, q, p, fwd.as_ref(), &mut scratch, &mut t);
                         spectra.push(t);
                     }
                 }
@@ -660,6 +659,7 @@ impl CwtPlanner {
                     size: p,
                     fwd,
                     inv,
+                    groups,
                     spectra,
                 })
             }
@@ -680,8 +680,39 @@ struct FftKernels {
     size: usize,
     fwd: Arc<dyn Fft<f64>>,
     inv: Arc<dyn Fft<f64>>,
-    /// Spectra of the kernels: one per scale (complex wavelets) or one per pair of scales.
+    /// Number of kernel groups: one per scale (complex wavelets) or per pair of scales.
+    groups: usize,
+    /// Spectra of the groups, if kept (empty for a one-off transform: computed on the fly).
     spectra: Vec<Vec<Complex64>>,
+}
+
+/// The spectrum (size `p`) of kernel group `q`: kernel `q` (complex wavelets), or kernels
+/// `2q` and `2q + 1` packed as real and imaginary parts (real wavelets).
+fn group_spectrum(
+    kernels: &[(Vec<Complex64>, usize)],
+    complex: bool,
+    q: usize,
+    p: usize,
+    fwd: &dyn Fft<f64>,
+    scratch: &mut [Complex64],
+    out: &mut Vec<Complex64>,
+) {
+    out.clear();
+    if complex {
+        out.extend_from_slice(&kernels[q].0);
+    } else {
+        out.extend_from_slice(&kernels[2 * q].0);
+        if let Some((dkb, _)) = kernels.get(2 * q + 1) {
+            if dkb.len() > out.len() {
+                out.resize(dkb.len(), Complex64::new(0.0, 0.0));
+            }
+            for (a, b) in out.iter_mut().zip(dkb) {
+                a.im = b.re;
+            }
+        }
+    }
+    out.resize(p, Complex64::new(0.0, 0.0));
+    fwd.process_with_scratch(out, scratch);
 }
 
 /// A prepared CWT for one wavelet, scale set, signal length and method. Build it with
@@ -784,7 +815,22 @@ impl CwtPlan {
                 fk.fwd.process_with_scratch(&mut xf, &mut scratch);
                 let norm = 1.0 / p as f64;
                 let mut buf = vec![Complex64::new(0.0, 0.0); p];
-                for (q, spec) in fk.spectra.iter().enumerate() {
+                let mut own = Vec::new();
+                for q in 0..fk.groups {
+                    let spec: &[Complex64] = if fk.spectra.is_empty() {
+                        group_spectrum(
+                            &self.kernels,
+                            self.complex,
+                            q,
+                            p,
+                            fk.fwd.as_ref(),
+                            &mut scratch,
+                            &mut own,
+                        );
+                        &own
+                    } else {
+                        &fk.spectra[q]
+                    };
                     for ((b, a), s) in buf.iter_mut().zip(&xf).zip(spec) {
                         *b = a * s;
                     }
@@ -857,7 +903,7 @@ pub fn cwt(
     }
     check_finite(x, "cwt signal")?;
     CwtPlanner::new()
-        .plan_cwt(wavelet, scales, x.len(), config)?
+        .plan_inner(wavelet, scales, x.len(), config, false)?
         .process(x)
 }
 
