@@ -138,3 +138,35 @@ fn cwt_bad_input() {
         Err(Error::UnknownWavelet { .. })
     ));
 }
+
+#[test]
+fn a_reused_plan_gives_the_one_off_result() {
+    use dmad_wavelets::CwtPlanner;
+    let planner = CwtPlanner::new();
+    for name in ["morl", "cmor1.5-1.0"] {
+        let w = ContinuousWavelet::new(name).unwrap();
+        let scales = [1.0, 2.0, 3.5, 8.0, 20.0];
+        let cfg = CwtConfig {
+            method: CwtMethod::Fft,
+            ..CwtConfig::default()
+        };
+        let plan = planner.plan_cwt(&w, &scales, 300, &cfg).unwrap();
+        for seed in 0..3 {
+            let x = signal(300, seed);
+            let a = plan.process(&x).unwrap();
+            let b = cwt(&x, &scales, &w, &cfg).unwrap();
+            for s in 0..scales.len() {
+                for t in 0..300 {
+                    assert!(
+                        (a.get(s, t) - b.get(s, t)).norm() <= 1e-12,
+                        "{name} {s} {t}"
+                    );
+                }
+            }
+        }
+        assert!(matches!(
+            plan.process(&signal(299, 0)),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+}
