@@ -68,6 +68,8 @@ pub struct Detector {
     device: Device,
     schedule: NoiseSchedule,
     net: Network,
+    /// The inference copy of `net` (untracked views of the same weights) that scores.
+    frozen: Network,
     varmap: VarMap,
     /// DTE's memory of the training rows (tables scored with [`ScorerConfig::Dte`]).
     dte: Option<DteNonParametric>,
@@ -112,11 +114,13 @@ impl Detector {
         cfg.validate()?;
         let schedule = NoiseSchedule::new(cfg.schedule.clone())?;
         let (net, varmap) = Network::build(&cfg.network, cfg.train.seed, device)?;
+        let frozen = Network::frozen(&cfg.network, &varmap, device)?;
         Ok(Self {
             cfg,
             device: device.clone(),
             schedule,
             net,
+            frozen,
             varmap,
             dte: None,
             calibration: None,
@@ -148,7 +152,7 @@ impl Detector {
 
     /// The trained denoiser (for sampling and generation).
     pub fn denoiser(&self) -> &dyn Denoiser {
-        &self.net
+        &self.frozen
     }
 
     /// The noise schedule.
@@ -325,10 +329,10 @@ impl Detector {
                     s.sampler,
                     &self.schedule,
                     s.steps,
-                    self.net.prediction_type(),
+                    self.frozen.prediction_type(),
                 )?;
                 let rec = Reconstructor::new(
-                    &self.net,
+                    &self.frozen,
                     sampler,
                     ReconstructionConfig {
                         start: Start::Strength(s.strength),

@@ -29,6 +29,22 @@ impl Network {
         Ok((net, varmap))
     }
 
+    /// An inference copy of the network whose weights are untracked views of `varmap`'s
+    /// variables: it follows the trained weights but records no autograd graph, so scoring
+    /// frees each step's activations.
+    pub(crate) fn frozen(cfg: &NetworkConfig, varmap: &VarMap, device: &Device) -> Result<Self> {
+        let vb = candle_nn::VarBuilder::from_tensors(
+            dmad_unet::frozen_tensors(varmap),
+            DType::F32,
+            device,
+        );
+        Ok(match cfg {
+            NetworkConfig::Unet2d(c) => Self::Unet2d(UNet2d::new(c.clone(), vb)?),
+            NetworkConfig::Unet1d(c) => Self::Unet1d(UNet1d::new(c.clone(), vb)?),
+            NetworkConfig::Mlp(c) => Self::Mlp(MlpDenoiser::new(c.clone(), vb)?),
+        })
+    }
+
     /// The input rank of one sample (without the batch axis).
     pub(crate) fn sample_rank(&self) -> usize {
         match self {

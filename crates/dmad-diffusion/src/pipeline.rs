@@ -80,13 +80,15 @@ where
     for &tv in &plan {
         let t = timestep_tensor(&vec![tv; batch], x.device())?;
         let x_in = sampler.scale_model_input(&x, &t)?;
-        let out = denoiser.predict(&x_in, &t)?;
+        // The loops are inference: the model output and each new sample are detached, so no
+        // autograd graph (with every step's activations) builds up across the steps.
+        let out = denoiser.predict(&x_in, &t)?.detach();
         let z = if sampler.needs_noise() {
             Some(noise.draw(x.dims(), x.device())?)
         } else {
             None
         };
-        x = sampler.step(&out, &t, &x, z.as_ref())?;
+        x = sampler.step(&out, &t, &x, z.as_ref())?.detach();
         if record {
             traj.samples.push(x.clone());
         }
