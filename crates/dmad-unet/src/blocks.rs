@@ -2,11 +2,11 @@
 //! middle and up blocks), written once for both spatial ranks.
 
 use candle_core::{Tensor, D};
-use candle_nn::{GroupNorm, Linear, Module, VarBuilder};
+use candle_nn::{Linear, Module, VarBuilder};
 
 use crate::config::TimeScaleShift;
 use crate::error::{invalid, Result};
-use crate::layers::{group_norm, upsample_nearest2x, Activation, ConvNd, Rank};
+use crate::layers::{group_norm, upsample_nearest2x, Activation, ConvNd, GroupNorm, Rank};
 
 /// Settings shared by every residual block of a network.
 #[derive(Debug, Clone, Copy)]
@@ -85,25 +85,27 @@ impl ResnetBlock {
 
     /// `x`: `[b, c_in, ...]`; `temb_act`: the activated time embedding `[b, temb]`.
     pub(crate) fn forward(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
-        let h = self.act.forward(&self.norm1.forward(x)?)?;
+        let h = self.norm1.forward_act(x, self.act)?;
         let h = self.conv1.forward(&h)?;
         let mut t = self.time_emb_proj.forward(temb_act)?;
         for _ in 0..self.dims {
             t = t.unsqueeze(D::Minus1)?;
         }
         let h = match self.shift {
-            TimeScaleShift::Default => self.norm2.forward(&h.broadcast_add(&t)?)?,
+            TimeScaleShift::Default => self.norm2.forward_act(&h.broadcast_add(&t)?, self.act)?,
             TimeScaleShift::ScaleShift => {
                 let c = t.dim(1)? / 2;
                 let scale = t.narrow(1, 0, c)?;
                 let shift = t.narrow(1, c, c)?;
-                self.norm2
+                let h = self
+                    .norm2
                     .forward(&h)?
                     .broadcast_mul(&(scale + 1.0)?)?
-                    .broadcast_add(&shift)?
+                    .broadcast_add(&shift)?;
+                self.act.forward(&h)?
             }
         };
-        let h = self.conv2.forward(&self.act.forward(&h)?)?;
+        let h = self.conv2.forward(&h)?;
         let x = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),
@@ -194,10 +196,13 @@ impl AttentionBlock {
         let k = self.split_heads(&self.to_k.forward(&h)?, b, n)?;
         let v = self.split_heads(&self.to_v.forward(&h)?, b, n)?;
         let scale = 1.0 / (self.dim_head as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?;
-        let probs = crate::softmax::softmax_last_dim(&scores)?;
-        let o = probs
-            .matmul(&v)?
+        let o = if crate::layers::fast() {
+            dmad_ops::attention(&q, &k, &v, Some(scale))?
+        } else {
+            let scores = (q.matmul(&k.t()?)? * scale)?;
+            crate::softmax::softmax_last_dim(&scores)?.matmul(&v)?
+        };
+        let o = o
             .reshape((b, self.heads, n, self.dim_head))?
             .transpose(1, 2)?
             .contiguous()?

@@ -4,7 +4,7 @@ use dmad_core::PredictionType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
-use crate::layers::Activation;
+use crate::layers::{Activation, Kernels};
 
 /// An encoder block type, with diffusers' names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -266,6 +266,10 @@ pub struct UNetConfig {
     pub prediction_type: PredictionType,
     /// The method's four modules. Default all off (the DDPM baseline).
     pub modules: ModulesConfig,
+    /// Which implementation runs the convolutions and attention (same results).
+    /// Not part of the config file. Default [`Kernels::Fast`].
+    #[serde(skip)]
+    pub kernels: Kernels,
 }
 
 impl Default for UNetConfig {
@@ -308,6 +312,7 @@ impl Default for UNetConfig {
             add_attention: true,
             prediction_type: PredictionType::Epsilon,
             modules: ModulesConfig::default(),
+            kernels: Kernels::Fast,
         }
     }
 }

@@ -8,6 +8,10 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
+    /// A `dmad-ops` kernel rejected its arguments or failed.
+    #[error(transparent)]
+    Ops(#[from] dmad_ops::Error),
+
     /// An error from dmad-core's shared vocabulary.
     #[error(transparent)]
     Core(#[from] dmad_core::Error),
@@ -93,6 +97,24 @@ impl From<Error> for dmad_core::Error {
                 reason: format!("wavelet pyramid: {e}"),
             },
             Error::Unsupported(what) => dmad_core::Error::Unsupported(what),
+            Error::Ops(dmad_ops::Error::Candle(e)) => dmad_core::Error::Candle(e),
+            Error::Ops(dmad_ops::Error::ShapeMismatch {
+                context,
+                expected,
+                got,
+            }) => dmad_core::Error::ShapeMismatch {
+                context,
+                expected,
+                got,
+            },
+            Error::Ops(dmad_ops::Error::InvalidConfig { field, reason }) => {
+                dmad_core::Error::InvalidConfig { field, reason }
+            }
+            Error::Ops(e) => dmad_core::Error::InvalidInput {
+                path: None,
+                line: None,
+                reason: format!("kernel: {e}"),
+            },
         }
     }
 }

@@ -1,11 +1,53 @@
 //! Building blocks shared by the 1D and 2D networks: the spatial rank, convolutions of either
 //! rank, activations and checked group norms.
 
-use candle_core::{Module, Tensor};
+use std::cell::Cell;
+
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
+
+/// Which implementation runs a U-Net's convolutions and attention.
+///
+/// Both compute the same function with the same parameters; [`Kernels::Fast`] (the default)
+/// uses `dmad-ops`' CPU kernels for the convolutions and the attention of f32 tensors on the
+/// CPU (and plain candle elsewhere),
+/// [`Kernels::Candle`] always uses the plain candle composition (the reference the fast
+/// kernels are tested against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Kernels {
+    /// `dmad-ops`' kernels where they apply. The default.
+    #[default]
+    Fast,
+    /// Plain candle operations everywhere.
+    Candle,
+}
+
+thread_local! {
+    /// The kernels of the network whose forward pass runs on this thread.
+    static KERNELS: Cell<Kernels> = const { Cell::new(Kernels::Fast) };
+}
+
+/// Restores the previous [`Kernels`] of this thread when dropped.
+pub(crate) struct KernelsGuard(Kernels);
+
+impl Drop for KernelsGuard {
+    fn drop(&mut self) {
+        KERNELS.with(|k| k.set(self.0));
+    }
+}
+
+/// Selects `kernels` for the layers run on this thread until the guard is dropped.
+pub(crate) fn use_kernels(kernels: Kernels) -> KernelsGuard {
+    KernelsGuard(KERNELS.with(|k| k.replace(kernels)))
+}
+
+/// Whether the fast kernels are selected on this thread.
+pub(crate) fn fast() -> bool {
+    KERNELS.with(|k| k.get()) == Kernels::Fast
+}
 
 /// The number of spatial dimensions of a network: 1 for series windows, 2 for images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +105,16 @@ pub(crate) struct Conv1d {
 
 impl Conv1d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // dmad-ops' conv1d has an exact backward pass only on its CPU f32 kernel (elsewhere it
+        // falls back to candle's conv1d), so other dtypes and devices keep the path below.
+        if fast() && x.dtype() == DType::F32 && x.device().is_cpu() {
+            let cfg = candle_nn::Conv1dConfig {
+                padding: self.padding,
+                stride: self.stride,
+                ..Default::default()
+            };
+            return Ok(dmad_ops::conv1d(x, &self.weight, Some(&self.bias), &cfg)?);
+        }
         let (b, _, _) = x.dims3()?;
         let w = self.weight.unsqueeze(2)?;
         let mut y = x
@@ -138,6 +190,7 @@ impl ConvNd {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             ConvNd::One(c) => c.forward(x)?,
+            ConvNd::Two(c) if fast() => dmad_ops::conv2d_layer(c, x)?,
             ConvNd::Two(c) => c.forward(x)?,
         })
     }
@@ -209,6 +262,34 @@ impl Activation {
     }
 }
 
+/// A group norm with affine parameters `weight` and `bias`, with the activation that follows it.
+///
+/// It runs candle's `GroupNorm` under both [`Kernels`]: `dmad-ops`' fused GroupNorm (+SiLU)
+/// kernel gives results that depend on the address of its output buffer (a scalar head up to
+/// 32-byte alignment, FMA and an approximate sigmoid in the SIMD body), so two runs of one
+/// network would differ in the last bits; dmad's networks are bit-reproducible.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupNorm(candle_nn::GroupNorm);
+
+impl GroupNorm {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.0.forward(x)?)
+    }
+
+    /// The norm followed by SiLU.
+    pub(crate) fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.0.forward(x)?.silu()?)
+    }
+
+    /// The norm followed by `act`.
+    pub(crate) fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        match act {
+            Activation::Silu => self.forward_silu(x),
+            _ => Ok(act.forward(&self.forward(x)?)?),
+        }
+    }
+}
+
 /// A group norm with affine parameters (`weight`, `bias`), checking that `groups` divides
 /// `channels` so that a bad config is reported at build time.
 pub(crate) fn group_norm(
@@ -217,7 +298,7 @@ pub(crate) fn group_norm(
     eps: f64,
     field: &'static str,
     vb: VarBuilder,
-) -> Result<candle_nn::GroupNorm> {
+) -> Result<GroupNorm> {
     if groups == 0 || channels % groups != 0 {
         return Err(invalid(
             field,
@@ -227,7 +308,7 @@ pub(crate) fn group_norm(
             ),
         ));
     }
-    Ok(candle_nn::group_norm(groups, channels, eps, vb)?)
+    Ok(GroupNorm(candle_nn::group_norm(groups, channels, eps, vb)?))
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ pub use config::{
     UNetConfig, UpBlockType, WaveletFusion,
 };
 pub use error::{Error, Result};
-pub use layers::{Activation, Rank};
+pub use layers::{Activation, Kernels, Rank};
 pub use mlp::{MlpConfig, MlpDenoiser};
 pub use unet::{SpatialRank, UNet, UNet1d, UNet2d, D1, D2};
 pub use weights::{frozen_tensors, load_into_varmap, read_checked, varmap_shapes};

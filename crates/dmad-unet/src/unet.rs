@@ -5,14 +5,14 @@ use std::marker::PhantomData;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{GroupNorm, Module, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use dmad_core::{Denoiser, PredictionType};
 
 use crate::blocks::{AttentionSpec, DownBlock, MidBlock, ResnetSettings, UpBlock};
 use crate::config::{TimeScaleShift, UNetConfig};
 use crate::embedding::{sinusoidal_embedding, timesteps_f32, HybridTimeConv, TimestepEmbedding};
 use crate::error::{invalid, Error, Result};
-use crate::layers::{group_norm, ConvNd, Rank};
+use crate::layers::{group_norm, use_kernels, ConvNd, GroupNorm, Rank};
 use crate::pyramid::WaveletPyramid;
 use crate::weights;
 
@@ -375,6 +375,7 @@ impl<R: SpatialRank> UNet<R> {
     /// sizes divisible by `2^(levels - 1)`) or `t` is not `[batch]`.
     pub fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
+        let _kernels = use_kernels(self.cfg.kernels);
         let in_dtype = x.dtype();
         let mut x = x.to_dtype(self.dtype)?;
         if self.cfg.center_input_sample {
@@ -411,7 +412,7 @@ impl<R: SpatialRank> UNet<R> {
         for block in &self.up_blocks {
             h = block.forward(&h, &mut skips, &emb_act)?;
         }
-        let h = self.conv_norm_out.forward(&h)?.silu()?;
+        let h = self.conv_norm_out.forward_silu(&h)?;
         let out = self.conv_out.forward(&h)?;
         Ok(out.to_dtype(in_dtype)?)
     }
