@@ -20,19 +20,32 @@ struct Case {
     cfg: DetectorConfig,
 }
 
+/// A narrower U-Net than the modality defaults, so that the demo trains in minutes on a CPU.
+fn demo_unet(cfg: &mut DetectorConfig) {
+    if let dmad::NetworkConfig::Unet2d(u) | dmad::NetworkConfig::Unet1d(u) = &mut cfg.network {
+        u.block_out_channels = vec![16, 32, 32];
+        u.norm_num_groups = Some(8);
+        u.modules.attention_heads = 2;
+        u.modules.adapter_channels = 16;
+    }
+    cfg.train.batch_size = 8;
+}
+
 fn cases(budget: f64) -> Vec<Case> {
     let steps = |n: usize| ((n as f64 * budget).round() as usize).max(1);
     let mut image = DetectorConfig::for_images(1);
+    demo_unet(&mut image);
     // Attention at every stage (the method's module 2) materialises a tokens^2 matrix per head:
     // at 64x64 that is 4096^2 floats per head and sample, so the demo works at 32x32.
     image.input.image_size = 32;
-    image.train.steps = steps(400);
+    image.train.steps = steps(150);
     image.train.lr_warmup_steps = 20;
     image.scoring.steps = 20;
     image.scoring.strength = 0.3;
 
     let mut series = DetectorConfig::for_series(1);
-    series.train.steps = steps(400);
+    demo_unet(&mut series);
+    series.train.steps = steps(300);
     series.train.batch_size = 32;
     series.train.lr_warmup_steps = 20;
     series.input.window = 64;
@@ -42,7 +55,8 @@ fn cases(budget: f64) -> Vec<Case> {
     series.scoring.batch_size = 64;
 
     let mut audio = DetectorConfig::for_audio();
-    audio.train.steps = steps(300);
+    demo_unet(&mut audio);
+    audio.train.steps = steps(150);
     audio.train.lr_warmup_steps = 20;
     audio.input.image_size = 32;
     audio.input.scales = 32;
