@@ -18,11 +18,11 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit: $(git rev-parse --short HE
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); nproc: $(nproc)"
 cargo build --release --example unet_throughput
 dmad_line="$(./target/release/examples/unet_throughput | grep '^dmad ')"
+echo "$dmad_line"
 echo "load average between: $(cut -d' ' -f1-3 /proc/loadavg)"
 torch_line="$(python3 benches/peers/unet_peer.py --steps "$STEPS" --reps "$REPS" --threads 2 | grep '^torch ')"
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "$dmad_line"
 echo "$torch_line"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$dmad_line" "$torch_line" <<'PY'
 import sys
