@@ -205,28 +205,12 @@ pub fn score_test(det: &Detector, spec: &DataSpec, opts: &Options) -> Result<Sco
     let dev = det.device().clone();
     let (test, task) = test_data(det, spec, &dev)
         .with_context(|| format!("reading the test data at {}", spec.path.display()))?;
-    let n = test.x.dim(0)?;
-    let bs = det.config().scoring.batch_size;
-    let pb = bar(opts.quiet, n as u64, "scoring");
-    let mut scores = Vec::with_capacity(n);
-    let mut maps = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = bs.min(n - start);
-        let s = det.score(&test.x.narrow(0, start, len)?)?;
-        scores.extend(s.scores);
-        if let Some(m) = s.maps {
-            maps.push(m);
-        }
-        start += len;
-        pb.set_position(start as u64);
-    }
+    // The detector batches (and seeds each batch's noise) itself: one call scores the set
+    // exactly as the library would.
+    let pb = bar(opts.quiet, 1, "scoring");
+    let scored = det.score(&test.x)?;
     pb.finish_and_clear();
-    let maps = if maps.is_empty() {
-        None
-    } else {
-        Some(Tensor::cat(&maps, 0)?)
-    };
+    let (scores, maps) = (scored.scores, scored.maps);
     let threshold = det.threshold()?.value;
     let name = spec
         .path
