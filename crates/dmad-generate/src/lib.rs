@@ -1,0 +1,2 @@
+//! Generation for dmad (work in progress).
+#![warn(missing_docs)]
