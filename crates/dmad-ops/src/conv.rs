@@ -280,23 +280,27 @@ impl Geom {
         };
         let jobs = self.n * self.groups;
         let dw = if jobs >= rayon::current_num_threads() {
-            (0..jobs)
+            // Fixed chunks of jobs, each with its own accumulator, summed in chunk order: the
+            // result does not depend on how rayon schedules the jobs (a `fold`/`reduce` would
+            // sum in an order that depends on work stealing).
+            let per = jobs.div_ceil(DW_CHUNKS);
+            let partials: Vec<Vec<f32>> = (0..jobs.div_ceil(per))
                 .into_par_iter()
-                .fold(
-                    || (vec![0.0f32; wlen], Vec::new(), Vec::new()),
-                    |(mut dw, mut cols, mut dcols), ng| {
+                .map(|chunk| {
+                    let (mut dw, mut cols, mut dcols) =
+                        (vec![0.0f32; wlen], Vec::new(), Vec::new());
+                    for ng in chunk * per..((chunk + 1) * per).min(jobs) {
                         job(ng, &mut dw, &mut cols, &mut dcols, false);
-                        (dw, cols, dcols)
-                    },
-                )
-                .map(|(dw, _, _)| dw)
-                .reduce(
-                    || vec![0.0f32; wlen],
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                )
+                    }
+                    dw
+                })
+                .collect();
+            let mut it = partials.into_iter();
+            let mut dw = it.next().unwrap_or_else(|| vec![0.0f32; wlen]);
+            for p in it {
+                dw.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+            }
+            dw
         } else {
             let (mut dw, mut cols, mut dcols) = (vec![0.0f32; wlen], Vec::new(), Vec::new());
             (0..jobs).for_each(|ng| job(ng, &mut dw, &mut cols, &mut dcols, true));
@@ -305,6 +309,10 @@ impl Geom {
         (dx, dw)
     }
 }
+
+/// The number of partial weight gradients of a parallel convolution backward pass (fixed, so
+/// that the summation order is the same for every thread count and schedule).
+const DW_CHUNKS: usize = 8;
 
 /// Sum of `dy` (`[n, c, p]`) over samples and positions, per channel.
 fn bias_grad(dy: &[f32], n: usize, c: usize, p: usize) -> Vec<f32> {

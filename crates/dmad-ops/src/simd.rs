@@ -317,38 +317,99 @@ mod x86 {
         total
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
-        let n = x.len().min(o.len());
-        // Scalar head up to a 32-byte aligned output, then non-temporal stores: the output is
-        // written once and is larger than the caches, so this saves reading it in first.
-        let head = ((32 - (o.as_ptr() as usize & 31)) & 31) / 4;
-        let head = head.min(n);
-        scalar::affine(&x[..head], &mut o[..head], c, silu);
-        let (x, o) = (&x[head..n], &mut o[head..n]);
-        let n = n - head;
-        let body = n / 8 * 8;
-        let (mv, lov, av, bv) = (
-            _mm256_set1_ps(c.mean),
-            _mm256_set1_ps(c.lo),
+    /// Lanes `0..k` of a vector loaded from `x` (the other lanes are zero), for the partial
+    /// vectors at the ends of a slice: they go through the same vector code as the body, so
+    /// that each element's result depends on its value only, never on its position or address.
+    #[inline(always)]
+    unsafe fn load_part(x: &[f32]) -> __m256 {
+        let mut buf = [0.0f32; 8];
+        buf[..x.len()].copy_from_slice(x);
+        _mm256_loadu_ps(buf.as_ptr())
+    }
+
+    /// Stores lanes `0..o.len()` of `v` into `o`.
+    #[inline(always)]
+    unsafe fn store_part(o: &mut [f32], v: __m256) {
+        let mut buf = [0.0f32; 8];
+        _mm256_storeu_ps(buf.as_mut_ptr(), v);
+        let k = o.len();
+        o.copy_from_slice(&buf[..k]);
+    }
+
+    /// All-ones in lanes `0..k`, zero elsewhere.
+    #[inline(always)]
+    unsafe fn lane_mask(k: usize) -> __m256 {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(k as i32), idx))
+    }
+
+    /// The affine map (+ SiLU) of one vector.
+    #[inline(always)]
+    unsafe fn affine8(v: __m256, c: &Affine, silu: bool) -> __m256 {
+        let z = _mm256_fmadd_ps(
+            _mm256_sub_ps(
+                _mm256_sub_ps(v, _mm256_set1_ps(c.mean)),
+                _mm256_set1_ps(c.lo),
+            ),
             _mm256_set1_ps(c.a),
             _mm256_set1_ps(c.b),
         );
+        if silu {
+            _mm256_mul_ps(z, sigmoid8(z))
+        } else {
+            z
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+        let n = x.len().min(o.len());
+        // A head up to a 32-byte aligned output, then non-temporal stores: the output is
+        // written once and is larger than the caches, so this saves reading it in first. The
+        // head and the tail are computed by the same vector code as the body (partial
+        // vectors), so the result does not depend on the output's address.
+        let head = ((32 - (o.as_ptr() as usize & 31)) & 31) / 4;
+        let head = head.min(n);
+        if head > 0 {
+            store_part(&mut o[..head], affine8(load_part(&x[..head]), &c, silu));
+        }
+        let (x, o) = (&x[head..n], &mut o[head..n]);
+        let n = n - head;
+        let body = n / 8 * 8;
         let (xp, op) = (x.as_ptr(), o.as_mut_ptr());
         let mut i = 0;
         while i < body {
-            let v = _mm256_loadu_ps(xp.add(i));
-            let z = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_sub_ps(v, mv), lov), av, bv);
-            let y = if silu {
-                _mm256_mul_ps(z, sigmoid8(z))
-            } else {
-                z
-            };
+            let y = affine8(_mm256_loadu_ps(xp.add(i)), &c, silu);
             _mm256_stream_ps(op.add(i), y);
             i += 8;
         }
         _mm_sfence();
-        scalar::affine(&x[body..n], &mut o[body..n], c, silu);
+        if body < n {
+            store_part(&mut o[body..n], affine8(load_part(&x[body..n]), &c, silu));
+        }
+    }
+
+    /// `(xhat, dz)` of one vector of [`super::gn_dz`].
+    #[inline(always)]
+    unsafe fn gn_dz8(v: __m256, g: __m256, c: &Affine, rstd: f32, silu: bool) -> (__m256, __m256) {
+        let xhat = _mm256_mul_ps(
+            _mm256_sub_ps(
+                _mm256_sub_ps(v, _mm256_set1_ps(c.mean)),
+                _mm256_set1_ps(c.lo),
+            ),
+            _mm256_set1_ps(rstd),
+        );
+        let d = if silu {
+            let one = _mm256_set1_ps(1.0);
+            let z = _mm256_fmadd_ps(xhat, _mm256_set1_ps(c.a), _mm256_set1_ps(c.b));
+            let sg = sigmoid8(z);
+            // sg * (1 + z * (1 - sg))
+            let t = _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one);
+            _mm256_mul_ps(g, _mm256_mul_ps(sg, t))
+        } else {
+            g
+        };
+        (xhat, d)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -362,60 +423,75 @@ mod x86 {
     ) -> (f32, f32) {
         let n = x.len().min(dy.len()).min(dz.len());
         let body = n / 8 * 8;
-        let (mv, lov, gv, bv, rv, one) = (
-            _mm256_set1_ps(c.mean),
-            _mm256_set1_ps(c.lo),
-            _mm256_set1_ps(c.a),
-            _mm256_set1_ps(c.b),
-            _mm256_set1_ps(rstd),
-            _mm256_set1_ps(1.0),
-        );
         let (mut s, mut sx) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut i = 0;
         while i < body {
             let v = _mm256_loadu_ps(x.as_ptr().add(i));
             let g = _mm256_loadu_ps(dy.as_ptr().add(i));
-            let xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(v, mv), lov), rv);
-            let d = if silu {
-                let z = _mm256_fmadd_ps(xhat, gv, bv);
-                let sg = sigmoid8(z);
-                // sg * (1 + z * (1 - sg))
-                let t = _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one);
-                _mm256_mul_ps(g, _mm256_mul_ps(sg, t))
-            } else {
-                g
-            };
+            let (xhat, d) = gn_dz8(v, g, &c, rstd, silu);
             _mm256_storeu_ps(dz.as_mut_ptr().add(i), d);
             s = _mm256_add_ps(s, d);
             sx = _mm256_fmadd_ps(d, xhat, sx);
             i += 8;
         }
-        let (ts, tsx) = scalar::gn_dz(&x[body..n], &dy[body..n], &mut dz[body..n], c, rstd, silu);
-        (hsum(s) + ts, hsum(sx) + tsx)
+        if body < n {
+            // Zero upstream gradients in the unused lanes give zero `d` there.
+            let (xhat, d) = gn_dz8(
+                load_part(&x[body..n]),
+                load_part(&dy[body..n]),
+                &c,
+                rstd,
+                silu,
+            );
+            let d = _mm256_and_ps(d, lane_mask(n - body));
+            store_part(&mut dz[body..n], d);
+            s = _mm256_add_ps(s, d);
+            sx = _mm256_fmadd_ps(d, xhat, sx);
+        }
+        (hsum(s), hsum(sx))
+    }
+
+    /// One vector of [`super::gn_dx`].
+    #[inline(always)]
+    unsafe fn gn_dx8(v: __m256, dz: __m256, c: &Affine, rstd: f32, m1: f32, m2: f32) -> __m256 {
+        let rv = _mm256_set1_ps(rstd);
+        let xhat = _mm256_mul_ps(
+            _mm256_sub_ps(
+                _mm256_sub_ps(v, _mm256_set1_ps(c.mean)),
+                _mm256_set1_ps(c.lo),
+            ),
+            rv,
+        );
+        let t = _mm256_sub_ps(
+            _mm256_fmsub_ps(dz, _mm256_set1_ps(c.a), _mm256_set1_ps(m1)),
+            _mm256_mul_ps(xhat, _mm256_set1_ps(m2)),
+        );
+        _mm256_mul_ps(rv, t)
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
         let n = x.len().min(d.len());
         let body = n / 8 * 8;
-        let (mv, lov, gv, rv, m1v, m2v) = (
-            _mm256_set1_ps(c.mean),
-            _mm256_set1_ps(c.lo),
-            _mm256_set1_ps(c.a),
-            _mm256_set1_ps(rstd),
-            _mm256_set1_ps(m1),
-            _mm256_set1_ps(m2),
-        );
         let mut i = 0;
         while i < body {
             let v = _mm256_loadu_ps(x.as_ptr().add(i));
-            let xhat = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(v, mv), lov), rv);
             let dz = _mm256_loadu_ps(d.as_ptr().add(i));
-            let t = _mm256_sub_ps(_mm256_fmsub_ps(dz, gv, m1v), _mm256_mul_ps(xhat, m2v));
-            _mm256_storeu_ps(d.as_mut_ptr().add(i), _mm256_mul_ps(rv, t));
+            let y = gn_dx8(v, dz, &c, rstd, m1, m2);
+            _mm256_storeu_ps(d.as_mut_ptr().add(i), y);
             i += 8;
         }
-        scalar::gn_dx(&x[body..n], &mut d[body..n], c, rstd, m1, m2);
+        if body < n {
+            let y = gn_dx8(
+                load_part(&x[body..n]),
+                load_part(&d[body..n]),
+                &c,
+                rstd,
+                m1,
+                m2,
+            );
+            store_part(&mut d[body..n], y);
+        }
     }
 
     /// `NR` rows x 16 columns of scores starting at `(i, j)`.
@@ -499,7 +575,15 @@ mod x86 {
             s = _mm256_add_ps(s, e);
             i += 8;
         }
-        hsum(s) + scalar::exp_sub_sum(&mut x[body..], m)
+        if body < n {
+            let e = _mm256_and_ps(
+                exp8(_mm256_sub_ps(load_part(&x[body..]), mv)),
+                lane_mask(n - body),
+            );
+            store_part(&mut x[body..], e);
+            s = _mm256_add_ps(s, e);
+        }
+        hsum(s)
     }
 }
 
@@ -549,6 +633,79 @@ mod tests {
                 (y - want).abs() <= 1e-6 * want.abs().max(1.0),
                 "{v}: {y} vs {want}"
             );
+        }
+    }
+
+    /// Values in `[-6, 6)` from a fixed linear congruential sequence.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 * 12.0 - 6.0
+            })
+            .collect()
+    }
+
+    fn bits(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Every elementwise kernel gives bit-identical results for the same values wherever they
+    /// lie in memory (input and output at every offset modulo 32 bytes) and wherever they lie
+    /// inside the slice (an element computed in a head, body or tail gets the same bits).
+    #[test]
+    fn elementwise_kernels_do_not_depend_on_alignment_or_position() {
+        let c = Affine {
+            mean: 0.3,
+            lo: 1e-8,
+            a: 1.7,
+            b: -0.2,
+        };
+        for n in [1usize, 5, 8, 13, 64, 100] {
+            let x = values(n, n as u32);
+            let g = values(n, 7 + n as u32);
+            for silu in [false, true] {
+                let mut want: Option<[Vec<u32>; 4]> = None;
+                for xo in 0..8 {
+                    for oo in 0..8 {
+                        let mut xb = vec![0.0f32; n + 8];
+                        xb[xo..xo + n].copy_from_slice(&x);
+                        let mut gb = vec![0.0f32; n + 8];
+                        gb[oo..oo + n].copy_from_slice(&g);
+                        let xs = &xb[xo..xo + n];
+                        let mut ob = vec![f32::NAN; n + 8];
+                        affine(xs, &mut ob[oo..oo + n], c, silu);
+                        let mut db = vec![f32::NAN; n + 8];
+                        let sums = gn_dz(xs, &gb[oo..oo + n], &mut db[oo..oo + n], c, 0.9, silu);
+                        let dz = bits(&db[oo..oo + n]);
+                        gn_dx(xs, &mut db[oo..oo + n], c, 0.9, 0.01, -0.02);
+                        let mut eb = vec![0.0f32; n + 8];
+                        eb[oo..oo + n].copy_from_slice(&x);
+                        let se = exp_sub_sum(&mut eb[oo..oo + n], 1.5);
+                        let got = [
+                            bits(&ob[oo..oo + n]),
+                            dz,
+                            bits(&db[oo..oo + n]),
+                            bits(&[sums.0, sums.1, se]),
+                        ];
+                        match &want {
+                            None => want = Some(got),
+                            Some(w) => assert_eq!(w, &got, "n {n} silu {silu} offsets {xo} {oo}"),
+                        }
+                    }
+                }
+                // Position: the value at index i computed alone equals it computed in the slice.
+                let all = want.unwrap();
+                for i in 0..n {
+                    let mut o = [0.0f32; 1];
+                    affine(&x[i..=i], &mut o, c, silu);
+                    assert_eq!(o[0].to_bits(), all[0][i], "affine n {n} at {i}");
+                    let mut d = [0.0f32; 1];
+                    gn_dz(&x[i..=i], &g[i..=i], &mut d, c, 0.9, silu);
+                    assert_eq!(d[0].to_bits(), all[1][i], "gn_dz n {n} at {i}");
+                }
+            }
         }
     }
 

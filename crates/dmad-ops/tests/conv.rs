@@ -350,3 +350,30 @@ fn bad_input_is_an_error() {
         })
     ));
 }
+
+/// Repeated backward passes on the same inputs give bit-identical gradients (the weight
+/// gradient is summed over samples in a fixed order, whatever rayon's schedule).
+#[test]
+fn conv2d_gradients_are_bit_identical_across_runs() {
+    let x = Var::from_tensor(&randn(31, &[16, 8, 10, 10], 1.0, 0.0)).unwrap();
+    let w = Var::from_tensor(&randn(32, &[8, 8, 3, 3], 0.2, 0.0)).unwrap();
+    let up = randn(33, &[16, 8, 10, 10], 1.0, 0.0);
+    let cfg = Conv2dConfig {
+        padding: 1,
+        ..Default::default()
+    };
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    };
+    let mut want = None;
+    for run in 0..6 {
+        let y = dmad_ops::conv2d(&x, &w, None, &cfg).unwrap();
+        let g = (y * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let got = (bits(g.get(&x).unwrap()), bits(g.get(&w).unwrap()));
+        match &want {
+            None => want = Some(got),
+            Some(w) => assert!(w == &got, "run {run} differs from run 0"),
+        }
+    }
+}

@@ -156,3 +156,66 @@ fn bad_input_is_an_error() {
         Err(dmad_ops::Error::ShapeMismatch { .. })
     ));
 }
+
+fn bits(t: &candle_core::Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// The same values at different offsets inside their storage (so at every alignment modulo
+/// 32 bytes) and in fresh allocations give bit-identical outputs and gradients.
+#[test]
+fn results_are_bit_identical_at_every_offset_and_allocation() {
+    // 5 x 7 spatial: neither a channel nor a group is a multiple of 8 floats long.
+    let dims = [3usize, 6, 5, 7];
+    let n: usize = dims.iter().product();
+    let x = randn(21, &[n], 1.5, 0.3).to_vec1::<f32>().unwrap();
+    let w = randn(22, &[6], 0.5, 1.0);
+    let b = randn(23, &[6], 0.5, 0.0);
+    let up = randn(24, &dims, 1.0, 0.0);
+    for silu in [false, true] {
+        let mut want: Option<Vec<Vec<u32>>> = None;
+        for off in 0..9 {
+            // `off` floats of padding before the data: a narrowed view of a larger storage.
+            let mut padded = vec![f32::NAN; off];
+            padded.extend_from_slice(&x);
+            padded.extend(std::iter::repeat_n(f32::NAN, 8 - off % 8));
+            let len = padded.len();
+            let storage = Var::from_vec(padded, len, &candle_core::Device::Cpu).unwrap();
+            let xv = storage
+                .narrow(0, off, n)
+                .unwrap()
+                .reshape(&dims[..])
+                .unwrap();
+            assert_eq!(
+                xv.layout().start_offset(),
+                off,
+                "a view into the padded storage"
+            );
+            let wv = Var::from_tensor(&w).unwrap();
+            let bv = Var::from_tensor(&b).unwrap();
+            let y = if silu {
+                dmad_ops::group_norm_silu(&xv, 3, &wv, &bv, 1e-5).unwrap()
+            } else {
+                dmad_ops::group_norm(&xv, 3, &wv, &bv, 1e-5).unwrap()
+            };
+            let g = (&y * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            let got = vec![
+                bits(&y),
+                bits(&g.get(&storage).unwrap().narrow(0, off, n).unwrap()),
+                bits(g.get(&wv).unwrap()),
+                bits(g.get(&bv).unwrap()),
+            ];
+            assert!(got[0].iter().all(|&v| f32::from_bits(v).is_finite()));
+            match &want {
+                None => want = Some(got),
+                Some(w) => assert_eq!(w, &got, "silu {silu}, offset {off}"),
+            }
+        }
+    }
+}
