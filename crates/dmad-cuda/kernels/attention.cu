@@ -1,0 +1,2 @@
+// Blocked attention: see src/attention.rs.
+#include "common.cuh"
