@@ -266,7 +266,7 @@ pub struct UNetConfig {
     pub prediction_type: PredictionType,
     /// The method's four modules. Default all off (the DDPM baseline).
     pub modules: ModulesConfig,
-    /// Which implementation runs the convolutions and attention (same results).
+    /// Which implementation runs the convolutions, group norms and attention (same results).
     /// Not part of the config file. Default [`Kernels::Fast`].
     #[serde(skip)]
     pub kernels: Kernels,

@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
 
-/// Which implementation runs a U-Net's convolutions and attention.
+/// Which implementation runs a U-Net's convolutions, group norms and attention.
 ///
 /// Both compute the same function with the same parameters; [`Kernels::Fast`] (the default)
-/// uses `dmad-ops`' CPU kernels for the convolutions and the attention of f32 tensors on the
-/// CPU (and plain candle elsewhere),
+/// uses `dmad-ops`' CPU kernels for the convolutions, the group norms (fused with SiLU where
+/// SiLU follows) and the attention of f32 tensors on the CPU (and plain candle elsewhere),
 /// [`Kernels::Candle`] always uses the plain candle composition (the reference the fast
 /// kernels are tested against).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -264,21 +264,31 @@ impl Activation {
 
 /// A group norm with affine parameters `weight` and `bias`, with the activation that follows it.
 ///
-/// It runs candle's `GroupNorm` under both [`Kernels`]: `dmad-ops`' fused GroupNorm (+SiLU)
-/// kernel gives results that depend on the address of its output buffer (a scalar head up to
-/// 32-byte alignment, FMA and an approximate sigmoid in the SIMD body), so two runs of one
-/// network would differ in the last bits; dmad's networks are bit-reproducible.
+/// Under [`Kernels::Fast`] it runs `dmad-ops`' GroupNorm kernel, fused with SiLU where SiLU
+/// follows (bit-reproducible: its result does not depend on buffer addresses); under
+/// [`Kernels::Candle`] candle's `GroupNorm` and `silu`. Both share the same parameters.
 #[derive(Debug, Clone)]
-pub(crate) struct GroupNorm(candle_nn::GroupNorm);
+pub(crate) struct GroupNorm {
+    fast: dmad_ops::GroupNorm,
+    candle: candle_nn::GroupNorm,
+}
 
 impl GroupNorm {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.0.forward(x)?)
+        Ok(if fast() {
+            self.fast.forward(x)?
+        } else {
+            self.candle.forward(x)?
+        })
     }
 
     /// The norm followed by SiLU.
     pub(crate) fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.0.forward(x)?.silu()?)
+        Ok(if fast() {
+            self.fast.forward_silu(x)?
+        } else {
+            self.candle.forward(x)?.silu()?
+        })
     }
 
     /// The norm followed by `act`.
@@ -308,7 +318,16 @@ pub(crate) fn group_norm(
             ),
         ));
     }
-    Ok(GroupNorm(candle_nn::group_norm(groups, channels, eps, vb)?))
+    // The same parameters (and initialisation: weight 1, bias 0) as `candle_nn::group_norm`.
+    let fast = dmad_ops::GroupNorm::load(groups, channels, eps, vb)?;
+    let candle = candle_nn::GroupNorm::new(
+        fast.weight().clone(),
+        fast.bias().clone(),
+        channels,
+        groups,
+        eps,
+    )?;
+    Ok(GroupNorm { fast, candle })
 }
 
 #[cfg(test)]
