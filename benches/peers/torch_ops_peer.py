@@ -70,6 +70,14 @@ def main():
               lambda: F.scaled_dot_product_attention(q, k, v), att_flops, s)
         bench("attention_1024tok_8x4heads_d16_cpu (matmul-softmax)",
               lambda: torch.softmax(q @ k.transpose(1, 2) / d ** 0.5, -1) @ v, att_flops, s)
+    qv, kv, vv = (t_.clone().requires_grad_(True) for t_ in (q, k, v))
+    aup = torch.rand(bh, t, d)
+
+    def att_fb():
+        (F.scaled_dot_product_attention(qv, kv, vv) * aup).sum().backward()
+
+    # Nominal FLOP of forward + backward: 3.5x the forward (as in the Rust bench).
+    bench("attention_fwd_bwd_1024tok_8x4heads_d16_cpu (sdpa)", att_fb, 3.5 * att_flops, s)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-//! Blocked scaled dot-product attention with an online softmax (FlashAttention's forward
-//! schedule, Dao et al. 2022, arXiv:2205.14135).
+//! Blocked scaled dot-product attention with an online softmax (FlashAttention's forward and
+//! backward schedules, Dao et al. 2022, arXiv:2205.14135).
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::simd::{self, exp};
-use crate::util::{cpu_slice, gemm, use_cpu_kernel, Mat, SendPtr};
+use crate::util::{cpu_slice, gemm, use_cpu_kernel, with_f32, Mat, SendPtr};
 use crate::{Error, Result};
 
 /// Query rows per tile.
@@ -118,6 +118,263 @@ impl AttentionOp {
         );
         out
     }
+
+    /// FlashAttention's backward pass (arXiv:2205.14135, Algorithm 4, with FlashAttention-2's
+    /// row statistics, arXiv:2307.08691): per batch entry, query tiles of [`BLOCK_Q`] rows
+    /// first recompute their log-sum-exp over key tiles of [`BLOCK_K`], then revisit each key
+    /// tile to rebuild the probabilities and accumulate `dV += P^T dO`, `dS = P (dO V^T - D)`,
+    /// `dQ += dS K`, `dK += dS^T Q`. Nothing larger than a score tile is held. Returns
+    /// `(dq, dk, dv)`.
+    fn backward(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        o: &[f32],
+        go: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (b, tq, tk, d, dv) = self.dims;
+        let mut dq = vec![0.0f32; b * tq * d];
+        let mut dk = vec![0.0f32; b * tk * d];
+        let mut dvv = vec![0.0f32; b * tk * dv];
+        let scale = self.scale;
+        let (dqp, dkp, dvp) = (
+            SendPtr(dq.as_mut_ptr()),
+            SendPtr(dk.as_mut_ptr()),
+            SendPtr(dvv.as_mut_ptr()),
+        );
+        let small = d <= SMALL_D && dv <= SMALL_D;
+        (0..b).into_par_iter().for_each_init(
+            || BackwardScratch::new(d, dv),
+            |w, bi| {
+                let kb = &k[bi * tk * d..][..tk * d];
+                let vb = &v[bi * tk * dv..][..tk * dv];
+                // SAFETY: this job alone writes batch entry bi of dq, dk and dv.
+                let (dqb, dkb, dvb) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(dqp.get().add(bi * tq * d), tq * d),
+                        std::slice::from_raw_parts_mut(dkp.get().add(bi * tk * d), tk * d),
+                        std::slice::from_raw_parts_mut(dvp.get().add(bi * tk * dv), tk * dv),
+                    )
+                };
+                for r0 in (0..tq).step_by(BLOCK_Q) {
+                    let rows = BLOCK_Q.min(tq - r0);
+                    let qrows = &q[(bi * tq + r0) * d..][..rows * d];
+                    let orows = &o[(bi * tq + r0) * dv..][..rows * dv];
+                    let gorows = &go[(bi * tq + r0) * dv..][..rows * dv];
+                    for (a, &x) in w.qs.iter_mut().zip(qrows) {
+                        *a = x * scale;
+                    }
+                    // D_i = dO_i . O_i
+                    for i in 0..rows {
+                        let (oi, gi) = (&orows[i * dv..][..dv], &gorows[i * dv..][..dv]);
+                        w.rowdot[i] = oi.iter().zip(gi).map(|(a, b)| a * b).sum();
+                    }
+                    // Pass 1: log-sum-exp of each row.
+                    w.m[..rows].fill(f32::NEG_INFINITY);
+                    w.l[..rows].fill(0.0);
+                    for c0 in (0..tk).step_by(BLOCK_K) {
+                        let cols = BLOCK_K.min(tk - c0);
+                        w.scores(kb, c0, rows, cols, d, small);
+                        for i in 0..rows {
+                            let si = &mut w.s[i * cols..(i + 1) * cols];
+                            let row_max = simd::max(si, w.m[i]);
+                            w.l[i] =
+                                w.l[i] * exp(w.m[i] - row_max) + simd::exp_sub_sum(si, row_max);
+                            w.m[i] = row_max;
+                        }
+                    }
+                    for i in 0..rows {
+                        w.m[i] += w.l[i].ln();
+                    }
+                    // Pass 2: gradients.
+                    w.dq[..rows * d].fill(0.0);
+                    for c0 in (0..tk).step_by(BLOCK_K) {
+                        let cols = BLOCK_K.min(tk - c0);
+                        w.scores(kb, c0, rows, cols, d, small);
+                        for i in 0..rows {
+                            simd::exp_sub_sum(&mut w.s[i * cols..(i + 1) * cols], w.m[i]);
+                        }
+                        let pt = Mat {
+                            ptr: w.s.as_ptr(),
+                            rs: 1,
+                            cs: cols,
+                        };
+                        let gom = Mat {
+                            ptr: gorows.as_ptr(),
+                            rs: dv,
+                            cs: 1,
+                        };
+                        // SAFETY (all gemm calls below): every view lies inside its buffer
+                        // (tiles of rows x cols, rows x d, cols x d, cols x dv values) and the
+                        // destinations are this job's own.
+                        // dV[c0..c0+cols] += P^T dO
+                        unsafe {
+                            gemm(
+                                cols,
+                                dv,
+                                rows,
+                                dvb[c0 * dv..].as_mut_ptr(),
+                                dv,
+                                true,
+                                pt,
+                                gom,
+                                false,
+                            )
+                        };
+                        // dP = dO V^T
+                        if small {
+                            for (c, row) in w.kt.chunks_mut(cols).take(dv).enumerate() {
+                                for (j, x) in row.iter_mut().enumerate() {
+                                    *x = vb[(c0 + j) * dv + c];
+                                }
+                            }
+                            simd::qkt(gorows, &w.kt, &mut w.dp, rows, cols, dv);
+                        } else {
+                            let vt = Mat {
+                                ptr: vb[c0 * dv..].as_ptr(),
+                                rs: 1,
+                                cs: dv,
+                            };
+                            unsafe {
+                                gemm(
+                                    rows,
+                                    cols,
+                                    dv,
+                                    w.dp.as_mut_ptr(),
+                                    cols,
+                                    false,
+                                    gom,
+                                    vt,
+                                    false,
+                                )
+                            };
+                        }
+                        // dS = P * (dP - D), in place of dP.
+                        for i in 0..rows {
+                            let di = w.rowdot[i];
+                            let pi = &w.s[i * cols..(i + 1) * cols];
+                            for (x, &pv) in w.dp[i * cols..(i + 1) * cols].iter_mut().zip(pi) {
+                                *x = pv * (*x - di);
+                            }
+                        }
+                        let ds = Mat {
+                            ptr: w.dp.as_ptr(),
+                            rs: cols,
+                            cs: 1,
+                        };
+                        let dst = Mat {
+                            ptr: w.dp.as_ptr(),
+                            rs: 1,
+                            cs: cols,
+                        };
+                        let km = Mat {
+                            ptr: kb[c0 * d..].as_ptr(),
+                            rs: d,
+                            cs: 1,
+                        };
+                        let qsm = Mat {
+                            ptr: w.qs.as_ptr(),
+                            rs: d,
+                            cs: 1,
+                        };
+                        unsafe {
+                            // dQ (unscaled) += dS K
+                            gemm(rows, d, cols, w.dq.as_mut_ptr(), d, true, ds, km, false);
+                            // dK += dS^T (scale Q)
+                            gemm(
+                                cols,
+                                d,
+                                rows,
+                                dkb[c0 * d..].as_mut_ptr(),
+                                d,
+                                true,
+                                dst,
+                                qsm,
+                                false,
+                            );
+                        }
+                    }
+                    for (dst, &x) in dqb[r0 * d..][..rows * d].iter_mut().zip(&w.dq) {
+                        *dst = x * scale;
+                    }
+                }
+            },
+        );
+        (dq, dk, dvv)
+    }
+}
+
+/// Per-thread buffers of [`AttentionOp::backward`].
+struct BackwardScratch {
+    /// Scaled queries of the tile, `[BLOCK_Q, d]`.
+    qs: Vec<f32>,
+    /// Scores, then probabilities, `[BLOCK_Q, BLOCK_K]`.
+    s: Vec<f32>,
+    /// `dP`, then `dS`, `[BLOCK_Q, BLOCK_K]`.
+    dp: Vec<f32>,
+    /// A transposed key or value tile, `[max(d, dv), BLOCK_K]`.
+    kt: Vec<f32>,
+    /// The tile's `dQ` before the final scaling, `[BLOCK_Q, d]`.
+    dq: Vec<f32>,
+    /// Running max, then log-sum-exp, per row.
+    m: Vec<f32>,
+    /// Running sum per row.
+    l: Vec<f32>,
+    /// `dO_i . O_i` per row.
+    rowdot: Vec<f32>,
+}
+
+impl BackwardScratch {
+    fn new(d: usize, dv: usize) -> Self {
+        Self {
+            qs: vec![0.0; BLOCK_Q * d],
+            s: vec![0.0; BLOCK_Q * BLOCK_K],
+            dp: vec![0.0; BLOCK_Q * BLOCK_K],
+            kt: vec![0.0; BLOCK_K * d.max(dv)],
+            dq: vec![0.0; BLOCK_Q * d],
+            m: vec![0.0; BLOCK_Q],
+            l: vec![0.0; BLOCK_Q],
+            rowdot: vec![0.0; BLOCK_Q],
+        }
+    }
+
+    /// Scaled scores `qs K^T` of key columns `c0..c0 + cols` into `s` (`[rows, cols]`).
+    fn scores(&mut self, kb: &[f32], c0: usize, rows: usize, cols: usize, d: usize, small: bool) {
+        if small {
+            for (c, row) in self.kt.chunks_mut(cols).take(d).enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = kb[(c0 + j) * d + c];
+                }
+            }
+            simd::qkt(&self.qs, &self.kt, &mut self.s, rows, cols, d);
+        } else {
+            let lhs = Mat {
+                ptr: self.qs.as_ptr(),
+                rs: d,
+                cs: 1,
+            };
+            let ktm = Mat {
+                ptr: kb[c0 * d..].as_ptr(),
+                rs: 1,
+                cs: d,
+            };
+            // SAFETY: the score tile holds rows x cols values; the views lie inside `qs` and `kb`.
+            unsafe {
+                gemm(
+                    rows,
+                    cols,
+                    d,
+                    self.s.as_mut_ptr(),
+                    cols,
+                    false,
+                    lhs,
+                    ktm,
+                    false,
+                )
+            };
+        }
+    }
 }
 
 impl CustomOp3 for AttentionOp {
@@ -144,8 +401,7 @@ impl CustomOp3 for AttentionOp {
         ))
     }
 
-    /// Recomputes the probabilities with candle ops (this materialises the
-    /// `[batch, tq, tk]` matrix) and applies the softmax-attention gradient.
+    /// The blocked backward pass of [`AttentionOp::backward`]: no `[batch, tq, tk]` matrix.
     fn bwd(
         &self,
         q: &Tensor,
@@ -154,15 +410,15 @@ impl CustomOp3 for AttentionOp {
         o: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let scale = self.scale as f64;
-        let p = candle_nn::ops::softmax_last_dim(&(q.matmul(&k.t()?)? * scale)?)?;
-        let dv = p.t()?.matmul(grad)?;
-        let dp = grad.matmul(&v.t()?)?;
-        let rowdot = (grad * o)?.sum_keepdim(D::Minus1)?;
-        let ds = (p * dp.broadcast_sub(&rowdot)?)?;
-        let dq = (ds.matmul(k)? * scale)?;
-        let dk = (ds.t()?.matmul(q)? * scale)?;
-        Ok((Some(dq), Some(dk), Some(dv)))
+        let (dq, dk, dv) = with_f32(&[q, k, v, o, grad], self.name(), |s| {
+            Ok(self.backward(s[0], s[1], s[2], s[3], s[4]))
+        })?;
+        let dev = q.device();
+        Ok((
+            Some(Tensor::from_vec(dq, q.shape(), dev)?),
+            Some(Tensor::from_vec(dk, k.shape(), dev)?),
+            Some(Tensor::from_vec(dv, v.shape(), dev)?),
+        ))
     }
 }
 
@@ -171,8 +427,10 @@ impl CustomOp3 for AttentionOp {
 ///
 /// On the CPU in f32 the score matrix is never held whole: queries go in tiles of 64 rows, keys
 /// in tiles of 256, with FlashAttention's running max and sum (arXiv:2205.14135). Its backward
-/// pass recomputes the probabilities with candle ops, so training does materialise
-/// `[batch, tq, tk]`. Other devices and dtypes run the plain candle composition
+/// pass is blocked the same way and recomputes the probabilities tile by tile, so training
+/// never materialises `[batch, tq, tk]` either; it runs one batch entry per rayon job (a
+/// batch smaller than the thread count leaves threads idle). Other devices and dtypes run the
+/// plain candle composition
 /// (`softmax_last_dim(q.matmul(k^T) * scale).matmul(v)`).
 ///
 /// # Shapes

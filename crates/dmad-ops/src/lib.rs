@@ -12,8 +12,11 @@
 //! - Each function takes and returns candle tensors and keeps the same API on every device and
 //!   dtype: the fast kernels run for f32 tensors on the CPU, anything else goes through the plain
 //!   candle composition (CUDA twins are future work).
-//! - Gradients: every op has a backward pass on the CPU (attention's recomputes the probabilities
-//!   with candle ops, so training materialises `[batch * heads, tq, tk]`).
+//! - Gradients: every op has a backward pass on the CPU (attention's recomputes the
+//!   probabilities tile by tile and never holds `[batch * heads, tq, tk]`).
+//! - Determinism: on one machine and thread count, the same input values give bit-identical
+//!   outputs and gradients, wherever the buffers lie in memory (no alignment-dependent code
+//!   paths, reductions in a fixed order).
 //! - Work is spread over rayon's global pool (`RAYON_NUM_THREADS`), like candle's CPU ops.
 //!
 //! # Feature flags

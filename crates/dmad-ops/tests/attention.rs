@@ -28,6 +28,10 @@ fn forward_and_backward_match_candle_over_a_shape_sweep() {
         (4, 64, 256, 16, 16, None, 1.0),
         // Wider than the register-blocked score kernel: the gemm path.
         (2, 40, 300, 72, 8, None, 1.0),
+        // Value width above it (dO V^T through gemm), several query and key tiles.
+        (2, 200, 530, 8, 80, None, 1.0),
+        // Large scores: the backward pass's log-sum-exp must not overflow.
+        (2, 70, 280, 8, 8, Some(1.0), 10.0),
     ];
     for (i, &(b, tq, tk, d, dv, scale, std)) in cases.iter().enumerate() {
         let seed = 500 + 10 * i as u64;
