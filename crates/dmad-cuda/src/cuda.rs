@@ -243,8 +243,47 @@ pub(crate) fn sampler_step(
     })
 }
 
-/// The PTX of the attention kernels (used by [`crate::attention`]).
-#[allow(dead_code)]
-pub(crate) fn attention_ptx() -> &'static str {
-    ATTENTION
+/// Blocked attention (kernels/attention.cu): `q [bh, tq, d]`, `k`, `v` `[bh, tk, d]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention(
+    q: (&CudaStorage, &Layout),
+    k: (&CudaStorage, &Layout),
+    v: (&CudaStorage, &Layout),
+    bh: usize,
+    tq: usize,
+    tk: usize,
+    d: usize,
+    scale: f32,
+) -> Result<CudaStorage> {
+    const OP: &str = "dmad-cuda attention";
+    const ROWS: u32 = 128;
+    let dev = q.0.device.clone();
+    by_dtype!(q.0.dtype(), OP, |T, sfx| {
+        let (qv, kv, vv) = (
+            view::<T>(q.0, q.1, OP)?,
+            view::<T>(k.0, k.1, OP)?,
+            view::<T>(v.0, v.1, OP)?,
+        );
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<T>(bh * tq * d)? };
+        let func =
+            dev.get_or_load_custom_func(&format!("attn_d{d}_{sfx}"), "dmad_attention", ATTENTION)?;
+        let (tqi, tki) = (tq as i32, tk as i32);
+        let mut b = func.builder();
+        b.arg(&qv)
+            .arg(&kv)
+            .arg(&vv)
+            .arg(&out)
+            .arg(&tqi)
+            .arg(&tki)
+            .arg(&scale);
+        let cfg = LaunchConfig {
+            grid_dim: ((tq as u32).div_ceil(ROWS), bh as u32, 1),
+            block_dim: (ROWS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: argument types and order match `attn_d*_*` in kernels/attention.cu.
+        unsafe { b.launch(cfg) }.w()?;
+        Ok(CudaStorage::wrap_cuda_slice(out, dev))
+    })
 }

@@ -4,6 +4,9 @@
 //!   forward and backward.
 //! - [`Dwt2dPeriodization`]: the single-level 2D DWT of the U-Net's wavelet pyramid and its
 //!   inverse (periodization mode), forward and backward.
+//! - [`attention`], [`attention_kernel`]: blocked softmax attention with an online softmax for
+//!   head widths 8 to 64 (candle has no f32 flash attention; `candle-flash-attn` is f16/bf16
+//!   only and its build takes hours on small machines).
 //! - [`sampler_step`] with [`StepCoefs`]: the DDIM and DPM-Solver++ 2M updates fused into one
 //!   kernel over the batch.
 //!
@@ -37,6 +40,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attention;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod dwt;
@@ -45,6 +49,7 @@ mod group_norm;
 mod sampler;
 mod util;
 
+pub use attention::{attention, attention_kernel, ATTENTION_HEAD_WIDTHS};
 pub use dwt::{Dwt2dPeriodization, MAX_TAPS};
 pub use error::{Error, Result};
 pub use group_norm::{group_norm, group_norm_kernel, group_norm_silu};

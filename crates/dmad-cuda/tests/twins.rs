@@ -344,3 +344,78 @@ fn sampler_step_bf16_and_bad_input() {
         Err(Error::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn attention_twin_matches_dmad_ops_forward_and_backward() {
+    for (k, &(bh, tq, tk, d)) in [
+        (2, 5, 7, 8),
+        (3, 70, 130, 16),
+        (1, 1, 1, 32),
+        (2, 9, 65, 64),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let what = format!("{:?}", (bh, tq, tk, d));
+        let seed = 1000 + 10 * k as u64;
+        let q = Var::from_tensor(&randn(seed, &[bh, tq, d], 1.0, 0.0)).unwrap();
+        let kk = Var::from_tensor(&randn(seed + 1, &[bh, tk, d], 1.0, 0.0)).unwrap();
+        let v = Var::from_tensor(&randn(seed + 2, &[bh, tk, d], 1.0, 0.0)).unwrap();
+        let up = randn(seed + 3, &[bh, tq, d], 1.0, 0.0);
+        let ours = dmad_cuda::attention_kernel(&q, &kk, &v, None).unwrap();
+        // The plain candle composition (dmad-ops' reference for its own kernel).
+        let s = (q.matmul(&kk.t().unwrap()).unwrap() / (d as f64).sqrt()).unwrap();
+        let theirs = candle_nn::ops::softmax(&s, candle_core::D::Minus1)
+            .unwrap()
+            .matmul(&v)
+            .unwrap();
+        assert_close(&ours, &theirs, 1e-5, &format!("{what}: forward"));
+        let ops = dmad_ops::attention(&q, &kk, &v, None).unwrap();
+        assert_close(&ours, &ops, 1e-5, &format!("{what}: vs dmad-ops"));
+        let go = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
+        let gt = (theirs * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (t, name) in [(&q, "dq"), (&kk, "dk"), (&v, "dv")] {
+            let (a, e) = (go.get(t).unwrap(), gt.get(t).unwrap());
+            assert_close(a, e, 1e-4, &format!("{what}: {name}"));
+        }
+    }
+}
+
+#[test]
+fn attention_bf16_dispatch_and_bad_input() {
+    let q = randn(1, &[2, 6, 8], 1.0, 0.0);
+    let k = randn(2, &[2, 9, 8], 1.0, 0.0);
+    let bf = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
+    let y16 = dmad_cuda::attention_kernel(&bf(&q), &bf(&k), &bf(&k), Some(0.5)).unwrap();
+    let f = |t: &Tensor| bf(t).to_dtype(DType::F32).unwrap();
+    let y32 = dmad_cuda::attention_kernel(&f(&q), &f(&k), &f(&k), Some(0.5)).unwrap();
+    assert_close(&y16, &y32, 1.0 / 256.0, "bf16 vs f32");
+    let d = dmad_cuda::attention(&q, &k, &k, None).unwrap();
+    let o = dmad_ops::attention(&q, &k, &k, None).unwrap();
+    assert_close(&d, &o, 0.0, "dispatch = dmad-ops on the CPU");
+
+    let wide = randn(3, &[1, 4, 24], 1.0, 0.0);
+    assert!(matches!(
+        dmad_cuda::attention_kernel(&wide, &wide, &wide, None),
+        Err(Error::Unsupported(_))
+    ));
+    assert!(matches!(
+        dmad_cuda::attention_kernel(&q, &k, &q, None),
+        Err(Error::ShapeMismatch {
+            context: "attention: v",
+            ..
+        })
+    ));
+    assert!(matches!(
+        dmad_cuda::attention_kernel(&q.flatten_all().unwrap(), &k, &k, None),
+        Err(Error::ShapeMismatch {
+            context: "attention: q",
+            ..
+        })
+    ));
+}
