@@ -17,16 +17,9 @@ struct AttentionOp {
 
 impl AttentionOp {
     /// The CPU twin: per query row, softmax in f64, then the weighted sum of the values.
-    fn run(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        bh: usize,
-        tq: usize,
-        tk: usize,
-        d: usize,
-    ) -> Vec<f32> {
+    /// `dims` = `(bh, tq, tk, d)`.
+    fn run(&self, q: &[f32], k: &[f32], v: &[f32], dims: (usize, usize, usize, usize)) -> Vec<f32> {
+        let (bh, tq, tk, d) = dims;
         let mut out = vec![0.0f32; bh * tq * d];
         let mut s = vec![0.0f64; tk];
         for b in 0..bh {
@@ -77,7 +70,7 @@ impl CustomOp3 for AttentionOp {
         let q = cpu_f32(s1, l1, self.name())?;
         let k = cpu_f32(s2, l2, self.name())?;
         let v = cpu_f32(s3, l3, self.name())?;
-        let y = self.run(&q, &k, &v, bh, tq, tk, d);
+        let y = self.run(&q, &k, &v, (bh, tq, tk, d));
         Ok((cpu_store(y, s1.dtype()), l1.shape().clone()))
     }
 
