@@ -621,6 +621,12 @@ class Runner:
         for sr in records:
             self.current = sr["file"]
             train, test = z_train(sr["train"], sr["test"])
+            shift = float(np.abs(test.mean(axis=0)).max())
+            if shift > 2.0:
+                self.notes.append(
+                    f"{sr['name']}: the test part's mean lies {shift:.1f} train standard deviations "
+                    "from the train part's mean (trend or level shift), so with train-statistics "
+                    "z-normalisation most test windows lie away from every train window")
             wtr, _ = window_matrix(train, SERIES_WINDOW, SERIES_STRIDE)
             wte, starts = window_matrix(test, SERIES_WINDOW, SERIES_STRIDE)
             if sr["y"].sum() == 0:
@@ -656,6 +662,9 @@ class Runner:
             if ds["nan_values"]:
                 self.notes.append(f"{ds['name']}: {ds['nan_values']} missing values (NaN) in the "
                                   "used rows, linearly interpolated within each row")
+            if len(ds["train"]) <= LOF_K:
+                self.notes.append(f"{ds['name']}: only {len(ds['train'])} train rows of the normal "
+                                  f"class; LOF n_neighbors = {len(ds['train']) - 1}")
             for method in METHODS:
                 sc, wall, params = run_peer(method, ds["train"], ds["test"], 0)
                 self.add(dict(
@@ -706,6 +715,7 @@ class Runner:
                 m = base_metrics((labels[test_mask] != d).astype(int), sc)
                 m["digit"] = d
                 m["n_train"] = int(tr.sum())
+                m["n_test_anomalies"] = int((labels[test_mask] != d).sum())
                 m["wall_s"] = wall
                 per_digit.append(m)
                 walls.append(wall)
@@ -714,7 +724,9 @@ class Runner:
             self.add(dict(
                 dataset="images/mnist", modality="image", method=method,
                 n_train=f"{min(p['n_train'] for p in per_digit)}-{max(p['n_train'] for p in per_digit)} per digit",
-                n_test=int(test_mask.sum()), n_test_anomalies="all digits but d",
+                n_test=int(test_mask.sum()),
+                n_test_anomalies=f"{min(p['n_test_anomalies'] for p in per_digit)}-"
+                f"{max(p['n_test_anomalies'] for p in per_digit)} per digit (every other digit)",
                 metrics={k: float(np.mean([p[k] for p in per_digit])) for k in keys},
                 per_digit=per_digit, wall_s=float(np.sum(walls)),
                 wall_note="sum over the ten digits (fit + score)", features=FEATURES["mnist"],
@@ -786,23 +798,28 @@ def modality_means(records: list[dict]) -> dict:
     classification sets count as ONE series dataset (their mean), as the ten MNIST digits do."""
     out = {}
     for mod in ("tables", "series", "images", "audio"):
-        per_method, entries = {}, None
+        per_method, per_method_pr, entries = {}, {}, None
         for method in METHODS:
-            vals, names = [], []
+            vals, prs, names = [], [], []
             ucr = [r["metrics"]["auroc"] for r in records
                    if r["method"] == method and r["modality"] == "series-classification"]
+            ucr_pr = [r["metrics"]["auprc"] for r in records
+                      if r["method"] == method and r["modality"] == "series-classification"]
             for r in records:
                 if r["method"] != method or MODALITY_OF[r["modality"]] != mod:
                     continue
                 if r["modality"] == "series-classification":
                     continue
                 vals.append(r["metrics"]["auroc"])
+                prs.append(r["metrics"]["auprc"])
                 names.append(r["dataset"])
             if mod == "series" and ucr:
                 vals.append(float(np.mean(ucr)))
+                prs.append(float(np.mean(ucr_pr)))
                 names.append(f"timeseries/ucr (mean of {len(ucr)} one-class sets)")
             if vals:
                 per_method[method] = float(np.mean(vals))
+                per_method_pr[method] = float(np.mean(prs))
                 entries = names
         if per_method:
             best = max(per_method, key=per_method.get)
@@ -811,7 +828,7 @@ def modality_means(records: list[dict]) -> dict:
                 flat = {m: float(np.mean([r["metrics"]["auroc"] for r in records
                                           if r["method"] == m and MODALITY_OF[r["modality"]] == "series"]))
                         for m in per_method}
-            out[mod] = {"mean_auroc": per_method, "best_peer": best,
+            out[mod] = {"mean_auroc": per_method, "mean_auprc": per_method_pr, "best_peer": best,
                         "best_mean_auroc": per_method[best], "datasets": entries}
             if flat is not None:
                 out[mod]["mean_auroc_every_series_record"] = flat
@@ -839,11 +856,13 @@ def markdown(result: dict) -> str:
     L.append("")
     L.append("## Mean AUROC per modality")
     L.append("")
-    L.append("| modality | " + " | ".join(METHODS) + " | best peer | datasets (each counts once) |")
-    L.append("|---|" + "---|" * len(METHODS) + "---|---|")
+    L.append("| modality | " + " | ".join(METHODS) + " | best peer | datasets (each counts once) "
+             "| mean AUPRC " + " / ".join(METHODS) + " |")
+    L.append("|---|" + "---|" * len(METHODS) + "---|---|---|")
     for mod, v in result["modality_mean_auroc"].items():
         L.append(f"| {mod} | " + " | ".join(fmt(v["mean_auroc"].get(m)) for m in METHODS)
-                 + f" | **{v['best_peer']} {v['best_mean_auroc']:.3f}** | {len(v['datasets'])} |")
+                 + f" | **{v['best_peer']} {v['best_mean_auroc']:.3f}** | {len(v['datasets'])} | "
+                 + " / ".join(fmt(v["mean_auprc"].get(m)) for m in METHODS) + " |")
     if any(r["modality"] == "series-classification" for r in result["records"]):
         flat = result["modality_mean_auroc"]["series"]["mean_auroc_every_series_record"]
         L.append("")
