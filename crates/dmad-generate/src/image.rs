@@ -89,11 +89,9 @@ pub fn inject_image(x: &Tensor, kind: ImageAnomaly, strength: f64, seed: u64) ->
         // Each kind gives a per-pixel weight in [0, 1] and a per-channel target image.
         let (weight, target) = match kind {
             ImageAnomaly::CutPaste => {
-                let src_i = if b > 1 {
-                    (i + 1 + rng.random_range(0..b - 1)) % b
-                } else {
-                    i
-                };
+                // Drawn whatever the batch, so the rest of the stream does not depend on it.
+                let r = rng.random::<u64>() as usize;
+                let src_i = if b > 1 { (i + 1 + r % (b - 1)) % b } else { i };
                 cut_paste(&data[src_i * per..(src_i + 1) * per], c, h, w, &mut rng)
             }
             ImageAnomaly::Perlin => perlin_texture(c, h, w, &mut rng),
