@@ -9,6 +9,8 @@
 //!   only and its build takes hours on small machines).
 //! - [`sampler_step`] with [`StepCoefs`]: the DDIM and DPM-Solver++ 2M updates fused into one
 //!   kernel over the batch.
+//! - [`training_var_builder`], [`sampling_var_builder`]: bf16 networks over f32 master weights
+//!   (mixed-precision training and bf16 sampling).
 //!
 //! Every op has one CUDA kernel (`kernels/*.cu`, compiled to PTX by nvcc at build time) and a
 //! CPU twin: plain loops with f64 accumulation that implement the same formula. On a CUDA
@@ -46,6 +48,7 @@ mod cuda;
 mod dwt;
 mod error;
 mod group_norm;
+mod precision;
 mod sampler;
 mod util;
 
@@ -53,6 +56,7 @@ pub use attention::{attention, attention_kernel, ATTENTION_HEAD_WIDTHS};
 pub use dwt::{Dwt2dPeriodization, MAX_TAPS};
 pub use error::{Error, Result};
 pub use group_norm::{group_norm, group_norm_kernel, group_norm_silu};
+pub use precision::{sampling_var_builder, training_var_builder};
 pub use sampler::{sampler_step, StepCoefs};
 
 /// Whether this build has the CUDA kernels (the `cuda` feature).
