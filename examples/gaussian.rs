@@ -134,7 +134,11 @@ fn main() -> Result<()> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
-    let device = Device::Cpu;
+    // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
+    let device = match std::env::var("DMAD_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)?,
+        _ => Device::Cpu,
+    };
     let schedule = NoiseScheduleConfig {
         beta_schedule: BetaSchedule::Linear,
         ..Default::default()

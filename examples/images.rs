@@ -8,7 +8,11 @@ use dmad::data::Split;
 use dmad::{prepare, Detector, DetectorConfig};
 
 fn main() -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
+    let dev = match std::env::var("DMAD_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)?,
+        _ => Device::Cpu,
+    };
     let root =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/data/textures-ad/brick");
     let mut cfg = DetectorConfig::for_images(1);

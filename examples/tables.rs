@@ -7,7 +7,11 @@ use candle_core::Device;
 use dmad::{prepare, Detector, DetectorConfig, ScorerConfig};
 
 fn main() -> anyhow::Result<()> {
-    let dev = Device::Cpu;
+    // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
+    let dev = match std::env::var("DMAD_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)?,
+        _ => Device::Cpu,
+    };
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/data/tabular");
     let task = prepare::table(
         data.join("wbc.csv"),

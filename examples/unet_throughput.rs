@@ -64,7 +64,11 @@ fn main() -> anyhow::Result<()> {
     let steps = env_usize("UNET_BENCH_STEPS", 20)?;
     let reps = env_usize("UNET_BENCH_REPS", 3)?;
     anyhow::ensure!(steps > 0 && reps > 0, "steps and reps must be positive");
-    let dev = Device::Cpu;
+    // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
+    let dev = match std::env::var("DMAD_DEVICE").as_deref() {
+        Ok("cuda") => Device::new_cuda(0)?,
+        _ => Device::Cpu,
+    };
     let cfg = config();
     anyhow::ensure!(
         cfg.modules == dmad::unet::ModulesConfig::default(),
