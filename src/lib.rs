@@ -39,6 +39,7 @@
 pub mod config;
 mod detector;
 mod error;
+pub mod generate;
 mod network;
 pub mod prepare;
 pub mod report;
@@ -50,6 +51,7 @@ pub use config::{
 };
 pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};
+pub use generate::{AnomalyKind, GenerateConfig, Generator};
 pub use report::{evaluate, Report};
 pub use sampler::AnySampler;
 

@@ -1,0 +1,704 @@
+//! Generation from a fitted [`Detector`], per modality, and calibration of a detector on
+//! generated anomalies: a thin layer over [`dmad_generate`], whose items it re-exports.
+//!
+//! - [`Generator::normal`]: seeded normal samples in the detector's input space (images,
+//!   series windows, audio scalograms, standardised table rows), with any sampler and step
+//!   count; [`Generator::normal_audio`] also turns the scalograms into waveforms through the
+//!   inverse CWT.
+//! - [`Generator::anomalous`]: anomalies of a kind and strength injected into normal samples,
+//!   with exact masks, harmonised by masked partial diffusion (images and series) or projected
+//!   with a few denoising steps (table rows); [`Generator::anomalous_audio`] injects into
+//!   waveforms and returns their scalograms.
+//! - [`calibrate_on_generated`]: the scoring start strength, `lambda` (when a feature
+//!   extractor is given) and an F1-optimal threshold from generated anomalies against held-out
+//!   normal samples; [`apply_calibration`] sets the threshold on the detector.
+//!
+//! # Example
+//! ```no_run
+//! # fn main() -> dmad::Result<()> {
+//! use dmad::generate::{calibrate_on_generated, CalibrationConfig, GenerateConfig, Generator};
+//! let det = dmad::Detector::load("brick.model", &candle_core::Device::Cpu)?;
+//! let gen = Generator::new(&det, GenerateConfig::default())?;
+//! let normal = gen.normal(16, 0)?;
+//! let anomalies = gen.mixed_anomalies(&normal, 0.7, 1, None)?;
+//! let held_out = gen.normal(16, 2)?; // or real held-out normal samples
+//! let c = calibrate_on_generated(&det, &held_out, &anomalies.x, &[0.1, 0.3, 0.5], None,
+//!     &CalibrationConfig::default())?;
+//! println!("strength {} threshold {}", c.strength, c.threshold.value);
+//! # Ok(()) }
+//! ```
+
+use candle_core::{DType, Tensor};
+use dmad_core::FeatureExtractor;
+use dmad_diffusion::Start;
+use dmad_score::{feature_error, squared_error, ReconstructionConfig, Reconstructor};
+
+pub use dmad_generate::{
+    calibrate, destandardise, frame_mask, frechet_distance, harmonise, inject_audio, inject_image,
+    inject_series, io, pool_features, sample_normal, scalogram_to_wave, two_sample_test,
+    AudioAnomaly, C2st, C2stConfig, Calibrated, CalibrationConfig, Candidate, CandidateResult,
+    HarmoniseConfig, ImageAnomaly, Injected, ScoreTerms, SeriesAnomaly, TableAnomaly,
+    TableInjector, AUDIO_MIN_CHANGE, IMAGE_MIN_CHANGE, SERIES_MIN_CHANGE, TABLE_MIN_CHANGE,
+};
+
+use crate::config::{Modality, NetworkConfig, SamplerKind};
+use crate::{AnySampler, Detector, Error, Result};
+
+/// Converts dmad-generate's error into the facade's.
+fn from_gen(e: dmad_generate::Error) -> Error {
+    use dmad_generate::Error as G;
+    match e {
+        G::Candle(e) => Error::Candle(e),
+        G::Core(e) => Error::Core(e),
+        G::Diffusion(e) => Error::Diffusion(e),
+        G::Score(e) => Error::Score(e),
+        G::Metrics(e) => Error::Metrics(e),
+        G::Data(e) => Error::Data(e),
+        G::InvalidConfig { field, reason } => Error::InvalidConfig { field, reason },
+        G::ShapeMismatch {
+            context,
+            expected,
+            got,
+        } => Error::ShapeMismatch {
+            context,
+            expected,
+            got,
+        },
+        G::Io { path, reason } => Error::Io {
+            path,
+            source: std::io::Error::other(reason),
+        },
+        other => Error::InvalidConfig {
+            field: "generate",
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The anomaly kind of one modality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// An image anomaly (images).
+    Image(ImageAnomaly),
+    /// A series anomaly (series windows).
+    Series(SeriesAnomaly),
+    /// An audio anomaly (waveforms of audio detectors).
+    Audio(AudioAnomaly),
+    /// A table anomaly (table rows).
+    Table(TableAnomaly),
+}
+
+impl AnomalyKind {
+    /// Every kind for data of `modality`.
+    pub fn all(modality: Modality) -> Vec<AnomalyKind> {
+        match modality {
+            Modality::Image => ImageAnomaly::ALL.map(Self::Image).to_vec(),
+            Modality::Series => SeriesAnomaly::ALL.map(Self::Series).to_vec(),
+            Modality::Audio => AudioAnomaly::ALL.map(Self::Audio).to_vec(),
+            Modality::Table => TableAnomaly::ALL.map(Self::Table).to_vec(),
+        }
+    }
+
+    /// The kind's name (`scratch`, `level_shift`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Image(k) => k.name(),
+            Self::Series(k) => k.name(),
+            Self::Audio(k) => k.name(),
+            Self::Table(k) => k.name(),
+        }
+    }
+}
+
+/// How a [`Generator`] samples and harmonises.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateConfig {
+    /// The sampler of normal samples and of harmonisation. Default DDIM.
+    pub sampler: SamplerKind,
+    /// Its inference steps. Default 50.
+    pub steps: usize,
+    /// Where harmonisation of images and series starts (`Start::Strength`). Default 0.3.
+    pub harmonise_strength: f64,
+    /// Steps of the plan of the few-step projection of table rows. Default 10.
+    pub projection_steps: usize,
+    /// Where the projection of table rows starts (`Start::Strength`): with 10 steps, 0.2 runs
+    /// 2 denoising steps. Default 0.2.
+    pub projection_strength: f64,
+    /// Rounds of phase retrieval when scalograms become waveforms. Default 8.
+    pub phase_iterations: usize,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self {
+            sampler: SamplerKind::Ddim,
+            steps: 50,
+            harmonise_strength: 0.3,
+            projection_steps: 10,
+            projection_strength: 0.2,
+            phase_iterations: 8,
+        }
+    }
+}
+
+/// Generates normal and anomalous samples from a fitted detector's network.
+#[derive(Debug)]
+pub struct Generator<'a> {
+    det: &'a Detector,
+    cfg: GenerateConfig,
+}
+
+impl<'a> Generator<'a> {
+    /// A generator for `det` (fitted or loaded).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for zero steps or a strength outside `(0, 1]`.
+    pub fn new(det: &'a Detector, cfg: GenerateConfig) -> Result<Self> {
+        for (field, s) in [
+            ("harmonise_strength", cfg.harmonise_strength),
+            ("projection_strength", cfg.projection_strength),
+        ] {
+            if !(s > 0.0 && s <= 1.0) {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: format!("{s} is not in (0, 1]"),
+                });
+            }
+        }
+        if cfg.steps == 0 || cfg.projection_steps == 0 {
+            return Err(Error::InvalidConfig {
+                field: "steps",
+                reason: "steps and projection_steps must be at least 1".into(),
+            });
+        }
+        Ok(Self { det, cfg })
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &Detector {
+        self.det
+    }
+
+    fn sampler(&self, steps: usize) -> Result<AnySampler> {
+        AnySampler::new(
+            self.cfg.sampler,
+            self.det.schedule(),
+            steps,
+            self.det.denoiser().prediction_type(),
+        )
+    }
+
+    /// The shape of `n` samples of the detector's input: `[n, C, S, S]` (images, S the input
+    /// size), `[n, 1, scales, frames]` (audio), `[n, dims, window]` (series with a U-Net),
+    /// `[n, features]` (tables and MLP networks).
+    ///
+    /// # Errors
+    /// Errors of planning the audio transform.
+    pub fn sample_shape(&self, n: usize) -> Result<Vec<usize>> {
+        let cfg = self.det.config();
+        Ok(match (&cfg.network, cfg.modality) {
+            (NetworkConfig::Mlp(m), _) => vec![n, m.in_features],
+            (NetworkConfig::Unet1d(u), _) => vec![n, u.in_channels, cfg.input.window],
+            (NetworkConfig::Unet2d(_), Modality::Audio) => {
+                let (s, f) = crate::prepare::audio_transform(&cfg.input)?.shape();
+                vec![n, 1, s, f]
+            }
+            (NetworkConfig::Unet2d(u), _) => {
+                let s = cfg.input.image_size as usize;
+                vec![n, u.in_channels, s, s]
+            }
+        })
+    }
+
+    /// `n` normal samples drawn with `seed` (images and scalograms clamped to `[-1, 1]`).
+    ///
+    /// # Errors
+    /// Errors of the sampler and the network.
+    pub fn normal(&self, n: usize, seed: u64) -> Result<Tensor> {
+        let shape = self.sample_shape(n)?;
+        let mut sampler = self.sampler(self.cfg.steps)?;
+        let x = sample_normal(
+            self.det.denoiser(),
+            &mut sampler,
+            &shape,
+            seed,
+            self.det.device(),
+        )
+        .map_err(from_gen)?;
+        Ok(match self.det.config().modality {
+            Modality::Image | Modality::Audio => x.clamp(-1f32, 1f32)?,
+            _ => x,
+        })
+    }
+
+    /// For audio detectors: `n` normal scalograms `[n, 1, scales, frames]` and their waveforms
+    /// `[n, samples]` through the inverse CWT with phase retrieval
+    /// ([`dmad_generate::scalogram_to_wave`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for another modality; errors of sampling and the transform.
+    pub fn normal_audio(&self, n: usize, seed: u64) -> Result<(Tensor, Tensor)> {
+        self.require(Modality::Audio)?;
+        let x = self.normal(n, seed)?;
+        let transform = crate::prepare::audio_transform(&self.det.config().input)?;
+        let mut waves = Vec::with_capacity(n);
+        for i in 0..n {
+            let img = x.get(i)?;
+            let w = scalogram_to_wave(
+                &transform,
+                &img,
+                self.cfg.phase_iterations,
+                seed.wrapping_add(i as u64),
+            )
+            .map_err(from_gen)?;
+            waves.push(Tensor::from_vec(
+                w,
+                transform.config().length,
+                self.det.device(),
+            )?);
+        }
+        Ok((x, Tensor::stack(&waves, 0)?))
+    }
+
+    fn require(&self, m: Modality) -> Result<()> {
+        let have = self.det.config().modality;
+        if have != m {
+            return Err(Error::InvalidConfig {
+                field: "modality",
+                reason: format!("this needs a {m} detector, not a {have} one"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Anomalies of `kind` with weight `strength` in `(0, 1]` injected into the normal
+    /// samples `normal`, then harmonised (images, series: masked partial diffusion from
+    /// [`GenerateConfig::harmonise_strength`]) or projected (table rows: a few denoising steps,
+    /// the changed columns only). Table anomalies are drawn with the column statistics of
+    /// `table_reference` (normal rows; default `normal` itself). The masks stay exact.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a kind of another modality or an audio kind (use
+    /// [`Generator::anomalous_audio`]); errors of injection and harmonisation.
+    pub fn anomalous(
+        &self,
+        normal: &Tensor,
+        kind: AnomalyKind,
+        strength: f64,
+        seed: u64,
+        table_reference: Option<&Tensor>,
+    ) -> Result<Injected> {
+        let den = self.det.denoiser();
+        let harm = |start: f64| HarmoniseConfig {
+            start: Start::Strength(start),
+            seed: seed ^ 0x5bd1_e995,
+        };
+        let out = match kind {
+            AnomalyKind::Image(k) => {
+                self.require(Modality::Image)?;
+                let a = inject_image(normal, k, strength, seed).map_err(from_gen)?;
+                let mut s = self.sampler(self.cfg.steps)?;
+                let h = harm(self.cfg.harmonise_strength);
+                a.harmonised(den, &mut s, normal, &h, IMAGE_MIN_CHANGE, -1.0, 1.0)
+            }
+            AnomalyKind::Series(k) => {
+                self.require(Modality::Series)?;
+                let a = inject_series(normal, k, strength, seed).map_err(from_gen)?;
+                let mut s = self.sampler(self.cfg.steps)?;
+                let h = harm(self.cfg.harmonise_strength);
+                a.harmonised(
+                    den,
+                    &mut s,
+                    normal,
+                    &h,
+                    SERIES_MIN_CHANGE,
+                    f32::MIN,
+                    f32::MAX,
+                )
+            }
+            AnomalyKind::Table(k) => {
+                self.require(Modality::Table)?;
+                let inj =
+                    TableInjector::fit(table_reference.unwrap_or(normal)).map_err(from_gen)?;
+                let a = inj.inject(normal, k, strength, seed).map_err(from_gen)?;
+                let mut s = self.sampler(self.cfg.projection_steps)?;
+                let h = harm(self.cfg.projection_strength);
+                a.harmonised(
+                    den,
+                    &mut s,
+                    normal,
+                    &h,
+                    TABLE_MIN_CHANGE,
+                    f32::MIN,
+                    f32::MAX,
+                )
+            }
+            AnomalyKind::Audio(_) => {
+                return Err(Error::InvalidConfig {
+                    field: "kind",
+                    reason: "audio anomalies are injected into waveforms: use anomalous_audio"
+                        .into(),
+                })
+            }
+        };
+        out.map_err(from_gen)
+    }
+
+    /// Anomalies of every kind of the detector's modality, in turn (sample `i` gets kind
+    /// `i mod kinds`), as [`Generator::anomalous`]; for audio, `normal` holds waveforms and
+    /// the result's `x` the scalograms (see [`Generator::anomalous_audio`]). Returns the
+    /// anomalies in the order of `normal`, with the kind of each.
+    ///
+    /// # Errors
+    /// As [`Generator::anomalous`].
+    pub fn mixed_anomalies(
+        &self,
+        normal: &Tensor,
+        strength: f64,
+        seed: u64,
+        table_reference: Option<&Tensor>,
+    ) -> Result<MixedAnomalies> {
+        let kinds = AnomalyKind::all(self.det.config().modality);
+        let n = normal.dim(0)?;
+        let mut xs = Vec::with_capacity(n);
+        let mut masks = Vec::with_capacity(n);
+        let mut names = Vec::with_capacity(n);
+        for i in 0..n {
+            let kind = kinds[i % kinds.len()];
+            let one = normal.narrow(0, i, 1)?;
+            let s = seed.wrapping_add(i as u64);
+            let (x, m) = match kind {
+                AnomalyKind::Audio(k) => {
+                    let a = self.anomalous_audio(&one, k, strength, s)?;
+                    (a.scalograms, a.injected.mask)
+                }
+                _ => {
+                    let a =
+                        self.anomalous(&one, kind, strength, s, table_reference.or(Some(normal)))?;
+                    (a.x, a.mask)
+                }
+            };
+            xs.push(x);
+            masks.push(m);
+            names.push(kind.name().to_string());
+        }
+        Ok(MixedAnomalies {
+            x: Tensor::cat(&xs, 0)?,
+            masks,
+            kinds: names,
+        })
+    }
+
+    /// For audio detectors: anomalies of `kind` injected into the waveforms `waves`
+    /// (`[batch, samples]`, real clips or [`Generator::normal_audio`]'s), with exact sample
+    /// masks, and the scalograms of the anomalous clips `[batch, 1, scales, frames]` with their
+    /// frame masks (frames holding a changed sample).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for another modality; errors of injection and the transform.
+    pub fn anomalous_audio(
+        &self,
+        waves: &Tensor,
+        kind: AudioAnomaly,
+        strength: f64,
+        seed: u64,
+    ) -> Result<AudioAnomalies> {
+        self.require(Modality::Audio)?;
+        let input = &self.det.config().input;
+        let transform = crate::prepare::audio_transform(input)?;
+        let injected =
+            inject_audio(waves, input.sample_rate, kind, strength, seed).map_err(from_gen)?;
+        let rows = injected.x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let mut imgs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            imgs.push(transform.forward(r, self.det.device())?.image);
+        }
+        let frames = frame_mask(&injected.mask, transform.config().hop).map_err(from_gen)?;
+        Ok(AudioAnomalies {
+            injected,
+            scalograms: Tensor::stack(&imgs, 0)?,
+            frame_mask: frames,
+        })
+    }
+}
+
+/// Anomalies of every kind of a modality ([`Generator::mixed_anomalies`]).
+#[derive(Debug, Clone)]
+pub struct MixedAnomalies {
+    /// The anomalous samples in the detector's input space.
+    pub x: Tensor,
+    /// The mask of each sample (`[1, ...]` each; for audio the waveform's sample mask).
+    pub masks: Vec<Tensor>,
+    /// The kind of each sample.
+    pub kinds: Vec<String>,
+}
+
+/// Audio anomalies: the waveforms with their masks, and their scalograms.
+#[derive(Debug, Clone)]
+pub struct AudioAnomalies {
+    /// The anomalous waveforms `[batch, samples]` and their exact sample masks.
+    pub injected: Injected,
+    /// The scalograms of the anomalous waveforms `[batch, 1, scales, frames]`.
+    pub scalograms: Tensor,
+    /// The frames holding a changed sample, `[batch, frames]`.
+    pub frame_mask: Tensor,
+}
+
+/// The per-sample score terms of `x` by `det`'s network at the scoring start `strength`
+/// (the detector's sampler, steps, draws and seed): `E_recon` and, with `features`, `E_feat`
+/// of the same reconstructions, in batches of the detector's scoring batch size.
+///
+/// # Errors
+/// Errors of the network, the sampler and the extractor.
+pub fn score_terms(
+    det: &Detector,
+    x: &Tensor,
+    strength: f64,
+    features: Option<&dyn FeatureExtractor>,
+) -> Result<ScoreTerms> {
+    let s = &det.config().scoring;
+    let sampler = AnySampler::new(
+        s.sampler,
+        det.schedule(),
+        s.steps,
+        det.denoiser().prediction_type(),
+    )?;
+    let n = x.dim(0)?;
+    let mut recon = Vec::with_capacity(n);
+    let mut feat = features.map(|_| Vec::with_capacity(n));
+    let mut start = 0;
+    while start < n {
+        let len = s.batch_size.min(n - start);
+        let chunk = x.narrow(0, start, len)?.to_device(det.device())?;
+        let rec = Reconstructor::new(
+            det.denoiser(),
+            sampler.clone(),
+            ReconstructionConfig {
+                start: Start::Strength(strength),
+                draws: s.draws,
+                seed: s
+                    .seed
+                    .wrapping_add((start as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            },
+        )?;
+        let f0 = features.map(|f| f.features(&chunk)).transpose()?;
+        let draws = rec.reconstruct(&chunk)?;
+        let mut r_sum = vec![0f32; len];
+        let mut f_sum = vec![0f32; len];
+        for r in &draws {
+            let e = squared_error(&chunk, r)?;
+            r_sum.iter_mut().zip(e.scores).for_each(|(a, b)| *a += b);
+            if let (Some(f), Some(f0)) = (features, f0.as_ref()) {
+                let e = feature_error(f, f0, r)?;
+                f_sum.iter_mut().zip(e.scores).for_each(|(a, b)| *a += b);
+            }
+        }
+        let k = draws.len() as f32;
+        recon.extend(r_sum.iter().map(|v| v / k));
+        if let Some(f) = feat.as_mut() {
+            f.extend(f_sum.iter().map(|v| v / k));
+        }
+        start += len;
+    }
+    Ok(ScoreTerms { recon, feat })
+}
+
+/// Calibrates on generated anomalies: the score terms of the held-out normal samples and of
+/// the generated anomalies at each candidate start strength ([`score_terms`]), then
+/// [`dmad_generate::calibrate`]: the strength with the best AUROC, `lambda` (1 without
+/// `features`) and the F1-optimal threshold. No real anomaly is used.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for no strength; errors of scoring and of the calibration.
+pub fn calibrate_on_generated(
+    det: &Detector,
+    held_out_normal: &Tensor,
+    generated_anomalies: &Tensor,
+    strengths: &[f64],
+    features: Option<&dyn FeatureExtractor>,
+    cfg: &CalibrationConfig,
+) -> Result<Calibrated> {
+    if strengths.is_empty() {
+        return Err(Error::InvalidConfig {
+            field: "strengths",
+            reason: "at least one candidate strength is needed".into(),
+        });
+    }
+    let mut candidates = Vec::with_capacity(strengths.len());
+    for &s in strengths {
+        candidates.push(Candidate {
+            strength: s,
+            normal: score_terms(det, held_out_normal, s, features)?,
+            anomalous: score_terms(det, generated_anomalies, s, features)?,
+        });
+    }
+    calibrate(&candidates, cfg).map_err(from_gen)
+}
+
+/// Sets the threshold of `det` from a calibration on generated anomalies, where the detector
+/// scores as calibrated: by reconstruction (`lambda = 1`) at the calibrated start strength.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when the calibration chose another strength than the detector's
+/// `scoring.strength` or a `lambda` below 1 (the detector cannot change how it scores yet:
+/// build one with that strength); [`Error::NotFitted`] for an unfitted detector.
+pub fn apply_calibration(det: &mut Detector, c: &Calibrated) -> Result<()> {
+    let have = det.config().scoring.strength;
+    let raw = match c.recon_threshold {
+        Some(t) if (have - c.strength).abs() < 1e-12 => t,
+        _ => {
+            return Err(Error::InvalidConfig {
+                field: "scoring.strength",
+                reason: format!(
+                    "the calibration chose strength {} and lambda {}; the detector scores by \
+                     reconstruction at strength {have}",
+                    c.strength, c.lambda
+                ),
+            })
+        }
+    };
+    det.set_threshold(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DetectorConfig;
+    use candle_core::Device;
+
+    fn table_detector() -> Detector {
+        let mut cfg = DetectorConfig::for_tables(4);
+        cfg.train.steps = 30;
+        cfg.scoring.steps = 10;
+        let rows: Vec<f32> = (0..128)
+            .flat_map(|i| {
+                let a = ((i * 37) % 100) as f32 / 100.0 - 0.5;
+                [a, -a, 0.5 * a, 0.1]
+            })
+            .collect();
+        let x = Tensor::from_vec(rows, (128, 4), &Device::Cpu).unwrap();
+        let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+        det.fit(&x, |_| {}).unwrap();
+        det
+    }
+
+    #[test]
+    fn a_table_detector_generates_calibrates_and_applies() {
+        let mut det = table_detector();
+        let gen = Generator::new(&det, GenerateConfig::default()).unwrap();
+        assert_eq!(gen.sample_shape(3).unwrap(), vec![3, 4]);
+        let normal = gen.normal(24, 0).unwrap();
+        assert_eq!(normal.dims(), &[24, 4]);
+        let again = gen.normal(24, 0).unwrap();
+        assert_eq!(
+            normal.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            again.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        let mixed = gen.mixed_anomalies(&normal, 0.8, 1, None).unwrap();
+        assert_eq!(mixed.x.dims(), &[24, 4]);
+        assert_eq!(
+            mixed.kinds[..4],
+            ["local", "global", "cluster", "dependency"]
+        );
+        // Exact masks after the projection.
+        let o = normal.to_vec2::<f32>().unwrap();
+        let x = mixed.x.to_vec2::<f32>().unwrap();
+        for (i, m) in mixed.masks.iter().enumerate() {
+            let m = m.to_vec2::<f32>().unwrap().remove(0);
+            for j in 0..4 {
+                let changed = x[i][j] != o[i][j];
+                assert_eq!(changed, m[j] == 1.0, "row {i} column {j}");
+            }
+        }
+        let held_out = gen.normal(24, 2).unwrap();
+        let strength = det.config().scoring.strength;
+        let c = calibrate_on_generated(
+            &det,
+            &held_out,
+            &mixed.x,
+            &[strength, 0.5],
+            None,
+            &CalibrationConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.candidates.len(), 2);
+        assert_eq!(c.lambda, 1.0);
+        assert!(matches!(
+            gen.anomalous(
+                &normal,
+                AnomalyKind::Image(ImageAnomaly::Blob),
+                0.5,
+                0,
+                None
+            ),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            gen.normal_audio(2, 0),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            calibrate_on_generated(
+                &det,
+                &held_out,
+                &mixed.x,
+                &[],
+                None,
+                &CalibrationConfig::default()
+            ),
+            Err(Error::InvalidConfig { .. })
+        ));
+        let bad = GenerateConfig {
+            harmonise_strength: 0.0,
+            ..GenerateConfig::default()
+        };
+        assert!(Generator::new(&det, bad).is_err());
+        if c.strength == strength {
+            apply_calibration(&mut det, &c).unwrap();
+            assert_eq!(det.threshold().unwrap(), c.recon_threshold.unwrap());
+        } else {
+            assert!(matches!(
+                apply_calibration(&mut det, &c),
+                Err(Error::InvalidConfig { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_series_detector_generates_harmonised_anomalies() {
+        let mut cfg = DetectorConfig::for_series(1);
+        if let NetworkConfig::Unet1d(u) = &mut cfg.network {
+            u.block_out_channels = vec![8, 16];
+            u.down_block_types.truncate(2);
+            u.up_block_types.remove(0);
+            u.norm_num_groups = Some(4);
+        }
+        cfg.input.window = 32;
+        cfg.train.steps = 2;
+        cfg.train.batch_size = 4;
+        let x = Tensor::randn(0f32, 1.0, (16, 1, 32), &Device::Cpu).unwrap();
+        let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+        det.fit(&x, |_| {}).unwrap();
+        let gen = Generator::new(
+            &det,
+            GenerateConfig {
+                steps: 10,
+                ..GenerateConfig::default()
+            },
+        )
+        .unwrap();
+        let normal = gen.normal(5, 0).unwrap();
+        assert_eq!(normal.dims(), &[5, 1, 32]);
+        let a = gen.mixed_anomalies(&normal, 0.7, 3, None).unwrap();
+        assert_eq!(a.kinds.len(), 5);
+        let o = normal.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let v = a.x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, m) in a.masks.iter().enumerate() {
+            let m = m.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (p, mp) in m.iter().enumerate() {
+                let k = i * 32 + p;
+                assert_eq!(v[k] != o[k], *mp == 1.0, "{} at {p}", a.kinds[i]);
+            }
+        }
+    }
+}
