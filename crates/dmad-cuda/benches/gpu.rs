@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Throughputs are images per second (criterion's `elem/s`): 32 images per U-Net step, 32 per
-//! reconstruction. Every timed closure synchronises the device before it returns. The PyTorch
-//! + diffusers peer of the U-Net rows is `benches/peers/unet_cuda_peer.py` (same network with
-//! the method's modules off: `modules_off` rows; `all_modules` rows are the image defaults
-//! proper, which diffusers has no counterpart for).
+//! reconstruction. Every timed closure synchronises the device before it returns. The peer of
+//! the U-Net rows (PyTorch with diffusers) is `benches/peers/unet_cuda_peer.py`: the same
+//! network with the method's modules off (`modules_off` rows); the `all_modules` rows are the
+//! image defaults proper, which diffusers has no counterpart for.
 
 #[cfg(not(feature = "cuda"))]
 fn main() {
