@@ -2,7 +2,7 @@
 """PyTorch peer of crates/dmad-ops/benches/ops.rs: the same ops and shapes on 2 CPU threads.
 
 Run (right after the criterion bench, in the same shell command):
-    python3 benches/peers/torch_ops_peer.py [--seconds 3]
+    python3 benches/peers/torch_ops_peer.py [--seconds 3] [--filter attention_fwd_bwd]
 
 Prints one line per op: name, median ms, GFLOP/s (same FLOP counts as the Rust bench).
 """
@@ -16,7 +16,12 @@ torch.set_num_threads(2)
 torch.manual_seed(0)
 
 
+FILTER = ""
+
+
 def bench(name, fn, flops, seconds):
+    if FILTER not in name:
+        return
     for _ in range(2):
         fn()
     times = []
@@ -33,7 +38,11 @@ def bench(name, fn, flops, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
-    s = ap.parse_args().seconds
+    ap.add_argument("--filter", default="", help="only the ops whose name contains this")
+    args = ap.parse_args()
+    s = args.seconds
+    global FILTER
+    FILTER = args.filter
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     x = torch.rand(8, 64, 64, 64) * 2 - 1
     w = (torch.rand(64, 64, 3, 3) * 2 - 1) * 0.05
