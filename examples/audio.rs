@@ -3,16 +3,13 @@
 //!
 //! Run: `cargo run --release --example audio`
 
-use candle_core::Device;
 use dmad::data::Split;
 use dmad::{prepare, Detector, DetectorConfig};
 
 fn main() -> anyhow::Result<()> {
+    dmad::init_cpu_threads();
     // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
-    let dev = match std::env::var("DMAD_DEVICE").as_deref() {
-        Ok("cuda") => Device::new_cuda(0)?,
-        _ => Device::Cpu,
-    };
+    let dev = dmad::device_from_env()?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/data/audio/hum");
     let mut cfg = DetectorConfig::for_audio();
     cfg.input.image_size = 32; // 32 time frames per 1 s clip

@@ -3,15 +3,12 @@
 //!
 //! Run: `cargo run --release --example tables`
 
-use candle_core::Device;
 use dmad::{prepare, Detector, DetectorConfig, ScorerConfig};
 
 fn main() -> anyhow::Result<()> {
+    dmad::init_cpu_threads();
     // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
-    let dev = match std::env::var("DMAD_DEVICE").as_deref() {
-        Ok("cuda") => Device::new_cuda(0)?,
-        _ => Device::Cpu,
-    };
+    let dev = dmad::device_from_env()?;
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/data/tabular");
     let task = prepare::table(
         data.join("wbc.csv"),

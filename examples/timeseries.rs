@@ -4,15 +4,12 @@
 //!
 //! Run: `cargo run --release --example timeseries`
 
-use candle_core::Device;
 use dmad::{prepare, Detector, DetectorConfig};
 
 fn main() -> anyhow::Result<()> {
+    dmad::init_cpu_threads();
     // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
-    let dev = match std::env::var("DMAD_DEVICE").as_deref() {
-        Ok("cuda") => Device::new_cuda(0)?,
-        _ => Device::Cpu,
-    };
+    let dev = dmad::device_from_env()?;
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/data/ucr-anomaly/135_UCR_Anomaly_InternalBleeding16_1200_4187_4199.txt");
     let mut cfg = DetectorConfig::for_series(1);

@@ -43,6 +43,7 @@ pub mod generate;
 mod network;
 pub mod prepare;
 pub mod report;
+mod runtime;
 mod sampler;
 
 pub use config::{
@@ -53,6 +54,7 @@ pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};
 pub use generate::{AnomalyKind, GenerateConfig, Generator};
 pub use report::{evaluate, Report};
+pub use runtime::{device, device_from_env, init_cpu_threads};
 pub use sampler::AnySampler;
 
 pub use dmad_core as core;
