@@ -105,7 +105,8 @@ pub enum ScorerConfig {
     /// Reconstruction error `||x0 - x0_hat||^2`.
     Reconstruction,
     /// Non-parametric diffusion-time estimation (DTE; arXiv 2305.18593) from the `k` nearest
-    /// training neighbours.
+    /// training neighbours. It needs no network (fitting skips training); samples of every
+    /// modality are flattened to vectors, so it suits tables best.
     Dte {
         /// Neighbours used.
         k: usize,
@@ -343,13 +344,10 @@ impl DetectorConfig {
             );
         }
         match self.scorer {
-            ScorerConfig::Dte { k } if self.modality != Modality::Table || k == 0 => {
+            ScorerConfig::Dte { k: 0 } => {
                 return bad(
                     "scorer",
-                    format!(
-                        "DTE scores table rows with k >= 1 neighbours (got {} data, k = {k})",
-                        self.modality
-                    ),
+                    "DTE needs k >= 1 neighbours (got k = 0)".to_string(),
                 )
             }
             _ => {}

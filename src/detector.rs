@@ -238,13 +238,16 @@ impl Detector {
                 model_config,
             )?
         };
-        trainer.fit(&self.net, &train, None, checkpoint_dir, |p| {
-            progress(p);
-            Control::Continue
-        })?;
-        trainer.apply_ema()?;
         if let ScorerConfig::Dte { k } = self.cfg.scorer {
-            self.dte = Some(self.fit_dte(k, &train)?);
+            // Non-parametric DTE needs no network: its posterior over diffusion times comes
+            // from the distances to the k nearest training samples.
+            self.dte = Some(self.fit_dte(k, &train.flatten_from(1)?)?);
+        } else {
+            trainer.fit(&self.net, &train, None, checkpoint_dir, |p| {
+                progress(p);
+                Control::Continue
+            })?;
+            trainer.apply_ema()?;
         }
 
         // Calibrate on the held-out normals (or on the training data when none is held out).
@@ -322,7 +325,7 @@ impl Detector {
         let out = match self.cfg.scorer {
             ScorerConfig::Dte { .. } => {
                 let dte = self.dte.as_ref().ok_or(Error::NotFitted)?;
-                dte.score(x0)?
+                dte.score(&x0.flatten_from(1)?)?
             }
             ScorerConfig::Reconstruction => {
                 let sampler = AnySampler::new(

@@ -2,7 +2,9 @@
 //! and the benchmark share, so that each modality's protocol is written once.
 //!
 //! - Images: MVTec AD folders ([`images`]).
-//! - Series: the UCR Anomaly Archive ([`ucr_series`]), windowed.
+//! - Series: the UCR Anomaly Archive ([`ucr_series`]), NAB, labelled CSV and GutenTAG
+//!   ([`series`]), windowed; UCR/UEA classification sets one-class ([`ucr_one_class`]).
+//! - MNIST-style NPY images one-class ([`npy_one_class`]).
 //! - Audio: DCASE task-2 folders as CWT scalograms ([`audio`]).
 //! - Tables: a CSV with a label column and, optionally, a split file ([`table`]).
 
@@ -143,6 +145,35 @@ impl SeriesTask {
     }
 }
 
+/// Normalises a split series with its train part's statistics and cuts train windows (stride
+/// `train_stride`) and test windows (stride `test_stride`). `anomaly` is the UCR anomaly
+/// `[begin, end)` in whole-series coordinates, where there is one.
+///
+/// # Errors
+/// Errors of windowing (a part shorter than one window).
+pub fn series_task(
+    mut split: dmad_data::SeriesSplit,
+    window: usize,
+    train_stride: usize,
+    test_stride: usize,
+    anomaly: Option<(usize, usize)>,
+    device: &Device,
+) -> Result<SeriesTask> {
+    split.normalise();
+    let (train, _) = dmad_data::windows(&split.train, window, train_stride, device)?;
+    let (test, test_starts) = dmad_data::windows(&split.test, window, test_stride, device)?;
+    Ok(SeriesTask {
+        name: split.name.clone(),
+        train,
+        test,
+        test_starts,
+        window,
+        test_labels: split.test.labels.clone(),
+        test_offset: split.test_offset,
+        anomaly,
+    })
+}
+
 /// Loads a UCR Anomaly Archive file, normalises it with the train part's statistics, and cuts
 /// train windows (stride `train_stride`) and test windows (stride `test_stride`).
 ///
@@ -155,20 +186,191 @@ pub fn ucr_series(
     test_stride: usize,
     device: &Device,
 ) -> Result<SeriesTask> {
-    let (mut split, name) = dmad_data::load_ucr_anomaly(path)?;
-    split.normalise();
-    let (train, _) = dmad_data::windows(&split.train, window, train_stride, device)?;
-    let (test, test_starts) = dmad_data::windows(&split.test, window, test_stride, device)?;
-    Ok(SeriesTask {
-        name: split.name.clone(),
-        train,
-        test,
-        test_starts,
+    let (split, name) = dmad_data::load_ucr_anomaly(path)?;
+    series_task(
+        split,
         window,
-        test_labels: split.test.labels.clone(),
-        test_offset: split.test_offset,
-        anomaly: Some((name.begin, name.end)),
-    })
+        train_stride,
+        test_stride,
+        Some((name.begin, name.end)),
+        device,
+    )
+}
+
+/// A labelled series in any of the layouts of `data/PROTOCOL.md`, split as the protocol says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeriesSource {
+    /// A UCR Anomaly Archive file (`NNN_UCR_Anomaly_<name>_<trainEnd>_<begin>_<end>.txt`).
+    UcrAnomaly(std::path::PathBuf),
+    /// A NAB series: the NAB root (with `data/` and `labels/`) and the key
+    /// (`realKnownCause/nyc_taxi.csv`); the first 15% of points train.
+    Nab(std::path::PathBuf, String),
+    /// A labelled CSV (`value..., label`; Yahoo): the first 30% of points train.
+    LabelledCsv(std::path::PathBuf),
+    /// A GutenTAG pair in a folder: `<name>_TRAIN_NA.csv` trains, `<name>_TEST.csv` tests.
+    Gutentag(std::path::PathBuf, String),
+}
+
+/// Loads a [`SeriesSource`] as a windowed [`SeriesTask`] (see [`series_task`]).
+///
+/// # Errors
+/// Errors of the loaders, naming the file, and of windowing.
+pub fn series(
+    source: &SeriesSource,
+    window: usize,
+    train_stride: usize,
+    test_stride: usize,
+    device: &Device,
+) -> Result<SeriesTask> {
+    let (split, anomaly) = match source {
+        SeriesSource::UcrAnomaly(p) => {
+            return ucr_series(p, window, train_stride, test_stride, device)
+        }
+        SeriesSource::Nab(root, key) => (dmad_data::load_nab(root, key)?, None),
+        SeriesSource::LabelledCsv(p) => (
+            dmad_data::load_labelled_csv(p, &dmad_data::timeseries::CsvSeriesConfig::default())?,
+            None,
+        ),
+        SeriesSource::Gutentag(dir, name) => (dmad_data::load_gutentag(dir, name)?, None),
+    };
+    series_task(split, window, train_stride, test_stride, anomaly, device)
+}
+
+/// A UCR/UEA classification archive used one-class (`data/PROTOCOL.md`): the train rows of
+/// the normal class and every test row, each series linearly resampled to `length` points
+/// (missing values filled by linear interpolation within the row) and z-normalised on its
+/// own, as `[n, channels, length]`.
+///
+/// # Errors
+/// Errors of the loader; [`crate::Error::InvalidConfig`] for `length < 2`;
+/// [`crate::Error::ShapeMismatch`] when rows have different channel counts.
+pub fn ucr_one_class(
+    dir: impl AsRef<Path>,
+    length: usize,
+    device: &Device,
+) -> Result<(Tensor, Labelled)> {
+    if length < 2 {
+        return Err(crate::Error::InvalidConfig {
+            field: "length",
+            reason: format!("series length {length} is shorter than 2"),
+        });
+    }
+    let dir = dir.as_ref();
+    let oc = dmad_data::load_ucr_one_class(dir)?;
+    let to_tensor = |rows: &[dmad_data::timeseries::ClassSeries]| -> Result<Tensor> {
+        let dims = rows.first().map_or(1, |r| r.channels.len());
+        let mut buf = Vec::with_capacity(rows.len() * dims * length);
+        for r in rows {
+            if r.channels.len() != dims {
+                return Err(crate::Error::ShapeMismatch {
+                    context: "UCR one-class rows",
+                    expected: format!("{dims} channels"),
+                    got: vec![r.channels.len()],
+                });
+            }
+            for c in &r.channels {
+                buf.extend(resample_row(c, length));
+            }
+        }
+        Ok(Tensor::from_vec(buf, (rows.len(), dims, length), device)?)
+    };
+    let train = to_tensor(&oc.train)?;
+    let x = to_tensor(&oc.test)?;
+    let name = dir.display().to_string();
+    Ok((
+        train,
+        Labelled {
+            x,
+            kinds: oc.test.iter().map(|r| r.class.clone()).collect(),
+            sources: vec![name; oc.test.len()],
+            labels: oc.test_labels,
+            masks: None,
+        },
+    ))
+}
+
+/// Fills NaNs by linear interpolation (constant at the ends), resamples linearly to `length`
+/// points and z-normalises (a constant row becomes zeros).
+fn resample_row(x: &[f32], length: usize) -> Vec<f32> {
+    let known: Vec<usize> = (0..x.len()).filter(|&i| x[i].is_finite()).collect();
+    if known.is_empty() {
+        return vec![0.0; length];
+    }
+    let mut filled = x.to_vec();
+    for i in 0..x.len() {
+        if !filled[i].is_finite() {
+            let next = known.partition_point(|&k| k < i);
+            filled[i] = match (next.checked_sub(1).map(|j| known[j]), known.get(next)) {
+                (Some(a), Some(&b)) => {
+                    let w = (i - a) as f32 / (b - a) as f32;
+                    x[a] + w * (x[b] - x[a])
+                }
+                (Some(a), None) => x[a],
+                (None, Some(&b)) => x[b],
+                (None, None) => 0.0,
+            };
+        }
+    }
+    let n = filled.len();
+    let mut out: Vec<f32> = (0..length)
+        .map(|j| {
+            if n == 1 {
+                return filled[0];
+            }
+            let pos = j as f64 * (n - 1) as f64 / (length - 1) as f64;
+            let i = (pos.floor() as usize).min(n - 2);
+            let w = (pos - i as f64) as f32;
+            filled[i] + w * (filled[i + 1] - filled[i])
+        })
+        .collect();
+    let mean = out.iter().map(|&v| v as f64).sum::<f64>() / length as f64;
+    let var = out.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / length as f64;
+    let std = if var > 1e-12 { var.sqrt() } else { 1.0 };
+    for v in &mut out {
+        *v = ((*v as f64 - mean) / std) as f32;
+    }
+    out
+}
+
+/// MNIST-style one-class images (`data/PROTOCOL.md`): the NPY images and labels, the train
+/// images of class `digit` (index `i % 5 != 0`) and every test image (`i % 5 == 0`,
+/// anomalous where the class is not `digit`), resized to `size x size` in `[-1, 1]`.
+///
+/// # Errors
+/// Errors of the loader, naming the file.
+pub fn npy_one_class(
+    images: impl AsRef<Path>,
+    labels: impl AsRef<Path>,
+    digit: i64,
+    size: u32,
+    device: &Device,
+) -> Result<(Tensor, Labelled)> {
+    let cfg = ImageConfig::new(size, size);
+    let all = dmad_data::NpyImages::open(images, Some(labels.as_ref()), &cfg)?;
+    let (train, test) = all.one_class(digit);
+    let stack = |set: &dmad_data::NpyImages| -> Result<(Tensor, Vec<u8>)> {
+        let mut xs = Vec::with_capacity(set.len());
+        for i in 0..set.len() {
+            xs.push(set.get(i)?.image.to_device(device)?);
+        }
+        Ok((Tensor::stack(&xs, 0)?, set.labels().to_vec()))
+    };
+    let (train, _) = stack(&train)?;
+    let (x, labels) = stack(&test)?;
+    let n = labels.len();
+    Ok((
+        train,
+        Labelled {
+            x,
+            kinds: labels
+                .iter()
+                .map(|&l| if l == 1 { "other digit" } else { "normal" }.to_string())
+                .collect(),
+            sources: vec![format!("digit {digit}"); n],
+            labels,
+            masks: None,
+        },
+    ))
 }
 
 /// A table task: standardised normal train rows and labelled test rows.

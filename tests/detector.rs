@@ -192,7 +192,7 @@ fn bad_input_and_config() -> anyhow::Result<()> {
         })
     ));
     let mut cfg = DetectorConfig::for_images(1);
-    cfg.scorer = ScorerConfig::Dte { k: 5 };
+    cfg.scorer = ScorerConfig::Dte { k: 0 };
     assert!(matches!(
         Detector::new(cfg, &Device::Cpu),
         Err(Error::InvalidConfig {
@@ -200,5 +200,44 @@ fn bad_input_and_config() -> anyhow::Result<()> {
             ..
         })
     ));
+    Ok(())
+}
+
+#[test]
+fn dte_scores_series_windows_without_training() -> anyhow::Result<()> {
+    // Sine windows `[n, 1, 32]` with random phases; a window with a spike is the outlier.
+    let window = |phase: f32, spike: bool| -> Vec<f32> {
+        (0..32)
+            .map(|t| {
+                let v = (t as f32 * 0.4 + phase).sin();
+                if spike && t == 16 {
+                    v + 4.0
+                } else {
+                    v
+                }
+            })
+            .collect()
+    };
+    let train: Vec<f32> = (0..64)
+        .flat_map(|i| window(i as f32 * 0.1, false))
+        .collect();
+    let train = Tensor::from_vec(train, (64, 1, 32), &Device::Cpu)?;
+    let test: Vec<f32> = [(0.33, false), (2.01, false), (0.5, true), (1.7, true)]
+        .iter()
+        .flat_map(|&(p, s)| window(p, s))
+        .collect();
+    let test = Tensor::from_vec(test, (4, 1, 32), &Device::Cpu)?;
+    let mut cfg = DetectorConfig::for_series(1);
+    cfg.scorer = ScorerConfig::Dte { k: 3 };
+    let mut det = Detector::new(cfg, &Device::Cpu)?;
+    let mut steps = 0;
+    det.fit(&train, |_| steps += 1)?;
+    assert_eq!(steps, 0, "non-parametric DTE trains no network");
+    let s = det.score(&test)?.scores;
+    assert!(s[2].min(s[3]) > s[0].max(s[1]), "{s:?}");
+    let dir = tempfile::tempdir()?;
+    det.save(dir.path().join("m"))?;
+    let back = Detector::load(dir.path().join("m"), &Device::Cpu)?;
+    assert_eq!(back.score(&test)?.scores, s);
     Ok(())
 }
