@@ -23,9 +23,12 @@ struct AttentionOp {
 }
 
 impl AttentionOp {
+    /// Rows of `dv + 1` values: the output row, then the row's log-sum-exp of the scaled
+    /// scores (kept for the backward pass).
     fn forward(&self, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
         let (b, tq, tk, d, dv) = self.dims;
-        let mut out = vec![0.0f32; b * tq * dv];
+        let w = dv + 1;
+        let mut out = vec![0.0f32; b * tq * w];
         let qblocks = tq.div_ceil(BLOCK_Q);
         let outp = SendPtr(out.as_mut_ptr());
         let scale = self.scale;
@@ -47,7 +50,7 @@ impl AttentionOp {
                 let vb = &v[bi * tk * dv..][..tk * dv];
                 // SAFETY: this job alone writes rows r0..r0+rows of batch entry bi.
                 let o = unsafe {
-                    std::slice::from_raw_parts_mut(outp.get().add((bi * tq + r0) * dv), rows * dv)
+                    std::slice::from_raw_parts_mut(outp.get().add((bi * tq + r0) * w), rows * w)
                 };
                 {
                     for (a, &b) in qs.iter_mut().zip(&q[(bi * tq + r0) * d..][..rows * d]) {
@@ -109,9 +112,11 @@ impl AttentionOp {
                     }
                     for i in 0..rows {
                         let inv = 1.0 / l[i];
-                        for (o, a) in o[i * dv..(i + 1) * dv].iter_mut().zip(&acc[i * dv..]) {
+                        let oi = &mut o[i * w..(i + 1) * w];
+                        for (o, a) in oi.iter_mut().zip(&acc[i * dv..(i + 1) * dv]) {
                             *o = a * inv;
                         }
+                        oi[dv] = m[i] + l[i].ln();
                     }
                 }
             },
@@ -120,11 +125,12 @@ impl AttentionOp {
     }
 
     /// FlashAttention's backward pass (arXiv:2205.14135, Algorithm 4, with FlashAttention-2's
-    /// row statistics, arXiv:2307.08691): per batch entry, query tiles of [`BLOCK_Q`] rows
-    /// first recompute their log-sum-exp over key tiles of [`BLOCK_K`], then revisit each key
-    /// tile to rebuild the probabilities and accumulate `dV += P^T dO`, `dS = P (dO V^T - D)`,
-    /// `dQ += dS K`, `dK += dS^T Q`. Nothing larger than a score tile is held. Returns
-    /// `(dq, dk, dv)`.
+    /// log-sum-exp statistics, arXiv:2307.08691): per batch entry, query tiles of [`BLOCK_Q`]
+    /// rows visit each key tile of [`BLOCK_K`], rebuild the probabilities from the forward
+    /// pass's log-sum-exp and accumulate `dV += P^T dO`, `dS = P (dO V^T - D)`, `dQ += dS K`,
+    /// `dK += dS^T Q`. Nothing larger than a score tile is held. `o` and `go` have rows of
+    /// `dv + 1` values (the forward's output rows with their log-sum-exp, and its gradient).
+    /// Returns `(dq, dk, dv)`.
     fn backward(
         &self,
         q: &[f32],
@@ -157,37 +163,25 @@ impl AttentionOp {
                         std::slice::from_raw_parts_mut(dvp.get().add(bi * tk * dv), tk * dv),
                     )
                 };
+                // Taken out of `w` so that it can be read while `w` is written.
+                let mut go_t = std::mem::take(&mut w.go);
                 for r0 in (0..tq).step_by(BLOCK_Q) {
                     let rows = BLOCK_Q.min(tq - r0);
                     let qrows = &q[(bi * tq + r0) * d..][..rows * d];
-                    let orows = &o[(bi * tq + r0) * dv..][..rows * dv];
-                    let gorows = &go[(bi * tq + r0) * dv..][..rows * dv];
+                    let ow = dv + 1;
+                    let orows = &o[(bi * tq + r0) * ow..][..rows * ow];
+                    let gorows = &go[(bi * tq + r0) * ow..][..rows * ow];
                     for (a, &x) in w.qs.iter_mut().zip(qrows) {
                         *a = x * scale;
                     }
-                    // D_i = dO_i . O_i
+                    // D_i = dO_i . O_i, the log-sum-exp, and dO as a dense tile.
                     for i in 0..rows {
-                        let (oi, gi) = (&orows[i * dv..][..dv], &gorows[i * dv..][..dv]);
+                        let (oi, gi) = (&orows[i * ow..][..dv], &gorows[i * ow..][..dv]);
                         w.rowdot[i] = oi.iter().zip(gi).map(|(a, b)| a * b).sum();
+                        w.m[i] = orows[i * ow + dv];
+                        go_t[i * dv..(i + 1) * dv].copy_from_slice(gi);
                     }
-                    // Pass 1: log-sum-exp of each row.
-                    w.m[..rows].fill(f32::NEG_INFINITY);
-                    w.l[..rows].fill(0.0);
-                    for c0 in (0..tk).step_by(BLOCK_K) {
-                        let cols = BLOCK_K.min(tk - c0);
-                        w.scores(kb, c0, rows, cols, d, small);
-                        for i in 0..rows {
-                            let si = &mut w.s[i * cols..(i + 1) * cols];
-                            let row_max = simd::max(si, w.m[i]);
-                            w.l[i] =
-                                w.l[i] * exp(w.m[i] - row_max) + simd::exp_sub_sum(si, row_max);
-                            w.m[i] = row_max;
-                        }
-                    }
-                    for i in 0..rows {
-                        w.m[i] += w.l[i].ln();
-                    }
-                    // Pass 2: gradients.
+                    let gorows = &go_t[..rows * dv];
                     w.dq[..rows * d].fill(0.0);
                     for c0 in (0..tk).step_by(BLOCK_K) {
                         let cols = BLOCK_K.min(tk - c0);
@@ -299,6 +293,7 @@ impl AttentionOp {
                         *dst = x * scale;
                     }
                 }
+                w.go = go_t;
             },
         );
         (dq, dk, dvv)
@@ -317,10 +312,10 @@ struct BackwardScratch {
     kt: Vec<f32>,
     /// The tile's `dQ` before the final scaling, `[BLOCK_Q, d]`.
     dq: Vec<f32>,
-    /// Running max, then log-sum-exp, per row.
+    /// Log-sum-exp of each row's scaled scores.
     m: Vec<f32>,
-    /// Running sum per row.
-    l: Vec<f32>,
+    /// The tile's output gradient, `[BLOCK_Q, dv]`.
+    go: Vec<f32>,
     /// `dO_i . O_i` per row.
     rowdot: Vec<f32>,
 }
@@ -334,7 +329,7 @@ impl BackwardScratch {
             kt: vec![0.0; BLOCK_K * d.max(dv)],
             dq: vec![0.0; BLOCK_Q * d],
             m: vec![0.0; BLOCK_Q],
-            l: vec![0.0; BLOCK_Q],
+            go: vec![0.0; BLOCK_Q * dv],
             rowdot: vec![0.0; BLOCK_Q],
         }
     }
@@ -397,7 +392,7 @@ impl CustomOp3 for AttentionOp {
         let (b, tq, _, _, dv) = self.dims;
         Ok((
             CpuStorage::F32(self.forward(q, k, v)),
-            Shape::from((b, tq, dv)),
+            Shape::from((b, tq, dv + 1)),
         ))
     }
 
@@ -483,6 +478,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: Option<f64>) -> Resu
         scale: scale as f32,
         dims: (b, tq, tk, d, dv),
     };
+    // The op's rows carry the log-sum-exp as one extra value, for its backward pass.
     Ok(q.contiguous()?
-        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?)
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?
+        .narrow(2, 0, dv)?)
 }
