@@ -8,6 +8,7 @@
 //! ```
 
 mod demo;
+mod generate;
 mod render;
 mod tasks;
 
@@ -142,6 +143,9 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         budget: f64,
     },
+    /// Generate normal or anomalous samples from a saved model: PNG, WAV or CSV files with
+    /// their masks, and an HTML page with a grid of them.
+    Generate(generate::Args),
 }
 
 fn device(d: DeviceArg) -> Result<Device> {
@@ -215,6 +219,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Demo { data, out, budget } => demo::run(&data, &out, budget, &opts, &dev)?,
+        Command::Generate(args) => generate::run(&args, opts.seed, &dev)?,
     }
     Ok(())
 }
