@@ -343,14 +343,11 @@ impl DetectorConfig {
                 format!("{} is not in [0, 0.5]", self.calibration_fraction),
             );
         }
-        match self.scorer {
-            ScorerConfig::Dte { k: 0 } => {
-                return bad(
-                    "scorer",
-                    "DTE needs k >= 1 neighbours (got k = 0)".to_string(),
-                )
-            }
-            _ => {}
+        if let ScorerConfig::Dte { k: 0 } = self.scorer {
+            return bad(
+                "scorer",
+                "DTE needs k >= 1 neighbours (got k = 0)".to_string(),
+            );
         }
         let network_fits = matches!(
             (self.modality, &self.network),

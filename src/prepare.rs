@@ -297,10 +297,10 @@ fn resample_row(x: &[f32], length: usize) -> Vec<f32> {
         return vec![0.0; length];
     }
     let mut filled = x.to_vec();
-    for i in 0..x.len() {
-        if !filled[i].is_finite() {
+    for (i, v) in filled.iter_mut().enumerate() {
+        if !v.is_finite() {
             let next = known.partition_point(|&k| k < i);
-            filled[i] = match (next.checked_sub(1).map(|j| known[j]), known.get(next)) {
+            *v = match (next.checked_sub(1).map(|j| known[j]), known.get(next)) {
                 (Some(a), Some(&b)) => {
                     let w = (i - a) as f32 / (b - a) as f32;
                     x[a] + w * (x[b] - x[a])

@@ -7,6 +7,7 @@
 //! dmad eval --model brick.model --data testdata/data/textures-ad/brick
 //! ```
 
+mod bench;
 mod demo;
 mod generate;
 mod render;
@@ -107,6 +108,10 @@ enum Command {
         /// Ablation: switch all four modules of the method off (the DDPM baseline).
         #[arg(long)]
         baseline: bool,
+        /// A detector configuration (JSON: a `DetectorConfig`, or a saved model's
+        /// config.json) instead of the modality's defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Score the test data of PATH: scores.csv, heat-map overlays (images) and plots (series).
     Score {
@@ -129,6 +134,45 @@ enum Command {
         /// Also write the metrics to this JSON file.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Run every dataset of data/PROTOCOL.md with its protocol (dmad full, the DDPM baseline,
+    /// DTE and the ablations) and write docs/RESULTS.md with the classical peers beside them.
+    /// Results are cached per dataset and variant; run it in pieces with --only/--variants.
+    #[command(after_help = "Examples:
+  DMAD_DATA=../shared/data dmad bench
+  dmad bench --data ../shared/data --only tabular --variants full,dte
+  dmad bench --data ../shared/data --quick --results /tmp/r --report /tmp/RESULTS.md")]
+    Bench {
+        /// The protocol's data folder (default: $DMAD_DATA, else ../shared/data).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Folder of the per-cell JSON records.
+        #[arg(long, default_value = "docs/results/dmad")]
+        results: PathBuf,
+        /// The Markdown report to (re)write.
+        #[arg(long, default_value = "docs/RESULTS.md")]
+        report: PathBuf,
+        /// The classical peers' results (benches/peers/run_classical.sh).
+        #[arg(long, default_value = "docs/results/classical.json")]
+        classical: PathBuf,
+        /// Scale every training budget by this factor.
+        #[arg(long, default_value_t = 1.0)]
+        budget: f64,
+        /// Only datasets whose id contains this (repeatable), e.g. tabular, ucr/, mnist.
+        #[arg(long)]
+        only: Vec<String>,
+        /// Variants to run, in this order.
+        #[arg(long, value_delimiter = ',', value_enum)]
+        variants: Option<Vec<bench::Variant>>,
+        /// Re-run cells that already have a record.
+        #[arg(long)]
+        force: bool,
+        /// Start no new cell after this many minutes.
+        #[arg(long)]
+        minutes: Option<f64>,
+        /// The short version for CI: budget 0.05, two datasets (wbc and UCR #135), full and DTE.
+        #[arg(long)]
+        quick: bool,
     },
     /// Fit and evaluate one small model per modality on the data the repository ships, print
     /// the metrics and write an HTML report.
@@ -159,6 +203,7 @@ fn device(d: DeviceArg) -> Result<Device> {
 }
 
 fn main() -> Result<()> {
+    dmad::init_cpu_threads();
     let cli = Cli::parse();
     let dev = device(cli.device)?;
     let opts = tasks::Options {
@@ -173,10 +218,12 @@ fn main() -> Result<()> {
             steps,
             checkpoints,
             baseline,
+            config,
         } => {
             let det = tasks::fit(
                 modality.into(),
                 &data.into(),
+                config.as_deref(),
                 steps,
                 baseline,
                 checkpoints.as_deref(),
@@ -219,6 +266,45 @@ fn main() -> Result<()> {
             }
         }
         Command::Demo { data, out, budget } => demo::run(&data, &out, budget, &opts, &dev)?,
+        Command::Bench {
+            data,
+            results,
+            report,
+            classical,
+            budget,
+            mut only,
+            variants,
+            force,
+            minutes,
+            quick,
+        } => {
+            let data = data
+                .or_else(|| std::env::var_os("DMAD_DATA").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("../shared/data"));
+            let mut budget = budget;
+            let mut variants = variants.unwrap_or_else(|| bench::Variant::ALL.to_vec());
+            if quick {
+                budget = budget.min(0.05);
+                if only.is_empty() {
+                    only = vec!["tabular/wbc".into(), "ucr-anomaly/135_".into()];
+                }
+                variants.retain(|v| matches!(v, bench::Variant::Full | bench::Variant::Dte));
+            }
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let args = bench::BenchArgs {
+                data,
+                results,
+                report,
+                classical,
+                budget,
+                only,
+                variants,
+                force,
+                minutes,
+                command,
+            };
+            bench::run(&args, &opts, &dev)?
+        }
         Command::Generate(args) => generate::run(&args, opts.seed, &dev)?,
     }
     Ok(())

@@ -76,6 +76,23 @@ pub fn default_config(modality: Modality, spec: &DataSpec, dev: &Device) -> Resu
     })
 }
 
+/// Reads a detector configuration: a `DetectorConfig` as JSON, or a saved model's
+/// config.json (which wraps it in `detector`).
+pub fn read_config(path: &Path) -> Result<DetectorConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    if let Some(inner) = value.get_mut("detector") {
+        value = inner.take();
+    }
+    let cfg: DetectorConfig = serde_json::from_value(value)
+        .with_context(|| format!("{} is not a detector configuration", path.display()))?;
+    cfg.validate()
+        .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+    Ok(cfg)
+}
+
 fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -116,16 +133,28 @@ pub fn fit_with(
 }
 
 /// Fits the modality's default detector.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     modality: Modality,
     spec: &DataSpec,
+    config: Option<&Path>,
     steps: Option<usize>,
     baseline: bool,
     checkpoints: Option<&Path>,
     opts: &Options,
     dev: &Device,
 ) -> Result<Detector> {
-    let mut cfg = default_config(modality, spec, dev)?;
+    let mut cfg = match config {
+        Some(path) => read_config(path)?,
+        None => default_config(modality, spec, dev)?,
+    };
+    if cfg.modality != modality {
+        bail!(
+            "{} configures a {} detector, but --modality is {modality}",
+            config.map(|p| p.display().to_string()).unwrap_or_default(),
+            cfg.modality
+        );
+    }
     if let Some(s) = steps {
         cfg.train.steps = s;
     }

@@ -1,0 +1,1182 @@
+//! `dmad bench`: every dataset of `data/PROTOCOL.md`, with that protocol's splits and metrics,
+//! for dmad's full model, the plain DDPM baseline, DTE and the ablations of the method's
+//! Table III; one JSON record per (dataset, variant) and `docs/RESULTS.md` with the classical
+//! peers of `benches/peers/classical.py` beside them.
+//!
+//! Records are cached: a run skips what its results folder already holds (unless `--force`),
+//! so a long benchmark can be run in pieces (`--only`, `--variants`, `--minutes`) and the
+//! report is rebuilt from everything measured so far after every record.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use dmad::data::Split;
+use dmad::prepare::{self, Labelled, SeriesSource, SeriesTask};
+use dmad::{Detector, DetectorConfig, Modality, ScorerConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::tasks::Options;
+
+/// What `dmad bench` runs.
+pub struct BenchArgs {
+    /// The protocol's data folder.
+    pub data: PathBuf,
+    /// One JSON record per (dataset, variant) goes here.
+    pub results: PathBuf,
+    /// The Markdown report.
+    pub report: PathBuf,
+    /// The classical peers' JSON (`benches/peers/classical.py`).
+    pub classical: PathBuf,
+    /// Scales every training budget.
+    pub budget: f64,
+    /// Only datasets whose id contains one of these.
+    pub only: Vec<String>,
+    /// The variants to run, in order.
+    pub variants: Vec<Variant>,
+    /// Re-run records that exist.
+    pub force: bool,
+    /// Start no new record after this many minutes.
+    pub minutes: Option<f64>,
+    /// The command line, recorded with each figure.
+    pub command: String,
+}
+
+/// A model variant of the benchmark table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Variant {
+    /// dmad's full model: all four modules of the method.
+    Full,
+    /// The plain DDPM U-Net: all four modules off.
+    Ddpm,
+    /// Non-parametric diffusion-time estimation (no network).
+    Dte,
+    /// The full model without the wavelet pyramid.
+    NoWavelet,
+    /// The full model without attention at every stage.
+    NoAttention,
+    /// The full model without the modality-shared input adapter.
+    NoAdapter,
+    /// The full model without the hybrid (Conv1d) time embedding.
+    NoTimeConv,
+}
+
+impl Variant {
+    /// Every variant, in the report's column order.
+    pub const ALL: [Variant; 7] = [
+        Variant::Full,
+        Variant::Ddpm,
+        Variant::Dte,
+        Variant::NoWavelet,
+        Variant::NoAttention,
+        Variant::NoAdapter,
+        Variant::NoTimeConv,
+    ];
+
+    fn id(self) -> &'static str {
+        match self {
+            Variant::Full => "full",
+            Variant::Ddpm => "ddpm",
+            Variant::Dte => "dte",
+            Variant::NoWavelet => "no-wavelet",
+            Variant::NoAttention => "no-attention",
+            Variant::NoAdapter => "no-adapter",
+            Variant::NoTimeConv => "no-time-conv",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Full => "dmad full",
+            Variant::Ddpm => "DDPM",
+            Variant::Dte => "DTE",
+            Variant::NoWavelet => "- wavelet",
+            Variant::NoAttention => "- attention",
+            Variant::NoAdapter => "- adapter",
+            Variant::NoTimeConv => "- time conv",
+        }
+    }
+
+    /// Whether the variant means something for a modality (tables have no U-Net modules).
+    fn applies(self, modality: Modality) -> bool {
+        modality != Modality::Table || matches!(self, Variant::Full | Variant::Ddpm | Variant::Dte)
+    }
+
+    fn apply(self, cfg: &mut DetectorConfig) {
+        if self == Variant::Dte {
+            cfg.scorer = ScorerConfig::Dte { k: 5 };
+            return;
+        }
+        let Some(m) = cfg.network.modules_mut() else {
+            return;
+        };
+        match self {
+            Variant::Full | Variant::Dte => {}
+            Variant::Ddpm => *m = dmad::unet::ModulesConfig::none(),
+            Variant::NoWavelet => m.wavelet_pyramid = false,
+            Variant::NoAttention => m.multi_head_attention = false,
+            Variant::NoAdapter => m.input_adapter = false,
+            Variant::NoTimeConv => m.hybrid_time_embedding = false,
+        }
+    }
+}
+
+/// How a dataset is read.
+#[derive(Debug, Clone)]
+enum Source {
+    Table { csv: PathBuf, split: PathBuf },
+    Series(SeriesSource),
+    UcrClass(PathBuf),
+    Mvtec(PathBuf),
+    Mnist { images: PathBuf, labels: PathBuf },
+    Audio(PathBuf),
+}
+
+/// One dataset of the protocol.
+#[derive(Debug, Clone)]
+struct Dataset {
+    /// As `benches/peers/classical.py` names it.
+    id: String,
+    /// The report's group: tables, series, images, audio.
+    group: &'static str,
+    source: Source,
+}
+
+impl Dataset {
+    fn modality(&self) -> Modality {
+        match self.source {
+            Source::Table { .. } => Modality::Table,
+            Source::Series(_) | Source::UcrClass(_) => Modality::Series,
+            Source::Mvtec(_) | Source::Mnist { .. } => Modality::Image,
+            Source::Audio(_) => Modality::Audio,
+        }
+    }
+
+    /// Evaluation units whose metrics are averaged: split seeds of a table, MNIST's digits.
+    fn units(&self) -> usize {
+        match self.source {
+            Source::Table { .. } => 5,
+            Source::Mnist { .. } => 10,
+            _ => 1,
+        }
+    }
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Finds every dataset of PROTOCOL.md under `data`.
+fn datasets(data: &Path) -> Result<Vec<Dataset>> {
+    let mut out = Vec::new();
+    let tab = data.join("tabular");
+    if tab.is_dir() {
+        for p in sorted_entries(&tab)? {
+            if p.extension().is_some_and(|e| e == "csv") {
+                let name = stem(&p);
+                let split = tab.join("splits").join(format!("{name}.json"));
+                if split.is_file() {
+                    out.push(Dataset {
+                        id: format!("tabular/{name}"),
+                        group: "tables",
+                        source: Source::Table { csv: p, split },
+                    });
+                }
+            }
+        }
+    }
+    let ts = data.join("timeseries");
+    let ucr_a = ts.join("ucr-anomaly");
+    if ucr_a.is_dir() {
+        for p in sorted_entries(&ucr_a)? {
+            if p.extension().is_some_and(|e| e == "txt") {
+                out.push(Dataset {
+                    id: format!("timeseries/ucr-anomaly/{}", stem(&p)),
+                    group: "series",
+                    source: Source::Series(SeriesSource::UcrAnomaly(p)),
+                });
+            }
+        }
+    }
+    let nab = ts.join("nab");
+    if nab.join("data").is_dir() {
+        for cat in sorted_entries(&nab.join("data"))? {
+            if !cat.is_dir() {
+                continue;
+            }
+            for p in sorted_entries(&cat)? {
+                if p.extension().is_some_and(|e| e == "csv") {
+                    let key = format!(
+                        "{}/{}",
+                        cat.file_name().unwrap_or_default().to_string_lossy(),
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    );
+                    out.push(Dataset {
+                        id: format!("timeseries/nab/{key}"),
+                        group: "series",
+                        source: Source::Series(SeriesSource::Nab(nab.clone(), key)),
+                    });
+                }
+            }
+        }
+    }
+    let lc = ts.join("labelled-csv");
+    if lc.is_dir() {
+        for p in sorted_entries(&lc)? {
+            if p.extension().is_some_and(|e| e == "csv") {
+                out.push(Dataset {
+                    id: format!("timeseries/{}", stem(&p)),
+                    group: "series",
+                    source: Source::Series(SeriesSource::LabelledCsv(p)),
+                });
+            }
+        }
+    }
+    let gt = ts.join("gutentag");
+    if gt.is_dir() {
+        for p in sorted_entries(&gt)? {
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if let Some(base) = name.strip_suffix("_TEST.csv") {
+                out.push(Dataset {
+                    id: format!("timeseries/gutentag/{base}"),
+                    group: "series",
+                    source: Source::Series(SeriesSource::Gutentag(gt.clone(), base.to_string())),
+                });
+            }
+        }
+    }
+    let ucr = ts.join("ucr");
+    if ucr.is_dir() {
+        for p in sorted_entries(&ucr)? {
+            if p.is_dir() {
+                out.push(Dataset {
+                    id: format!(
+                        "timeseries/ucr/{}",
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    group: "series",
+                    source: Source::UcrClass(p),
+                });
+            }
+        }
+    }
+    let img = data.join("images");
+    if img.join("elpv-mono").is_dir() {
+        out.push(Dataset {
+            id: "images/elpv-mono".into(),
+            group: "images",
+            source: Source::Mvtec(img.join("elpv-mono")),
+        });
+    }
+    let mnist = img.join("mnist");
+    if mnist.is_dir() {
+        out.push(Dataset {
+            id: "images/mnist".into(),
+            group: "images",
+            source: Source::Mnist {
+                images: mnist.join("images_u8_N28x28.npy"),
+                labels: mnist.join("labels_u8.npy"),
+            },
+        });
+    }
+    let tex = img.join("textures-ad");
+    if tex.is_dir() {
+        for p in sorted_entries(&tex)? {
+            if p.join("train").is_dir() {
+                out.push(Dataset {
+                    id: format!(
+                        "images/textures-ad/{}",
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    group: "images",
+                    source: Source::Mvtec(p),
+                });
+            }
+        }
+    }
+    let audio = data.join("audio");
+    if audio.is_dir() {
+        for p in sorted_entries(&audio)? {
+            if p.join("train").is_dir() && p.join("test").is_dir() {
+                out.push(Dataset {
+                    id: format!(
+                        "audio/{}",
+                        p.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    group: "audio",
+                    source: Source::Audio(p),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A small U-Net for the benchmark: the demo's width, all four modules.
+fn bench_unet(cfg: &mut DetectorConfig) {
+    if let dmad::NetworkConfig::Unet2d(u) | dmad::NetworkConfig::Unet1d(u) = &mut cfg.network {
+        u.block_out_channels = vec![16, 32, 32];
+        u.norm_num_groups = Some(8);
+        u.modules.attention_heads = 2;
+        u.modules.adapter_channels = 16;
+    }
+}
+
+/// The benchmark's configuration of a dataset (before the variant is applied).
+fn base_config(ds: &Dataset, features: usize, budget: f64) -> DetectorConfig {
+    let steps = |n: usize| ((n as f64 * budget).round() as usize).max(1);
+    let mut cfg = match ds.modality() {
+        Modality::Table => {
+            let mut c = DetectorConfig::for_tables(features);
+            c.train.steps = steps(1000);
+            c.scoring.steps = 20;
+            c
+        }
+        Modality::Series => {
+            let mut c = DetectorConfig::for_series(1);
+            bench_unet(&mut c);
+            c.train.steps = steps(300);
+            c.train.batch_size = 32;
+            c.input.window = 64;
+            c.input.train_stride = 4;
+            c.input.test_stride = 4;
+            c.scoring.batch_size = 64;
+            c
+        }
+        Modality::Image => {
+            let mut c = DetectorConfig::for_images(1);
+            bench_unet(&mut c);
+            c.input.image_size = 32;
+            c.train.steps = steps(200);
+            c.train.batch_size = 8;
+            // Digits are not flip-invariant; textures and solar cells are.
+            c.input.flip_augment = !matches!(ds.source, Source::Mnist { .. });
+            c.scoring.batch_size = 64;
+            c
+        }
+        Modality::Audio => {
+            let mut c = DetectorConfig::for_audio();
+            bench_unet(&mut c);
+            c.input.image_size = 32;
+            c.input.scales = 32;
+            c.train.steps = steps(200);
+            c.train.batch_size = 8;
+            c.scoring.batch_size = 64;
+            c
+        }
+    };
+    cfg.train.lr_warmup_steps = cfg.train.lr_warmup_steps.min(cfg.train.steps / 10);
+    cfg.scoring.steps = 20;
+    cfg.scoring.strength = if ds.modality() == Modality::Table {
+        0.2
+    } else {
+        0.1
+    };
+    cfg
+}
+
+/// The test side of one unit.
+enum TestSet {
+    Samples(Labelled),
+    Points(SeriesTask),
+}
+
+/// Reads unit `unit` of a dataset: the normal training samples and the test set.
+fn prepare_unit(
+    ds: &Dataset,
+    cfg: &DetectorConfig,
+    unit: usize,
+    dev: &Device,
+) -> Result<(Tensor, TestSet)> {
+    let input = &cfg.input;
+    Ok(match &ds.source {
+        Source::Table { csv, split } => {
+            let t = prepare::table(csv, Some(split), unit, dev)?;
+            (t.train, TestSet::Samples(t.test))
+        }
+        Source::Series(src) => {
+            let task = prepare::series(
+                src,
+                input.window,
+                input.train_stride,
+                input.test_stride,
+                dev,
+            )?;
+            (task.train.clone(), TestSet::Points(task))
+        }
+        Source::UcrClass(dir) => {
+            let (train, test) = prepare::ucr_one_class(dir, input.window, dev)?;
+            (train, TestSet::Samples(test))
+        }
+        Source::Mvtec(dir) => {
+            let train = prepare::images(dir, Split::Train, input.image_size, 1, dev)?.x;
+            let train = if input.flip_augment {
+                prepare::with_flips(&train)?
+            } else {
+                train
+            };
+            let test = prepare::images(dir, Split::Test, input.image_size, 1, dev)?;
+            (train, TestSet::Samples(test))
+        }
+        Source::Mnist { images, labels } => {
+            let (train, test) =
+                prepare::npy_one_class(images, labels, unit as i64, input.image_size, dev)?;
+            (train, TestSet::Samples(test))
+        }
+        Source::Audio(dir) => {
+            let train = prepare::audio(dir, Split::Train, input, dev)?.x;
+            let test = prepare::audio(dir, Split::Test, input, dev)?;
+            (train, TestSet::Samples(test))
+        }
+    })
+}
+
+/// The metrics of one unit (or their mean over units).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct UnitMetrics {
+    auroc: f64,
+    auprc: f64,
+    f1_max: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f1_at_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pauc_01: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vus_pr: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ucr_top1_hit: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pixel_auroc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aupro_03: Option<f64>,
+    /// Audio: AUROC per anomaly kind; textures: per defect type (`good` against that type).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    auroc_per_kind: BTreeMap<String, f64>,
+    #[serde(default)]
+    wall_s: f64,
+}
+
+/// One (dataset, variant) record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    dataset: String,
+    group: String,
+    variant: String,
+    method: String,
+    metrics: UnitMetrics,
+    per_unit: Vec<UnitMetrics>,
+    wall_s: f64,
+    train_steps: usize,
+    budget: f64,
+    command: String,
+    generated: String,
+    config: Value,
+}
+
+/// The side of the pixel maps for the pixel metrics (PROTOCOL.md: 256x256).
+const PIXEL_SIDE: usize = 256;
+/// Gaussian smoothing of the upsampled maps, in pixels at 256x256.
+const PIXEL_SIGMA: f64 = 4.0;
+
+fn auroc_of(scores: &[f32], labels: &[u8]) -> Result<f64> {
+    let y: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
+    Ok(dmad::metrics::auroc(scores, &y)?)
+}
+
+fn per_kind(scores: &[f32], labels: &[u8], kinds: &[String]) -> Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    let mut names: Vec<&String> = kinds
+        .iter()
+        .zip(labels)
+        .filter(|(_, &l)| l != 0)
+        .map(|(k, _)| k)
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.len() < 2 {
+        return Ok(out);
+    }
+    for name in names {
+        let (s, l): (Vec<f32>, Vec<u8>) = scores
+            .iter()
+            .zip(labels.iter().zip(kinds))
+            .filter(|(_, (&l, k))| l == 0 || *k == name)
+            .map(|(&s, (&l, _))| (s, l))
+            .unzip();
+        out.insert(name.clone(), auroc_of(&s, &l)?);
+    }
+    Ok(out)
+}
+
+/// Pixel AUROC and AUPRO@0.3 of maps `[n, h, w]` against the dataset's masks at 256x256.
+fn pixel_metrics(maps: &Tensor, dir: &Path, dev: &Device) -> Result<(f64, f64)> {
+    let masks = prepare::images(dir, Split::Test, PIXEL_SIDE as u32, 1, dev)?
+        .masks
+        .context("the test set has no masks")?;
+    let maps = dmad::score::maps::resize_map(maps, &[PIXEL_SIDE, PIXEL_SIDE])?;
+    let maps = dmad::score::maps::gaussian_smooth(&maps, PIXEL_SIGMA)?;
+    let n = maps.dim(0)?;
+    let (mut ms, mut ks) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        ms.push(maps.get(i)?.flatten_all()?.to_vec1::<f32>()?);
+        ks.push(
+            masks
+                .get(i)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|&v| v > 0.5)
+                .collect::<Vec<bool>>(),
+        );
+    }
+    Ok((
+        dmad::metrics::pixel_auroc(&ms, &ks)?,
+        dmad::metrics::aupro(&ms, &ks, PIXEL_SIDE, PIXEL_SIDE, 0.3)?,
+    ))
+}
+
+/// Fits and evaluates one unit.
+fn run_unit(
+    ds: &Dataset,
+    cfg: &DetectorConfig,
+    unit: usize,
+    opts: &Options,
+    dev: &Device,
+) -> Result<UnitMetrics> {
+    let start = Instant::now();
+    let (train, test) = prepare_unit(ds, cfg, unit, dev)
+        .with_context(|| format!("reading {} (unit {unit})", ds.id))?;
+    let mut cfg = cfg.clone();
+    cfg.train.seed = opts.seed;
+    cfg.scoring.seed = opts.seed;
+    let mut det = Detector::new(cfg, dev)?;
+    det.fit(&train, |_| {})?;
+    let threshold = det.threshold()?.value;
+    let mut m = UnitMetrics::default();
+    match test {
+        TestSet::Points(task) => {
+            let s = det.score(&task.test)?;
+            let points = task.point_scores(&s.scores, None)?;
+            let r = dmad::evaluate(&points, &task.test_labels, Some(threshold))?;
+            (m.auroc, m.auprc, m.f1_max, m.f1_at_threshold) =
+                (r.auroc, r.auprc, r.f1_max, r.f1_at_threshold);
+            let y: Vec<bool> = task.test_labels.iter().map(|&l| l != 0).collect();
+            m.vus_pr = Some(dmad::metrics::vus_pr(&points, &y, 100)?);
+            if let Some((begin, end)) = task.anomaly {
+                let hit = dmad::metrics::ucr_top1_hit(&points, task.test_offset, begin, end)?;
+                m.ucr_top1_hit = Some(if hit { 1.0 } else { 0.0 });
+            }
+        }
+        TestSet::Samples(test) => {
+            let s = det.score(&test.x)?;
+            let r = dmad::evaluate(&s.scores, &test.labels, Some(threshold))?;
+            (m.auroc, m.auprc, m.f1_max, m.f1_at_threshold) =
+                (r.auroc, r.auprc, r.f1_max, r.f1_at_threshold);
+            if ds.modality() == Modality::Audio {
+                m.pauc_01 = Some(r.pauc_01);
+            }
+            if matches!(ds.source, Source::Audio(_) | Source::Mvtec(_)) {
+                m.auroc_per_kind = per_kind(&s.scores, &test.labels, &test.kinds)?;
+            }
+            if let (Source::Mvtec(dir), Some(maps), Some(_)) = (&ds.source, &s.maps, &test.masks) {
+                let (px, pro) = pixel_metrics(maps, dir, dev)?;
+                m.pixel_auroc = Some(px);
+                m.aupro_03 = Some(pro);
+            }
+        }
+    }
+    m.wall_s = start.elapsed().as_secs_f64();
+    Ok(m)
+}
+
+fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
+    let n = units.len().max(1) as f64;
+    let mean = |f: &dyn Fn(&UnitMetrics) -> f64| units.iter().map(f).sum::<f64>() / n;
+    let mean_opt = |f: &dyn Fn(&UnitMetrics) -> Option<f64>| {
+        let v: Vec<f64> = units.iter().filter_map(f).collect();
+        (v.len() == units.len() && !v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let mut per_kind = BTreeMap::new();
+    if units.len() == 1 {
+        per_kind = units[0].auroc_per_kind.clone();
+    }
+    UnitMetrics {
+        auroc: mean(&|u| u.auroc),
+        auprc: mean(&|u| u.auprc),
+        f1_max: mean(&|u| u.f1_max),
+        f1_at_threshold: mean_opt(&|u| u.f1_at_threshold),
+        pauc_01: mean_opt(&|u| u.pauc_01),
+        vus_pr: mean_opt(&|u| u.vus_pr),
+        ucr_top1_hit: mean_opt(&|u| u.ucr_top1_hit),
+        pixel_auroc: mean_opt(&|u| u.pixel_auroc),
+        aupro_03: mean_opt(&|u| u.aupro_03),
+        auroc_per_kind: per_kind,
+        wall_s: units.iter().map(|u| u.wall_s).sum(),
+    }
+}
+
+fn record_path(results: &Path, dataset: &str, variant: Variant) -> PathBuf {
+    results.join(format!(
+        "{}__{}.json",
+        dataset.replace('/', "__"),
+        variant.id()
+    ))
+}
+
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86_400;
+    let (h, mi) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02} UTC")
+}
+
+/// Runs the benchmark and rewrites the report.
+pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
+    if !args.data.is_dir() {
+        bail!(
+            "the protocol data folder {} does not exist: pass --data or set DMAD_DATA",
+            args.data.display()
+        );
+    }
+    let all = datasets(&args.data)?;
+    if all.is_empty() {
+        bail!(
+            "no dataset of PROTOCOL.md found under {}",
+            args.data.display()
+        );
+    }
+    let chosen: Vec<&Dataset> = all
+        .iter()
+        .filter(|d| args.only.is_empty() || args.only.iter().any(|o| d.id.contains(o.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        bail!("--only {:?} matches no dataset", args.only);
+    }
+    std::fs::create_dir_all(&args.results)
+        .with_context(|| format!("creating {}", args.results.display()))?;
+    let start = Instant::now();
+    'outer: for &variant in &args.variants {
+        for ds in &chosen {
+            if !variant.applies(ds.modality()) {
+                continue;
+            }
+            let path = record_path(&args.results, &ds.id, variant);
+            if path.is_file() && !args.force {
+                continue;
+            }
+            if let Some(limit) = args.minutes {
+                if start.elapsed().as_secs_f64() > limit * 60.0 {
+                    println!("time limit of {limit} minutes reached");
+                    break 'outer;
+                }
+            }
+            let features = match &ds.source {
+                Source::Table { csv, split } => {
+                    prepare::table(csv, Some(split), 0, dev)?.train.dim(1)?
+                }
+                _ => 0,
+            };
+            let mut cfg = base_config(ds, features, args.budget);
+            variant.apply(&mut cfg);
+            let t0 = Instant::now();
+            let mut units = Vec::with_capacity(ds.units());
+            for unit in 0..ds.units() {
+                units.push(
+                    run_unit(ds, &cfg, unit, opts, dev)
+                        .with_context(|| format!("{} {} unit {unit}", ds.id, variant.id()))?,
+                );
+            }
+            let wall_s = t0.elapsed().as_secs_f64();
+            let metrics = mean_metrics(&units);
+            if !opts.quiet {
+                println!(
+                    "{:<60} {:<13} AUROC {:.3}  AUPRC {:.3}  ({wall_s:.0} s)",
+                    ds.id,
+                    variant.id(),
+                    metrics.auroc,
+                    metrics.auprc
+                );
+            }
+            let rec = Record {
+                dataset: ds.id.clone(),
+                group: ds.group.to_string(),
+                variant: variant.id().to_string(),
+                method: variant.label().to_string(),
+                metrics,
+                per_unit: units,
+                wall_s,
+                train_steps: if variant == Variant::Dte {
+                    0
+                } else {
+                    cfg.train.steps
+                },
+                budget: args.budget,
+                command: args.command.clone(),
+                generated: utc_now(),
+                config: serde_json::to_value(&cfg)?,
+            };
+            let text = serde_json::to_string_pretty(&rec)?;
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            write_report(args, &all)?;
+        }
+    }
+    write_report(args, &all)?;
+    println!("report: {}", args.report.display());
+    Ok(())
+}
+
+/// A cell of the report: one method's metrics on one dataset.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    auroc: f64,
+    auprc: f64,
+    extra: BTreeMap<&'static str, f64>,
+    wall_s: f64,
+}
+
+/// Cells keyed by (dataset id, method).
+type Cells = BTreeMap<(String, String), Cell>;
+
+fn classical_cells(path: &Path) -> Result<(Cells, Option<Value>)> {
+    let mut out = BTreeMap::new();
+    if !path.is_file() {
+        return Ok((out, None));
+    }
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    for r in v["records"].as_array().into_iter().flatten() {
+        let (Some(ds), Some(method)) = (r["dataset"].as_str(), r["method"].as_str()) else {
+            continue;
+        };
+        let m = &r["metrics"];
+        let mut cell = Cell {
+            auroc: m["auroc"].as_f64().unwrap_or(f64::NAN),
+            auprc: m["auprc"].as_f64().unwrap_or(f64::NAN),
+            wall_s: r["wall_s"].as_f64().unwrap_or(f64::NAN),
+            ..Cell::default()
+        };
+        for (key, name) in [
+            ("vus_pr", "VUS-PR"),
+            ("top1_hit", "top-1"),
+            ("pauc_0.1", "pAUC"),
+            ("f1_max", "F1-max"),
+        ] {
+            if let Some(x) = m[key].as_f64() {
+                cell.extra.insert(name, x);
+            }
+        }
+        out.insert((ds.to_string(), method.to_string()), cell);
+    }
+    Ok((out, Some(v)))
+}
+
+fn fmt2(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "-".into()
+    }
+}
+
+/// Rebuilds the Markdown report from every record and the classical peers.
+fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
+    let (mut cells, classical) = classical_cells(&args.classical)?;
+    let peers = ["IForest", "KNN", "LOF"];
+    let mut records = Vec::new();
+    if args.results.is_dir() {
+        for p in sorted_entries(&args.results)? {
+            if p.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                let r: Record = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a benchmark record", p.display()))?;
+                records.push(r);
+            }
+        }
+    }
+    for r in &records {
+        let m = &r.metrics;
+        let mut extra = BTreeMap::new();
+        extra.insert("F1-max", m.f1_max);
+        for (name, v) in [
+            ("VUS-PR", m.vus_pr),
+            ("top-1", m.ucr_top1_hit),
+            ("pAUC", m.pauc_01),
+            ("px-AUROC", m.pixel_auroc),
+            ("AUPRO", m.aupro_03),
+            ("F1@thr", m.f1_at_threshold),
+        ] {
+            if let Some(v) = v {
+                extra.insert(name, v);
+            }
+        }
+        cells.insert(
+            (r.dataset.clone(), r.method.clone()),
+            Cell {
+                auroc: m.auroc,
+                auprc: m.auprc,
+                extra,
+                wall_s: r.wall_s,
+            },
+        );
+    }
+    let methods: Vec<&str> = peers
+        .iter()
+        .copied()
+        .chain(Variant::ALL.iter().map(|v| v.label()))
+        .collect();
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# Results\n\n\
+         Every figure here is measured on the splits and with the metrics of \
+         `data/PROTOCOL.md` (the benchmark data lives outside the repository; see \
+         `data/README.md`). dmad's figures come from `dmad bench` (one JSON record per \
+         dataset and variant in `docs/results/dmad/`, with the exact configuration, wall time \
+         and command); the classical peers from `benches/peers/classical.py` \
+         (`docs/results/classical.json`). Regenerate everything with\n\n\
+         ```bash\n\
+         DMAD_DATA=../shared/data cargo run --release -p dmad-cli -- bench\n\
+         DMAD_DATA=../shared/data benches/peers/run_classical.sh\n\
+         ```\n\n\
+         `-` marks a cell not measured yet (the benchmark is cached per cell and can be run \
+         in pieces with `--only`, `--variants` and `--minutes`).\n"
+    );
+    let budget_note: Vec<String> = {
+        let mut b: Vec<String> = records
+            .iter()
+            .map(|r| format!("{} (budget {})", r.command, r.budget))
+            .collect();
+        b.sort();
+        b.dedup();
+        b
+    };
+    if !budget_note.is_empty() {
+        let _ = writeln!(md, "dmad commands behind the figures below:\n");
+        for b in &budget_note {
+            let _ = writeln!(md, "- `{b}`");
+        }
+        let _ = writeln!(md);
+    }
+
+    // Summary: mean AUROC per group (UCR classification sets count once, as their mean).
+    let _ = writeln!(
+        md,
+        "## Mean AUROC per modality\n\n\
+         The UCR classification sets count as one entry (their mean), as MNIST's ten digits \
+         do, so that each modality's mean weighs its data sources alike. A mean is given only \
+         where the method has every dataset of the modality; otherwise the count of datasets \
+         measured is shown.\n"
+    );
+    let groups = ["tables", "series", "images", "audio"];
+    let _ = writeln!(md, "| modality | {} |", methods.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(methods.len()));
+    for g in groups {
+        let entries = group_entries(all, g);
+        if entries.is_empty() {
+            continue;
+        }
+        let mut row = format!("| {g} ({} entries) |", entries.len());
+        for m in &methods {
+            let vals: Vec<f64> = entries
+                .iter()
+                .filter_map(|ids| {
+                    let v: Vec<f64> = ids
+                        .iter()
+                        .filter_map(|id| cells.get(&(id.clone(), m.to_string())).map(|c| c.auroc))
+                        .collect();
+                    (v.len() == ids.len()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                })
+                .collect();
+            if vals.len() == entries.len() {
+                let _ = write!(
+                    row,
+                    " {} |",
+                    fmt2(vals.iter().sum::<f64>() / vals.len() as f64)
+                );
+            } else if vals.is_empty() {
+                row.push_str(" - |");
+            } else {
+                let _ = write!(row, " {}/{} |", vals.len(), entries.len());
+            }
+        }
+        let _ = writeln!(md, "{row}");
+    }
+    let _ = writeln!(md);
+
+    for g in groups {
+        let ids: Vec<&Dataset> = all.iter().filter(|d| d.group == g).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "## {g}: AUROC / AUPRC\n");
+        let _ = writeln!(md, "| dataset | {} |", methods.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---|".repeat(methods.len()));
+        for d in &ids {
+            let mut row = format!("| {} |", short_id(&d.id));
+            for m in &methods {
+                match cells.get(&(d.id.clone(), m.to_string())) {
+                    Some(c) => {
+                        let _ = write!(row, " {} / {} |", fmt2(c.auroc), fmt2(c.auprc));
+                    }
+                    None => row.push_str(" - |"),
+                }
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        let _ = writeln!(md);
+        let extras: &[&str] = match g {
+            "series" => &["VUS-PR", "top-1", "F1-max"],
+            "images" => &["px-AUROC", "AUPRO", "F1-max"],
+            "audio" => &["pAUC", "F1-max"],
+            _ => &["F1-max"],
+        };
+        let _ = writeln!(md, "{g}: {} (where measured)\n", extras.join(" / "));
+        let _ = writeln!(md, "| dataset | {} |", methods.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---|".repeat(methods.len()));
+        for d in &ids {
+            let mut row = format!("| {} |", short_id(&d.id));
+            for m in &methods {
+                match cells.get(&(d.id.clone(), m.to_string())) {
+                    Some(c) if extras.iter().any(|e| c.extra.contains_key(e)) => {
+                        let v: Vec<String> = extras
+                            .iter()
+                            .map(|e| c.extra.get(e).map_or("-".into(), |x| fmt2(*x)))
+                            .collect();
+                        let _ = write!(row, " {} |", v.join(" / "));
+                    }
+                    _ => row.push_str(" - |"),
+                }
+            }
+            let _ = writeln!(md, "{row}");
+        }
+        let _ = writeln!(md);
+    }
+
+    // Per-kind AUROC (audio kinds, texture defects) of dmad's records.
+    let kinds: Vec<&Record> = records
+        .iter()
+        .filter(|r| !r.metrics.auroc_per_kind.is_empty())
+        .collect();
+    if !kinds.is_empty() {
+        let _ = writeln!(
+            md,
+            "## AUROC per anomaly kind (dmad)\n\n\
+             Normal test samples against the samples of one kind (audio: the kinds of \
+             `labels.csv`; textures: the defect folders). For analysis only: no method reads \
+             the kinds.\n"
+        );
+        let _ = writeln!(md, "| dataset | variant | AUROC per kind |\n|---|---|---|");
+        for r in kinds {
+            let v: Vec<String> = r
+                .metrics
+                .auroc_per_kind
+                .iter()
+                .map(|(k, x)| format!("{k} {}", fmt2(*x)))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                short_id(&r.dataset),
+                r.method,
+                v.join(", ")
+            );
+        }
+        let _ = writeln!(md);
+    }
+
+    let _ = writeln!(
+        md,
+        "## Wall time (s, fit + score, summed over seeds or digits)\n"
+    );
+    let _ = writeln!(md, "| dataset | {} |", methods.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(methods.len()));
+    for d in all {
+        let mut row = format!("| {} |", short_id(&d.id));
+        let mut any = false;
+        for m in &methods {
+            match cells.get(&(d.id.clone(), m.to_string())) {
+                Some(c) if c.wall_s.is_finite() => {
+                    any = true;
+                    let _ = write!(row, " {:.1} |", c.wall_s);
+                }
+                _ => row.push_str(" - |"),
+            }
+        }
+        if any {
+            let _ = writeln!(md, "{row}");
+        }
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "## How dmad is configured here\n\n\
+         Small models that train in minutes on 2 CPU cores (see `base_config` in \
+         `crates/dmad-cli/src/bench.rs`; each record holds its full configuration):\n\n\
+         - tables: the residual MLP (width 128, depth 3), 1000 steps x budget, batch 64; \
+         scored by reconstruction from strength 0.2 with 20-step DDIM; the four U-Net \
+         modules do not apply, so only dmad full, DDPM (the same MLP) and DTE are run;\n\
+         - series: a 1D U-Net [16, 32, 32] with the four modules, windows of 64 (train and test \
+         stride 4; a point's score is the maximum over the windows covering it), \
+         300 steps x budget, batch 32; UCR classification rows are resampled to 64 points \
+         and z-normalised each;\n\
+         - images: a 2D U-Net [16, 32, 32] at 32x32 grey, 200 steps x budget, batch 8, flips \
+         as augmentation (not for MNIST); anomaly maps are upsampled to 256x256 and smoothed \
+         (Gaussian, sigma {PIXEL_SIGMA} px) for the pixel metrics;\n\
+         - audio: the same U-Net on 32 x 32 log-power CWT scalograms of the 1 s clips;\n\
+         - scoring: partial diffusion to strength 0.1 (images, series, audio) with 20-step \
+         DDIM, squared reconstruction error; DTE: the non-parametric estimator (k = 5) on the \
+         flattened samples, with no network;\n\
+         - the ablations remove one module from the full model (Table III of the method).\n"
+    );
+    if let Some(v) = classical {
+        let _ = writeln!(
+            md,
+            "## Classical peers\n\n\
+             Command: `{}` ({}; generated {}). Features: see \
+             `benches/peers/README-classical.md`.\n",
+            v["command"].as_str().unwrap_or("?"),
+            v["versions"]
+                .as_object()
+                .map(|o| o
+                    .iter()
+                    .map(|(k, x)| format!("{k} {}", x.as_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default(),
+            v["generated"].as_str().unwrap_or("?"),
+        );
+    }
+    if let Some(dir) = args.report.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+    }
+    let tmp = args.report.with_extension("md.tmp");
+    std::fs::write(&tmp, md).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.report)
+        .with_context(|| format!("writing {}", args.report.display()))?;
+    Ok(())
+}
+
+/// The entries of a group's mean: each dataset alone, except the UCR classification sets,
+/// which form one entry.
+fn group_entries(all: &[Dataset], group: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut ucr = Vec::new();
+    for d in all.iter().filter(|d| d.group == group) {
+        if matches!(d.source, Source::UcrClass(_)) {
+            ucr.push(d.id.clone());
+        } else {
+            out.push(vec![d.id.clone()]);
+        }
+    }
+    if !ucr.is_empty() {
+        out.push(ucr);
+    }
+    out
+}
+
+fn short_id(id: &str) -> String {
+    let s = id
+        .strip_prefix("timeseries/")
+        .or_else(|| id.strip_prefix("tabular/"))
+        .or_else(|| id.strip_prefix("images/"))
+        .or_else(|| id.strip_prefix("audio/"))
+        .unwrap_or(id);
+    // UCR anomaly names are long: keep the number and the name.
+    match s.strip_prefix("ucr-anomaly/") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.split('_').collect();
+            if parts.len() > 3 {
+                format!("UCR {} {}", parts[0], parts[3])
+            } else {
+                rest.to_string()
+            }
+        }
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids() {
+        assert_eq!(
+            short_id("timeseries/ucr-anomaly/135_UCR_Anomaly_InternalBleeding16_1200_4187_4199"),
+            "UCR 135 InternalBleeding16"
+        );
+        assert_eq!(short_id("tabular/wbc"), "wbc");
+    }
+
+    #[test]
+    fn per_kind_auroc() {
+        let scores = [0.1, 0.2, 0.9, 0.3, 0.8];
+        let labels = [0, 0, 1, 1, 1];
+        let kinds: Vec<String> = ["good", "good", "a", "b", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let k = per_kind(&scores, &labels, &kinds).unwrap();
+        assert_eq!(k["a"], 1.0);
+        assert_eq!(k["b"], 1.0);
+        let one: Vec<String> = ["good", "a", "a"].iter().map(|s| s.to_string()).collect();
+        let k = per_kind(&[0.1, 0.5, 0.2], &[0, 1, 1], &one).unwrap();
+        assert!(k.is_empty(), "one kind only: no per-kind table");
+    }
+
+    #[test]
+    fn variants_apply() {
+        let mut c = DetectorConfig::for_images(1);
+        Variant::Ddpm.apply(&mut c);
+        assert_eq!(
+            c.network.modules_mut().cloned(),
+            Some(dmad::unet::ModulesConfig::none())
+        );
+        let mut c = DetectorConfig::for_images(1);
+        Variant::NoWavelet.apply(&mut c);
+        let m = c.network.modules_mut().unwrap();
+        assert!(!m.wavelet_pyramid && m.multi_head_attention);
+        assert!(!Variant::NoAdapter.applies(Modality::Table));
+        assert!(Variant::Dte.applies(Modality::Table));
+    }
+}
