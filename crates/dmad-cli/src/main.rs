@@ -290,7 +290,11 @@ fn main() -> Result<()> {
                 }
                 variants.retain(|v| matches!(v, bench::Variant::Full | bench::Variant::Dte));
             }
-            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            // As a user types it: the binary's name, not its path.
+            let command = std::iter::once("dmad".to_string())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" ");
             let args = bench::BenchArgs {
                 data,
                 results,
