@@ -35,6 +35,13 @@ pub struct CalibrationConfig {
     /// How both terms are normalised on the normal samples. Default mean and standard
     /// deviation.
     pub norm: NormKind,
+    /// The share of anomalies expected in the data the detector will see, in `(0, 1)`, for
+    /// the F1-optimal threshold. The best F1 depends on it: `None` (the default) takes the
+    /// share of the calibration set as it is (generated anomalies among all samples); with
+    /// `Some(p)` the counts are reweighted so that anomalies make up `p`
+    /// (`tp = p TPR`, `fp = (1 - p) FPR`, `fn = p (1 - TPR)`). Only the threshold and F1
+    /// depend on it, not the strength's AUROC or `lambda`.
+    pub prevalence: Option<f64>,
 }
 
 impl Default for CalibrationConfig {
@@ -42,6 +49,7 @@ impl Default for CalibrationConfig {
         Self {
             lambda_grid: dmad_score::default_lambda_grid(),
             norm: NormKind::MeanStd,
+            prevalence: None,
         }
     }
 }
@@ -94,6 +102,65 @@ fn terms_of(t: &ScoreTerms) -> Terms {
     }
 }
 
+/// The F1-optimal threshold between `normal` and `anomalous` scores (a score at or above it is
+/// anomalous; among equal F1 the highest threshold) and its F1, with the counts reweighted to
+/// the share `prevalence` of anomalies when given.
+fn f1_threshold(
+    normal: &[f32],
+    anomalous: &[f32],
+    prevalence: Option<f64>,
+) -> Result<(Threshold, f64)> {
+    let Some(p) = prevalence else {
+        let labels: Vec<bool> = std::iter::repeat_n(false, normal.len())
+            .chain(std::iter::repeat_n(true, anomalous.len()))
+            .collect();
+        let all: Vec<f32> = normal.iter().chain(anomalous).copied().collect();
+        let best = dmad_metrics::f1_max(&all, &labels)?;
+        return Ok((Threshold::f1_optimal(&all, &labels)?, best.f1));
+    };
+    if !(p > 0.0 && p < 1.0) {
+        return Err(Error::config(
+            "prevalence",
+            format!("must be in (0, 1), got {p}"),
+        ));
+    }
+    let mut all: Vec<(f32, bool)> = normal
+        .iter()
+        .map(|&v| (v, false))
+        .chain(anomalous.iter().map(|&v| (v, true)))
+        .collect();
+    if all.iter().any(|v| !v.0.is_finite()) {
+        return Err(Error::config("scores", "a score is not finite"));
+    }
+    // Descending: sweeping the threshold down through the distinct scores.
+    all.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (wn, wa) = ((1.0 - p) / normal.len() as f64, p / anomalous.len() as f64);
+    let (mut tp, mut fp) = (0f64, 0f64);
+    let (mut best_f1, mut best_t) = (-1f64, all[0].0);
+    let mut i = 0;
+    while i < all.len() {
+        let t = all[i].0;
+        while i < all.len() && all[i].0 == t {
+            if all[i].1 {
+                tp += wa;
+            } else {
+                fp += wn;
+            }
+            i += 1;
+        }
+        let f1 = 2.0 * tp / (2.0 * tp + fp + (p - tp));
+        if f1 > best_f1 + 1e-12 {
+            best_f1 = f1;
+            best_t = t;
+        }
+    }
+    let threshold = Threshold {
+        method: dmad_metrics::ThresholdMethod::F1Optimal,
+        value: best_t as f64,
+    };
+    Ok((threshold, best_f1))
+}
+
 fn check(c: &Candidate) -> Result<()> {
     if !(c.strength > 0.0 && c.strength <= 1.0) {
         return Err(Error::config(
@@ -135,7 +202,8 @@ fn check(c: &Candidate) -> Result<()> {
 /// samples (`dmad_score::Normaliser`), `lambda` is chosen on the grid by AUROC
 /// (`dmad_score::fit_lambda`; 1 when there is no feature term) and the best F1 is found. The
 /// strength with the highest AUROC wins (ties: the higher F1, then the earlier candidate); the
-/// threshold is the F1-optimal one there (`dmad_metrics::Threshold::f1_optimal`).
+/// threshold is the F1-optimal one there (as `dmad_metrics::Threshold::f1_optimal`, with the
+/// counts reweighted to [`CalibrationConfig::prevalence`] when it is set).
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for no candidate, a strength outside `(0, 1]` or a feature term on
@@ -183,17 +251,12 @@ pub fn calibrate(candidates: &[Candidate], cfg: &CalibrationConfig) -> Result<Ca
             &anomalous.recon.scores,
             &anomalous.feat.scores,
         )?;
-        let labels: Vec<bool> = std::iter::repeat_n(false, a_n.len())
-            .chain(std::iter::repeat_n(true, a_a.len()))
-            .collect();
-        let all: Vec<f32> = a_n.iter().chain(&a_a).copied().collect();
-        let f1 = dmad_metrics::f1_max(&all, &labels)?;
-        let threshold = Threshold::f1_optimal(&all, &labels)?;
+        let (threshold, f1) = f1_threshold(&a_n, &a_a, cfg.prevalence)?;
         results.push(CandidateResult {
             strength: c.strength,
             lambda: fit.lambda,
             auroc: fit.auroc,
-            f1: f1.f1,
+            f1,
         });
         fits.push((normaliser, threshold));
     }
@@ -211,10 +274,7 @@ pub fn calibrate(candidates: &[Candidate], cfg: &CalibrationConfig) -> Result<Ca
     // reconstruction scores splits the samples exactly as the one on the combined score.
     let recon_threshold = if r.lambda == 1.0 {
         let c = &candidates[best];
-        Some(Threshold::f1_optimal_split(
-            &c.normal.recon,
-            &c.anomalous.recon,
-        )?)
+        Some(f1_threshold(&c.normal.recon, &c.anomalous.recon, cfg.prevalence)?.0)
     } else {
         None
     };

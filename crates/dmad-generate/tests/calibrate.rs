@@ -221,3 +221,50 @@ fn bad_candidates_are_errors() {
     ));
     assert!(calibrate(&[c(0.3, ok.clone(), terms(&[1.0, f32::NAN], None))], &cfg).is_err());
 }
+
+#[test]
+fn the_prevalence_reweights_the_f1_threshold() {
+    let normal: Vec<f32> = (0..20).map(|i| i as f32 / 10.0).collect(); // 0 .. 1.9
+    let anomalous: Vec<f32> = (0..20).map(|i| 1.0 + i as f32 / 10.0).collect(); // 1 .. 2.9
+    let cand = |prevalence| {
+        calibrate(
+            &[Candidate {
+                strength: 0.3,
+                normal: terms(&normal, None),
+                anomalous: terms(&anomalous, None),
+            }],
+            &CalibrationConfig {
+                prevalence,
+                ..CalibrationConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    // The share of the set itself (one half) gives the unweighted result.
+    let plain = cand(None);
+    let half = cand(Some(0.5));
+    assert_eq!(plain.recon_threshold, half.recon_threshold);
+    assert!((plain.f1 - half.f1).abs() < 1e-9);
+    // Rare anomalies: fewer false positives pay, the threshold rises.
+    let rare = cand(Some(0.05));
+    let (t_half, t_rare) = (
+        half.recon_threshold.unwrap().value,
+        rare.recon_threshold.unwrap().value,
+    );
+    println!("F1-optimal threshold: prevalence 0.5 -> {t_half}, 0.05 -> {t_rare}");
+    assert!(t_rare > t_half);
+    for bad in [0.0, 1.0, f64::NAN] {
+        assert!(calibrate(
+            &[Candidate {
+                strength: 0.3,
+                normal: terms(&normal, None),
+                anomalous: terms(&anomalous, None),
+            }],
+            &CalibrationConfig {
+                prevalence: Some(bad),
+                ..CalibrationConfig::default()
+            },
+        )
+        .is_err());
+    }
+}
