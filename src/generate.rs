@@ -701,4 +701,99 @@ mod tests {
             }
         }
     }
+
+    fn tiny_unet(cfg: &mut DetectorConfig) {
+        if let NetworkConfig::Unet2d(u) | NetworkConfig::Unet1d(u) = &mut cfg.network {
+            u.block_out_channels = vec![8, 16];
+            u.down_block_types.truncate(2);
+            u.up_block_types.remove(0);
+            u.norm_num_groups = Some(4);
+        }
+        cfg.train.steps = 2;
+        cfg.train.batch_size = 4;
+        cfg.scoring.steps = 10;
+    }
+
+    #[test]
+    fn an_image_detector_generates_harmonised_anomalies_of_every_kind() {
+        let mut cfg = DetectorConfig::for_images(1);
+        tiny_unet(&mut cfg);
+        cfg.input.image_size = 16;
+        let x = Tensor::rand(-1f32, 1.0, (8, 1, 16, 16), &Device::Cpu).unwrap();
+        let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+        det.fit(&x, |_| {}).unwrap();
+        let gen = Generator::new(
+            &det,
+            GenerateConfig {
+                steps: 10,
+                ..GenerateConfig::default()
+            },
+        )
+        .unwrap();
+        let normal = gen.normal(4, 0).unwrap();
+        assert_eq!(normal.dims(), &[4, 1, 16, 16]);
+        let a = gen.mixed_anomalies(&normal, 0.9, 1, None).unwrap();
+        assert_eq!(a.kinds, ["cut_paste", "perlin", "scratch", "blob"]);
+        let o = normal.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let v = a.x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, m) in a.masks.iter().enumerate() {
+            let m = m.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(m.contains(&1.0), "{}: empty mask", a.kinds[i]);
+            for (p, mp) in m.iter().enumerate() {
+                let k = i * 256 + p;
+                assert_eq!(v[k] != o[k], *mp == 1.0, "{} at {p}", a.kinds[i]);
+                assert!((-1.0..=1.0).contains(&v[k]));
+            }
+        }
+    }
+
+    #[test]
+    fn an_audio_detector_generates_waveforms_and_anomalous_scalograms() {
+        let mut cfg = DetectorConfig::for_audio();
+        tiny_unet(&mut cfg);
+        cfg.input.sample_rate = 4000;
+        cfg.input.scales = 16;
+        cfg.input.image_size = 16;
+        let (s, f) = crate::prepare::audio_transform(&cfg.input).unwrap().shape();
+        let x = Tensor::rand(-1f32, 1.0, (8, 1, s, f), &Device::Cpu).unwrap();
+        let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+        det.fit(&x, |_| {}).unwrap();
+        let gen = Generator::new(
+            &det,
+            GenerateConfig {
+                steps: 5,
+                phase_iterations: 2,
+                ..GenerateConfig::default()
+            },
+        )
+        .unwrap();
+        let (img, waves) = gen.normal_audio(3, 0).unwrap();
+        assert_eq!(img.dims(), &[3, 1, s, f]);
+        assert_eq!(waves.dims(), &[3, 4000]);
+        let w = waves.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(w.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+        let a = gen.mixed_anomalies(&waves, 0.8, 1, None).unwrap();
+        assert_eq!(a.kinds, ["transient", "speed_change", "dropout"]);
+        assert_eq!(a.x.dims(), &[3, 1, s, f]);
+        assert_eq!(a.masks[0].dims(), &[1, 4000]);
+        let one = gen
+            .anomalous_audio(
+                &waves.narrow(0, 0, 1).unwrap(),
+                AudioAnomaly::Dropout,
+                1.0,
+                2,
+            )
+            .unwrap();
+        assert_eq!(one.frame_mask.dims(), &[1, f]);
+        assert!(matches!(
+            gen.anomalous(
+                &img,
+                AnomalyKind::Audio(AudioAnomaly::Dropout),
+                0.5,
+                0,
+                None
+            ),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
 }
