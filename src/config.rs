@@ -96,14 +96,22 @@ pub enum SamplerKind {
     Euler,
 }
 
-/// How a sample is scored. (The feature and combined scores of the method need the
-/// EfficientNet-Lite0 weights, which the repository does not ship; they are in
-/// `dmad::score::{FeatureScorer, CombinedScorer}` for use with [`crate::Detector::denoiser`].)
+/// How a sample is scored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ScorerConfig {
-    /// Reconstruction error `||x0 - x0_hat||^2`.
+    /// Reconstruction error `E_recon = ||x0 - x0_hat||^2`.
     Reconstruction,
+    /// The perceptual feature distance `E_feat = sum_l ||f_l(x0) - f_l(x0_hat)||^2` through
+    /// a frozen EfficientNet-Lite0 (images and scalograms; the weights come from
+    /// [`ScoringConfig::feature_weights`] or `DMAD_EFFICIENTNET`, see `docs/EFFICIENTNET.md`).
+    Feature,
+    /// The method's weighted combination `lambda * z(E_recon) + (1 - lambda) * z(E_feat)` of
+    /// the two terms, each z-scored with its statistics on the held-out normal data.
+    Combined {
+        /// The weight of the reconstruction term, in `[0, 1]`.
+        lambda: f64,
+    },
     /// Non-parametric diffusion-time estimation (DTE; arXiv 2305.18593) from the `k` nearest
     /// training neighbours. It needs no network (fitting skips training); samples of every
     /// modality are flattened to vectors, so it suits tables best.
@@ -111,6 +119,13 @@ pub enum ScorerConfig {
         /// Neighbours used.
         k: usize,
     },
+}
+
+impl ScorerConfig {
+    /// Whether the scorer needs the EfficientNet-Lite0 feature network.
+    pub fn needs_features(&self) -> bool {
+        matches!(self, Self::Feature | Self::Combined { .. })
+    }
 }
 
 /// Scoring by partial diffusion: noise to a start step, denoise back.
@@ -130,6 +145,10 @@ pub struct ScoringConfig {
     pub seed: u64,
     /// Samples scored at once. Default 16.
     pub batch_size: usize,
+    /// The EfficientNet-Lite0 safetensors file of the feature and combined scorers; `None`
+    /// takes the environment variable `DMAD_EFFICIENTNET`. Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_weights: Option<std::path::PathBuf>,
 }
 
 impl Default for ScoringConfig {
@@ -141,6 +160,7 @@ impl Default for ScoringConfig {
             draws: 1,
             seed: 0,
             batch_size: 16,
+            feature_weights: None,
         }
     }
 }
@@ -343,11 +363,29 @@ impl DetectorConfig {
                 format!("{} is not in [0, 0.5]", self.calibration_fraction),
             );
         }
-        if let ScorerConfig::Dte { k: 0 } = self.scorer {
-            return bad(
-                "scorer",
-                "DTE needs k >= 1 neighbours (got k = 0)".to_string(),
-            );
+        match self.scorer {
+            ScorerConfig::Dte { k: 0 } => {
+                return bad(
+                    "scorer",
+                    "DTE needs k >= 1 neighbours (got k = 0)".to_string(),
+                )
+            }
+            ScorerConfig::Combined { lambda } if !(0.0..=1.0).contains(&lambda) => {
+                return bad("scorer", format!("lambda {lambda} is not in [0, 1]"))
+            }
+            s if s.needs_features()
+                && !matches!(self.modality, Modality::Image | Modality::Audio) =>
+            {
+                return bad(
+                    "scorer",
+                    format!(
+                        "the feature and combined scorers need images or scalograms \
+                         (EfficientNet features), not {} data",
+                        self.modality
+                    ),
+                )
+            }
+            _ => {}
         }
         let network_fits = matches!(
             (self.modality, &self.network),

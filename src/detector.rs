@@ -8,13 +8,16 @@ use dmad_core::Denoiser;
 use dmad_diffusion::{NoiseSchedule, Start};
 use dmad_metrics::Threshold;
 use dmad_score::dte::{DteNonParametric, DteNonParametricConfig};
-use dmad_score::{ReconstructionConfig, ReconstructionScorer, Reconstructor, Scorer};
+use dmad_score::{
+    EfficientNetExtractor, FeatureScorer, NormKind, Normaliser, ReconstructionConfig,
+    ReconstructionScorer, Reconstructor, Scorer, Terms,
+};
 use dmad_train::{Control, Progress, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DetectorConfig, ScorerConfig, ThresholdRule};
+use crate::config::{DetectorConfig, ScorerConfig, ScoringConfig, ThresholdRule};
 use crate::network::Network;
 use crate::sampler::AnySampler;
 use crate::{Error, Result};
@@ -36,6 +39,9 @@ pub struct Calibration {
     pub calibration_samples: usize,
     /// How many normal samples the network was trained on.
     pub train_samples: usize,
+    /// The combined scorer: each term's statistics on the calibration normals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normaliser: Option<Normaliser>,
 }
 
 /// Scores of a batch.
@@ -73,6 +79,8 @@ pub struct Detector {
     varmap: VarMap,
     /// DTE's memory of the training rows (tables scored with [`ScorerConfig::Dte`]).
     dte: Option<DteNonParametric>,
+    /// The frozen EfficientNet-Lite0 of the feature and combined scorers.
+    features: Option<std::sync::Arc<EfficientNetExtractor>>,
     calibration: Option<Calibration>,
 }
 
@@ -115,6 +123,7 @@ impl Detector {
         let schedule = NoiseSchedule::new(cfg.schedule.clone())?;
         let (net, varmap) = Network::build(&cfg.network, cfg.train.seed, device)?;
         let frozen = Network::frozen(&cfg.network, &varmap, device)?;
+        let features = load_features(&cfg, device)?;
         Ok(Self {
             cfg,
             device: device.clone(),
@@ -123,6 +132,7 @@ impl Detector {
             frozen,
             varmap,
             dte: None,
+            features,
             calibration: None,
         })
     }
@@ -256,7 +266,30 @@ impl Detector {
         } else {
             pick(cal_idx)?
         };
-        let scores = self.score(&cal)?.scores;
+        self.calibrate_on(&cal, train_idx.len())
+    }
+
+    /// Sets the threshold (and, for the combined scorer, each term's normalisation) from
+    /// normal samples `normal`, as fitting does with its held-out normals.
+    ///
+    /// # Errors
+    /// The errors of scoring; [`Error::Score`] when the normal scores do not spread (a
+    /// combined term cannot be normalised).
+    pub fn calibrate(&mut self, normal: &Tensor) -> Result<()> {
+        let train_samples = self.calibration.as_ref().map_or(0, |c| c.train_samples);
+        self.calibrate_on(normal, train_samples)
+    }
+
+    fn calibrate_on(&mut self, cal: &Tensor, train_samples: usize) -> Result<()> {
+        self.check_input(cal)?;
+        let normaliser = match self.cfg.scorer {
+            ScorerConfig::Combined { .. } => {
+                let terms = self.terms(cal)?;
+                Some(Normaliser::fit(&terms, NormKind::MeanStd)?)
+            }
+            _ => None,
+        };
+        let scores = self.score_with(cal, normaliser.as_ref())?.scores;
         let threshold = match self.cfg.threshold {
             ThresholdRule::Quantile { q } => Threshold::quantile(&scores, q)?,
             ThresholdRule::MeanStd { k } => Threshold::mean_std(&scores, k)?,
@@ -272,8 +305,51 @@ impl Detector {
             normal_mean: mean,
             normal_std: var.sqrt(),
             calibration_samples: scores.len(),
-            train_samples: train_idx.len(),
+            train_samples,
+            normaliser,
         });
+        Ok(())
+    }
+
+    /// Changes how the detector scores (the scorer and the partial-diffusion settings, for
+    /// example as chosen by a calibration on generated anomalies) and recalibrates the
+    /// threshold on the normal samples `normal`. The network is not retrained.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a scorer or settings the detector cannot use (nothing
+    /// changes then); the errors of [`Detector::calibrate`].
+    pub fn set_scoring(
+        &mut self,
+        scorer: ScorerConfig,
+        scoring: ScoringConfig,
+        normal: &Tensor,
+    ) -> Result<()> {
+        if matches!(scorer, ScorerConfig::Dte { .. })
+            != matches!(self.cfg.scorer, ScorerConfig::Dte { .. })
+        {
+            return Err(Error::InvalidConfig {
+                field: "scorer",
+                reason: "switching to or from DTE needs a new fit (DTE keeps the training \
+                         samples instead of a network)"
+                    .to_string(),
+            });
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.scorer = scorer;
+        cfg.scoring = scoring;
+        cfg.validate()?;
+        let features = if cfg.scorer.needs_features() && self.features.is_none() {
+            load_features(&cfg, &self.device)?
+        } else {
+            self.features.clone()
+        };
+        let old = std::mem::replace(&mut self.cfg, cfg);
+        let old_features = std::mem::replace(&mut self.features, features);
+        if let Err(e) = self.calibrate(normal) {
+            self.cfg = old;
+            self.features = old_features;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -295,6 +371,14 @@ impl Detector {
     /// # Errors
     /// [`Error::ShapeMismatch`] for input of the wrong rank; errors of the network.
     pub fn score(&self, x: &Tensor) -> Result<Scores> {
+        let normaliser = self
+            .calibration
+            .as_ref()
+            .and_then(|c| c.normaliser.as_ref());
+        self.score_with(x, normaliser)
+    }
+
+    fn score_with(&self, x: &Tensor, normaliser: Option<&Normaliser>) -> Result<Scores> {
         self.check_input(x)?;
         let x = x.to_device(&self.device)?;
         let n = x.dim(0)?;
@@ -305,7 +389,7 @@ impl Detector {
         while start < n {
             let len = bs.min(n - start);
             let chunk = x.narrow(0, start, len)?;
-            let (s, m) = self.score_chunk(&chunk, start as u64)?;
+            let (s, m) = self.score_chunk(&chunk, start as u64, normaliser)?;
             scores.extend(s);
             if let Some(m) = m {
                 maps.push(m);
@@ -320,34 +404,71 @@ impl Detector {
         Ok(Scores { scores, maps })
     }
 
-    fn score_chunk(&self, x0: &Tensor, offset: u64) -> Result<(Vec<f32>, Option<Tensor>)> {
+    fn reconstructor(&self, offset: u64) -> Result<Reconstructor<&Network, AnySampler>> {
         let s = &self.cfg.scoring;
+        let sampler = AnySampler::new(
+            s.sampler,
+            &self.schedule,
+            s.steps,
+            self.frozen.prediction_type(),
+        )?;
+        Ok(Reconstructor::new(
+            &self.frozen,
+            sampler,
+            ReconstructionConfig {
+                start: Start::Strength(s.strength),
+                draws: s.draws,
+                // Each batch of the data set gets its own noise stream.
+                seed: s
+                    .seed
+                    .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            },
+        )?)
+    }
+
+    /// The reconstruction and feature terms of the same reconstructions, batched as
+    /// [`Detector::score`] batches.
+    fn terms(&self, x: &Tensor) -> Result<Terms> {
+        let x = x.to_device(&self.device)?;
+        let n = x.dim(0)?;
+        let bs = self.cfg.scoring.batch_size;
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = bs.min(n - start);
+            parts.push(self.terms_chunk(&x.narrow(0, start, len)?, start as u64)?);
+            start += len;
+        }
+        Ok(Terms::concat(&parts)?)
+    }
+
+    fn terms_chunk(&self, x0: &Tensor, offset: u64) -> Result<Terms> {
+        let features = self.features.as_deref().ok_or(Error::InvalidConfig {
+            field: "scorer",
+            reason: "the feature network is not loaded".to_string(),
+        })?;
+        let scorer = FeatureScorer::new(self.reconstructor(offset)?, features);
+        Ok(scorer.terms(x0)?)
+    }
+
+    fn score_chunk(
+        &self,
+        x0: &Tensor,
+        offset: u64,
+        normaliser: Option<&Normaliser>,
+    ) -> Result<(Vec<f32>, Option<Tensor>)> {
         let out = match self.cfg.scorer {
             ScorerConfig::Dte { .. } => {
                 let dte = self.dte.as_ref().ok_or(Error::NotFitted)?;
                 dte.score(&x0.flatten_from(1)?)?
             }
             ScorerConfig::Reconstruction => {
-                let sampler = AnySampler::new(
-                    s.sampler,
-                    &self.schedule,
-                    s.steps,
-                    self.frozen.prediction_type(),
-                )?;
-                let rec = Reconstructor::new(
-                    &self.frozen,
-                    sampler,
-                    ReconstructionConfig {
-                        start: Start::Strength(s.strength),
-                        draws: s.draws,
-                        // Each batch of the data set gets its own noise stream.
-                        seed: s
-                            .seed
-                            .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
-                    },
-                )?;
-                ReconstructionScorer::new(rec).score(x0)?
+                ReconstructionScorer::new(self.reconstructor(offset)?).score(x0)?
             }
+            ScorerConfig::Feature => self.terms_chunk(x0, offset)?.feat,
+            ScorerConfig::Combined { lambda } => normaliser
+                .ok_or(Error::NotFitted)?
+                .combine(lambda, &self.terms_chunk(x0, offset)?)?,
         };
         Ok((out.scores, out.map))
     }
@@ -522,4 +643,30 @@ mod erased {
             serde_json::to_vec_pretty(self)
         }
     }
+}
+
+/// Loads EfficientNet-Lite0 when the scorer needs it: from `scoring.feature_weights`, else
+/// from the file named by `DMAD_EFFICIENTNET`.
+fn load_features(
+    cfg: &DetectorConfig,
+    device: &Device,
+) -> Result<Option<std::sync::Arc<EfficientNetExtractor>>> {
+    if !cfg.scorer.needs_features() {
+        return Ok(None);
+    }
+    let path = cfg
+        .scoring
+        .feature_weights
+        .clone()
+        .or_else(|| std::env::var_os("DMAD_EFFICIENTNET").map(PathBuf::from))
+        .ok_or_else(|| Error::InvalidConfig {
+            field: "scoring.feature_weights",
+            reason: "the feature and combined scorers need the EfficientNet-Lite0 weights: set \
+                     scoring.feature_weights or DMAD_EFFICIENTNET to the safetensors file (see \
+                     docs/EFFICIENTNET.md for how to make it)"
+                .to_string(),
+        })?;
+    Ok(Some(std::sync::Arc::new(EfficientNetExtractor::lite0(
+        &path, device,
+    )?)))
 }

@@ -241,3 +241,139 @@ fn dte_scores_series_windows_without_training() -> anyhow::Result<()> {
     assert_eq!(back.score(&test)?.scores, s);
     Ok(())
 }
+
+/// The EfficientNet-Lite0 weights of ../shared (`$DMAD_SHARED/weights/...`), if present.
+fn lite0_weights() -> Option<std::path::PathBuf> {
+    let rel = "weights/efficientnet-lite0.safetensors";
+    [
+        std::env::var_os("DMAD_SHARED").map(|d| std::path::PathBuf::from(d).join(rel)),
+        Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared")
+                .join(rel),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+}
+
+fn tiny_images(scorer: ScorerConfig) -> DetectorConfig {
+    let mut cfg = DetectorConfig::for_images(1);
+    if let dmad::NetworkConfig::Unet2d(u) = &mut cfg.network {
+        u.block_out_channels = vec![8, 8];
+        u.down_block_types = vec![dmad::unet::DownBlockType::DownBlock; 2];
+        u.up_block_types = vec![dmad::unet::UpBlockType::UpBlock; 2];
+        u.norm_num_groups = Some(4);
+        u.modules = dmad::unet::ModulesConfig::none();
+    }
+    cfg.input.image_size = 16;
+    cfg.train.steps = 3;
+    cfg.train.batch_size = 4;
+    cfg.scoring.steps = 10;
+    cfg.scoring.strength = 0.2;
+    cfg.scorer = scorer;
+    cfg
+}
+
+#[test]
+fn feature_scorers_need_weights_and_images() {
+    std::env::remove_var("DMAD_EFFICIENTNET");
+    let err = Detector::new(tiny_images(ScorerConfig::Feature), &Device::Cpu).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidConfig {
+                field: "scoring.feature_weights",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("DMAD_EFFICIENTNET"), "{err}");
+    let err = Detector::new(
+        tiny_table(ScorerConfig::Combined { lambda: 0.5 }),
+        &Device::Cpu,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidConfig {
+                field: "scorer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut cfg = tiny_images(ScorerConfig::Combined { lambda: 1.5 });
+    cfg.scoring.feature_weights = Some("missing.safetensors".into());
+    assert!(matches!(
+        Detector::new(cfg, &Device::Cpu),
+        Err(Error::InvalidConfig {
+            field: "scorer",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn combined_scorer_fits_saves_and_rescores() -> anyhow::Result<()> {
+    let Some(weights) = lite0_weights() else {
+        println!("SKIPPED: efficientnet-lite0.safetensors not found (set DMAD_SHARED)");
+        return Ok(());
+    };
+    let normal = (Tensor::randn(0f32, 1.0, (12, 1, 16, 16), &Device::Cpu)? * 0.1)?;
+    let test = Tensor::cat(
+        &[
+            normal.narrow(0, 0, 2)?,
+            (Tensor::randn(0f32, 1.0, (2, 1, 16, 16), &Device::Cpu)? * 0.9)?,
+        ],
+        0,
+    )?;
+    let mut cfg = tiny_images(ScorerConfig::Combined { lambda: 0.5 });
+    cfg.scoring.feature_weights = Some(weights.clone());
+    cfg.calibration_fraction = 0.5;
+    let mut det = Detector::new(cfg, &Device::Cpu)?;
+    det.fit(&normal, |_| {})?;
+    let cal = det.calibration().unwrap().clone();
+    let norm = cal
+        .normaliser
+        .clone()
+        .expect("combined scoring keeps the term statistics");
+    assert!(norm.recon.scale > 0.0 && norm.feat.scale > 0.0);
+    let s = det.score(&test)?;
+    assert_eq!(s.maps.as_ref().unwrap().dims(), &[4, 16, 16]);
+    let dir = tempfile::tempdir()?;
+    det.save(dir.path().join("m"))?;
+    let back = Detector::load(dir.path().join("m"), &Device::Cpu)?;
+    assert_eq!(back.calibration(), Some(&cal));
+    assert_eq!(back.score(&test)?.scores, s.scores);
+
+    // Lambda 1 is the reconstruction term z-scored: it ranks as the reconstruction scorer.
+    let scoring = det.config().scoring.clone();
+    det.set_scoring(
+        ScorerConfig::Combined { lambda: 1.0 },
+        scoring.clone(),
+        &normal,
+    )?;
+    let z = det.score(&test)?.scores;
+    det.set_scoring(ScorerConfig::Reconstruction, scoring.clone(), &normal)?;
+    assert!(det.calibration().unwrap().normaliser.is_none());
+    let r = det.score(&test)?.scores;
+    let order = |v: &[f32]| {
+        let mut i: Vec<usize> = (0..v.len()).collect();
+        i.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        i
+    };
+    assert_eq!(order(&z), order(&r));
+    // DTE keeps training samples instead of a network: switching to it needs a new fit.
+    assert!(matches!(
+        det.set_scoring(ScorerConfig::Dte { k: 3 }, scoring, &normal),
+        Err(Error::InvalidConfig {
+            field: "scorer",
+            ..
+        })
+    ));
+    Ok(())
+}
