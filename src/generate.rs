@@ -34,11 +34,12 @@ use dmad_diffusion::Start;
 use dmad_score::{feature_error, squared_error, ReconstructionConfig, Reconstructor};
 
 pub use dmad_generate::{
-    calibrate, destandardise, frame_mask, frechet_distance, harmonise, inject_audio, inject_image,
-    inject_series, io, pool_features, sample_normal, scalogram_to_wave, two_sample_test,
-    AudioAnomaly, C2st, C2stConfig, Calibrated, CalibrationConfig, Candidate, CandidateResult,
-    HarmoniseConfig, ImageAnomaly, Injected, ScoreTerms, SeriesAnomaly, TableAnomaly,
-    TableInjector, AUDIO_MIN_CHANGE, IMAGE_MIN_CHANGE, SERIES_MIN_CHANGE, TABLE_MIN_CHANGE,
+    calibrate, destandardise, feature_frechet_distance, frame_mask, frechet_distance, harmonise,
+    inject_audio, inject_image, inject_series, io, pool_features, sample_normal, scalogram_to_wave,
+    two_sample_test, AudioAnomaly, C2st, C2stConfig, Calibrated, CalibrationConfig, Candidate,
+    CandidateResult, HarmoniseConfig, ImageAnomaly, Injected, ScoreTerms, SeriesAnomaly,
+    TableAnomaly, TableInjector, AUDIO_MIN_CHANGE, IMAGE_MIN_CHANGE, SERIES_MIN_CHANGE,
+    TABLE_MIN_CHANGE,
 };
 
 use crate::config::{Modality, NetworkConfig, SamplerKind};

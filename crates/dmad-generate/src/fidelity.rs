@@ -2,6 +2,7 @@
 //! classifier two-sample test.
 
 use candle_core::{DType, Tensor};
+use dmad_core::FeatureExtractor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -206,6 +207,47 @@ pub fn pool_features(layers: &[Tensor]) -> Result<Tensor> {
         pooled.push(l.to_dtype(DType::F32)?.reshape((n, c, ()))?.mean(2)?);
     }
     Ok(Tensor::cat(&pooled, 1)?)
+}
+
+/// The Frechet distance between the pooled features of real and generated samples through a
+/// frozen extractor (for images and scalograms, `dmad_score::EfficientNetExtractor`: the FID
+/// of the issue on EfficientNet-Lite0 features): both sets go through `extractor` in batches of
+/// `batch_size`, each layer is average-pooled ([`pool_features`]) and [`frechet_distance`]
+/// compares the two sets of vectors.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for `batch_size = 0`; errors of the extractor; as
+/// [`frechet_distance`].
+pub fn feature_frechet_distance<F: FeatureExtractor + ?Sized>(
+    extractor: &F,
+    real: &Tensor,
+    generated: &Tensor,
+    batch_size: usize,
+) -> Result<f64> {
+    if batch_size == 0 {
+        return Err(Error::config("batch_size", "must be at least 1"));
+    }
+    let pooled = |x: &Tensor| -> Result<Tensor> {
+        let n = x.dim(0)?;
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = batch_size.min(n - start);
+            parts.push(pool_features(
+                &extractor.features(&x.narrow(0, start, len)?)?,
+            )?);
+            start += len;
+        }
+        if parts.is_empty() {
+            return Err(Error::shape(
+                "feature_frechet_distance",
+                "[n >= 2, ...]",
+                x.dims(),
+            ));
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    };
+    frechet_distance(&pooled(real)?, &pooled(generated)?)
 }
 
 /// How the classifier two-sample test runs.

@@ -80,7 +80,9 @@ pub use calibrate::{
     calibrate, Calibrated, CalibrationConfig, Candidate, CandidateResult, ScoreTerms,
 };
 pub use error::{Error, Result};
-pub use fidelity::{frechet_distance, pool_features, two_sample_test, C2st, C2stConfig};
+pub use fidelity::{
+    feature_frechet_distance, frechet_distance, pool_features, two_sample_test, C2st, C2stConfig,
+};
 pub use harmonise::{harmonise, HarmoniseConfig};
 pub use image::{inject_image, ImageAnomaly, IMAGE_MIN_CHANGE};
 pub use normal::sample_normal;

@@ -160,3 +160,31 @@ fn bad_input_is_an_error() {
         ));
     }
 }
+
+#[test]
+fn feature_frechet_distance_through_an_extractor() {
+    use dmad_score::efficientnet::{
+        EfficientNet, EfficientNetConfig, EfficientNetExtractor, ExtractorConfig,
+    };
+    let dev = Device::Cpu;
+    let net = EfficientNet::random(&EfficientNetConfig::tiny(), 1, DType::F32, &dev).unwrap();
+    let cfg = ExtractorConfig {
+        image_size: Some((32, 32)),
+        ..Default::default()
+    };
+    let ex = EfficientNetExtractor::new(net, cfg).unwrap();
+    let real = Tensor::rand(-1f32, 1.0, (12, 1, 24, 24), &dev).unwrap();
+    let other = Tensor::rand(-1f32, 1.0, (12, 1, 24, 24), &dev).unwrap();
+    let bright = (&other * 0.3).unwrap().affine(1.0, 0.6).unwrap();
+    // The same set, in batches of 5, is at distance 0.
+    let same = dmad_generate::feature_frechet_distance(&ex, &real, &real, 5).unwrap();
+    assert!(same.abs() < 1e-6, "{same}");
+    let near = dmad_generate::feature_frechet_distance(&ex, &real, &other, 12).unwrap();
+    let far = dmad_generate::feature_frechet_distance(&ex, &real, &bright, 12).unwrap();
+    println!("FD on tiny EfficientNet features: same 0, another draw {near:.4}, brighter {far:.4}");
+    assert!(far > near, "{near} {far}");
+    assert!(matches!(
+        dmad_generate::feature_frechet_distance(&ex, &real, &real, 0),
+        Err(Error::InvalidConfig { .. })
+    ));
+}
