@@ -536,6 +536,39 @@ pub fn calibrate_on_generated(
     calibrate(&candidates, cfg).map_err(from_gen)
 }
 
+/// The whole loop in one call: anomalies of every kind of the detector's modality, with weight
+/// `anomaly_strength`, are injected into `bases` and harmonised
+/// ([`Generator::mixed_anomalies`]), then [`calibrate_on_generated`] chooses the scoring start
+/// strength among `strengths`, `lambda` (with `features`) and the threshold against
+/// `held_out_normal`. `bases` are normal samples in the detector's input space (real training
+/// samples, or [`Generator::normal`]'s), waveforms `[n, samples]` for audio; table anomalies
+/// take their column statistics from `bases`. Returns the calibration and the anomalies.
+///
+/// # Errors
+/// As [`Generator::mixed_anomalies`] and [`calibrate_on_generated`].
+#[allow(clippy::too_many_arguments)]
+pub fn generate_and_calibrate(
+    gen: &Generator,
+    held_out_normal: &Tensor,
+    bases: &Tensor,
+    anomaly_strength: f64,
+    strengths: &[f64],
+    features: Option<&dyn FeatureExtractor>,
+    cfg: &CalibrationConfig,
+    seed: u64,
+) -> Result<(Calibrated, MixedAnomalies)> {
+    let anomalies = gen.mixed_anomalies(bases, anomaly_strength, seed, Some(bases))?;
+    let c = calibrate_on_generated(
+        gen.detector(),
+        held_out_normal,
+        &anomalies.x,
+        strengths,
+        features,
+        cfg,
+    )?;
+    Ok((c, anomalies))
+}
+
 /// Sets the threshold of `det` from a calibration on generated anomalies, where the detector
 /// scores as calibrated: by reconstruction (`lambda = 1`) at the calibrated start strength.
 ///
@@ -612,6 +645,19 @@ mod tests {
             }
         }
         let held_out = gen.normal(24, 2).unwrap();
+        let (c1, a1) = generate_and_calibrate(
+            &gen,
+            &held_out,
+            &normal,
+            0.8,
+            &[0.2],
+            None,
+            &CalibrationConfig::default(),
+            1,
+        )
+        .unwrap();
+        assert_eq!(a1.kinds.len(), 24);
+        assert_eq!(c1.strength, 0.2);
         let strength = det.config().scoring.strength;
         let c = calibrate_on_generated(
             &det,
