@@ -346,7 +346,8 @@ impl<'a> Generator<'a> {
     }
 
     /// Anomalies of every kind of the detector's modality, in turn (sample `i` gets kind
-    /// `i mod kinds`), as [`Generator::anomalous`]; for audio, `normal` holds waveforms and
+    /// `i mod kinds`), as [`Generator::anomalous`], the samples of a kind in batches of the
+    /// detector's scoring batch size; for audio, `normal` holds waveforms and
     /// the result's `x` the scalograms (see [`Generator::anomalous_audio`]). Returns the
     /// anomalies in the order of `normal`, with the kind of each.
     ///
@@ -361,32 +362,43 @@ impl<'a> Generator<'a> {
     ) -> Result<MixedAnomalies> {
         let kinds = AnomalyKind::all(self.det.config().modality);
         let n = normal.dim(0)?;
-        let mut xs = Vec::with_capacity(n);
-        let mut masks = Vec::with_capacity(n);
-        let mut names = Vec::with_capacity(n);
-        for i in 0..n {
-            let kind = kinds[i % kinds.len()];
-            let one = normal.narrow(0, i, 1)?;
-            let s = seed.wrapping_add(i as u64);
-            let (x, m) = match kind {
-                AnomalyKind::Audio(k) => {
-                    let a = self.anomalous_audio(&one, k, strength, s)?;
-                    (a.scalograms, a.injected.mask)
+        let mut xs: Vec<Option<Tensor>> = vec![None; n];
+        let mut masks: Vec<Option<Tensor>> = vec![None; n];
+        let chunk = self.det.config().scoring.batch_size.max(1);
+        // The samples of one kind are injected and harmonised together, in chunks of the
+        // scoring batch size (a cluster of table anomalies shares its centre within a chunk).
+        for (k, &kind) in kinds.iter().enumerate() {
+            let idx: Vec<u32> = (k..n).step_by(kinds.len()).map(|i| i as u32).collect();
+            for (c, part) in idx.chunks(chunk).enumerate() {
+                let batch = normal.index_select(&Tensor::new(part, normal.device())?, 0)?;
+                let s = seed
+                    .wrapping_add(k as u64)
+                    .wrapping_add((c as u64).wrapping_mul(0x9E37_79B9));
+                let (x, m) = match kind {
+                    AnomalyKind::Audio(a) => {
+                        let a = self.anomalous_audio(&batch, a, strength, s)?;
+                        (a.scalograms, a.injected.mask)
+                    }
+                    _ => {
+                        let reference = table_reference.or(Some(normal));
+                        let a = self.anomalous(&batch, kind, strength, s, reference)?;
+                        (a.x, a.mask)
+                    }
+                };
+                for (j, &i) in part.iter().enumerate() {
+                    xs[i as usize] = Some(x.narrow(0, j, 1)?);
+                    masks[i as usize] = Some(m.narrow(0, j, 1)?);
                 }
-                _ => {
-                    let a =
-                        self.anomalous(&one, kind, strength, s, table_reference.or(Some(normal)))?;
-                    (a.x, a.mask)
-                }
-            };
-            xs.push(x);
-            masks.push(m);
-            names.push(kind.name().to_string());
+            }
         }
+        let xs: Vec<Tensor> = xs.into_iter().flatten().collect();
+        let masks: Vec<Tensor> = masks.into_iter().flatten().collect();
         Ok(MixedAnomalies {
             x: Tensor::cat(&xs, 0)?,
             masks,
-            kinds: names,
+            kinds: (0..n)
+                .map(|i| kinds[i % kinds.len()].name().to_string())
+                .collect(),
         })
     }
 
