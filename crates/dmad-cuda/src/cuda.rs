@@ -1,5 +1,6 @@
 //! Launch glue of the CUDA kernels (`kernels/*.cu`, compiled to PTX by `build.rs`).
 
+use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
 };
