@@ -454,3 +454,80 @@ fn html(title: &str, args: &Args, cells: &[Cell]) -> String {
     s.push_str("</div></body></html>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dmad::DetectorConfig;
+
+    /// A tiny table model on the shipped wbc table, saved, then `dmad generate` in both kinds:
+    /// the CSVs (de-standardised into wbc's columns), the mask CSV and the page.
+    #[test]
+    fn generate_writes_rows_masks_and_a_page() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/data/tabular");
+        let csv = root.join("wbc.csv");
+        let split = root.join("splits/wbc.json");
+        let dev = Device::Cpu;
+        let task = dmad::prepare::table(&csv, Some(&split), 0, &dev).unwrap();
+        let mut cfg = DetectorConfig::for_tables(task.train.dim(1).unwrap());
+        cfg.train.steps = 20;
+        cfg.scoring.steps = 10;
+        let mut det = Detector::new(cfg, &dev).unwrap();
+        det.fit(&task.train, |_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("wbc.model");
+        det.save(&model).unwrap();
+        for kind in [Kind::Normal, Kind::Anomalous] {
+            let out = dir.path().join(format!("{kind:?}"));
+            let args = Args {
+                model: model.clone(),
+                kind,
+                n: 6,
+                out: out.clone(),
+                strength: 0.7,
+                steps: 10,
+                data: Some(csv.clone()),
+                split: Some(split.clone()),
+                split_index: 0,
+            };
+            run(&args, 0, &dev).unwrap();
+            let stem = if kind == Kind::Normal {
+                "normal"
+            } else {
+                "anomalous"
+            };
+            let text = std::fs::read_to_string(out.join(format!("{stem}.csv"))).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 7, "a header and 6 rows");
+            assert!(lines[0].ends_with(",kind"));
+            assert_eq!(
+                lines[0].split(',').count(),
+                31,
+                "30 wbc columns and the kind"
+            );
+            let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+            assert!(page.contains("<table>"));
+            let mask = out.join("anomalous_mask.csv");
+            assert_eq!(mask.exists(), kind == Kind::Anomalous);
+            if kind == Kind::Anomalous {
+                assert!(lines[1].ends_with(",local") && lines[4].ends_with(",dependency"));
+                assert!(
+                    page.contains("background:#fbb"),
+                    "changed cells are highlighted"
+                );
+            }
+        }
+        let bad = Args {
+            model: dir.path().join("missing"),
+            kind: Kind::Normal,
+            n: 1,
+            out: dir.path().join("x"),
+            strength: 0.5,
+            steps: 10,
+            data: None,
+            split: None,
+            split_index: 0,
+        };
+        assert!(run(&bad, 0, &dev).is_err());
+    }
+}
