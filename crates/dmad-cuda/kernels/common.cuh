@@ -22,7 +22,8 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum of `v` over the block (blockDim.x a multiple of 32, at most 1024); every thread gets
+// Sum of `v` over the block (blockDim.x a multiple of 32, at most 1024; or 1 thread, as in the
+// host emulation of emulation/); every thread gets
 // the result. `shm` holds 33 floats.
 __device__ __forceinline__ float block_sum(float v, float *shm) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -31,7 +32,7 @@ __device__ __forceinline__ float block_sum(float v, float *shm) {
   if (lane == 0) shm[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    float s = lane < (int)(blockDim.x >> 5) ? shm[lane] : 0.0f;
+    float s = lane < (int)((blockDim.x + 31) >> 5) ? shm[lane] : 0.0f;
     s = warp_sum(s);
     if (lane == 0) shm[32] = s;
   }

@@ -12,8 +12,18 @@ const DWT: &str = include_str!(concat!(env!("OUT_DIR"), "/dwt.ptx"));
 const SAMPLER: &str = include_str!(concat!(env!("OUT_DIR"), "/sampler.ptx"));
 const ATTENTION: &str = include_str!(concat!(env!("OUT_DIR"), "/attention.ptx"));
 
-/// Threads per block of the reduction kernels.
+/// Threads per block of the elementwise kernels.
 const BLOCK: u32 = 256;
+
+/// Threads per block of the GroupNorm kernels (one block per group of `len` values): more for
+/// large groups, so that the few blocks of a 256x256 layer still fill the SMs.
+fn group_block(len: usize) -> u32 {
+    if len >= 1 << 16 {
+        1024
+    } else {
+        256
+    }
+}
 
 fn view<'a, T: CudaDType>(
     s: &'a CudaStorage,
@@ -90,7 +100,7 @@ pub(crate) fn group_norm_fwd(
             .arg(&si);
         let cfg = LaunchConfig {
             grid_dim: ((n * groups) as u32, 1, 1),
-            block_dim: (BLOCK, 1, 1),
+            block_dim: (group_block(c / groups * hw), 1, 1),
             shared_mem_bytes: 0,
         };
         // SAFETY: argument types and order match `gn_fwd_*` in kernels/group_norm.cu.
@@ -130,7 +140,7 @@ pub(crate) fn group_norm_bwd(
         b.arg(&ni).arg(&ci).arg(&gi).arg(&hwi).arg(&eps).arg(&si);
         let cfg = LaunchConfig {
             grid_dim: ((n * groups) as u32, 1, 1),
-            block_dim: (BLOCK, 1, 1),
+            block_dim: (group_block(c / groups * hw), 1, 1),
             shared_mem_bytes: 0,
         };
         // SAFETY: argument types and order match `gn_bwd_*` in kernels/group_norm.cu.
