@@ -793,6 +793,34 @@ mod tests {
         assert_eq!(normal.dims(), &[4, 1, 16, 16]);
         let a = gen.mixed_anomalies(&normal, 0.9, 1, None).unwrap();
         assert_eq!(a.kinds, ["cut_paste", "perlin", "scratch", "blob"]);
+        // Both terms through a (tiny, random) EfficientNet: lambda comes from the grid.
+        use dmad_score::efficientnet::{
+            EfficientNet, EfficientNetConfig, EfficientNetExtractor, ExtractorConfig,
+        };
+        let net =
+            EfficientNet::random(&EfficientNetConfig::tiny(), 1, DType::F32, &Device::Cpu).unwrap();
+        let ex = EfficientNetExtractor::new(
+            net,
+            ExtractorConfig {
+                image_size: Some((32, 32)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let held_out = gen.normal(4, 9).unwrap();
+        let t = score_terms(&det, &held_out, 0.3, Some(&ex)).unwrap();
+        assert_eq!((t.recon.len(), t.feat.as_ref().map(Vec::len)), (4, Some(4)));
+        let c = calibrate_on_generated(
+            &det,
+            &held_out,
+            &a.x,
+            &[0.2, 0.4],
+            Some(&ex),
+            &CalibrationConfig::default(),
+        )
+        .unwrap();
+        assert!((0.0..=1.0).contains(&c.lambda));
+        assert_eq!(c.candidates.len(), 2);
         let o = normal.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let v = a.x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for (i, m) in a.masks.iter().enumerate() {
