@@ -13,6 +13,12 @@
 //!
 //! Run: `cargo run --release --example generate` (about a minute on two cores; writes
 //! `target/generate-example/`); `-- tables` or `-- series` runs one part.
+//!
+//! Fidelity of a saved image or audio model (Frechet distance on EfficientNet-Lite0 features
+//! and a two-sample test on them, generated vs real normal training samples, beside the same
+//! for the real normal test samples as a reference):
+//! `cargo run --release --example generate -- fidelity MODEL_DIR LITE0.safetensors DATA_DIR`
+//! (the weights are made as `docs/EFFICIENTNET.md` explains).
 
 use candle_core::Tensor;
 use dmad::generate::{
@@ -24,7 +30,15 @@ use dmad::{prepare, Detector, DetectorConfig};
 fn main() -> anyhow::Result<()> {
     dmad::init_cpu_threads();
     let dev = dmad::device_from_env()?;
-    let only = std::env::args().nth(1);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fidelity") {
+        let [model, weights, data] = [2, 3, 4].map(|i| args.get(i).cloned());
+        let (Some(model), Some(weights), Some(data)) = (model, weights, data) else {
+            anyhow::bail!("usage: generate fidelity MODEL_DIR LITE0.safetensors DATA_DIR");
+        };
+        return fidelity(&model, &weights, &data, &dev);
+    }
+    let only = args.get(1).cloned();
     if only.as_deref() != Some("series") {
         tables(&dev)?;
     }
@@ -231,4 +245,63 @@ fn series(dev: &candle_core::Device) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn fidelity(
+    model: &str,
+    weights: &str,
+    data: &str,
+    dev: &candle_core::Device,
+) -> anyhow::Result<()> {
+    use dmad::data::Split;
+    use dmad::generate::{feature_frechet_distance, pool_features};
+    use dmad::{FeatureExtractor, Modality};
+    let det = Detector::load(model, dev)?;
+    let ex = dmad::score::EfficientNetExtractor::lite0(weights, dev)?;
+    let input = &det.config().input;
+    let (train, test) = match det.config().modality {
+        Modality::Image => {
+            let t = prepare::images(data, Split::Train, input.image_size, input.channels, dev)?;
+            let s = prepare::images(data, Split::Test, input.image_size, input.channels, dev)?;
+            (t.x, normal_only(&s.x, &s.labels)?)
+        }
+        Modality::Audio => {
+            let t = prepare::audio(data, Split::Train, input, dev)?;
+            let s = prepare::audio(data, Split::Test, input, dev)?;
+            (t.x, normal_only(&s.x, &s.labels)?)
+        }
+        other => anyhow::bail!(
+            "fidelity on EfficientNet features is for image and audio models, not {other}"
+        ),
+    };
+    let gen = Generator::new(&det, GenerateConfig::default())?;
+    let n = train.dim(0)?.max(8);
+    let generated = gen.normal(n, 0)?;
+    let fd_gen = feature_frechet_distance(&ex, &train, &generated, 8)?;
+    let fd_real = feature_frechet_distance(&ex, &train, &test, 8)?;
+    let pooled = |x: &Tensor| -> anyhow::Result<Tensor> { Ok(pool_features(&ex.features(x)?)?) };
+    let c_gen = two_sample_test(
+        &pooled(&train)?,
+        &pooled(&generated)?,
+        &C2stConfig::default(),
+    )?;
+    println!(
+        "{model}: {} train, {} normal test, {n} generated samples ({} steps DDIM)",
+        train.dim(0)?,
+        test.dim(0)?,
+        GenerateConfig::default().steps
+    );
+    println!("Frechet distance on EfficientNet-Lite0 features: generated {fd_gen:.3}, real normal test {fd_real:.3}");
+    println!(
+        "two-sample accuracy on those features, generated vs train: logistic {:.3}, 5-NN {:.3}",
+        c_gen.logistic, c_gen.knn
+    );
+    Ok(())
+}
+
+fn normal_only(x: &Tensor, labels: &[u8]) -> anyhow::Result<Tensor> {
+    let idx: Vec<u32> = (0..labels.len() as u32)
+        .filter(|&i| labels[i as usize] == 0)
+        .collect();
+    Ok(x.index_select(&Tensor::new(idx.as_slice(), x.device())?, 0)?)
 }
