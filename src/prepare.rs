@@ -117,7 +117,8 @@ pub struct SeriesTask {
 
 impl SeriesTask {
     /// Maps one score per test window (or a per-step map `[m, window]`) to one score per test
-    /// point, taking the maximum over the windows that cover a point.
+    /// point, taking the mean over the windows that cover a point (a score peaks where the
+    /// anomaly is, instead of spreading over every window that touches it).
     ///
     /// # Errors
     /// Errors of the mapping (lengths that do not fit).
@@ -139,7 +140,7 @@ impl SeriesTask {
                 &self.test_starts,
                 self.window,
                 n,
-                Reduce::Max,
+                Reduce::Mean,
             )?),
         }
     }

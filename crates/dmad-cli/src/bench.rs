@@ -1054,7 +1054,8 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
          scored by reconstruction from strength 0.2 with 20-step DDIM; the four U-Net \
          modules do not apply, so only dmad full, DDPM (the same MLP) and DTE are run;\n\
          - series: a 1D U-Net [16, 32, 32] with the four modules, windows of 64 (train and test \
-         stride 4; a point's score is the maximum over the windows covering it), \
+         stride 4; a point's score is the mean over the windows covering it, as\
+         for the peers), \
          300 steps x budget, batch 32; UCR classification rows are resampled to 64 points \
          and z-normalised each;\n\
          - images: a 2D U-Net [16, 32, 32] at 32x32 grey, 200 steps x budget, batch 8, flips \
