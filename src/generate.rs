@@ -127,6 +127,9 @@ pub struct GenerateConfig {
     pub projection_strength: f64,
     /// Rounds of phase retrieval when scalograms become waveforms. Default 8.
     pub phase_iterations: usize,
+    /// RePaint's resampling rounds per harmonisation step ([`HarmoniseConfig::resample`]).
+    /// Default 0.
+    pub resample: usize,
 }
 
 impl Default for GenerateConfig {
@@ -138,6 +141,7 @@ impl Default for GenerateConfig {
             projection_steps: 10,
             projection_strength: 0.2,
             phase_iterations: 8,
+            resample: 0,
         }
     }
 }
@@ -293,6 +297,7 @@ impl<'a> Generator<'a> {
         let harm = |start: f64| HarmoniseConfig {
             start: Start::Strength(start),
             seed: seed ^ 0x5bd1_e995,
+            resample: self.cfg.resample,
         };
         let out = match kind {
             AnomalyKind::Image(k) => {
