@@ -631,38 +631,7 @@ impl CwtPlanner {
         let complex = wavelet.is_complex();
         let fft = match config.method {
             CwtMethod::Conv => None,
-            CwtMethod::Fft => {
-                // Outputs (x * dk)[offset .. offset + len] must not alias in a circular
-                // convolution of size P: P >= len + L - offset, with L + 1 kernel taps.
-                let need = kernels
-                    .iter()
-                    .map(|(dk, off)| len + dk.len() - 1 - off)
-                    .max()
-                    .unwrap_or(len);
-                let p = next_fast_len(need);
-                let (fwd, inv) = self.fft_pair(p);
-                let groups = if complex {
-                    kernels.len()
-                } else {
-                    kernels.len().div_ceil(2)
-                };
-                let mut spectra = Vec::new();
-                if keep_spectra {
-                    let mut scratch = vec![Complex64::new(0.0, 0.0); fwd.get_inplace_scratch_len()];
-                    for q in 0..groups {
-                        let mut t = Vec::new();
-                        group_spectrum(&kernels, complex, q, p, fwd.as_ref(), &mut scratch, &mut t);
-                        spectra.push(t);
-                    }
-                }
-                Some(FftKernels {
-                    size: p,
-                    fwd,
-                    inv,
-                    groups,
-                    spectra,
-                })
-            }
+            CwtMethod::Fft => Some(self.fft_groups(&kernels, len, complex, keep_spectra)),
         };
         Ok(Arc::new(CwtPlan {
             precision: config.precision,
@@ -676,39 +645,162 @@ impl CwtPlanner {
     }
 }
 
-struct FftKernels {
+/// The kernels of the scales that share one FFT size. In block mode they are convolved with
+/// the signal by overlap-save: block `b` holds the outputs `first + b * block ..` (indices of the
+/// full convolution `x * dk`), the circular convolution of the segment
+/// `x[first + b * block - taps + 1 ..][..size]` with the kernel, read from `taps - 1` on; a short
+/// kernel gets a short FFT, and the segment spectra are shared by every scale of the group.
+/// Otherwise (`whole`) one circular convolution of the zero-padded signal covers every output,
+/// read at `t + offset`.
+struct FftGroup {
     size: usize,
+    whole: bool,
+    /// First output index (of `x * dk`) covered by block 0 (block mode).
+    first: usize,
     fwd: Arc<dyn Fft<f64>>,
     inv: Arc<dyn Fft<f64>>,
-    /// Number of kernel groups: one per scale (complex wavelets) or per pair of scales.
-    groups: usize,
-    /// Spectra of the groups, if kept (empty for a one-off transform: computed on the fly).
+    /// Longest kernel of the group (taps).
+    taps: usize,
+    /// Valid outputs per block: `size - taps + 1`.
+    block: usize,
+    /// Blocks covering every output of the group's scales.
+    blocks: usize,
+    /// Per FFT: one scale (complex wavelets) or two scales packed as real and imaginary parts.
+    items: Vec<Vec<usize>>,
+    /// Kernel spectra of the items, if kept (empty for a one-off transform).
     spectra: Vec<Vec<Complex64>>,
 }
 
-/// The spectrum (size `p`) of kernel group `q`: kernel `q` (complex wavelets), or kernels
-/// `2q` and `2q + 1` packed as real and imaginary parts (real wavelets).
-fn group_spectrum(
+/// The FFT size for a kernel of `taps` taps and `outputs` wanted outputs in a one-off
+/// transform: the power of two with the least work (`blocks * size log size` for the
+/// convolution plus `size log size / 2` for the kernel's share of a packed kernel spectrum), or
+/// `whole` (one block covering everything) if none is cheaper.
+fn block_size(taps: usize, outputs: usize, whole: usize) -> usize {
+    let work = |m: usize, blocks: usize| (blocks as f64 + 0.5) * m as f64 * (m as f64).log2();
+    let mut best = whole;
+    let mut best_cost = work(whole, 1);
+    let mut m = 16;
+    while m < whole {
+        if m > taps {
+            let cost = work(m, outputs.div_ceil(m + 1 - taps));
+            if cost < best_cost * 0.999 {
+                best = m;
+                best_cost = cost;
+            }
+        }
+        m *= 2;
+    }
+    best
+}
+
+impl CwtPlanner {
+    /// Groups the scales by FFT size and, if `keep_spectra`, computes the kernel spectra.
+    fn fft_groups(
+        &self,
+        kernels: &[(Vec<Complex64>, usize)],
+        len: usize,
+        complex: bool,
+        keep_spectra: bool,
+    ) -> Vec<FftGroup> {
+        let mut by_size: std::collections::BTreeMap<(usize, bool), Vec<usize>> = Default::default();
+        // Outputs (x * dk)[off .. off + len] do not alias in a circular convolution of the
+        // zero-padded signal of size >= len + taps - 1 - off.
+        let whole = next_fast_len(
+            kernels
+                .iter()
+                .map(|(dk, off)| len + dk.len() - 1 - off)
+                .max()
+                .unwrap_or(len),
+        );
+        for (s, (dk, _)) in kernels.iter().enumerate() {
+            // A kept plan pays the kernel spectra once: one size for all is then the least
+            // work. A one-off transform also pays them, at the size they are used at.
+            let size = if keep_spectra {
+                whole
+            } else {
+                block_size(dk.len(), len, whole)
+            };
+            by_size.entry((size, size == whole)).or_default().push(s);
+        }
+        by_size
+            .into_iter()
+            .map(|((size, whole), scales)| {
+                let taps = scales
+                    .iter()
+                    .map(|&s| kernels[s].0.len())
+                    .max()
+                    .unwrap_or(1);
+                let first = scales.iter().map(|&s| kernels[s].1).min().unwrap_or(0);
+                let end = scales
+                    .iter()
+                    .map(|&s| kernels[s].1 + len)
+                    .max()
+                    .unwrap_or(len);
+                let (block, blocks) = if whole {
+                    (size, 1)
+                } else {
+                    let block = size + 1 - taps;
+                    (block, (end - first).div_ceil(block))
+                };
+                let items: Vec<Vec<usize>> = if complex {
+                    scales.iter().map(|&s| vec![s]).collect()
+                } else {
+                    scales.chunks(2).map(<[usize]>::to_vec).collect()
+                };
+                let (fwd, inv) = self.fft_pair(size);
+                let mut spectra = Vec::new();
+                if keep_spectra {
+                    let mut scratch = vec![Complex64::new(0.0, 0.0); fwd.get_inplace_scratch_len()];
+                    for item in &items {
+                        let mut t = Vec::new();
+                        item_spectrum(kernels, item, size, fwd.as_ref(), &mut scratch, &mut t);
+                        spectra.push(t);
+                    }
+                }
+                FftGroup {
+                    size,
+                    whole,
+                    first,
+                    fwd,
+                    inv,
+                    taps,
+                    block,
+                    blocks,
+                    items,
+                    spectra,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Work buffers of [`CwtPlan::process`], sized for its largest group.
+struct GroupWork {
+    scratch: Vec<Complex64>,
+    segs: Vec<Complex64>,
+    buf: Vec<Complex64>,
+    spectrum: Vec<Complex64>,
+}
+
+/// The spectrum (size `p`) of one FFT's kernels: one kernel (complex wavelets), or two real
+/// kernels packed as real and imaginary parts.
+fn item_spectrum(
     kernels: &[(Vec<Complex64>, usize)],
-    complex: bool,
-    q: usize,
+    item: &[usize],
     p: usize,
     fwd: &dyn Fft<f64>,
     scratch: &mut [Complex64],
     out: &mut Vec<Complex64>,
 ) {
     out.clear();
-    if complex {
-        out.extend_from_slice(&kernels[q].0);
-    } else {
-        out.extend_from_slice(&kernels[2 * q].0);
-        if let Some((dkb, _)) = kernels.get(2 * q + 1) {
-            if dkb.len() > out.len() {
-                out.resize(dkb.len(), Complex64::new(0.0, 0.0));
-            }
-            for (a, b) in out.iter_mut().zip(dkb) {
-                a.im = b.re;
-            }
+    out.extend_from_slice(&kernels[item[0]].0);
+    if let Some(&sb) = item.get(1) {
+        let dkb = &kernels[sb].0;
+        if dkb.len() > out.len() {
+            out.resize(dkb.len(), Complex64::new(0.0, 0.0));
+        }
+        for (a, b) in out.iter_mut().zip(dkb) {
+            a.im = b.re;
         }
     }
     out.resize(p, Complex64::new(0.0, 0.0));
@@ -724,7 +816,7 @@ pub struct CwtPlan {
     complex: bool,
     kernels: Vec<(Vec<Complex64>, usize)>,
     frequencies: Vec<f64>,
-    fft: Option<FftKernels>,
+    fft: Option<Vec<FftGroup>>,
 }
 
 impl std::fmt::Debug for CwtPlan {
@@ -774,10 +866,10 @@ impl CwtPlan {
         let mut real = if self.complex {
             Vec::new()
         } else {
-            vec![0.0; ns * n]
+            crate::alloc::zeroed::<f64>(ns * n)
         };
         let mut cplx = if self.complex {
-            vec![Complex64::new(0.0, 0.0); ns * n]
+            crate::alloc::zeroed_complex(ns * n)
         } else {
             Vec::new()
         };
@@ -802,57 +894,24 @@ impl CwtPlan {
                     }
                 }
             }
-            Some(fk) => {
-                let p = fk.size;
-                let mut scratch = vec![
-                    Complex64::new(0.0, 0.0);
-                    fk.fwd
-                        .get_inplace_scratch_len()
-                        .max(fk.inv.get_inplace_scratch_len())
-                ];
-                let mut xf: Vec<Complex64> = x.iter().map(|&v| Complex64::new(v, 0.0)).collect();
-                xf.resize(p, Complex64::new(0.0, 0.0));
-                fk.fwd.process_with_scratch(&mut xf, &mut scratch);
-                let norm = 1.0 / p as f64;
-                let mut buf = vec![Complex64::new(0.0, 0.0); p];
-                let mut own = Vec::new();
-                for q in 0..fk.groups {
-                    let spec: &[Complex64] = if fk.spectra.is_empty() {
-                        group_spectrum(
-                            &self.kernels,
-                            self.complex,
-                            q,
-                            p,
-                            fk.fwd.as_ref(),
-                            &mut scratch,
-                            &mut own,
-                        );
-                        &own
-                    } else {
-                        &fk.spectra[q]
-                    };
-                    for ((b, a), s) in buf.iter_mut().zip(&xf).zip(spec) {
-                        *b = a * s;
-                    }
-                    fk.inv.process_with_scratch(&mut buf, &mut scratch);
-                    if self.complex {
-                        let s = q;
-                        let off = self.kernels[s].1;
-                        let g = -self.scales[s].sqrt() * norm;
-                        for (o, v) in cplx[s * n..(s + 1) * n].iter_mut().zip(&buf[off..off + n]) {
-                            *o = v * g;
-                        }
-                    } else {
-                        for (half, s) in (2 * q..(2 * q + 2).min(ns)).enumerate() {
-                            let off = self.kernels[s].1;
-                            let g = -self.scales[s].sqrt() * norm;
-                            for (o, v) in
-                                real[s * n..(s + 1) * n].iter_mut().zip(&buf[off..off + n])
-                            {
-                                *o = if half == 0 { v.re } else { v.im } * g;
-                            }
-                        }
-                    }
+            Some(groups) => {
+                // Work buffers shared by the groups.
+                let zero = Complex64::new(0.0, 0.0);
+                let most = |f: &dyn Fn(&FftGroup) -> usize| groups.iter().map(f).max().unwrap_or(0);
+                let mut work = GroupWork {
+                    scratch: vec![
+                        zero;
+                        most(&|g| g
+                            .fwd
+                            .get_inplace_scratch_len()
+                            .max(g.inv.get_inplace_scratch_len()))
+                    ],
+                    segs: Vec::with_capacity(most(&|g| g.blocks * g.size)),
+                    buf: vec![zero; most(&|g| g.blocks * g.size)],
+                    spectrum: Vec::with_capacity(most(&|g| g.size)),
+                };
+                for g in groups {
+                    self.process_group(g, x, &mut real, &mut cplx, &mut work);
                 }
             }
         }
@@ -867,6 +926,94 @@ impl CwtPlan {
             len: n,
             precision: self.precision,
         })
+    }
+
+    /// Overlap-save convolution of `x` with the kernels of one group (see [`FftGroup`]).
+    fn process_group(
+        &self,
+        g: &FftGroup,
+        x: &[f64],
+        real: &mut [f64],
+        cplx: &mut [Complex64],
+        work: &mut GroupWork,
+    ) {
+        let (m, n) = (g.size, self.len);
+        let zero = Complex64::new(0.0, 0.0);
+        let GroupWork {
+            scratch,
+            segs,
+            buf,
+            spectrum: own,
+        } = work;
+        let scratch = &mut scratch[..g
+            .fwd
+            .get_inplace_scratch_len()
+            .max(g.inv.get_inplace_scratch_len())];
+        // Segment spectra: segment b starts at input index first + b * block - (taps - 1)
+        // (at 0 for a whole group).
+        segs.clear();
+        segs.resize(g.blocks * m, zero);
+        for (b, seg) in segs.chunks_exact_mut(m).enumerate() {
+            let start = if g.whole {
+                0
+            } else {
+                (g.first + b * g.block) as isize - (g.taps as isize - 1)
+            };
+            for (i, v) in seg.iter_mut().enumerate() {
+                let j = start + i as isize;
+                if j >= 0 && (j as usize) < n {
+                    v.re = x[j as usize];
+                }
+            }
+        }
+        g.fwd.process_with_scratch(segs, scratch);
+        let norm = 1.0 / m as f64;
+        let buf = &mut buf[..g.blocks * m];
+        for (q, item) in g.items.iter().enumerate() {
+            let spec: &[Complex64] = if g.spectra.is_empty() {
+                item_spectrum(&self.kernels, item, m, g.fwd.as_ref(), scratch, own);
+                own
+            } else {
+                &g.spectra[q]
+            };
+            for (bb, sb) in buf.chunks_exact_mut(m).zip(segs.chunks_exact(m)) {
+                for ((o, a), k) in bb.iter_mut().zip(sb).zip(spec) {
+                    *o = a * k;
+                }
+            }
+            g.inv.process_with_scratch(buf, scratch);
+            for (half, &s) in item.iter().enumerate() {
+                let off = self.kernels[s].1;
+                let gain = -self.scales[s].sqrt() * norm;
+                // Output t is (x * dk)[t + off]: in block mode block (t + off - first) / block,
+                // at index (t + off - first) % block + taps - 1 of that block.
+                let mut t = 0;
+                while t < n {
+                    let (src_at, cnt) = if g.whole {
+                        (off, n)
+                    } else {
+                        let pos = t + off - g.first;
+                        let (b, r) = (pos / g.block, pos % g.block);
+                        (b * m + r + g.taps - 1, (g.block - r).min(n - t))
+                    };
+                    let src = &buf[src_at..][..cnt];
+                    if self.complex {
+                        for (o, v) in cplx[s * n + t..][..cnt].iter_mut().zip(src) {
+                            *o = v * gain;
+                        }
+                    } else if half == 0 {
+                        for (o, v) in real[s * n + t..][..cnt].iter_mut().zip(src) {
+                            *o = v.re * gain;
+                        }
+                    } else {
+                        for (o, v) in real[s * n + t..][..cnt].iter_mut().zip(src) {
+                            *o = v.im * gain;
+                        }
+                    }
+                    t += cnt;
+                }
+            }
+        }
     }
 }
 

@@ -275,8 +275,8 @@ pub(crate) fn dwt_blocks<T: Real>(
     let hi: Vec<T> = w.dec_hi().iter().map(|&v| T::from_f64(v)).collect();
     let (out, pl, pr, c0) = down_geometry(n, f, mode);
     let (lext, rext) = extension(n, mode, pl, pr);
-    let mut ca = vec![T::default(); outer * out * inner];
-    let mut cd = vec![T::default(); outer * out * inner];
+    let mut ca = crate::alloc::zeroed(outer * out * inner);
+    let mut cd = crate::alloc::zeroed(outer * out * inner);
     if inner == 1 {
         // Blocked polyphase: each block of outputs reads its stretch of the extended row,
         // split into even and odd samples, from a buffer that stays in L1.

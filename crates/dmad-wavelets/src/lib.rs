@@ -42,6 +42,7 @@
 //! wavelet formulas and the CWT algorithm follow PyWavelets' documented behaviour.
 #![warn(missing_docs)]
 
+mod alloc;
 mod array;
 pub mod cwt;
 mod dwt;
