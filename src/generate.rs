@@ -11,7 +11,8 @@
 //!   waveforms and returns their scalograms.
 //! - [`calibrate_on_generated`]: the scoring start strength, `lambda` (when a feature
 //!   extractor is given) and an F1-optimal threshold from generated anomalies against held-out
-//!   normal samples; [`apply_calibration`] sets the threshold on the detector.
+//!   normal samples; [`apply_calibration`] makes the detector score as calibrated (strength,
+//!   scorer, threshold).
 //!
 //! # Example
 //! ```no_run
@@ -586,29 +587,41 @@ pub fn generate_and_calibrate(
     Ok((c, anomalies))
 }
 
-/// Sets the threshold of `det` from a calibration on generated anomalies, where the detector
-/// scores as calibrated: by reconstruction (`lambda = 1`) at the calibrated start strength.
+/// Makes `det` score as the calibration on generated anomalies chose: its start strength,
+/// the combined score with the chosen `lambda` when it is below 1 (reconstruction otherwise),
+/// and the F1-optimal threshold. `held_out_normal` are the normal samples the calibration
+/// used; the combined scorer normalises its terms on them, as the calibration did. The network
+/// is not retrained.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when the calibration chose another strength than the detector's
-/// `scoring.strength` or a `lambda` below 1 (the detector cannot change how it scores yet:
-/// build one with that strength); [`Error::NotFitted`] for an unfitted detector.
-pub fn apply_calibration(det: &mut Detector, c: &Calibrated) -> Result<()> {
-    let have = det.config().scoring.strength;
-    let raw = match c.recon_threshold {
-        Some(t) if (have - c.strength).abs() < 1e-12 => t,
-        _ => {
-            return Err(Error::InvalidConfig {
-                field: "scoring.strength",
-                reason: format!(
-                    "the calibration chose strength {} and lambda {}; the detector scores by \
-                     reconstruction at strength {have}",
-                    c.strength, c.lambda
-                ),
-            })
+/// As [`Detector::set_scoring`] (for example `lambda < 1` on a detector without the
+/// EfficientNet-Lite0 weights, or a DTE detector); [`Error::NotFitted`] for an unfitted
+/// detector.
+pub fn apply_calibration(
+    det: &mut Detector,
+    c: &Calibrated,
+    held_out_normal: &Tensor,
+) -> Result<()> {
+    let mut scoring = det.config().scoring.clone();
+    scoring.strength = c.strength;
+    match c.recon_threshold {
+        Some(raw) if c.lambda >= 1.0 => {
+            det.set_scoring(
+                crate::ScorerConfig::Reconstruction,
+                scoring,
+                held_out_normal,
+            )?;
+            det.set_threshold(raw)
         }
-    };
-    det.set_threshold(raw)
+        _ => {
+            det.set_scoring(
+                crate::ScorerConfig::Combined { lambda: c.lambda },
+                scoring,
+                held_out_normal,
+            )?;
+            det.set_threshold(c.threshold)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -717,15 +730,10 @@ mod tests {
             ..GenerateConfig::default()
         };
         assert!(Generator::new(&det, bad).is_err());
-        if c.strength == strength {
-            apply_calibration(&mut det, &c).unwrap();
-            assert_eq!(det.threshold().unwrap(), c.recon_threshold.unwrap());
-        } else {
-            assert!(matches!(
-                apply_calibration(&mut det, &c),
-                Err(Error::InvalidConfig { .. })
-            ));
-        }
+        apply_calibration(&mut det, &c, &held_out).unwrap();
+        assert_eq!(det.threshold().unwrap(), c.recon_threshold.unwrap());
+        assert_eq!(det.config().scoring.strength, c.strength);
+        assert_eq!(det.config().scorer, crate::ScorerConfig::Reconstruction);
     }
 
     #[test]

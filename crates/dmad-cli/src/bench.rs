@@ -610,10 +610,7 @@ fn calibrate_on_generated(
         None,
         &CalibrationConfig::default(),
     )?;
-    let mut scoring = det.config().scoring.clone();
-    scoring.strength = c.strength;
-    det.set_scoring(ScorerConfig::Reconstruction, scoring, held)?;
-    dmad::generate::apply_calibration(det, &c)?;
+    dmad::generate::apply_calibration(det, &c, held)?;
     m.calibrated_strength = Some(c.strength);
     m.generated_auroc = Some(c.auroc);
     Ok(())
