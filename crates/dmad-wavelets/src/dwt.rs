@@ -246,7 +246,7 @@ fn down_geometry(n: usize, f: usize, mode: Mode) -> (usize, usize, usize, usize)
 }
 
 /// Checks the common preconditions of a forward transform along one axis of length `n`.
-fn check_forward(x: &[f64], n: usize, mode: Mode, context: &'static str) -> Result<()> {
+pub(crate) fn check_forward(x: &[f64], n: usize, mode: Mode, context: &'static str) -> Result<()> {
     if n == 0 {
         return Err(Error::EmptyInput { context });
     }
@@ -260,6 +260,201 @@ fn check_forward(x: &[f64], n: usize, mode: Mode, context: &'static str) -> Resu
     check_finite(x, context)
 }
 
+/// What a single-level DWT along an axis of `n` samples needs, computed once: the filters, the
+/// geometry of [`down_geometry`] and the boundary extension.
+pub(crate) struct AxisPlan<T> {
+    lo: Vec<T>,
+    hi: Vec<T>,
+    n: usize,
+    /// Number of coefficients.
+    pub(crate) out: usize,
+    pl: usize,
+    pr: usize,
+    c0: usize,
+    lext: Vec<Combo>,
+    rext: Vec<Combo>,
+}
+
+impl<T: Real> AxisPlan<T> {
+    pub(crate) fn new(n: usize, w: &Wavelet, mode: Mode) -> Self {
+        let f = w.dec_len();
+        let (out, pl, pr, c0) = down_geometry(n, f, mode);
+        let (lext, rext) = extension(n, mode, pl, pr);
+        Self {
+            lo: w.dec_lo().iter().map(|&v| T::from_f64(v)).collect(),
+            hi: w.dec_hi().iter().map(|&v| T::from_f64(v)).collect(),
+            n,
+            out,
+            pl,
+            pr,
+            c0,
+            lext,
+            rext,
+        }
+    }
+
+    /// Work buffers for [`AxisPlan::row`].
+    pub(crate) fn row_work(&self) -> RowWork<T> {
+        let f = self.lo.len();
+        RowWork {
+            lvals: vec![T::default(); self.pl],
+            rvals: vec![T::default(); self.pr],
+            even: vec![T::default(); BLOCK + f],
+            odd: vec![T::default(); BLOCK + f],
+        }
+    }
+
+    /// The DWT of one contiguous row: `io` gives the `n` input samples and takes the `out`
+    /// approximation coefficients, `d` the detail coefficients.
+    ///
+    /// Blocked polyphase: each block of outputs reads its stretch of the extended row, split
+    /// into even and odd samples, from a buffer that stays in L1. The extension values are
+    /// evaluated before any output is written and every block is read before it is written,
+    /// so [`RowIo::InPlace`] is exact as long as no later block reads below the outputs
+    /// already written: true for filters shorter than `BLOCK + 2` taps (see
+    /// [`AxisPlan::in_place_ok`]).
+    pub(crate) fn row(&self, io: &mut RowIo<'_, T>, d: &mut [T], work: &mut RowWork<T>) {
+        let (n, pl, out) = (self.n, self.pl, self.out);
+        let f = self.lo.len();
+        let RowWork {
+            lvals,
+            rvals,
+            even,
+            odd,
+        } = work;
+        {
+            let xr = io.x();
+            for (m, c) in self.lext.iter().enumerate() {
+                lvals[m] = eval(c, xr);
+            }
+            for (j, c) in self.rext.iter().enumerate() {
+                rvals[j] = eval(c, xr);
+            }
+        }
+        let base = self.c0 + pl;
+        let mut start = 0;
+        while start < out {
+            let len = BLOCK.min(out - start);
+            // Local index 0 is extended index p0; the block reads local 0 ..= 2 len + f - 3.
+            let p0 = 2 * start + base + 1 - f;
+            let half = len + f / 2 - 1;
+            {
+                let xr = io.x();
+                if p0 >= pl && p0 + 2 * half <= pl + n {
+                    let src = &xr[p0 - pl..p0 - pl + 2 * half];
+                    for ((e, o), pair) in
+                        even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2))
+                    {
+                        *e = pair[0];
+                        *o = pair[1];
+                    }
+                } else {
+                    // Extended row at buffer index q (q = position + pl).
+                    let get = |q: usize| -> T {
+                        if q < pl {
+                            lvals[pl - 1 - q]
+                        } else if q < pl + n {
+                            xr[q - pl]
+                        } else {
+                            rvals[q - pl - n]
+                        }
+                    };
+                    for k in 0..half {
+                        even[k] = get(p0 + 2 * k);
+                        odd[k] = get(p0 + 2 * k + 1);
+                    }
+                }
+            }
+            down_block(
+                &even[..half],
+                &odd[..half],
+                &self.lo,
+                &self.hi,
+                &mut io.a()[start..start + len],
+                &mut d[start..start + len],
+            );
+            start += len;
+        }
+    }
+
+    /// Whether [`AxisPlan::row`] may write the approximation over its input.
+    pub(crate) fn in_place_ok(&self) -> bool {
+        self.lo.len() < BLOCK + 2 && self.out <= self.n
+    }
+
+    /// The DWT along the middle axis of `[n, inner]` block `xb` (`inner > 1`: the lanes are
+    /// vectorised), one output row `o` at a time: `emit(o, a_row, d_row)`.
+    fn lanes(
+        &self,
+        xb: &[T],
+        inner: usize,
+        rows: &mut (Vec<T>, Vec<T>, Vec<T>, Vec<T>),
+        mut emit: impl FnMut(usize, &[T], &[T]),
+    ) {
+        let (n, pl, f) = (self.n, self.pl, self.lo.len());
+        let (lrows, rrows, ar, dr) = rows;
+        lrows.resize(self.pl * inner, T::default());
+        rrows.resize(self.pr * inner, T::default());
+        ar.resize(inner, T::default());
+        dr.resize(inner, T::default());
+        fill_rows(&self.lext, xb, inner, lrows);
+        fill_rows(&self.rext, xb, inner, rrows);
+        // Row `s` of the extended block (buffer coordinates: s = position + pl).
+        let row = |s: usize| -> &[T] {
+            if s < pl {
+                let m = pl - 1 - s;
+                &lrows[m * inner..(m + 1) * inner]
+            } else if s < pl + n {
+                &xb[(s - pl) * inner..(s - pl + 1) * inner]
+            } else {
+                let j = s - pl - n;
+                &rrows[j * inner..(j + 1) * inner]
+            }
+        };
+        for o in 0..self.out {
+            ar.fill(T::default());
+            dr.fill(T::default());
+            for j in 0..f {
+                let src = row(2 * o + self.c0 + pl - j);
+                axpy2(ar, dr, self.lo[j], self.hi[j], src);
+            }
+            emit(o, ar, dr);
+        }
+    }
+}
+
+/// Work buffers of [`AxisPlan::row`].
+pub(crate) struct RowWork<T> {
+    lvals: Vec<T>,
+    rvals: Vec<T>,
+    even: Vec<T>,
+    odd: Vec<T>,
+}
+
+/// Input and approximation output of [`AxisPlan::row`]: separate, or one buffer (the input
+/// in `[..n]` is overwritten by the approximation in `[..out]`).
+pub(crate) enum RowIo<'a, T> {
+    /// Input `x`, approximation into `a`.
+    Split(&'a [T], &'a mut [T]),
+    /// Input and approximation in one buffer.
+    InPlace(&'a mut [T]),
+}
+
+impl<T> RowIo<'_, T> {
+    fn x(&self) -> &[T] {
+        match self {
+            RowIo::Split(x, _) => x,
+            RowIo::InPlace(b) => b,
+        }
+    }
+    fn a(&mut self) -> &mut [T] {
+        match self {
+            RowIo::Split(_, a) => a,
+            RowIo::InPlace(b) => b,
+        }
+    }
+}
+
 /// Single-level DWT of `outer` independent blocks of shape `[n, inner]` (row-major), along the
 /// middle axis. Returns `(approx, detail)` of shape `[outer, out, inner]` each.
 pub(crate) fn dwt_blocks<T: Real>(
@@ -270,104 +465,70 @@ pub(crate) fn dwt_blocks<T: Real>(
     w: &Wavelet,
     mode: Mode,
 ) -> (Vec<T>, Vec<T>) {
-    let f = w.dec_len();
-    let lo: Vec<T> = w.dec_lo().iter().map(|&v| T::from_f64(v)).collect();
-    let hi: Vec<T> = w.dec_hi().iter().map(|&v| T::from_f64(v)).collect();
-    let (out, pl, pr, c0) = down_geometry(n, f, mode);
-    let (lext, rext) = extension(n, mode, pl, pr);
+    let plan = AxisPlan::<T>::new(n, w, mode);
+    let out = plan.out;
     let mut ca = crate::alloc::zeroed(outer * out * inner);
     let mut cd = crate::alloc::zeroed(outer * out * inner);
     if inner == 1 {
-        // Blocked polyphase: each block of outputs reads its stretch of the extended row,
-        // split into even and odd samples, from a buffer that stays in L1.
-        let mut lvals = vec![T::default(); pl];
-        let mut rvals = vec![T::default(); pr];
-        let mut even = vec![T::default(); BLOCK + f];
-        let mut odd = vec![T::default(); BLOCK + f];
-        let base = c0 + pl;
-        for b in 0..outer {
-            let xr = &x[b * n..(b + 1) * n];
-            for (m, c) in lext.iter().enumerate() {
-                lvals[m] = eval(c, xr);
-            }
-            for (j, c) in rext.iter().enumerate() {
-                rvals[j] = eval(c, xr);
-            }
-            // Extended row at buffer index q (q = position + pl).
-            let get = |q: usize| -> T {
-                if q < pl {
-                    lvals[pl - 1 - q]
-                } else if q < pl + n {
-                    xr[q - pl]
-                } else {
-                    rvals[q - pl - n]
-                }
-            };
-            let ab = &mut ca[b * out..(b + 1) * out];
-            let db = &mut cd[b * out..(b + 1) * out];
-            let mut start = 0;
-            while start < out {
-                let len = BLOCK.min(out - start);
-                // Local index 0 is extended index p0; the block reads local 0 ..= 2 len + f - 3.
-                let p0 = 2 * start + base + 1 - f;
-                let half = len + f / 2 - 1;
-                if p0 >= pl && p0 + 2 * half <= pl + n {
-                    let src = &xr[p0 - pl..p0 - pl + 2 * half];
-                    for ((e, o), pair) in
-                        even.iter_mut().zip(odd.iter_mut()).zip(src.chunks_exact(2))
-                    {
-                        *e = pair[0];
-                        *o = pair[1];
-                    }
-                } else {
-                    for k in 0..half {
-                        even[k] = get(p0 + 2 * k);
-                        odd[k] = get(p0 + 2 * k + 1);
-                    }
-                }
-                down_block(
-                    &even[..half],
-                    &odd[..half],
-                    &lo,
-                    &hi,
-                    &mut ab[start..start + len],
-                    &mut db[start..start + len],
-                );
-                start += len;
-            }
+        let mut work = plan.row_work();
+        for ((xr, ab), db) in x
+            .chunks_exact(n)
+            .zip(ca.chunks_exact_mut(out))
+            .zip(cd.chunks_exact_mut(out))
+        {
+            plan.row(&mut RowIo::Split(xr, ab), db, &mut work);
         }
     } else {
-        let mut lrows = vec![T::default(); pl * inner];
-        let mut rrows = vec![T::default(); pr * inner];
-        for b in 0..outer {
-            let xb = &x[b * n * inner..(b + 1) * n * inner];
-            fill_rows(&lext, xb, inner, &mut lrows);
-            fill_rows(&rext, xb, inner, &mut rrows);
-            // Row `s` of the extended block (buffer coordinates: s = position + pl).
-            let row = |s: usize| -> &[T] {
-                if s < pl {
-                    let m = pl - 1 - s;
-                    &lrows[m * inner..(m + 1) * inner]
-                } else if s < pl + n {
-                    &xb[(s - pl) * inner..(s - pl + 1) * inner]
-                } else {
-                    let j = s - pl - n;
-                    &rrows[j * inner..(j + 1) * inner]
-                }
-            };
-            let cab = &mut ca[b * out * inner..(b + 1) * out * inner];
-            let cdb = &mut cd[b * out * inner..(b + 1) * out * inner];
-            for o in 0..out {
-                let ar = &mut cab[o * inner..(o + 1) * inner];
-                let dr = &mut cdb[o * inner..(o + 1) * inner];
-                for j in 0..f {
-                    let src = row(2 * o + c0 + pl - j);
-                    axpy2(ar, dr, lo[j], hi[j], src);
-                }
-            }
+        let mut rows = Default::default();
+        for ((xb, cab), cdb) in x
+            .chunks_exact(n * inner)
+            .zip(ca.chunks_exact_mut(out * inner))
+            .zip(cd.chunks_exact_mut(out * inner))
+        {
+            plan.lanes(xb, inner, &mut rows, |o, ar, dr| {
+                cab[o * inner..(o + 1) * inner].copy_from_slice(ar);
+                cdb[o * inner..(o + 1) * inner].copy_from_slice(dr);
+            });
         }
     }
     (ca, cd)
+}
+
+/// Single-level 2D DWT of `outer` images `[n0, n1]` (row-major) over both axes, fused: each
+/// output row of the column pass is transformed along the row at once, so the half-transformed
+/// arrays are never stored. Returns `[aa, ad, da, dd]` (first letter: axis 0), each
+/// `[outer, out0, out1]`; the arithmetic is that of [`dwt_blocks`] along axis 0 then axis 1.
+pub(crate) fn dwt2_blocks<T: Real>(
+    x: &[T],
+    outer: usize,
+    n0: usize,
+    n1: usize,
+    w: &Wavelet,
+    mode: Mode,
+) -> [Vec<T>; 4] {
+    let p0 = AxisPlan::<T>::new(n0, w, mode);
+    let p1 = AxisPlan::<T>::new(n1, w, mode);
+    let (o0, o1) = (p0.out, p1.out);
+    let mut outs: [Vec<T>; 4] = std::array::from_fn(|_| crate::alloc::zeroed(outer * o0 * o1));
+    let mut work = p1.row_work();
+    let mut rows = Default::default();
+    for (b, xb) in x.chunks_exact(n0 * n1).enumerate() {
+        let [aa, ad, da, dd] = &mut outs;
+        p0.lanes(xb, n1, &mut rows, |o, ar, dr| {
+            let at = (b * o0 + o) * o1..(b * o0 + o + 1) * o1;
+            p1.row(
+                &mut RowIo::Split(ar, &mut aa[at.clone()]),
+                &mut ad[at.clone()],
+                &mut work,
+            );
+            p1.row(
+                &mut RowIo::Split(dr, &mut da[at.clone()]),
+                &mut dd[at],
+                &mut work,
+            );
+        });
+    }
+    outs
 }
 
 /// Evaluates the extension combos for every lane: `rows[m*inner + l] = sum c * x[i*inner + l]`.
@@ -431,6 +592,15 @@ fn down_block_generic<T: Real>(
 ) {
     let len = a.len();
     let f = lo.len();
+    // Register-blocked for the common short filters (haar to db8): each group of LANES
+    // outputs sums all taps in registers, in the same order as below.
+    match f {
+        2 => return down_block_fixed::<T, 2>(even, odd, lo, hi, a, d),
+        4 => return down_block_fixed::<T, 4>(even, odd, lo, hi, a, d),
+        6 => return down_block_fixed::<T, 6>(even, odd, lo, hi, a, d),
+        8 => return down_block_fixed::<T, 8>(even, odd, lo, hi, a, d),
+        _ => {}
+    }
     a.fill(T::default());
     d.fill(T::default());
     for (j, (&cl, &ch)) in lo.iter().zip(hi).enumerate() {
@@ -441,6 +611,58 @@ fn down_block_generic<T: Real>(
             &odd[s / 2..s / 2 + len]
         };
         axpy2(a, d, cl, ch, src);
+    }
+}
+
+/// Outputs per register block of [`down_block_fixed`].
+const LANES: usize = 8;
+
+/// [`down_block_generic`] for a filter of `F` taps: the taps of LANES outputs are summed in
+/// registers (from zero, tap 0 first, as there), and each output is stored once.
+#[inline(always)]
+fn down_block_fixed<T: Real, const F: usize>(
+    even: &[T],
+    odd: &[T],
+    lo: &[T],
+    hi: &[T],
+    a: &mut [T],
+    d: &mut [T],
+) {
+    let len = a.len();
+    let lo: [T; F] = std::array::from_fn(|j| lo[j]);
+    let hi: [T; F] = std::array::from_fn(|j| hi[j]);
+    let full = len / LANES * LANES;
+    for o in (0..full).step_by(LANES) {
+        let mut acc_a = [T::default(); LANES];
+        let mut acc_d = [T::default(); LANES];
+        for j in 0..F {
+            let s = F - 1 - j;
+            let src = if s % 2 == 0 { even } else { odd };
+            let src: &[T; LANES] = src[s / 2 + o..][..LANES].try_into().expect("LANES");
+            for i in 0..LANES {
+                acc_a[i] += lo[j] * src[i];
+                acc_d[i] += hi[j] * src[i];
+            }
+        }
+        let a: &mut [T; LANES] = (&mut a[o..o + LANES]).try_into().expect("LANES");
+        let d: &mut [T; LANES] = (&mut d[o..o + LANES]).try_into().expect("LANES");
+        *a = acc_a;
+        *d = acc_d;
+    }
+    for o in full..len {
+        let (mut acc_a, mut acc_d) = (T::default(), T::default());
+        for j in 0..F {
+            let s = F - 1 - j;
+            let v = if s % 2 == 0 {
+                even[s / 2 + o]
+            } else {
+                odd[s / 2 + o]
+            };
+            acc_a += lo[j] * v;
+            acc_d += hi[j] * v;
+        }
+        a[o] = acc_a;
+        d[o] = acc_d;
     }
 }
 

@@ -2,7 +2,9 @@
 //! `dwt2`, `idwt2`, `wavedec2` and `waverec2`.
 
 use crate::array::NdArray;
-use crate::dwt::{dwt_axis, dwt_blocks, dwt_max_level, idwt_axis};
+use crate::dwt::{
+    check_forward, dwt2_blocks, dwt_axis, dwt_coeff_len, dwt_max_level, idwt_axis, AxisPlan, RowIo,
+};
 use crate::error::check_finite;
 use crate::{Error, Mode, Result, Wavelet};
 
@@ -32,22 +34,42 @@ pub fn wavedec(
     }
     check_finite(x, "wavedec")?;
     let level = resolve_level(level, dwt_max_level(x.len(), wavelet.dec_len()))?;
+    if level == 0 {
+        return Ok(vec![x.to_vec()]);
+    }
+    // Level 1 reads `x`; every deeper level overwrites the approximation of the level above
+    // with its own (one scratch buffer for all levels), and the details go straight into the
+    // returned vectors.
     let mut out = Vec::with_capacity(level + 1);
-    let mut a: Option<Vec<f64>> = None;
-    for _ in 0..level {
-        let src = a.as_deref().unwrap_or(x);
-        if matches!(mode, Mode::Reflect | Mode::Antireflect) && src.len() < 2 {
+    let mut a: Vec<f64> = Vec::new();
+    let mut n = x.len();
+    for k in 0..level {
+        if matches!(mode, Mode::Reflect | Mode::Antireflect) && n < 2 {
             return Err(Error::TooShort {
                 context: "dwt in reflect/antireflect mode",
-                len: src.len(),
+                len: n,
                 min: 2,
             });
         }
-        let (ca, cd) = dwt_blocks(src, 1, src.len(), 1, wavelet, mode);
-        out.push(cd);
-        a = Some(ca);
+        let plan = AxisPlan::<f64>::new(n, wavelet, mode);
+        let mut d = crate::alloc::zeroed(plan.out);
+        let mut work = plan.row_work();
+        if k == 0 {
+            a = crate::alloc::zeroed(plan.out);
+            plan.row(&mut RowIo::Split(x, &mut a), &mut d, &mut work);
+        } else if plan.in_place_ok() {
+            plan.row(&mut RowIo::InPlace(&mut a[..n]), &mut d, &mut work);
+        } else {
+            let mut next = vec![0.0; plan.out];
+            plan.row(&mut RowIo::Split(&a[..n], &mut next), &mut d, &mut work);
+            a = next;
+        }
+        n = plan.out;
+        out.push(d);
     }
-    out.push(a.unwrap_or_else(|| x.to_vec()));
+    a.truncate(n);
+    a.shrink_to_fit();
+    out.push(a);
     out.reverse();
     Ok(out)
 }
@@ -172,6 +194,27 @@ pub fn dwt2(
     axes: [usize; 2],
 ) -> Result<(NdArray, [NdArray; 3])> {
     check_axes(x.ndim(), axes)?;
+    let nd = x.ndim();
+    if axes == [nd - 2, nd - 1] {
+        // The last two axes, in order: the fused kernel (same arithmetic, no intermediates).
+        let (outer, n0, n1) = (x.split(nd - 2)?.0, x.shape()[nd - 2], x.shape()[nd - 1]);
+        check_forward(x.data(), n0, mode, "dwt_axis")?;
+        check_forward(&[], n1, mode, "dwt_axis")?;
+        let (o0, o1) = (
+            dwt_coeff_len(n0, wavelet.dec_len(), mode),
+            dwt_coeff_len(n1, wavelet.dec_len(), mode),
+        );
+        let mut shape = x.shape().to_vec();
+        shape[nd - 2] = o0;
+        shape[nd - 1] = o1;
+        let [aa, ad, da, dd] = if outer == 0 {
+            std::array::from_fn(|_| Vec::new())
+        } else {
+            dwt2_blocks(x.data(), outer, n0, n1, wavelet, mode)
+        };
+        let arr = |v: Vec<f64>| NdArray::new(shape.clone(), v);
+        return Ok((arr(aa)?, [arr(da)?, arr(ad)?, arr(dd)?]));
+    }
     let (a, d) = dwt_axis(x, wavelet, mode, axes[0])?;
     let (aa, ad) = dwt_axis(&a, wavelet, mode, axes[1])?;
     let (da, dd) = dwt_axis(&d, wavelet, mode, axes[1])?;

@@ -1,12 +1,13 @@
 //! The fast DWT against a slow direct-convolution oracle over lengths 1..=300, every mode and six
-//! wavelets; perfect reconstruction in every mode; the n-d axis paths against the 1D path.
+//! wavelets; perfect reconstruction in every mode; the n-d axis paths against the 1D path; the
+//! in-place multilevel and fused 2D paths against the plain axis paths.
 
 mod common;
 
 use common::{assert_close, signal};
 use dmad_wavelets::{
-    dwt, dwt_axis, dwt_coeff_len, idwt, idwt_axis, wavedec_axis, waverec_axis, Mode, NdArray,
-    Wavelet,
+    dwt, dwt2, dwt_axis, dwt_coeff_len, idwt, idwt_axis, wavedec, wavedec_axis, waverec_axis, Mode,
+    NdArray, Wavelet,
 };
 
 const WAVELETS: [&str; 6] = ["haar", "db2", "db4", "sym5", "coif3", "db10"];
@@ -194,5 +195,44 @@ fn multilevel_along_middle_axis_of_3d_batch_reconstructs() {
         let y = waverec_axis(&coeffs, &w, mode, 1).unwrap();
         assert_eq!(y.shape(), x.shape());
         assert_close(y.data(), &data, 1e-12, &format!("{mode}"));
+    }
+}
+
+#[test]
+fn in_place_wavedec_and_fused_dwt2_agree_with_the_axis_paths() {
+    // wavedec (deeper levels overwrite the level above, several 512-output blocks) against
+    // wavedec_axis (a fresh array per level); dwt2 over the last two axes (fused kernel)
+    // against dwt_axis along each axis in turn.
+    let x = signal(3001, 21);
+    let img = NdArray::new(vec![2, 37, 50], signal(2 * 37 * 50, 22)).unwrap();
+    for name in ["haar", "db4", "sym5", "db10"] {
+        let w = Wavelet::new(name).unwrap();
+        for mode in Mode::ALL {
+            let what = format!("{name} {mode}");
+            let fast = wavedec(&x, &w, mode, None).unwrap();
+            let axis = wavedec_axis(&NdArray::from_vec(x.clone()), &w, mode, None, 0).unwrap();
+            assert_eq!(fast.len(), axis.len(), "{what}: levels");
+            for (f, a) in fast.iter().zip(&axis) {
+                assert_close(f, a.data(), 1e-14, &format!("{what} wavedec"));
+            }
+            let (ca, [ch, cv, cd]) = dwt2(&img, &w, mode, [1, 2]).unwrap();
+            let (a0, d0) = dwt_axis(&img, &w, mode, 1).unwrap();
+            let (aa, ad) = dwt_axis(&a0, &w, mode, 2).unwrap();
+            let (da, dd) = dwt_axis(&d0, &w, mode, 2).unwrap();
+            for (got, want, key) in [
+                (&ca, &aa, "cA"),
+                (&ch, &da, "cH"),
+                (&cv, &ad, "cV"),
+                (&cd, &dd, "cD"),
+            ] {
+                assert_eq!(got.shape(), want.shape(), "{what} dwt2 {key} shape");
+                assert_close(
+                    got.data(),
+                    want.data(),
+                    1e-14,
+                    &format!("{what} dwt2 {key}"),
+                );
+            }
+        }
     }
 }
