@@ -520,6 +520,9 @@ impl Default for CwtPlanner {
     }
 }
 
+/// The shared planner of [`cwt()`] keeps sampled wavelets up to this precision.
+const SHARED_PRECISION: u32 = 16;
+
 /// Smallest 2^a 3^b 5^c >= n.
 pub(crate) fn next_fast_len(n: usize) -> usize {
     let mut best = n.next_power_of_two();
@@ -548,7 +551,18 @@ impl CwtPlanner {
         }
     }
 
+    /// The planner that [`cwt()`] shares across calls (as scipy.fft caches its plans): it keeps
+    /// the FFT plans of the sizes used and the sampled wavelets of precision up to
+    /// [`SHARED_PRECISION`] (at most 1 MiB each).
+    fn shared() -> &'static CwtPlanner {
+        static SHARED: std::sync::OnceLock<CwtPlanner> = std::sync::OnceLock::new();
+        SHARED.get_or_init(CwtPlanner::new)
+    }
+
     pub(crate) fn integrated(&self, w: &ContinuousWavelet, precision: u32) -> Arc<Integrated> {
+        if precision > SHARED_PRECISION && std::ptr::eq(self, Self::shared()) {
+            return Arc::new(Integrated::new(w, precision));
+        }
         let key = (w.name().to_string(), precision);
         let mut cache = self.integrated.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(
@@ -1020,7 +1034,9 @@ impl CwtPlan {
 /// The continuous wavelet transform of `x` at `scales`, as `pywt.cwt(x, scales, wavelet,
 /// sampling_period, method, precision=12)`.
 ///
-/// Builds a one-off plan; use [`CwtPlanner`] to transform many signals of one length.
+/// Builds a one-off plan (kernel spectra at the FFT size each scale needs, not kept), with FFT
+/// plans and sampled wavelets from a planner shared by all calls; use [`CwtPlanner`] to
+/// transform many signals of one length.
 ///
 /// # Errors
 /// [`Error::EmptyInput`], [`Error::NonFinite`], [`Error::InvalidArgument`] (see
@@ -1049,7 +1065,7 @@ pub fn cwt(
         });
     }
     check_finite(x, "cwt signal")?;
-    CwtPlanner::new()
+    CwtPlanner::shared()
         .plan_inner(wavelet, scales, x.len(), config, false)?
         .process(x)
 }
