@@ -11,7 +11,8 @@
 # PyPI with a link stub). If DMAD_CUDA_ENV names a script, it is sourced first (it may set
 # CUDA_ROOT, PATH, RUSTFLAGS and CARGO_TARGET_DIR). CUDA_COMPUTE_CAP defaults to 90 (H100).
 # The GPU machine needs a driver for CUDA >= the nvcc used here and the CUDA libraries
-# (cuBLAS, cuRAND, NVRTC, cudart); run.sh finds PyTorch's CUDA 13 wheels if installed.
+# (cuBLAS, NVRTC, cudart); run.sh finds PyTorch's CUDA 13 wheels if installed, and the bundle
+# carries cuRAND (which those wheels lack). The GPU machine needs no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,6 +61,18 @@ rm -f "$DIR"/bin/*
 for exe in $tests; do cp "$exe" "$DIR/bin/test-$(basename "$exe")"; done
 for exe in $benches; do cp "$exe" "$DIR/bin/bench-$(basename "$exe")"; done
 cp benches/peers/unet_cuda_peer.py "$DIR/"
+# PyTorch's CUDA 13 wheels carry cuBLAS, cudart and NVRTC but not cuRAND, which candle links:
+# ship the build's copy (used only when the GPU machine has none of its own).
+mkdir -p "$DIR/lib"
+curand=""
+for d in "${CUDA_ROOT:-}/lib" "${CUDA_ROOT:-}/lib64" "${CUDA_PATH:-}/lib64" /usr/local/cuda/lib64; do
+  if [ -e "$d/libcurand.so.10" ]; then curand=$d/libcurand.so.10; break; fi
+done
+if [ -n "$curand" ]; then
+  cp -L "$curand" "$DIR/lib/"
+else
+  echo "note: libcurand.so.10 not found here; the GPU machine must provide it" >&2
+fi
 git rev-parse HEAD > "$DIR/COMMIT" 2>/dev/null || true
 
 cat > "$DIR/run.sh" <<'RUN'
@@ -71,6 +84,7 @@ OUT=$HERE/out
 mkdir -p "$OUT"
 lib=$(python3 -c "import nvidia,os;print(os.path.join(list(nvidia.__path__)[0],'cu13','lib'))" 2>/dev/null || true)
 if [ -n "$lib" ] && [ -d "$lib" ]; then export LD_LIBRARY_PATH=$lib:${LD_LIBRARY_PATH:-}; fi
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$HERE/lib  # fallback: cuRAND
 { echo "commit $(cat "$HERE/COMMIT" 2>/dev/null)"; date -u; nvidia-smi || true; } | tee "$OUT/env.log"
 status=0
 for t in "$HERE"/bin/test-*; do
