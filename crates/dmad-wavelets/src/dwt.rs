@@ -383,12 +383,14 @@ impl<T: Real> AxisPlan<T> {
     }
 
     /// The DWT along the middle axis of `[n, inner]` block `xb` (`inner > 1`: the lanes are
-    /// vectorised), one output row `o` at a time: `emit(o, a_row, d_row)`.
+    /// vectorised), one output row `o` at a time: into `into = Some((ca, cd))` (`[out, inner]`
+    /// each, zero-filled), or else into scratch rows handed to `emit(o, a_row, d_row)`.
     fn lanes(
         &self,
         xb: &[T],
         inner: usize,
         rows: &mut (Vec<T>, Vec<T>, Vec<T>, Vec<T>),
+        mut into: Option<(&mut [T], &mut [T])>,
         mut emit: impl FnMut(usize, &[T], &[T]),
     ) {
         let (n, pl, f) = (self.n, self.pl, self.lo.len());
@@ -412,13 +414,24 @@ impl<T: Real> AxisPlan<T> {
             }
         };
         for o in 0..self.out {
-            ar.fill(T::default());
-            dr.fill(T::default());
+            let (a, d) = match &mut into {
+                Some((ca, cd)) => (
+                    &mut ca[o * inner..(o + 1) * inner],
+                    &mut cd[o * inner..(o + 1) * inner],
+                ),
+                None => {
+                    ar.fill(T::default());
+                    dr.fill(T::default());
+                    (&mut ar[..], &mut dr[..])
+                }
+            };
             for j in 0..f {
                 let src = row(2 * o + self.c0 + pl - j);
-                axpy2(ar, dr, self.lo[j], self.hi[j], src);
+                axpy2(a, d, self.lo[j], self.hi[j], src);
             }
-            emit(o, ar, dr);
+            if into.is_none() {
+                emit(o, ar, dr);
+            }
         }
     }
 }
@@ -485,10 +498,7 @@ pub(crate) fn dwt_blocks<T: Real>(
             .zip(ca.chunks_exact_mut(out * inner))
             .zip(cd.chunks_exact_mut(out * inner))
         {
-            plan.lanes(xb, inner, &mut rows, |o, ar, dr| {
-                cab[o * inner..(o + 1) * inner].copy_from_slice(ar);
-                cdb[o * inner..(o + 1) * inner].copy_from_slice(dr);
-            });
+            plan.lanes(xb, inner, &mut rows, Some((cab, cdb)), |_, _, _| {});
         }
     }
     (ca, cd)
@@ -514,7 +524,7 @@ pub(crate) fn dwt2_blocks<T: Real>(
     let mut rows = Default::default();
     for (b, xb) in x.chunks_exact(n0 * n1).enumerate() {
         let [aa, ad, da, dd] = &mut outs;
-        p0.lanes(xb, n1, &mut rows, |o, ar, dr| {
+        p0.lanes(xb, n1, &mut rows, None, |o, ar, dr| {
             let at = (b * o0 + o) * o1..(b * o0 + o + 1) * o1;
             p1.row(
                 &mut RowIo::Split(ar, &mut aa[at.clone()]),
