@@ -550,24 +550,7 @@ fn pixel_metrics(maps: &Tensor, dir: &Path, dev: &Device) -> Result<(f64, f64)> 
         .context("the test set has no masks")?;
     let maps = dmad::score::maps::resize_map(maps, &[PIXEL_SIDE, PIXEL_SIDE])?;
     let maps = dmad::score::maps::gaussian_smooth(&maps, PIXEL_SIGMA)?;
-    let n = maps.dim(0)?;
-    let (mut ms, mut ks) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for i in 0..n {
-        ms.push(maps.get(i)?.flatten_all()?.to_vec1::<f32>()?);
-        ks.push(
-            masks
-                .get(i)?
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .iter()
-                .map(|&v| v > 0.5)
-                .collect::<Vec<bool>>(),
-        );
-    }
-    Ok((
-        dmad::metrics::pixel_auroc(&ms, &ks)?,
-        dmad::metrics::aupro(&ms, &ks, PIXEL_SIDE, PIXEL_SIDE, 0.3)?,
-    ))
+    crate::tasks::pixel_metrics(&maps, &masks)
 }
 
 /// Fits and evaluates one unit.

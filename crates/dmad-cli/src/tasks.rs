@@ -298,6 +298,23 @@ pub struct Metrics {
     pub vus_pr: Option<f64>,
 }
 
+/// Pixel AUROC and AUPRO up to FPR 0.3 of anomaly maps `[n, h, w]` against masks of the same
+/// shape (a mask value above 0.5 is a defect pixel).
+pub fn pixel_metrics(maps: &Tensor, masks: &Tensor) -> Result<(f64, f64)> {
+    let n = maps.dim(0)?;
+    let (mut ms, mut ks) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        ms.push(maps.get(i)?.flatten_all()?.to_vec1::<f32>()?);
+        let k = masks.get(i)?.flatten_all()?.to_vec1::<f32>()?;
+        ks.push(k.iter().map(|&v| v > 0.5).collect::<Vec<bool>>());
+    }
+    let (h, w) = (maps.dim(1)?, maps.dim(2)?);
+    Ok((
+        dmad::metrics::pixel_auroc(&ms, &ks)?,
+        dmad::metrics::aupro(&ms, &ks, h, w, 0.3)?,
+    ))
+}
+
 /// Computes the metrics of `scored`.
 pub fn metrics(_det: &Detector, scored: &Scored) -> Result<Metrics> {
     if scored.labels.iter().all(|&l| l == scored.labels[0]) {
@@ -315,24 +332,9 @@ pub fn metrics(_det: &Detector, scored: &Scored) -> Result<Metrics> {
         vus_pr: None,
     };
     if let (Some(maps), Some(masks)) = (&scored.maps, &scored.masks) {
-        let n = maps.dim(0)?;
-        let mut ms = Vec::with_capacity(n);
-        let mut ks = Vec::with_capacity(n);
-        for i in 0..n {
-            ms.push(maps.get(i)?.flatten_all()?.to_vec1::<f32>()?);
-            ks.push(
-                masks
-                    .get(i)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-                    .iter()
-                    .map(|&v| v > 0.5)
-                    .collect::<Vec<bool>>(),
-            );
-        }
-        let (h, w) = (maps.dim(1)?, maps.dim(2)?);
-        m.pixel_auroc = Some(dmad::metrics::pixel_auroc(&ms, &ks)?);
-        m.aupro_03 = Some(dmad::metrics::aupro(&ms, &ks, h, w, 0.3)?);
+        let (px, pro) = pixel_metrics(maps, masks)?;
+        m.pixel_auroc = Some(px);
+        m.aupro_03 = Some(pro);
     }
     if let Some(task) = &scored.series_task {
         if let Some((begin, end)) = task.anomaly {
