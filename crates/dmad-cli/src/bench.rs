@@ -66,11 +66,15 @@ pub enum Variant {
     /// The full model with its scoring start strength and threshold calibrated on generated
     /// anomalies against held-out normal training samples (issue #10; no real anomaly used).
     Calibrated,
+    /// Not a detector: the fidelity of the `full` model's generated normal samples (classifier
+    /// two-sample tests on every modality, the Frechet distance on EfficientNet-Lite0 features
+    /// of images and scalograms; issue #10).
+    Fidelity,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -79,6 +83,7 @@ impl Variant {
         Variant::NoAdapter,
         Variant::NoTimeConv,
         Variant::Calibrated,
+        Variant::Fidelity,
     ];
 
     fn id(self) -> &'static str {
@@ -91,6 +96,7 @@ impl Variant {
             Variant::NoAdapter => "no-adapter",
             Variant::NoTimeConv => "no-time-conv",
             Variant::Calibrated => "calibrated",
+            Variant::Fidelity => "fidelity",
         }
     }
 
@@ -104,7 +110,13 @@ impl Variant {
             Variant::NoAdapter => "- adapter",
             Variant::NoTimeConv => "- time conv",
             Variant::Calibrated => "full, calibrated",
+            Variant::Fidelity => "fidelity of generated samples",
         }
+    }
+
+    /// Whether the variant is a detector with AUROC cells (every one but `fidelity`).
+    fn detects(self) -> bool {
+        self != Variant::Fidelity
     }
 
     /// Whether the variant means something for a modality (tables have no U-Net modules).
@@ -112,7 +124,11 @@ impl Variant {
         modality != Modality::Table
             || matches!(
                 self,
-                Variant::Full | Variant::Ddpm | Variant::Dte | Variant::Calibrated
+                Variant::Full
+                    | Variant::Ddpm
+                    | Variant::Dte
+                    | Variant::Calibrated
+                    | Variant::Fidelity
             )
     }
 
@@ -125,7 +141,7 @@ impl Variant {
             return;
         };
         match self {
-            Variant::Full | Variant::Dte | Variant::Calibrated => {}
+            Variant::Full | Variant::Dte | Variant::Calibrated | Variant::Fidelity => {}
             Variant::Ddpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
@@ -460,11 +476,21 @@ fn prepare_unit(
     })
 }
 
-/// The metrics of one unit (or their mean over units).
+/// A figure that JSON stores as `null` when it is not a number (serde_json writes non-finite
+/// floats as `null`): read back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// The metrics of one unit (or their mean over units). A `fidelity` record has no detection
+/// metrics (NaN, `null` in JSON) and its figures in `fidelity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct UnitMetrics {
+    #[serde(deserialize_with = "nan_if_null")]
     auroc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     auprc: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     f1_max: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     f1_at_threshold: Option<f64>,
@@ -487,8 +513,52 @@ struct UnitMetrics {
     calibrated_strength: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generated_auroc: Option<f64>,
+    /// Fidelity variant: how close generated normal samples come to real ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fidelity: Option<Fidelity>,
     #[serde(default)]
     wall_s: f64,
+}
+
+/// The fidelity of one dataset's generated normal samples: classifier two-sample tests
+/// (Lopez-Paz & Oquab, arXiv 1610.06545) on the samples as the detector sees them (standardised
+/// table rows, normalised series windows, images and scalograms in `[-1, 1]`), and for images and
+/// scalograms the Frechet distance and a two-sample test on pooled EfficientNet-Lite0 features.
+/// Each figure for the generated samples comes with the same figure for the real normal test
+/// samples as a reference (what real data that the model did not see scores).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Fidelity {
+    /// Generated normal samples, and as many real training samples (evenly spaced).
+    generated: usize,
+    /// Real normal test samples of the reference (at most `generated`), against as many
+    /// training samples.
+    reference: usize,
+    /// The sampler and its steps.
+    sampler: String,
+    steps: usize,
+    /// Two-sample accuracy, generated vs train: logistic regression and 5-NN (0.5: not told
+    /// apart; 1: always told apart).
+    c2st_logistic: f64,
+    c2st_knn: f64,
+    /// The same for real normal test samples vs train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference_c2st_logistic: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference_c2st_knn: Option<f64>,
+    /// Frechet distance on pooled EfficientNet-Lite0 features, generated vs train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fd_generated: Option<f64>,
+    /// The same, real normal test vs train.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fd_reference: Option<f64>,
+    /// Two-sample accuracy on those features, generated vs train (logistic, 5-NN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    feature_c2st_logistic: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    feature_c2st_knn: Option<f64>,
+    /// Why a figure is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 /// One (dataset, variant) record.
@@ -570,11 +640,36 @@ fn hold_out(train: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((pick(rest)?, pick(held)?))
 }
 
-/// Calibrates a fitted detector on anomalies generated from the held-out normals `held`:
-/// the start strength and an F1-optimal threshold (reconstruction scoring).
+/// The normal training clips of an audio dataset as waveforms `[n, samples]`, in the order of
+/// `prepare::audio`'s scalograms (the same folder listing, each clip resampled to the input's
+/// rate and cropped or padded to one second, as `prepare::audio` reads them): audio anomalies
+/// are injected into waveforms, not scalograms.
+fn audio_train_waves(dir: &Path, input: &dmad::InputConfig, dev: &Device) -> Result<Tensor> {
+    use dmad::data::Dataset as _;
+    let cfg = dmad::data::AudioConfig {
+        sample_rate: input.sample_rate,
+        length: Some(input.sample_rate as usize),
+        ..dmad::data::AudioConfig::default()
+    };
+    let folder = dmad::data::DcaseFolder::open(dir, Split::Train, &cfg)?;
+    let mut waves = Vec::with_capacity(folder.len());
+    for i in 0..folder.len() {
+        waves.push(folder.get(i)?.waveform.flatten_all()?);
+    }
+    if waves.is_empty() {
+        bail!("{} has no training clip", dir.display());
+    }
+    Ok(Tensor::stack(&waves, 0)?.to_device(dev)?)
+}
+
+/// Calibrates a fitted detector on anomalies generated from the held-out normals `held` (in
+/// the detector's input space): the start strength and an F1-optimal threshold
+/// (reconstruction scoring). The anomalies are injected into `bases`: `held` itself, or for
+/// audio the waveforms of the same clips.
 fn calibrate_on_generated(
     det: &mut Detector,
     held: &Tensor,
+    bases: &Tensor,
     fit_part: &Tensor,
     seed: u64,
     m: &mut UnitMetrics,
@@ -583,8 +678,15 @@ fn calibrate_on_generated(
     let table = det.config().modality == Modality::Table;
     let anomalies = {
         let gen = Generator::new(det, GenerateConfig::default())?;
-        gen.mixed_anomalies(held, GENERATED_STRENGTH, seed, table.then_some(fit_part))?
+        gen.mixed_anomalies(bases, GENERATED_STRENGTH, seed, table.then_some(fit_part))?
     };
+    if anomalies.x.dims() != held.dims() {
+        bail!(
+            "the generated anomalies {:?} do not match the held-out samples {:?}",
+            anomalies.x.dims(),
+            held.dims()
+        );
+    }
     let c = dmad::generate::calibrate_on_generated(
         det,
         held,
@@ -618,7 +720,23 @@ fn run_unit(
     if calibrate {
         let (fit_part, held) = hold_out(&train)?;
         det.fit(&fit_part, |_| {})?;
-        calibrate_on_generated(&mut det, &held, &fit_part, opts.seed, &mut m)?;
+        let held_waves = match &ds.source {
+            Source::Audio(dir) => {
+                let waves = audio_train_waves(dir, &det.config().input, dev)?;
+                if waves.dim(0)? != train.dim(0)? {
+                    bail!(
+                        "{}: {} training waveforms for {} scalograms",
+                        dir.display(),
+                        waves.dim(0)?,
+                        train.dim(0)?
+                    );
+                }
+                Some(hold_out(&waves)?.1)
+            }
+            _ => None,
+        };
+        let bases = held_waves.as_ref().unwrap_or(&held);
+        calibrate_on_generated(&mut det, &held, bases, &fit_part, opts.seed, &mut m)?;
     } else {
         det.fit(&train, |_| {})?;
     }
@@ -659,6 +777,154 @@ fn run_unit(
     Ok(m)
 }
 
+/// Generated normal samples per fidelity cell (fewer where the training set is smaller).
+const FIDELITY_SAMPLES: usize = 96;
+/// DDIM steps of the fidelity cell's sampling.
+const FIDELITY_STEPS: usize = 25;
+/// The environment variable naming EfficientNet-Lite0's safetensors (`docs/EFFICIENTNET.md`).
+const EFFICIENTNET_ENV: &str = "DMAD_EFFICIENTNET";
+
+/// `k` of `x`'s samples, evenly spaced (all of them when `k >= n`).
+fn evenly_spaced(x: &Tensor, k: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    if k >= n {
+        return Ok(x.clone());
+    }
+    let idx: Vec<u32> = (0..k).map(|i| (i * n / k) as u32).collect();
+    Ok(x.index_select(&Tensor::new(idx.as_slice(), x.device())?, 0)?)
+}
+
+/// The normal samples of a test set: labelled 0, or for a windowed series the test windows
+/// whose every point is normal.
+fn normal_test_samples(test: &TestSet) -> Result<Tensor> {
+    let (x, keep): (&Tensor, Vec<u32>) = match test {
+        TestSet::Samples(t) => (
+            &t.x,
+            (0..t.labels.len() as u32)
+                .filter(|&i| t.labels[i as usize] == 0)
+                .collect(),
+        ),
+        TestSet::Points(task) => (
+            &task.test,
+            task.test_starts
+                .iter()
+                .enumerate()
+                .filter(|(_, &s)| {
+                    task.test_labels
+                        .get(s..s + task.window)
+                        .is_some_and(|w| w.iter().all(|&l| l == 0))
+                })
+                .map(|(i, _)| i as u32)
+                .collect(),
+        ),
+    };
+    Ok(x.index_select(&Tensor::new(keep.as_slice(), x.device())?, 0)?)
+}
+
+/// The fidelity cell of a dataset: the `full` model fitted on unit 0's training samples as the
+/// bench fits it, [`FIDELITY_SAMPLES`] normal samples generated with seeded
+/// [`FIDELITY_STEPS`]-step DDIM, and the figures of [`Fidelity`] against as many evenly
+/// spaced training samples, beside those of the real normal test samples.
+fn run_fidelity(
+    ds: &Dataset,
+    cfg: &DetectorConfig,
+    opts: &Options,
+    dev: &Device,
+) -> Result<UnitMetrics> {
+    use dmad::generate::{
+        frechet_distance, pool_features, two_sample_test, C2stConfig, GenerateConfig, Generator,
+    };
+    use dmad::FeatureExtractor as _;
+    let start = Instant::now();
+    let (train, test) =
+        prepare_unit(ds, cfg, 0, dev).with_context(|| format!("reading {} (unit 0)", ds.id))?;
+    let mut cfg = cfg.clone();
+    cfg.train.seed = opts.seed;
+    cfg.scoring.seed = opts.seed;
+    let mut det = Detector::new(cfg, dev)?;
+    det.fit(&train, |_| {})?;
+    let n = FIDELITY_SAMPLES.min(train.dim(0)?);
+    if n < 4 {
+        bail!(
+            "{}: {n} training samples are too few for a two-sample test",
+            ds.id
+        );
+    }
+    let gen_cfg = GenerateConfig {
+        steps: FIDELITY_STEPS,
+        ..GenerateConfig::default()
+    };
+    let sampler = format!("{:?}", gen_cfg.sampler);
+    let generated = Generator::new(&det, gen_cfg)?.normal(n, opts.seed)?;
+    let real = evenly_spaced(&train, n)?;
+    let reference = evenly_spaced(&normal_test_samples(&test)?, n)?;
+    let m = reference.dim(0)?;
+    let c2st = C2stConfig {
+        seed: opts.seed,
+        ..C2stConfig::default()
+    };
+    let g = two_sample_test(&real, &generated, &c2st)?;
+    let mut f = Fidelity {
+        generated: n,
+        reference: m,
+        sampler,
+        steps: FIDELITY_STEPS,
+        c2st_logistic: g.logistic,
+        c2st_knn: g.knn,
+        ..Fidelity::default()
+    };
+    // The reference: as many training samples as there are normal test samples.
+    if m >= 4 {
+        let r = two_sample_test(&evenly_spaced(&train, m)?, &reference, &c2st)?;
+        f.reference_c2st_logistic = Some(r.logistic);
+        f.reference_c2st_knn = Some(r.knn);
+    }
+    if matches!(ds.modality(), Modality::Image | Modality::Audio) {
+        match std::env::var_os(EFFICIENTNET_ENV) {
+            Some(weights) => {
+                let ex = dmad::score::EfficientNetExtractor::lite0(&weights, dev)
+                    .with_context(|| format!("loading {}", Path::new(&weights).display()))?;
+                let pooled = |x: &Tensor| -> Result<Tensor> {
+                    let mut parts = Vec::new();
+                    for i in (0..x.dim(0)?).step_by(16) {
+                        let len = 16.min(x.dim(0)? - i);
+                        parts.push(pool_features(&ex.features(&x.narrow(0, i, len)?)?)?);
+                    }
+                    Ok(Tensor::cat(&parts, 0)?)
+                };
+                let (fr, fg) = (pooled(&real)?, pooled(&generated)?);
+                f.fd_generated = Some(frechet_distance(&fr, &fg)?);
+                if m >= 2 {
+                    f.fd_reference = Some(frechet_distance(&fr, &pooled(&reference)?)?);
+                }
+                let c = two_sample_test(&fr, &fg, &c2st)?;
+                f.feature_c2st_logistic = Some(c.logistic);
+                f.feature_c2st_knn = Some(c.knn);
+            }
+            None => {
+                f.note = Some(format!(
+                    "{EFFICIENTNET_ENV} unset: no Frechet distance on EfficientNet-Lite0 features"
+                ))
+            }
+        }
+    }
+    if m < 4 {
+        let note = format!("{m} normal test samples: no reference two-sample test");
+        f.note = Some(match f.note.take() {
+            Some(n) => format!("{n}; {note}"),
+            None => note,
+        });
+    }
+    Ok(UnitMetrics {
+        auroc: f64::NAN,
+        auprc: f64::NAN,
+        f1_max: f64::NAN,
+        fidelity: Some(f),
+        wall_s: start.elapsed().as_secs_f64(),
+        ..UnitMetrics::default()
+    })
+}
+
 fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
     let n = units.len().max(1) as f64;
     let mean = |f: &dyn Fn(&UnitMetrics) -> f64| units.iter().map(f).sum::<f64>() / n;
@@ -682,6 +948,11 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         aupro_03: mean_opt(&|u| u.aupro_03),
         calibrated_strength: mean_opt(&|u| u.calibrated_strength),
         generated_auroc: mean_opt(&|u| u.generated_auroc),
+        fidelity: if units.len() == 1 {
+            units[0].fidelity.clone()
+        } else {
+            None
+        },
         auroc_per_kind: per_kind,
         wall_s: units.iter().map(|u| u.wall_s).sum(),
     }
@@ -764,13 +1035,18 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
             let mut cfg = base_config(ds, features, args.budget);
             variant.apply(&mut cfg);
             let t0 = Instant::now();
-            let mut units = Vec::with_capacity(ds.units());
+            // A fidelity cell measures unit 0 only (a table's split seed 0, MNIST's digit 0).
+            let n_units = if variant.detects() { ds.units() } else { 1 };
+            let mut units = Vec::with_capacity(n_units);
             let calibrate = variant == Variant::Calibrated;
             let mut failed = None;
-            for unit in 0..ds.units() {
-                match run_unit(ds, &cfg, unit, calibrate, opts, dev)
-                    .with_context(|| format!("{} {} unit {unit}", ds.id, variant.id()))
-                {
+            for unit in 0..n_units {
+                let r = if variant.detects() {
+                    run_unit(ds, &cfg, unit, calibrate, opts, dev)
+                } else {
+                    run_fidelity(ds, &cfg, opts, dev)
+                };
+                match r.with_context(|| format!("{} {} unit {unit}", ds.id, variant.id())) {
                     Ok(u) => units.push(u),
                     Err(e) => {
                         failed = Some(e);
@@ -786,13 +1062,23 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
             let wall_s = t0.elapsed().as_secs_f64();
             let metrics = mean_metrics(&units);
             if !opts.quiet {
-                println!(
-                    "{:<60} {:<13} AUROC {:.3}  AUPRC {:.3}  ({wall_s:.0} s)",
-                    ds.id,
-                    variant.id(),
-                    metrics.auroc,
-                    metrics.auprc
-                );
+                match &metrics.fidelity {
+                    Some(f) => println!(
+                        "{:<60} {:<13} C2ST {:.3}/{:.3}  FD {}  ({wall_s:.0} s)",
+                        ds.id,
+                        variant.id(),
+                        f.c2st_logistic,
+                        f.c2st_knn,
+                        f.fd_generated.map_or("-".into(), fmt2),
+                    ),
+                    None => println!(
+                        "{:<60} {:<13} AUROC {:.3}  AUPRC {:.3}  ({wall_s:.0} s)",
+                        ds.id,
+                        variant.id(),
+                        metrics.auroc,
+                        metrics.auprc
+                    ),
+                }
             }
             let rec = Record {
                 dataset: ds.id.clone(),
@@ -895,7 +1181,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
             }
         }
     }
-    for r in &records {
+    for r in records.iter().filter(|r| r.metrics.fidelity.is_none()) {
         let m = &r.metrics;
         let mut extra = BTreeMap::new();
         extra.insert("F1-max", m.f1_max);
@@ -924,7 +1210,12 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
     let methods: Vec<&str> = peers
         .iter()
         .copied()
-        .chain(Variant::ALL.iter().map(|v| v.label()))
+        .chain(
+            Variant::ALL
+                .iter()
+                .filter(|v| v.detects())
+                .map(|v| v.label()),
+        )
         .collect();
 
     let mut md = String::new();
@@ -1057,6 +1348,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
         }
         let _ = writeln!(md);
     }
+    write_fidelity(&mut md, &records);
 
     for g in groups {
         let ids: Vec<&Dataset> = all.iter().filter(|d| d.group == g).collect();
@@ -1214,6 +1506,51 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
     Ok(())
 }
 
+/// The report's fidelity section: one row per `fidelity` record.
+fn write_fidelity(md: &mut String, records: &[Record]) {
+    let rows: Vec<(&Record, &Fidelity)> = records
+        .iter()
+        .filter_map(|r| r.metrics.fidelity.as_ref().map(|f| (r, f)))
+        .collect();
+    let Some((_, first)) = rows.first() else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "## Fidelity of generated normal samples
+
+         The `full` model of each dataset (fitted as its `full` cell; tables: split seed 0,          MNIST: digit 0) generates up to {FIDELITY_SAMPLES} normal samples ({} DDIM steps,          seeded), compared with as many evenly spaced training samples. Two-sample accuracy          (C2ST, Lopez-Paz & Oquab): held-out accuracy of a logistic regression / 5-NN told to          separate the two sets, on the samples as the detector sees them (standardised rows,          normalised windows, images and scalograms in [-1, 1]); 0.5 means not told apart, 1          always told apart. FD: Frechet distance on pooled EfficientNet-Lite0 features (images          and scalograms, where `{EFFICIENTNET_ENV}` names the weights). Each figure has its          reference: the real normal test samples (windows of the test part with no anomalous          point) against the training samples, which the model never saw either.
+",
+        first.steps
+    );
+    let _ = writeln!(
+        md,
+        "| dataset | n gen / ref | C2ST generated vs train | C2ST normal test vs train |          FD generated | FD normal test | C2ST on features, generated | budget |
+         |---|---|---|---|---|---|---|---|"
+    );
+    let pair = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{} / {}", fmt2(a), fmt2(b)),
+        _ => "-".to_string(),
+    };
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+    for (r, f) in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} / {} | {} | {} | {} | {} | {} | {} |",
+            short_id(&r.dataset),
+            f.generated,
+            f.reference,
+            pair(Some(f.c2st_logistic), Some(f.c2st_knn)),
+            pair(f.reference_c2st_logistic, f.reference_c2st_knn),
+            opt(f.fd_generated),
+            opt(f.fd_reference),
+            pair(f.feature_c2st_logistic, f.feature_c2st_knn),
+            r.budget,
+        );
+    }
+    let _ = writeln!(md);
+}
+
 /// The entries of a group's mean: each dataset alone, except the UCR classification sets,
 /// which form one entry.
 fn group_entries(all: &[Dataset], group: &str) -> Vec<Vec<String>> {
@@ -1280,6 +1617,189 @@ mod tests {
         let one: Vec<String> = ["good", "a", "a"].iter().map(|s| s.to_string()).collect();
         let k = per_kind(&[0.1, 0.5, 0.2], &[0, 1, 1], &one).unwrap();
         assert!(k.is_empty(), "one kind only: no per-kind table");
+    }
+
+    /// A DCASE-style folder of one-second clips at 4 kHz: `train` normal tones, `test` tones
+    /// and tones with clicks.
+    fn tiny_audio_folder(dir: &Path, n_train: usize) {
+        use dmad::generate::io::write_wav;
+        let rate = 4000u32;
+        let tone = |i: usize, click: bool| -> Vec<f32> {
+            (0..rate as usize)
+                .map(|t| {
+                    let x = t as f32 / rate as f32;
+                    let f = 300.0 + 10.0 * i as f32;
+                    let mut v = 0.4 * (std::f32::consts::TAU * f * x + i as f32).sin();
+                    if click && t % 997 < 8 {
+                        v += 0.5;
+                    }
+                    v
+                })
+                .collect()
+        };
+        std::fs::create_dir_all(dir.join("train")).unwrap();
+        std::fs::create_dir_all(dir.join("test")).unwrap();
+        for i in 0..n_train {
+            let p = dir.join(format!("train/normal_{i:03}.wav"));
+            write_wav(p, &tone(i, false), rate).unwrap();
+        }
+        for i in 0..3 {
+            let p = dir.join(format!("test/normal_{i:03}.wav"));
+            write_wav(p, &tone(i + 50, false), rate).unwrap();
+            let p = dir.join(format!("test/anomaly_00_click_{i:03}.wav"));
+            write_wav(p, &tone(i + 60, true), rate).unwrap();
+        }
+    }
+
+    fn tiny_audio_config(ds: &Dataset) -> DetectorConfig {
+        let mut cfg = base_config(ds, 0, 1.0);
+        cfg.input.sample_rate = 4000;
+        cfg.input.scales = 16;
+        cfg.input.image_size = 16;
+        cfg.train.steps = 2;
+        cfg.train.lr_warmup_steps = 0;
+        cfg
+    }
+
+    #[test]
+    fn the_calibrated_audio_cell_injects_into_the_held_out_waveforms() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny_audio_folder(dir.path(), 15);
+        let ds = Dataset {
+            id: "audio/tiny".into(),
+            group: "audio",
+            source: Source::Audio(dir.path().to_path_buf()),
+        };
+        let cfg = tiny_audio_config(&ds);
+        // The waveforms line up with prepare::audio's scalograms, clip by clip.
+        let waves = audio_train_waves(dir.path(), &cfg.input, &Device::Cpu).unwrap();
+        assert_eq!(waves.dims(), &[15, 4000]);
+        let scalograms = prepare::audio(dir.path(), Split::Train, &cfg.input, &Device::Cpu)
+            .unwrap()
+            .x;
+        let transform = prepare::audio_transform(&cfg.input).unwrap();
+        let first = waves.get(3).unwrap().to_vec1::<f32>().unwrap();
+        let again = transform.forward(&first, &Device::Cpu).unwrap().image;
+        let diff = (again - scalograms.get(3).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff <= 1e-6, "clip 3's scalogram differs by {diff}");
+
+        let opts = Options {
+            seed: 0,
+            quiet: true,
+        };
+        let m = run_unit(&ds, &cfg, 0, true, &opts, &Device::Cpu).unwrap();
+        let s = m.calibrated_strength.expect("a calibrated strength");
+        assert!(CALIBRATION_STRENGTHS.contains(&s), "strength {s}");
+        let g = m.generated_auroc.expect("an AUROC on generated anomalies");
+        assert!((0.0..=1.0).contains(&g));
+        assert!((0.0..=1.0).contains(&m.auroc));
+        assert!(m.f1_at_threshold.is_some());
+        assert!(m.pauc_01.is_some());
+    }
+
+    #[test]
+    fn a_missing_audio_folder_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = DetectorConfig::for_audio().input;
+        let e = audio_train_waves(&dir.path().join("nope"), &input, &Device::Cpu).unwrap_err();
+        assert!(format!("{e:#}").contains("nope"), "{e:#}");
+        std::fs::create_dir_all(dir.path().join("empty/train")).unwrap();
+        let e = audio_train_waves(&dir.path().join("empty"), &input, &Device::Cpu).unwrap_err();
+        assert!(format!("{e:#}").contains("no training clip"), "{e:#}");
+    }
+
+    #[test]
+    fn the_fidelity_cell_of_an_audio_set_records_two_sample_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        tiny_audio_folder(dir.path(), 8);
+        let ds = Dataset {
+            id: "audio/tiny".into(),
+            group: "audio",
+            source: Source::Audio(dir.path().to_path_buf()),
+        };
+        let mut cfg = tiny_audio_config(&ds);
+        Variant::Fidelity.apply(&mut cfg);
+        let opts = Options {
+            seed: 0,
+            quiet: true,
+        };
+        let m = run_fidelity(&ds, &cfg, &opts, &Device::Cpu).unwrap();
+        assert!(m.auroc.is_nan());
+        let f = m.fidelity.clone().expect("fidelity figures");
+        assert_eq!((f.generated, f.reference, f.steps), (8, 3, FIDELITY_STEPS));
+        for a in [f.c2st_logistic, f.c2st_knn] {
+            assert!((0.0..=1.0).contains(&a), "{a}");
+        }
+        // Three normal test clips are too few for the reference test.
+        assert_eq!(f.reference_c2st_logistic, None);
+        let note = f.note.clone().unwrap();
+        assert!(note.contains("3 normal test samples"), "{note}");
+        if std::env::var_os(EFFICIENTNET_ENV).is_none() {
+            assert_eq!(f.fd_generated, None);
+            assert!(note.contains(EFFICIENTNET_ENV), "{note}");
+        }
+
+        // The record keeps NaN detection metrics through JSON (as null) and the report
+        // renders its row.
+        let rec = Record {
+            dataset: ds.id.clone(),
+            group: "audio".into(),
+            variant: "fidelity".into(),
+            method: Variant::Fidelity.label().into(),
+            metrics: mean_metrics(std::slice::from_ref(&m)),
+            per_unit: vec![m],
+            wall_s: 1.0,
+            train_steps: 2,
+            budget: 1.0,
+            command: "dmad bench".into(),
+            generated: utc_now(),
+            config: Value::Null,
+        };
+        let text = serde_json::to_string(&rec).unwrap();
+        let back: Record = serde_json::from_str(&text).unwrap();
+        assert!(back.metrics.auroc.is_nan());
+        assert_eq!(back.metrics.fidelity, Some(f));
+        let mut md = String::new();
+        write_fidelity(&mut md, &[back]);
+        assert!(md.contains("| tiny | 8 / 3 |"), "{md}");
+    }
+
+    #[test]
+    fn normal_test_windows_hold_no_anomalous_point() {
+        let test = Tensor::arange(0f32, 4.0 * 4.0, &Device::Cpu)
+            .unwrap()
+            .reshape((4, 1, 4))
+            .unwrap();
+        // Points 0..10, the anomaly at point 5: windows at 0, 2, 4, 6 of length 4.
+        let mut labels = vec![0u8; 10];
+        labels[5] = 1;
+        let task = SeriesTask {
+            name: "toy".into(),
+            train: test.clone(),
+            test,
+            test_starts: vec![0, 2, 4, 6],
+            window: 4,
+            test_labels: labels,
+            test_offset: 0,
+            anomaly: None,
+        };
+        let n = normal_test_samples(&TestSet::Points(task)).unwrap();
+        let first: Vec<f32> = n.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(n.dims(), &[2, 1, 4]);
+        // Windows 0 (points 0-3) and 3 (points 6-9).
+        assert_eq!(first[0], 0.0);
+        assert_eq!(first[4], 12.0);
+        let x = Tensor::arange(0f32, 10.0, &Device::Cpu).unwrap();
+        let e: Vec<f32> = evenly_spaced(&x, 4).unwrap().to_vec1().unwrap();
+        assert_eq!(e, [0.0, 2.0, 5.0, 7.0]);
+        assert_eq!(evenly_spaced(&x, 20).unwrap().dim(0).unwrap(), 10);
     }
 
     #[test]
