@@ -7,6 +7,8 @@ use rayon::prelude::*;
 use crate::util::{cpu_slice, gemm, use_cpu_kernel, with_f32, Mat, SendPtr};
 use crate::{Error, Result};
 
+mod winograd;
+
 /// Bytes of im2col columns per tile: small enough to stay in a core's L2 cache.
 const TILE_BYTES: usize = 256 * 1024;
 
@@ -145,7 +147,25 @@ impl Geom {
         }
     }
 
+    /// The forward pass: Winograd F(2x2, 3x3) where it applies, tiled im2col otherwise.
     fn forward(&self, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        if self.winograd_ok() {
+            self.wino_forward(x, &self.wino_weights(wt), bias)
+        } else {
+            self.im2col_forward(x, wt, bias)
+        }
+    }
+
+    /// Returns `(dx, dweight)`: Winograd F(2x2, 3x3) where it applies, tiled im2col otherwise.
+    fn backward(&self, x: &[f32], wt: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        if self.winograd_ok() {
+            self.wino_backward(x, wt, dy)
+        } else {
+            self.im2col_backward(x, wt, dy)
+        }
+    }
+
+    fn im2col_forward(&self, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         let (p, k, cout_g, cin_g, hw) =
             (self.p(), self.k(), self.cout_g(), self.cin_g(), self.hw());
         let mut out = vec![0.0f32; self.n * self.cout * p];
@@ -202,8 +222,8 @@ impl Geom {
         out
     }
 
-    /// Returns `(dx, dweight)`.
-    fn backward(&self, x: &[f32], wt: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    /// Returns `(dx, dweight)` through im2col.
+    fn im2col_backward(&self, x: &[f32], wt: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let (p, k, cout_g, cin_g, hw) =
             (self.p(), self.k(), self.cout_g(), self.cin_g(), self.hw());
         let mut dx = vec![0.0f32; x.len()];

@@ -1,0 +1,607 @@
+//! Winograd F(2x2, 3x3) for 3x3 convolutions at stride 1 (Lavin & Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", arXiv:1509.09308), forward and backward.
+//!
+//! Each 2x2 block of outputs ("tile") is `A^T [(G g G^T) o (B^T d B)] A`, where `d` is the 4x4
+//! input patch under the tile and `g` the 3x3 kernel: 16 multiplications instead of 36. Summed
+//! over input channels, the 16 elementwise products become 16 matrix products
+//! `M[xi] = U[xi] V[xi]` (`U`: `cout x cin`, `V`: `cin x tiles`), done by `gemm` on blocks of
+//! tiles that stay in L2.
+//!
+//! - The input gradient is the forward convolution of `dy` with the flipped, transposed kernel
+//!   and padding `2 - p`, so it runs through the same code.
+//! - The weight gradient follows from the same bilinear identity read the other way (the
+//!   transposition principle): `dW = G^T [sum over tiles (A e A^T) o (B^T d B)] G`, where `e` is
+//!   the 2x2 tile of `dy`; the sum over tiles is a matrix product `S[xi] += E[xi] V[xi]^T` of
+//!   `cout x tiles` by `tiles x cin`. Partial sums are kept per fixed chunk of tile blocks and
+//!   added in chunk order, so the result does not depend on the thread count or schedule.
+//!
+//! Transforms (`xi = 4 i + j`, rows `i`, columns `j`):
+//! `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],
+//! [0,0,1]]`, `A^T = [[1,1,1,0],[0,1,-1,-1]]`.
+
+use rayon::prelude::*;
+
+use super::{Geom, DW_CHUNKS};
+use crate::util::{gemm, Mat, SendPtr};
+
+/// Bytes of transformed input (16 values per tile and channel) per block of tiles.
+const BLOCK_BYTES: usize = 256 * 1024;
+
+/// Fewer channels per group than this go through im2col (the transforms would dominate).
+const MIN_CHANNELS: usize = 8;
+
+impl Geom {
+    /// Whether the Winograd path applies: a 3x3 kernel at stride 1, no dilation, padding at
+    /// most 2 (so that the input gradient is a convolution with padding `2 - p`), and enough
+    /// channels per group.
+    pub(super) fn winograd_ok(&self) -> bool {
+        self.kh == 3
+            && self.kw == 3
+            && self.sh == 1
+            && self.sw == 1
+            && self.dh == 1
+            && self.dw == 1
+            && self.ph <= 2
+            && self.pw <= 2
+            && self.cin_g() >= MIN_CHANNELS
+            && self.cout_g() >= MIN_CHANNELS
+    }
+
+    /// Tile rows and columns of the output.
+    fn wino_tiles(&self) -> (usize, usize) {
+        (self.ho.div_ceil(2), self.wo.div_ceil(2))
+    }
+
+    /// Tiles per block.
+    fn wino_block(&self) -> usize {
+        let (th, tw) = self.wino_tiles();
+        let per_tile = 16 * 4 * self.cin_g().max(self.cout_g());
+        (BLOCK_BYTES / per_tile).clamp(1, th * tw)
+    }
+
+    /// The geometry of the input gradient as a forward convolution of `dy`.
+    fn wino_transposed(&self) -> Geom {
+        Geom {
+            n: self.n,
+            cin: self.cout,
+            h: self.ho,
+            w: self.wo,
+            cout: self.cin,
+            ph: 2 - self.ph,
+            pw: 2 - self.pw,
+            ho: self.h,
+            wo: self.w,
+            ..*self
+        }
+    }
+
+    /// `U = G g G^T` for every kernel, laid out `[group][xi][cout_g][cin_g]`.
+    pub(super) fn wino_weights(&self, wt: &[f32]) -> Vec<f32> {
+        let (cin_g, cout_g) = (self.cin_g(), self.cout_g());
+        let mut u = vec![0.0f32; self.groups * 16 * cout_g * cin_g];
+        for grp in 0..self.groups {
+            for co in 0..cout_g {
+                for ci in 0..cin_g {
+                    let g = &wt[((grp * cout_g + co) * cin_g + ci) * 9..][..9];
+                    // G g: 4 x 3.
+                    let mut gg = [[0.0f32; 3]; 4];
+                    for c in 0..3 {
+                        let (a, b, d) = (g[c], g[3 + c], g[6 + c]);
+                        gg[0][c] = a;
+                        gg[1][c] = 0.5 * (a + b + d);
+                        gg[2][c] = 0.5 * (a - b + d);
+                        gg[3][c] = d;
+                    }
+                    for (i, row) in gg.iter().enumerate() {
+                        let (a, b, d) = (row[0], row[1], row[2]);
+                        let vals = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
+                        for (j, v) in vals.into_iter().enumerate() {
+                            u[((grp * 16 + i * 4 + j) * cout_g + co) * cin_g + ci] = v;
+                        }
+                    }
+                }
+            }
+        }
+        u
+    }
+
+    /// The forward convolution through Winograd; `u` from [`Geom::wino_weights`].
+    pub(super) fn wino_forward(&self, x: &[f32], u: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.n * self.cout * self.p()];
+        let (cin_g, cout_g, hw, p) = (self.cin_g(), self.cout_g(), self.hw(), self.p());
+        let (th, tw) = self.wino_tiles();
+        let tb = self.wino_block();
+        let blocks = (th * tw).div_ceil(tb);
+        let jobs = self.n * self.groups * blocks;
+        let outp = SendPtr(out.as_mut_ptr());
+        let run = |job: usize, s: &mut Scratch, parallel: bool| {
+            let (ng, blk) = (job / blocks, job % blocks);
+            let (b, grp) = (ng / self.groups, ng % self.groups);
+            let (t0, t1) = (blk * tb, ((blk + 1) * tb).min(th * tw));
+            let nt = t1 - t0;
+            s.v.resize(16 * cin_g * nt, 0.0);
+            s.m.resize(16 * cout_g * nt, 0.0);
+            let xg = &x[(b * self.cin + grp * cin_g) * hw..][..cin_g * hw];
+            for ci in 0..cin_g {
+                let plane = &xg[ci * hw..][..hw];
+                for seg in segments(t0, t1, tw) {
+                    self.input_tiles(plane, seg, &mut s.row, &mut s.h, &mut s.v[ci * nt..], nt);
+                }
+            }
+            for xi in 0..16 {
+                let lhs = Mat {
+                    ptr: u[(grp * 16 + xi) * cout_g * cin_g..].as_ptr(),
+                    rs: cin_g,
+                    cs: 1,
+                };
+                let rhs = Mat {
+                    ptr: s.v[xi * cin_g * nt..].as_ptr(),
+                    rs: nt,
+                    cs: 1,
+                };
+                let dst = s.m[xi * cout_g * nt..].as_mut_ptr();
+                // SAFETY: the views lie inside u, v and m (sizes set above).
+                unsafe { gemm(cout_g, nt, cin_g, dst, nt, false, lhs, rhs, parallel) };
+            }
+            for co in 0..cout_g {
+                let c = b * self.cout + grp * cout_g + co;
+                let bv = bias.map_or(0.0, |bias| bias[grp * cout_g + co]);
+                // SAFETY: this job alone writes the pixels of its tiles in channel c.
+                let plane = unsafe { std::slice::from_raw_parts_mut(outp.get().add(c * p), p) };
+                for seg in segments(t0, t1, tw) {
+                    self.output_tiles(&s.m[co * nt..], nt, cout_g, seg, bv, &mut s.h, plane);
+                }
+            }
+        };
+        if jobs >= rayon::current_num_threads() {
+            (0..jobs)
+                .into_par_iter()
+                .for_each_init(Scratch::default, |s, job| run(job, s, false));
+        } else {
+            let mut s = Scratch::default();
+            (0..jobs).for_each(|job| run(job, &mut s, true));
+        }
+        out
+    }
+
+    /// Returns `(dx, dweight)` through Winograd.
+    pub(super) fn wino_backward(&self, x: &[f32], wt: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (cin_g, cout_g) = (self.cin_g(), self.cout_g());
+        // Input gradient: dy convolved with the flipped kernel, input and output channels
+        // swapped within each group.
+        let tg = self.wino_transposed();
+        let mut flipped = vec![0.0f32; wt.len()];
+        for grp in 0..self.groups {
+            for co in 0..cout_g {
+                for ci in 0..cin_g {
+                    let src = &wt[((grp * cout_g + co) * cin_g + ci) * 9..][..9];
+                    let dst = &mut flipped[((grp * cin_g + ci) * cout_g + co) * 9..][..9];
+                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                        *d = *s;
+                    }
+                }
+            }
+        }
+        let dx = tg.wino_forward(dy, &tg.wino_weights(&flipped), None);
+        (dx, self.wino_weight_grad(x, dy))
+    }
+
+    /// The weight gradient: `S[xi] += E[xi] V[xi]^T` over tile blocks in fixed chunks, then
+    /// `dW = G^T S G`.
+    fn wino_weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let (cin_g, cout_g, hw, p) = (self.cin_g(), self.cout_g(), self.hw(), self.p());
+        let (th, tw) = self.wino_tiles();
+        let tb = self.wino_block();
+        let blocks = (th * tw).div_ceil(tb);
+        let jobs = self.n * self.groups * blocks;
+        let slen = self.groups * 16 * cout_g * cin_g;
+        let job = |job: usize, acc: &mut [f32], s: &mut Scratch| {
+            let (ng, blk) = (job / blocks, job % blocks);
+            let (b, grp) = (ng / self.groups, ng % self.groups);
+            let (t0, t1) = (blk * tb, ((blk + 1) * tb).min(th * tw));
+            let nt = t1 - t0;
+            s.v.resize(16 * cin_g * nt, 0.0);
+            s.m.resize(16 * cout_g * nt, 0.0);
+            let xg = &x[(b * self.cin + grp * cin_g) * hw..][..cin_g * hw];
+            for ci in 0..cin_g {
+                let plane = &xg[ci * hw..][..hw];
+                for seg in segments(t0, t1, tw) {
+                    self.input_tiles(plane, seg, &mut s.row, &mut s.h, &mut s.v[ci * nt..], nt);
+                }
+            }
+            let dyg = &dy[(b * self.cout + grp * cout_g) * p..][..cout_g * p];
+            for co in 0..cout_g {
+                let plane = &dyg[co * p..][..p];
+                for seg in segments(t0, t1, tw) {
+                    self.grad_tiles(plane, seg, &mut s.row, &mut s.h, &mut s.m[co * nt..], nt);
+                }
+            }
+            for xi in 0..16 {
+                let lhs = Mat {
+                    ptr: s.m[xi * cout_g * nt..].as_ptr(),
+                    rs: nt,
+                    cs: 1,
+                };
+                let rhs = Mat {
+                    ptr: s.v[xi * cin_g * nt..].as_ptr(),
+                    rs: 1,
+                    cs: nt,
+                };
+                let dst = acc[(grp * 16 + xi) * cout_g * cin_g..].as_mut_ptr();
+                // SAFETY: the views lie inside m, v and acc; acc is this chunk's own.
+                unsafe { gemm(cout_g, cin_g, nt, dst, cin_g, true, lhs, rhs, false) };
+            }
+        };
+        // Fixed chunks of jobs, each with its own accumulator, summed in chunk order.
+        let per = jobs.div_ceil(DW_CHUNKS);
+        let partials: Vec<Vec<f32>> = (0..jobs.div_ceil(per))
+            .into_par_iter()
+            .map(|chunk| {
+                let (mut acc, mut s) = (vec![0.0f32; slen], Scratch::default());
+                for j in chunk * per..((chunk + 1) * per).min(jobs) {
+                    job(j, &mut acc, &mut s);
+                }
+                acc
+            })
+            .collect();
+        let mut it = partials.into_iter();
+        let mut sum = it.next().unwrap_or_else(|| vec![0.0f32; slen]);
+        for part in it {
+            sum.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        }
+        // dW = G^T S G with G^T = [[1, .5, .5, 0], [0, .5, -.5, 0], [0, .5, .5, 1]].
+        let gt = |v: [f32; 4]| {
+            [
+                v[0] + 0.5 * (v[1] + v[2]),
+                0.5 * (v[1] - v[2]),
+                0.5 * (v[1] + v[2]) + v[3],
+            ]
+        };
+        let mut dw = vec![0.0f32; self.cout * cin_g * 9];
+        for grp in 0..self.groups {
+            for co in 0..cout_g {
+                for ci in 0..cin_g {
+                    let at = |xi: usize| sum[((grp * 16 + xi) * cout_g + co) * cin_g + ci];
+                    // Columns first: r[i] = (S G)[i], rows of 3.
+                    let r: [[f32; 3]; 4] = std::array::from_fn(|i| {
+                        gt([at(4 * i), at(4 * i + 1), at(4 * i + 2), at(4 * i + 3)])
+                    });
+                    let dst = &mut dw[((grp * cout_g + co) * cin_g + ci) * 9..][..9];
+                    for c in 0..3 {
+                        let col = gt([r[0][c], r[1][c], r[2][c], r[3][c]]);
+                        for (a, v) in col.into_iter().enumerate() {
+                            dst[a * 3 + c] = v;
+                        }
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    /// Writes `B^T d B` of the tiles of `seg` in one input channel `plane` (`h x w`) to
+    /// `v[xi * cin_g * nt + k]` (`v` starts at the channel's row, `nt` apart per channel).
+    fn input_tiles(
+        &self,
+        plane: &[f32],
+        seg: Segment,
+        row: &mut Vec<f32>,
+        h: &mut Vec<f32>,
+        v: &mut [f32],
+        nt: usize,
+    ) {
+        let len = seg.tx1 - seg.tx0;
+        let stride = self.cin_g() * nt;
+        row.resize(2 * len + 2, 0.0);
+        h.resize(16 * len, 0.0);
+        let c0 = 2 * seg.tx0 as isize - self.pw as isize;
+        for i in 0..4 {
+            let r = 2 * seg.ty as isize - self.ph as isize + i as isize;
+            padded_row(plane, self.h, self.w, r, c0, row);
+            let (hi, _) = h[i * 4 * len..].split_at_mut(4 * len);
+            let (h0, rest) = hi.split_at_mut(len);
+            let (h1, rest) = rest.split_at_mut(len);
+            let (h2, h3) = rest.split_at_mut(len);
+            for k in 0..len {
+                let (e0, o0, e1, o1) = (row[2 * k], row[2 * k + 1], row[2 * k + 2], row[2 * k + 3]);
+                h0[k] = e0 - e1;
+                h1[k] = o0 + e1;
+                h2[k] = e1 - o0;
+                h3[k] = o0 - o1;
+            }
+        }
+        let at = |i: usize, j: usize| (i * 4 + j) * len;
+        for j in 0..4 {
+            let (r0, r1, r2, r3) = (
+                &h[at(0, j)..][..len],
+                &h[at(1, j)..][..len],
+                &h[at(2, j)..][..len],
+                &h[at(3, j)..][..len],
+            );
+            for k in 0..len {
+                let (a, b, c, d) = (r0[k], r1[k], r2[k], r3[k]);
+                v[j * stride + seg.k0 + k] = a - c;
+                v[(4 + j) * stride + seg.k0 + k] = b + c;
+                v[(8 + j) * stride + seg.k0 + k] = c - b;
+                v[(12 + j) * stride + seg.k0 + k] = b - d;
+            }
+        }
+    }
+
+    /// Writes `A e A^T` of the 2x2 tiles of `seg` in one channel `plane` (`ho x wo`) of `dy` to
+    /// `m[xi * cout_g * nt + k]`.
+    fn grad_tiles(
+        &self,
+        plane: &[f32],
+        seg: Segment,
+        row: &mut Vec<f32>,
+        h: &mut Vec<f32>,
+        m: &mut [f32],
+        nt: usize,
+    ) {
+        let len = seg.tx1 - seg.tx0;
+        let stride = self.cout_g() * nt;
+        row.resize(2 * len + 2, 0.0);
+        h.resize(8 * len, 0.0);
+        for a in 0..2 {
+            let r = (2 * seg.ty + a) as isize;
+            padded_row(plane, self.ho, self.wo, r, 2 * seg.tx0 as isize, row);
+            let (q0, rest) = h[a * 4 * len..].split_at_mut(len);
+            let (q1, rest) = rest.split_at_mut(len);
+            let (q2, rest) = rest.split_at_mut(len);
+            let q3 = &mut rest[..len];
+            for k in 0..len {
+                let (e, o) = (row[2 * k], row[2 * k + 1]);
+                q0[k] = e;
+                q1[k] = e + o;
+                q2[k] = e - o;
+                q3[k] = -o;
+            }
+        }
+        for j in 0..4 {
+            let (r0, r1) = (&h[j * len..][..len], &h[(4 + j) * len..][..len]);
+            for k in 0..len {
+                let (a, b) = (r0[k], r1[k]);
+                m[j * stride + seg.k0 + k] = a;
+                m[(4 + j) * stride + seg.k0 + k] = a + b;
+                m[(8 + j) * stride + seg.k0 + k] = a - b;
+                m[(12 + j) * stride + seg.k0 + k] = -b;
+            }
+        }
+    }
+
+    /// Writes `A^T M A` (+ `bias`) of the tiles of `seg` into one output channel `plane`
+    /// (`ho x wo`); `m[xi * cout_g * nt + k]` holds the products of tile `k`.
+    #[allow(clippy::too_many_arguments)]
+    fn output_tiles(
+        &self,
+        m: &[f32],
+        nt: usize,
+        cout_g: usize,
+        seg: Segment,
+        bias: f32,
+        h: &mut Vec<f32>,
+        plane: &mut [f32],
+    ) {
+        let len = seg.tx1 - seg.tx0;
+        let stride = cout_g * nt;
+        h.resize(4 * len, 0.0);
+        let at = |xi: usize| &m[xi * stride + seg.k0..][..len];
+        {
+            let (ye0, rest) = h.split_at_mut(len);
+            let (yo0, rest) = rest.split_at_mut(len);
+            let (ye1, yo1) = rest.split_at_mut(len);
+            let mm: [&[f32]; 16] = std::array::from_fn(at);
+            for k in 0..len {
+                // A^T along the rows, then along the columns.
+                let r0: [f32; 4] = std::array::from_fn(|j| mm[j][k] + mm[4 + j][k] + mm[8 + j][k]);
+                let r1: [f32; 4] =
+                    std::array::from_fn(|j| mm[4 + j][k] - mm[8 + j][k] - mm[12 + j][k]);
+                ye0[k] = r0[0] + r0[1] + r0[2] + bias;
+                yo0[k] = r0[1] - r0[2] - r0[3] + bias;
+                ye1[k] = r1[0] + r1[1] + r1[2] + bias;
+                yo1[k] = r1[1] - r1[2] - r1[3] + bias;
+            }
+        }
+        let c0 = 2 * seg.tx0;
+        for a in 0..2 {
+            let r = 2 * seg.ty + a;
+            if r >= self.ho {
+                break;
+            }
+            let dst = &mut plane[r * self.wo..][..self.wo];
+            let (ye, yo) = (&h[2 * a * len..][..len], &h[(2 * a + 1) * len..][..len]);
+            let full = len.min((self.wo - c0) / 2);
+            for (k, pair) in dst[c0..c0 + 2 * full].chunks_exact_mut(2).enumerate() {
+                pair[0] = ye[k];
+                pair[1] = yo[k];
+            }
+            if full < len {
+                // An odd width: the last tile has one column.
+                dst[c0 + 2 * full] = ye[full];
+            }
+        }
+    }
+}
+
+/// Scratch buffers of one worker.
+#[derive(Default)]
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    row: Vec<f32>,
+    h: Vec<f32>,
+}
+
+/// A run of tiles in one tile row: `ty`, columns `tx0..tx1`, first at block index `k0`.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    ty: usize,
+    tx0: usize,
+    tx1: usize,
+    k0: usize,
+}
+
+/// The tile-row runs of the tiles `t0..t1` (row-major, `tw` tiles per row).
+fn segments(t0: usize, t1: usize, tw: usize) -> impl Iterator<Item = Segment> {
+    let mut t = t0;
+    std::iter::from_fn(move || {
+        if t >= t1 {
+            return None;
+        }
+        let (ty, tx0) = (t / tw, t % tw);
+        let tx1 = tw.min(tx0 + (t1 - t));
+        let seg = Segment {
+            ty,
+            tx0,
+            tx1,
+            k0: t - t0,
+        };
+        t += tx1 - tx0;
+        Some(seg)
+    })
+}
+
+/// Copies columns `c0..c0 + row.len()` of row `r` of `plane` (`h x w`) into `row`, with zeros
+/// outside the plane.
+fn padded_row(plane: &[f32], h: usize, w: usize, r: isize, c0: isize, row: &mut [f32]) {
+    if r < 0 || r >= h as isize {
+        row.fill(0.0);
+        return;
+    }
+    let src = &plane[r as usize * w..][..w];
+    let n = row.len() as isize;
+    let lo = (-c0).clamp(0, n);
+    let hi = (w as isize - c0).clamp(lo, n);
+    row[..lo as usize].fill(0.0);
+    row[hi as usize..].fill(0.0);
+    let s = (c0 + lo) as usize;
+    row[lo as usize..hi as usize].copy_from_slice(&src[s..s + (hi - lo) as usize]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Geom;
+
+    /// A seeded value in [-1, 1).
+    fn vals(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geom(
+        n: usize,
+        cin: usize,
+        cout: usize,
+        h: usize,
+        w: usize,
+        pad: usize,
+        groups: usize,
+    ) -> Geom {
+        Geom {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh: 3,
+            kw: 3,
+            ph: pad,
+            pw: pad,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            groups,
+            ho: h + 2 * pad - 2,
+            wo: w + 2 * pad - 2,
+        }
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                "{what}: {x} vs {y} at {i}"
+            );
+        }
+    }
+
+    /// Winograd forward, input and weight gradients against the im2col path over odd and even
+    /// sizes, paddings 0-2, groups, batch 1-16, several tiles per block boundary.
+    #[test]
+    fn winograd_matches_im2col_over_a_shape_sweep() {
+        // (n, cin, cout, h, w, pad, groups)
+        let cases = [
+            (1, 8, 8, 7, 9, 1, 1),
+            (2, 16, 8, 8, 8, 1, 1),
+            (3, 8, 16, 9, 7, 0, 1),
+            (1, 16, 16, 5, 6, 2, 2),
+            (16, 8, 8, 4, 4, 1, 1),
+            (2, 64, 64, 20, 12, 1, 1),
+            (1, 24, 40, 33, 31, 1, 1),
+            (2, 32, 32, 3, 3, 0, 4),
+            (1, 8, 8, 1, 1, 1, 1),
+            (2, 64, 64, 64, 64, 1, 1),
+        ];
+        for (i, &(n, cin, cout, h, w, pad, groups)) in cases.iter().enumerate() {
+            let g = geom(n, cin, cout, h, w, pad, groups);
+            assert!(g.winograd_ok(), "case {i}");
+            let seed = 10 * i as u64;
+            let x = vals(n * cin * h * w, seed);
+            let wt: Vec<f32> = vals(cout * (cin / groups) * 9, seed + 1)
+                .iter()
+                .map(|v| v * 0.3)
+                .collect();
+            let bias = vals(cout, seed + 2);
+            let dy = vals(n * cout * g.p(), seed + 3);
+            let what = format!("case {i}");
+            let fast = g.wino_forward(&x, &g.wino_weights(&wt), Some(&bias));
+            let slow = g.im2col_forward(&x, &wt, Some(&bias));
+            close(&fast, &slow, &format!("{what}: forward"));
+            let (dx, dw) = g.wino_backward(&x, &wt, &dy);
+            let (dx_ref, dw_ref) = g.im2col_backward(&x, &wt, &dy);
+            close(&dx, &dx_ref, &format!("{what}: dx"));
+            close(&dw, &dw_ref, &format!("{what}: dweight"));
+        }
+    }
+
+    #[test]
+    fn winograd_applies_only_to_3x3_stride_1_undilated() {
+        let g = geom(1, 8, 8, 6, 6, 1, 1);
+        assert!(g.winograd_ok());
+        assert!(!Geom { sh: 2, ..g }.winograd_ok());
+        assert!(!Geom { dw: 2, ..g }.winograd_ok());
+        assert!(!Geom { kh: 5, ..g }.winograd_ok());
+        assert!(!Geom { ph: 3, ..g }.winograd_ok());
+        assert!(!geom(1, 4, 8, 6, 6, 1, 1).winograd_ok());
+    }
+
+    /// The weight gradient is the same bits for any thread count.
+    #[test]
+    fn winograd_weight_gradient_is_bit_identical_across_thread_counts() {
+        let g = geom(5, 16, 16, 13, 11, 1, 1);
+        let x = vals(5 * 16 * 13 * 11, 7);
+        let dy = vals(5 * 16 * g.p(), 8);
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| g.wino_weight_grad(&x, &dy))
+        };
+        let want: Vec<u32> = run(1).iter().map(|v| v.to_bits()).collect();
+        for threads in [2, 3, 8] {
+            let got: Vec<u32> = run(threads).iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "{threads} threads differ from 1");
+        }
+    }
+}
