@@ -3,7 +3,7 @@
 
 /// Whether the AVX2 + FMA kernels can run on this CPU.
 #[inline]
-fn avx2() -> bool {
+pub(crate) fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")

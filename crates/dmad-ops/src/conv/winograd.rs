@@ -125,7 +125,7 @@ impl Geom {
             for ci in 0..cin_g {
                 let plane = &xg[ci * hw..][..hw];
                 for seg in segments(t0, t1, tw) {
-                    self.input_tiles(plane, seg, &mut s.row, &mut s.h, &mut s.v[ci * nt..], nt);
+                    self.input_tiles(plane, seg, &mut s.t, &mut s.v[ci * nt..], nt);
                 }
             }
             for xi in 0..16 {
@@ -149,7 +149,7 @@ impl Geom {
                 // SAFETY: this job alone writes the pixels of its tiles in channel c.
                 let plane = unsafe { std::slice::from_raw_parts_mut(outp.get().add(c * p), p) };
                 for seg in segments(t0, t1, tw) {
-                    self.output_tiles(&s.m[co * nt..], nt, cout_g, seg, bv, &mut s.h, plane);
+                    self.output_tiles(&s.m[co * nt..], nt, cout_g, seg, bv, &mut s.t, plane);
                 }
             }
         };
@@ -206,14 +206,14 @@ impl Geom {
             for ci in 0..cin_g {
                 let plane = &xg[ci * hw..][..hw];
                 for seg in segments(t0, t1, tw) {
-                    self.input_tiles(plane, seg, &mut s.row, &mut s.h, &mut s.v[ci * nt..], nt);
+                    self.input_tiles(plane, seg, &mut s.t, &mut s.v[ci * nt..], nt);
                 }
             }
             let dyg = &dy[(b * self.cout + grp * cout_g) * p..][..cout_g * p];
             for co in 0..cout_g {
                 let plane = &dyg[co * p..][..p];
                 for seg in segments(t0, t1, tw) {
-                    self.grad_tiles(plane, seg, &mut s.row, &mut s.h, &mut s.m[co * nt..], nt);
+                    self.grad_tiles(plane, seg, &mut s.t, &mut s.m[co * nt..], nt);
                 }
             }
             for xi in 0..16 {
@@ -281,92 +281,87 @@ impl Geom {
 
     /// Writes `B^T d B` of the tiles of `seg` in one input channel `plane` (`h x w`) to
     /// `v[xi * cin_g * nt + k]` (`v` starts at the channel's row, `nt` apart per channel).
-    fn input_tiles(
-        &self,
-        plane: &[f32],
-        seg: Segment,
-        row: &mut Vec<f32>,
-        h: &mut Vec<f32>,
-        v: &mut [f32],
-        nt: usize,
-    ) {
+    fn input_tiles(&self, plane: &[f32], seg: Segment, t: &mut Vec<f32>, v: &mut [f32], nt: usize) {
         let len = seg.tx1 - seg.tx0;
         let stride = self.cin_g() * nt;
-        row.resize(2 * len + 2, 0.0);
-        h.resize(16 * len, 0.0);
+        let n = len + 1;
+        // Even and odd columns of the four input rows, then of the four rows of B^T d.
+        t.resize(16 * n, 0.0);
+        let (rows, tr) = t.split_at_mut(8 * n);
         let c0 = 2 * seg.tx0 as isize - self.pw as isize;
-        for i in 0..4 {
+        for (i, eo) in rows.chunks_exact_mut(2 * n).enumerate() {
             let r = 2 * seg.ty as isize - self.ph as isize + i as isize;
-            padded_row(plane, self.h, self.w, r, c0, row);
-            let (hi, _) = h[i * 4 * len..].split_at_mut(4 * len);
-            let (h0, rest) = hi.split_at_mut(len);
-            let (h1, rest) = rest.split_at_mut(len);
-            let (h2, h3) = rest.split_at_mut(len);
-            for k in 0..len {
-                let (e0, o0, e1, o1) = (row[2 * k], row[2 * k + 1], row[2 * k + 2], row[2 * k + 3]);
-                h0[k] = e0 - e1;
-                h1[k] = o0 + e1;
-                h2[k] = e1 - o0;
-                h3[k] = o0 - o1;
-            }
+            let (e, o) = eo.split_at_mut(n);
+            deinterleave_row(plane, self.h, self.w, r, c0, e, o);
         }
-        let at = |i: usize, j: usize| (i * 4 + j) * len;
-        for j in 0..4 {
-            let (r0, r1, r2, r3) = (
-                &h[at(0, j)..][..len],
-                &h[at(1, j)..][..len],
-                &h[at(2, j)..][..len],
-                &h[at(3, j)..][..len],
-            );
-            for k in 0..len {
-                let (a, b, c, d) = (r0[k], r1[k], r2[k], r3[k]);
-                v[j * stride + seg.k0 + k] = a - c;
-                v[(4 + j) * stride + seg.k0 + k] = b + c;
-                v[(8 + j) * stride + seg.k0 + k] = c - b;
-                v[(12 + j) * stride + seg.k0 + k] = b - d;
-            }
+        {
+            let (d0, rest) = rows.split_at(2 * n);
+            let (d1, rest) = rest.split_at(2 * n);
+            let (d2, d3) = rest.split_at(2 * n);
+            let (t0, rest) = tr.split_at_mut(2 * n);
+            let (t1, rest) = rest.split_at_mut(2 * n);
+            let (t2, t3) = rest.split_at_mut(2 * n);
+            cols4(d0, d1, d2, d3, t0, t1, t2, t3, |a, b, c, d| {
+                (a - c, b + c, c - b, b - d)
+            });
+        }
+        for (i, eo) in tr.chunks_exact(2 * n).enumerate() {
+            let (e, o) = eo.split_at(n);
+            let base = 4 * i * stride + seg.k0;
+            // SAFETY: the four rows (4i + j) * stride + k0 .. + len are disjoint and inside v.
+            let out: [&mut [f32]; 4] = std::array::from_fn(|j| unsafe {
+                assert!(base + j * stride + len <= v.len());
+                std::slice::from_raw_parts_mut(v.as_mut_ptr().add(base + j * stride), len)
+            });
+            let [v0, v1, v2, v3] = out;
+            let (e0, e1, o0, o1) = (&e[..len], &e[1..], &o[..len], &o[1..]);
+            cols4(e0, o0, e1, o1, v0, v1, v2, v3, |e0, o0, e1, o1| {
+                (e0 - e1, o0 + e1, e1 - o0, o0 - o1)
+            });
         }
     }
 
     /// Writes `A e A^T` of the 2x2 tiles of `seg` in one channel `plane` (`ho x wo`) of `dy` to
     /// `m[xi * cout_g * nt + k]`.
-    fn grad_tiles(
-        &self,
-        plane: &[f32],
-        seg: Segment,
-        row: &mut Vec<f32>,
-        h: &mut Vec<f32>,
-        m: &mut [f32],
-        nt: usize,
-    ) {
+    fn grad_tiles(&self, plane: &[f32], seg: Segment, t: &mut Vec<f32>, m: &mut [f32], nt: usize) {
         let len = seg.tx1 - seg.tx0;
         let stride = self.cout_g() * nt;
-        row.resize(2 * len + 2, 0.0);
-        h.resize(8 * len, 0.0);
-        for a in 0..2 {
+        t.resize(12 * len, 0.0);
+        let (rows, tr) = t.split_at_mut(4 * len);
+        for (a, eo) in rows.chunks_exact_mut(2 * len).enumerate() {
+            let (e, o) = eo.split_at_mut(len);
             let r = (2 * seg.ty + a) as isize;
-            padded_row(plane, self.ho, self.wo, r, 2 * seg.tx0 as isize, row);
-            let (q0, rest) = h[a * 4 * len..].split_at_mut(len);
-            let (q1, rest) = rest.split_at_mut(len);
-            let (q2, rest) = rest.split_at_mut(len);
-            let q3 = &mut rest[..len];
-            for k in 0..len {
-                let (e, o) = (row[2 * k], row[2 * k + 1]);
-                q0[k] = e;
-                q1[k] = e + o;
-                q2[k] = e - o;
-                q3[k] = -o;
+            deinterleave_row(plane, self.ho, self.wo, r, 2 * seg.tx0 as isize, e, o);
+        }
+        // A along the rows: (r0, r0 + r1, r0 - r1, -r1), for the even and the odd columns.
+        {
+            let (e0, o0) = rows[..2 * len].split_at(len);
+            let (e1, o1) = rows[2 * len..].split_at(len);
+            let (te, to) = tr.split_at_mut(4 * len);
+            let split4 = |x: &mut [f32]| -> [*mut f32; 4] {
+                std::array::from_fn(|i| x[i * len..].as_mut_ptr())
+            };
+            for (src0, src1, dst) in [(e0, e1, split4(te)), (o0, o1, split4(to))] {
+                // SAFETY: four disjoint rows of len values inside te / to.
+                let [a, b, c, d] = dst.map(|p| unsafe { std::slice::from_raw_parts_mut(p, len) });
+                cols4(src0, src1, src0, src1, a, b, c, d, |r0, r1, _, _| {
+                    (r0, r0 + r1, r0 - r1, -r1)
+                });
             }
         }
-        for j in 0..4 {
-            let (r0, r1) = (&h[j * len..][..len], &h[(4 + j) * len..][..len]);
-            for k in 0..len {
-                let (a, b) = (r0[k], r1[k]);
-                m[j * stride + seg.k0 + k] = a;
-                m[(4 + j) * stride + seg.k0 + k] = a + b;
-                m[(8 + j) * stride + seg.k0 + k] = a - b;
-                m[(12 + j) * stride + seg.k0 + k] = -b;
-            }
+        // A along the columns, for each of the four rows i: (e, e + o, e - o, -o).
+        for i in 0..4 {
+            let (e, o) = (&tr[i * len..][..len], &tr[(4 + i) * len..][..len]);
+            let base = 4 * i * stride + seg.k0;
+            // SAFETY: the four rows (4i + j) * stride + k0 .. + len are disjoint and inside m.
+            let out: [&mut [f32]; 4] = std::array::from_fn(|j| unsafe {
+                assert!(base + j * stride + len <= m.len());
+                std::slice::from_raw_parts_mut(m.as_mut_ptr().add(base + j * stride), len)
+            });
+            let [m0, m1, m2, m3] = out;
+            cols4(e, o, e, o, m0, m1, m2, m3, |e, o, _, _| {
+                (e, e + o, e - o, -o)
+            });
         }
     }
 
@@ -380,42 +375,35 @@ impl Geom {
         cout_g: usize,
         seg: Segment,
         bias: f32,
-        h: &mut Vec<f32>,
+        t: &mut Vec<f32>,
         plane: &mut [f32],
     ) {
         let len = seg.tx1 - seg.tx0;
         let stride = cout_g * nt;
-        h.resize(4 * len, 0.0);
+        t.resize(12 * len, 0.0);
+        let (r, y) = t.split_at_mut(8 * len);
         let at = |xi: usize| &m[xi * stride + seg.k0..][..len];
-        {
-            let (ye0, rest) = h.split_at_mut(len);
-            let (yo0, rest) = rest.split_at_mut(len);
-            let (ye1, yo1) = rest.split_at_mut(len);
-            let mm: [&[f32]; 16] = std::array::from_fn(at);
-            for k in 0..len {
-                // A^T along the rows, then along the columns.
-                let r0: [f32; 4] = std::array::from_fn(|j| mm[j][k] + mm[4 + j][k] + mm[8 + j][k]);
-                let r1: [f32; 4] =
-                    std::array::from_fn(|j| mm[4 + j][k] - mm[8 + j][k] - mm[12 + j][k]);
-                ye0[k] = r0[0] + r0[1] + r0[2] + bias;
-                yo0[k] = r0[1] - r0[2] - r0[3] + bias;
-                ye1[k] = r1[0] + r1[1] + r1[2] + bias;
-                yo1[k] = r1[1] - r1[2] - r1[3] + bias;
-            }
+        // A^T along the rows: r0 = m0 + m1 + m2, r1 = m1 - m2 - m3 (rows of M), per column j.
+        for j in 0..4 {
+            let (r0, r1) = r[2 * j * len..][..2 * len].split_at_mut(len);
+            let (a, b, c, d) = (at(j), at(4 + j), at(8 + j), at(12 + j));
+            cols2(a, b, c, d, r0, r1, |a, b, c, d| (a + b + c, b - c - d));
         }
+        // A^T along the columns, plus the bias: even and odd output columns of rows 0 and 1.
         let c0 = 2 * seg.tx0;
         for a in 0..2 {
-            let r = 2 * seg.ty + a;
-            if r >= self.ho {
+            let row = 2 * seg.ty + a;
+            if row >= self.ho {
                 break;
             }
-            let dst = &mut plane[r * self.wo..][..self.wo];
-            let (ye, yo) = (&h[2 * a * len..][..len], &h[(2 * a + 1) * len..][..len]);
+            let col = |j: usize| &r[(2 * j + a) * len..][..len];
+            let (ye, yo) = y[..2 * len].split_at_mut(len);
+            cols2(col(0), col(1), col(2), col(3), ye, yo, |p, q, s, u| {
+                (p + q + s + bias, q - s - u + bias)
+            });
+            let dst = &mut plane[row * self.wo..][..self.wo];
             let full = len.min((self.wo - c0) / 2);
-            for (k, pair) in dst[c0..c0 + 2 * full].chunks_exact_mut(2).enumerate() {
-                pair[0] = ye[k];
-                pair[1] = yo[k];
-            }
+            interleave(&ye[..full], &yo[..full], &mut dst[c0..c0 + 2 * full]);
             if full < len {
                 // An odd width: the last tile has one column.
                 dst[c0 + 2 * full] = ye[full];
@@ -429,8 +417,7 @@ impl Geom {
 struct Scratch {
     v: Vec<f32>,
     m: Vec<f32>,
-    row: Vec<f32>,
-    h: Vec<f32>,
+    t: Vec<f32>,
 }
 
 /// A run of tiles in one tile row: `ty`, columns `tx0..tx1`, first at block index `k0`.
@@ -462,21 +449,170 @@ fn segments(t0: usize, t1: usize, tw: usize) -> impl Iterator<Item = Segment> {
     })
 }
 
-/// Copies columns `c0..c0 + row.len()` of row `r` of `plane` (`h x w`) into `row`, with zeros
-/// outside the plane.
-fn padded_row(plane: &[f32], h: usize, w: usize, r: isize, c0: isize, row: &mut [f32]) {
+/// Even and odd columns of row `r` of `plane` (`h x w`) from column `c0`:
+/// `e[k] = plane[r][c0 + 2k]`, `o[k] = plane[r][c0 + 2k + 1]`, zero outside the plane.
+fn deinterleave_row(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    r: isize,
+    c0: isize,
+    e: &mut [f32],
+    o: &mut [f32],
+) {
+    let n = e.len();
+    debug_assert_eq!(o.len(), n);
     if r < 0 || r >= h as isize {
-        row.fill(0.0);
+        e.fill(0.0);
+        o.fill(0.0);
         return;
     }
     let src = &plane[r as usize * w..][..w];
-    let n = row.len() as isize;
-    let lo = (-c0).clamp(0, n);
-    let hi = (w as isize - c0).clamp(lo, n);
-    row[..lo as usize].fill(0.0);
-    row[hi as usize..].fill(0.0);
-    let s = (c0 + lo) as usize;
-    row[lo as usize..hi as usize].copy_from_slice(&src[s..s + (hi - lo) as usize]);
+    let at = |c: isize| {
+        if c >= 0 && c < w as isize {
+            src[c as usize]
+        } else {
+            0.0
+        }
+    };
+    // k in lo..hi has both columns inside the row.
+    let lo = ((-c0).max(0) as usize).div_ceil(2).min(n);
+    let hi = if w as isize - 2 - c0 >= 0 {
+        (((w as isize - 2 - c0) / 2 + 1) as usize).clamp(lo, n)
+    } else {
+        lo
+    };
+    for k in (0..lo).chain(hi..n) {
+        let c = c0 + 2 * k as isize;
+        e[k] = at(c);
+        o[k] = at(c + 1);
+    }
+    let s0 = (c0 + 2 * lo as isize) as usize;
+    let pairs = src[s0..s0 + 2 * (hi - lo)].chunks_exact(2);
+    for ((pair, ev), od) in pairs.zip(&mut e[lo..hi]).zip(&mut o[lo..hi]) {
+        *ev = pair[0];
+        *od = pair[1];
+    }
+}
+
+/// `dst[2k] = e[k]`, `dst[2k + 1] = o[k]`.
+fn interleave(e: &[f32], o: &[f32], dst: &mut [f32]) {
+    for ((pair, ev), od) in dst.chunks_exact_mut(2).zip(e).zip(o) {
+        pair[0] = *ev;
+        pair[1] = *od;
+    }
+}
+
+/// `(o0, o1, o2, o3)[k] = f(a[k], b[k], c[k], d[k])` for `k < o0.len()`, vectorised (AVX2 when
+/// available; adds and subtractions only, so both versions give the same bits).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn cols4<F>(
+    a: &[f32],
+    b: &[f32],
+    c: &[f32],
+    d: &[f32],
+    o0: &mut [f32],
+    o1: &mut [f32],
+    o2: &mut [f32],
+    o3: &mut [f32],
+    f: F,
+) where
+    F: Fn(f32, f32, f32, f32) -> (f32, f32, f32, f32),
+{
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn body<F: Fn(f32, f32, f32, f32) -> (f32, f32, f32, f32)>(
+        a: &[f32],
+        b: &[f32],
+        c: &[f32],
+        d: &[f32],
+        o0: &mut [f32],
+        o1: &mut [f32],
+        o2: &mut [f32],
+        o3: &mut [f32],
+        f: F,
+    ) {
+        let n = o0.len();
+        let (a, b, c, d) = (&a[..n], &b[..n], &c[..n], &d[..n]);
+        let (o1, o2, o3) = (&mut o1[..n], &mut o2[..n], &mut o3[..n]);
+        for k in 0..n {
+            let r = f(a[k], b[k], c[k], d[k]);
+            o0[k] = r.0;
+            o1[k] = r.1;
+            o2[k] = r.2;
+            o3[k] = r.3;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<F: Fn(f32, f32, f32, f32) -> (f32, f32, f32, f32)>(
+            a: &[f32],
+            b: &[f32],
+            c: &[f32],
+            d: &[f32],
+            o0: &mut [f32],
+            o1: &mut [f32],
+            o2: &mut [f32],
+            o3: &mut [f32],
+            f: F,
+        ) {
+            body(a, b, c, d, o0, o1, o2, o3, f)
+        }
+        if crate::simd::avx2() {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(a, b, c, d, o0, o1, o2, o3, f) };
+        }
+    }
+    body(a, b, c, d, o0, o1, o2, o3, f)
+}
+
+/// [`cols4`] with two outputs.
+#[inline(always)]
+fn cols2<F>(a: &[f32], b: &[f32], c: &[f32], d: &[f32], o0: &mut [f32], o1: &mut [f32], f: F)
+where
+    F: Fn(f32, f32, f32, f32) -> (f32, f32),
+{
+    #[inline(always)]
+    fn body<F: Fn(f32, f32, f32, f32) -> (f32, f32)>(
+        a: &[f32],
+        b: &[f32],
+        c: &[f32],
+        d: &[f32],
+        o0: &mut [f32],
+        o1: &mut [f32],
+        f: F,
+    ) {
+        let n = o0.len();
+        let (a, b, c, d, o1) = (&a[..n], &b[..n], &c[..n], &d[..n], &mut o1[..n]);
+        for k in 0..n {
+            let r = f(a[k], b[k], c[k], d[k]);
+            o0[k] = r.0;
+            o1[k] = r.1;
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<F: Fn(f32, f32, f32, f32) -> (f32, f32)>(
+            a: &[f32],
+            b: &[f32],
+            c: &[f32],
+            d: &[f32],
+            o0: &mut [f32],
+            o1: &mut [f32],
+            f: F,
+        ) {
+            body(a, b, c, d, o0, o1, f)
+        }
+        if crate::simd::avx2() {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { avx2(a, b, c, d, o0, o1, f) };
+        }
+    }
+    body(a, b, c, d, o0, o1, f)
 }
 
 #[cfg(test)]
