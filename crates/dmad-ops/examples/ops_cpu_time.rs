@@ -4,7 +4,7 @@
 //! ```bash
 //! RAYON_NUM_THREADS=2 cargo run --release -p dmad-ops --example ops_cpu_time -- conv_fb 10
 //! ```
-//! Ops: `conv`, `conv_fb`, `gn_silu`, `gn_silu_fb`, `attention`, `attention_fb` (shapes as in
+//! Ops: `conv`, `conv_fb`, `harness` (`conv_fb`'s autograd harness alone), `gn_silu`, `gn_silu_fb`, `attention`, `attention_fb` (shapes as in
 //! `benches/ops.rs`); the second argument is the number of timed calls (default 10).
 
 use std::time::Instant;
@@ -63,6 +63,11 @@ fn main() -> anyhow::Result<()> {
             "conv_fb" => {
                 let y = dmad_ops::conv2d(&x, &w, Some(&b), &cfg)?;
                 (y * &up)?.sum_all()?.backward()?;
+            }
+            // The autograd harness of `conv_fb` without the convolution: `(x * up).sum()` and
+            // its backward (candle's elementwise ops and gradient accumulation).
+            "harness" => {
+                (x.as_tensor() * &up)?.sum_all()?.backward()?;
             }
             "gn_silu" => drop(dmad_ops::group_norm_silu(x.as_tensor(), 32, &gw, &b, 1e-5)?),
             "gn_silu_fb" => {

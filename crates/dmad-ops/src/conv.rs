@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use candle_nn::{Conv1dConfig, Conv2dConfig};
 use rayon::prelude::*;
 
-use crate::util::{cpu_slice, gemm, use_cpu_kernel, with_f32, Mat, SendPtr};
+use crate::util::{cpu_slice, gemm, use_cpu_kernel, with_f32, zeroed, Mat, SendPtr};
 use crate::{Error, Result};
 
 mod winograd;
@@ -168,7 +168,7 @@ impl Geom {
     fn im2col_forward(&self, x: &[f32], wt: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         let (p, k, cout_g, cin_g, hw) =
             (self.p(), self.k(), self.cout_g(), self.cin_g(), self.hw());
-        let mut out = vec![0.0f32; self.n * self.cout * p];
+        let mut out = zeroed(self.n * self.cout * p);
         let tiles = self.tiles();
         let jobs = self.n * self.groups * tiles;
         let outp = SendPtr(out.as_mut_ptr());
@@ -226,7 +226,7 @@ impl Geom {
     fn im2col_backward(&self, x: &[f32], wt: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let (p, k, cout_g, cin_g, hw) =
             (self.p(), self.k(), self.cout_g(), self.cin_g(), self.hw());
-        let mut dx = vec![0.0f32; x.len()];
+        let mut dx = zeroed(x.len());
         let dxp = SendPtr(dx.as_mut_ptr());
         let wlen = self.cout * k;
         let job = |ng: usize,
