@@ -186,7 +186,8 @@ pub enum ThresholdRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InputConfig {
-    /// Images and scalograms: side length in pixels. Default 64.
+    /// Images: side length in pixels; audio: time frames per clip (the scalogram's width).
+    /// Default 64.
     pub image_size: u32,
     /// Images: channels (1 grey, 3 RGB). Default 1.
     pub channels: usize,
@@ -200,6 +201,16 @@ pub struct InputConfig {
     pub sample_rate: u32,
     /// Audio: CWT scales of the scalogram. Default 64.
     pub scales: usize,
+    /// Audio: the scalogram's continuous wavelet (a PyWavelets name). Default `"cmor1.5-1.0"`
+    /// (the value of models saved before this field existed); [`DetectorConfig::for_audio`]
+    /// takes `"cmor10-1.0"`, a narrower-band Morlet that resolves tones and speed changes.
+    pub audio_wavelet: String,
+    /// Audio: the scalogram's log-power range below its top, in dB. Default 80.
+    pub audio_dynamic_range_db: f64,
+    /// Audio: the scalogram's top level. `None` (default): each clip's own largest CWT
+    /// coefficient, so the map ignores the clip's gain; `Some(db)`: one fixed level, `db` dB
+    /// of `|W|` for every clip, so the map keeps the absolute level (louder coefficients clip).
+    pub audio_reference_db: Option<f64>,
     /// Images: add flipped copies of the training images. Default true.
     pub flip_augment: bool,
 }
@@ -214,6 +225,9 @@ impl Default for InputConfig {
             test_stride: 16,
             sample_rate: 16_000,
             scales: 64,
+            audio_wavelet: "cmor1.5-1.0".into(),
+            audio_dynamic_range_db: 80.0,
+            audio_reference_db: None,
             flip_augment: true,
         }
     }
@@ -300,11 +314,18 @@ impl DetectorConfig {
         }
     }
 
-    /// Defaults for audio scalograms `[1, scales, frames]`: the image defaults on one channel.
+    /// Defaults for audio scalograms `[1, scales, frames]`: the image defaults on one channel,
+    /// with the narrow-band `cmor10-1.0` wavelet and each clip's maximum as the top level (see
+    /// `docs/results/notes.md`: on the protocol's sets a fixed absolute level did worse).
     pub fn for_audio() -> Self {
+        let images = Self::for_images(1);
         Self {
             modality: Modality::Audio,
-            ..Self::for_images(1)
+            input: InputConfig {
+                audio_wavelet: "cmor10-1.0".into(),
+                ..images.input.clone()
+            },
+            ..images
         }
     }
 
@@ -412,5 +433,44 @@ impl DetectorConfig {
             NetworkConfig::Unet1d(_) => "unet1d",
             NetworkConfig::Mlp(_) => "mlp",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_saved_before_the_audio_fields_keeps_the_old_scalogram() {
+        // config.json of an audio model saved before the wavelet, range and reference fields.
+        let mut v = serde_json::to_value(DetectorConfig::for_audio()).unwrap();
+        let input = v["input"].as_object_mut().unwrap();
+        for field in [
+            "audio_wavelet",
+            "audio_dynamic_range_db",
+            "audio_reference_db",
+        ] {
+            assert!(input.remove(field).is_some(), "{field} is not saved");
+        }
+        let old: DetectorConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.input.audio_wavelet, "cmor1.5-1.0");
+        assert_eq!(old.input.audio_dynamic_range_db, 80.0);
+        assert_eq!(old.input.audio_reference_db, None);
+        // New models take the narrow-band wavelet and say so in their config.json.
+        let new = DetectorConfig::for_audio();
+        assert_eq!(new.input.audio_wavelet, "cmor10-1.0");
+        let back: DetectorConfig =
+            serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        let fixed = DetectorConfig {
+            input: InputConfig {
+                audio_reference_db: Some(-6.0),
+                ..new.input.clone()
+            },
+            ..new
+        };
+        let back: DetectorConfig =
+            serde_json::from_str(&serde_json::to_string(&fixed).unwrap()).unwrap();
+        assert_eq!(back.input.audio_reference_db, Some(-6.0));
     }
 }

@@ -447,12 +447,13 @@ pub fn table(
     })
 }
 
-/// The audio transform of a detector's input config: the log-power complex-Morlet scalogram
-/// of dmad-data (50 Hz to 0.95 x Nyquist) with `scales` rows and `image_size` frames per clip
-/// of one second.
+/// The audio transform of a detector's input config: the log-power scalogram of dmad-data
+/// (50 Hz to 0.95 x Nyquist) with `scales` rows and `image_size` frames per clip of one
+/// second, the wavelet `audio_wavelet`, `audio_dynamic_range_db` of range below the top, and
+/// the top at each clip's maximum or, with `audio_reference_db`, at a fixed level.
 ///
 /// # Errors
-/// Errors of planning the CWT.
+/// Errors of planning the CWT (an unknown wavelet, a range or level that is not usable).
 pub fn audio_transform(input: &crate::InputConfig) -> Result<dmad_data::AudioScalogram> {
     let length = input.sample_rate as usize;
     let frames = (input.image_size as usize).max(1);
@@ -462,6 +463,12 @@ pub fn audio_transform(input: &crate::InputConfig) -> Result<dmad_data::AudioSca
         n_scales: input.scales,
         f_max: 0.95 * input.sample_rate as f64 / 2.0,
         hop: (length / frames).max(1),
+        wavelet: input.audio_wavelet.clone(),
+        dynamic_range_db: input.audio_dynamic_range_db,
+        reference: match input.audio_reference_db {
+            None => dmad_data::scalogram::ScalogramReference::ClipMax,
+            Some(top_db) => dmad_data::scalogram::ScalogramReference::Absolute { top_db },
+        },
         ..dmad_data::AudioScalogramConfig::default()
     };
     Ok(dmad_data::AudioScalogram::new(&cfg)?)
@@ -503,4 +510,95 @@ pub fn audio(
     }
     out.x = Tensor::stack(&xs, 0)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1 kHz tone of `amplitude`, one second at 4 kHz.
+    fn tone(amplitude: f32) -> Vec<f32> {
+        (0..4_000)
+            .map(|i| (std::f32::consts::TAU * 1_000.0 * i as f32 / 4_000.0).sin() * amplitude)
+            .collect()
+    }
+
+    fn small() -> crate::InputConfig {
+        crate::InputConfig {
+            sample_rate: 4_000,
+            scales: 16,
+            image_size: 8,
+            ..crate::DetectorConfig::for_audio().input
+        }
+    }
+
+    fn map(input: &crate::InputConfig, x: &[f32]) -> Vec<f32> {
+        let t = audio_transform(input).unwrap();
+        let s = t.forward(x, &Device::Cpu).unwrap();
+        s.image.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn the_audio_transform_follows_the_input_config() {
+        let input = small();
+        let t = audio_transform(&input).unwrap();
+        let c = t.config();
+        assert_eq!((c.n_scales, c.hop, c.length), (16, 500, 4_000));
+        assert_eq!(c.wavelet, "cmor10-1.0");
+        assert_eq!(c.dynamic_range_db, 80.0);
+        assert_eq!(
+            c.reference,
+            dmad_data::scalogram::ScalogramReference::ClipMax
+        );
+        // Clip maximum: the map ignores the gain; a fixed top keeps it.
+        let (loud, quiet) = (tone(0.5), tone(0.25));
+        let (a, b) = (map(&input, &loud), map(&input, &quiet));
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-5));
+        let fixed = crate::InputConfig {
+            audio_reference_db: Some(0.0),
+            ..small()
+        };
+        let (a, b) = (map(&fixed, &loud), map(&fixed, &quiet));
+        let max_diff = a.iter().zip(&b).map(|(p, q)| p - q).fold(0f32, f32::max);
+        let shift = 2.0 * 20.0 * 2f32.log10() / 80.0;
+        assert!(
+            (max_diff - shift).abs() <= 1e-4,
+            "halving the gain moved pixels by at most {max_diff}, expected {shift}"
+        );
+        // The way back works for both.
+        for input in [&input, &fixed] {
+            let t = audio_transform(input).unwrap();
+            let s = t.forward(&loud, &Device::Cpu).unwrap();
+            assert_eq!(t.inverse(&s, &s.image).unwrap().len(), 4_000);
+        }
+    }
+
+    #[test]
+    fn a_bad_audio_input_config_is_an_error() {
+        let cases = [
+            crate::InputConfig {
+                audio_wavelet: "nope".into(),
+                ..small()
+            },
+            crate::InputConfig {
+                audio_dynamic_range_db: -1.0,
+                ..small()
+            },
+            crate::InputConfig {
+                audio_reference_db: Some(f64::INFINITY),
+                ..small()
+            },
+        ];
+        for input in cases {
+            assert!(
+                matches!(
+                    audio_transform(&input),
+                    Err(crate::Error::Data(
+                        dmad_data::Error::InvalidConfig { .. } | dmad_data::Error::Wavelets(_)
+                    ))
+                ),
+                "{input:?}"
+            );
+        }
+    }
 }

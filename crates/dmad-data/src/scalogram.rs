@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-pub use dmad_wavelets::ScalogramKind;
 use dmad_wavelets::{
     icwt, ContinuousWavelet, CwtConfig, CwtMethod, CwtPlan, CwtPlanner, Scalogram, ScalogramConfig,
 };
+pub use dmad_wavelets::{ScalogramKind, ScalogramReference};
 
 use crate::audio::DcaseFolder;
 use crate::dataset::Dataset;
@@ -36,8 +36,14 @@ pub struct AudioScalogramConfig {
     pub hop: usize,
     /// Pixel values: log power (default) or magnitude, see [`ScalogramKind`].
     pub kind: ScalogramKind,
-    /// For log power: the range kept below the clip's maximum, in dB. Default 80.
+    /// For log power: the range kept below the reference level, in dB. Default 80.
     pub dynamic_range_db: f64,
+    /// The level at the top of the map: each clip's own largest coefficient (default
+    /// [`ScalogramReference::ClipMax`]: the map ignores the clip's gain) or one fixed level in
+    /// dB of `|W|` for every clip ([`ScalogramReference::Absolute`]: the map keeps the level).
+    /// `|W|` follows PyWavelets' CWT scaling (it grows with the square root of the scale for
+    /// a tone), so read a level off normal clips (e.g. their largest `|W|` in dB).
+    pub reference: ScalogramReference,
 }
 
 impl Default for AudioScalogramConfig {
@@ -52,6 +58,7 @@ impl Default for AudioScalogramConfig {
             hop: 64,
             kind: ScalogramKind::LogPower,
             dynamic_range_db: 80.0,
+            reference: ScalogramReference::ClipMax,
         }
     }
 }
@@ -82,9 +89,11 @@ impl AudioScalogram {
     /// Plans the transform.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a zero length, rate, hop or scale count, or frequencies
-    /// outside `0 < f_min < f_max <= sample_rate / 2`; [`Error::Wavelets`] for an unknown
-    /// wavelet or a CWT that cannot be planned.
+    /// [`Error::InvalidConfig`] for a zero length, rate, hop or scale count, frequencies
+    /// outside `0 < f_min < f_max <= sample_rate / 2`, a dynamic range that is not finite and
+    /// positive, or an absolute reference whose level `10^(top_db / 20)` is not a positive
+    /// finite number; [`Error::Wavelets`] for an unknown wavelet or a CWT that cannot be
+    /// planned.
     pub fn new(cfg: &AudioScalogramConfig) -> Result<Self> {
         let bad = |field: &'static str, reason: String| Error::InvalidConfig { field, reason };
         if cfg.sample_rate == 0 || cfg.length == 0 || cfg.hop == 0 {
@@ -111,6 +120,21 @@ impl AudioScalogram {
                     cfg.f_min, cfg.f_max
                 ),
             ));
+        }
+        if !(cfg.dynamic_range_db.is_finite() && cfg.dynamic_range_db > 0.0) {
+            return Err(bad(
+                "dynamic_range_db",
+                format!("must be finite and positive, got {}", cfg.dynamic_range_db),
+            ));
+        }
+        if let ScalogramReference::Absolute { top_db } = cfg.reference {
+            let level = 10f64.powf(top_db / 20.0);
+            if !(level.is_finite() && level > 0.0) {
+                return Err(bad(
+                    "reference",
+                    format!("an absolute top of {top_db} dB is not a usable level"),
+                ));
+            }
         }
         let wavelet = ContinuousWavelet::new(&cfg.wavelet)?;
         let wcfg = CwtConfig {
@@ -170,6 +194,7 @@ impl AudioScalogram {
         let scfg = ScalogramConfig {
             kind: self.cfg.kind,
             dynamic_range_db: self.cfg.dynamic_range_db,
+            reference: self.cfg.reference,
         };
         let scalogram = Scalogram::new(&cwt, &scfg, &Device::Cpu)?;
         let full = scalogram.image().to_vec2::<f32>()?;
@@ -414,6 +439,97 @@ mod tests {
         Ok(())
     }
 
+    fn tone(n: usize, hz: f64, amplitude: f64) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                ((2.0 * std::f64::consts::PI * hz * i as f64 / 16_000.0).sin() * amplitude) as f32
+            })
+            .collect()
+    }
+
+    /// Relative L2 error between `x` and `y` on `a..b`.
+    fn rel_err(x: &[f32], y: &[f32], a: usize, b: usize) -> f64 {
+        let err: f64 = x[a..b]
+            .iter()
+            .zip(&y[a..b])
+            .map(|(p, q)| ((p - q) as f64).powi(2))
+            .sum();
+        let norm: f64 = x[a..b].iter().map(|p| (*p as f64).powi(2)).sum();
+        (err / norm).sqrt()
+    }
+
+    #[test]
+    fn absolute_reference_keeps_the_level_and_inverts() -> anyhow::Result<()> {
+        let clip_max = AudioScalogram::new(&small())?;
+        // 0 dB of |W| at the top: both tones lie well below it and well above the floor.
+        let absolute = AudioScalogram::new(&AudioScalogramConfig {
+            reference: ScalogramReference::Absolute { top_db: 0.0 },
+            ..small()
+        })?;
+        let (loud, quiet) = (tone(4_000, 1_000.0, 0.5), tone(4_000, 1_000.0, 0.25));
+        let map = |t: &AudioScalogram, x: &[f32]| -> anyhow::Result<Vec<f32>> {
+            Ok(t.forward(x, &Device::Cpu)?.image.flatten_all()?.to_vec1()?)
+        };
+        // Per-clip maximum: halving the gain changes nothing.
+        let (a, b) = (map(&clip_max, &loud)?, map(&clip_max, &quiet)?);
+        assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-5));
+        // Absolute: every pixel above the floor drops by 20 log10(2) dB, i.e. 2 * 6.02 / 80.
+        let (a, b) = (map(&absolute, &loud)?, map(&absolute, &quiet)?);
+        let shift = 2.0 * 20.0 * 2f64.log10() / 80.0;
+        let above: Vec<_> = a
+            .iter()
+            .zip(&b)
+            .filter(|(p, q)| **p > -0.9 && **q > -0.9)
+            .collect();
+        assert!(
+            above.len() > a.len() / 4,
+            "{} pixels above the floor",
+            above.len()
+        );
+        for (p, q) in above {
+            assert!(((p - q) as f64 - shift).abs() <= 1e-4, "{p} -> {q}");
+        }
+        assert!(a.iter().all(|p| *p < 1.0), "the top is above the loud tone");
+        // The way back keeps each level (the same bound as the clip-max tone test).
+        for x in [&loud, &quiet] {
+            let s = absolute.forward(x, &Device::Cpu)?;
+            let y = absolute.inverse(&s, &s.image)?;
+            let rel = rel_err(x, &y, 500, 3_500);
+            assert!(rel < 0.05, "relative reconstruction error {rel}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn few_frames_and_a_narrow_wavelet_invert_a_tone() -> anyhow::Result<()> {
+        // The benchmark's audio map: a narrow-band Morlet, four frames of 4 000 samples.
+        for reference in [
+            ScalogramReference::ClipMax,
+            ScalogramReference::Absolute { top_db: 0.0 },
+        ] {
+            let cfg = AudioScalogramConfig {
+                length: 16_000,
+                n_scales: 32,
+                hop: 4_000,
+                wavelet: "cmor10-1.0".into(),
+                reference,
+                ..AudioScalogramConfig::default()
+            };
+            let t = AudioScalogram::new(&cfg)?;
+            assert_eq!(t.shape(), (32, 4));
+            let x = tone(16_000, 1_000.0, 0.5);
+            let s = t.forward(&x, &Device::Cpu)?;
+            assert_eq!(s.image.dims(), &[1, 32, 4]);
+            let y = t.inverse(&s, &s.image)?;
+            let rel = rel_err(&x, &y, 2_000, 14_000);
+            assert!(
+                rel < 0.05,
+                "{reference:?}: relative reconstruction error {rel}"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn bad_configs_and_shapes() {
         for cfg in [
@@ -428,6 +544,22 @@ mod tests {
             },
             AudioScalogramConfig {
                 f_min: 0.0,
+                ..small()
+            },
+            AudioScalogramConfig {
+                dynamic_range_db: 0.0,
+                ..small()
+            },
+            AudioScalogramConfig {
+                dynamic_range_db: f64::NAN,
+                ..small()
+            },
+            AudioScalogramConfig {
+                reference: ScalogramReference::Absolute { top_db: f64::NAN },
+                ..small()
+            },
+            AudioScalogramConfig {
+                reference: ScalogramReference::Absolute { top_db: 1e4 },
                 ..small()
             },
         ] {

@@ -66,5 +66,5 @@ pub use mode::Mode;
 pub use multilevel::{
     dwt2, idwt2, wavedec, wavedec2, wavedec_axis, waverec, waverec2, waverec_axis, Wavedec2,
 };
-pub use scalogram::{Scalogram, ScalogramConfig, ScalogramKind};
+pub use scalogram::{Scalogram, ScalogramConfig, ScalogramKind, ScalogramReference};
 pub use wavelet::{wavelist, Wavelet, WaveletPlanner};

@@ -18,14 +18,31 @@ pub enum ScalogramKind {
     LogPower,
 }
 
+/// The level that maps to the top of a scalogram's pixel range (pixel 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ScalogramReference {
+    /// The largest coefficient magnitude of this CWT itself, so the image does not depend on
+    /// the signal's gain (a clip and the same clip 6 dB louder give the same image).
+    ClipMax,
+    /// A fixed level shared by every signal: `20 log10 |W| = top_db` maps to 1, so the image
+    /// keeps the absolute level. Louder coefficients are clipped to 1 and come back at this
+    /// level. For `Magnitude` the top is `|W| = 10^(top_db / 20)`.
+    Absolute {
+        /// The top level in dB of `|W|` (0 dB is `|W| = 1`).
+        top_db: f64,
+    },
+}
+
 /// Options of a scalogram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalogramConfig {
     /// Magnitude or log-power. Default [`ScalogramKind::LogPower`].
     pub kind: ScalogramKind,
-    /// For `LogPower`: the range in dB below the maximum that is kept; quieter coefficients are
-    /// clipped to -1 (and come back at that floor). Default 80.
+    /// For `LogPower`: the range in dB below the reference that is kept; quieter coefficients
+    /// are clipped to -1 (and come back as zeros). Default 80.
     pub dynamic_range_db: f64,
+    /// What maps to pixel 1. Default [`ScalogramReference::ClipMax`].
+    pub reference: ScalogramReference,
 }
 
 impl Default for ScalogramConfig {
@@ -33,6 +50,7 @@ impl Default for ScalogramConfig {
         Self {
             kind: ScalogramKind::LogPower,
             dynamic_range_db: 80.0,
+            reference: ScalogramReference::ClipMax,
         }
     }
 }
@@ -48,7 +66,7 @@ pub struct Scalogram {
     image: Tensor,
     phase: Vec<f64>,
     kind: ScalogramKind,
-    /// Largest magnitude (Magnitude) or largest dB value (LogPower).
+    /// The magnitude (Magnitude) or dB value (LogPower) at pixel 1.
     reference: f64,
     range_db: f64,
     cwt_meta: (Vec<f64>, Vec<f64>, usize, bool, u32),
@@ -61,14 +79,24 @@ impl Scalogram {
     /// `image()` is `[cwt.scales.len(), cwt.len]`, f32.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a dynamic range that is not finite and positive, candle
-    /// errors.
+    /// [`Error::InvalidArgument`] for a dynamic range that is not finite and positive or an
+    /// absolute reference whose level `10^(top_db / 20)` is not a positive finite number,
+    /// candle errors.
     pub fn new(cwt: &Cwt, config: &ScalogramConfig, device: &Device) -> Result<Self> {
         if !config.dynamic_range_db.is_finite() || config.dynamic_range_db <= 0.0 {
             return Err(Error::InvalidArgument {
                 name: "dynamic_range_db",
                 reason: "must be finite and positive",
             });
+        }
+        if let ScalogramReference::Absolute { top_db } = config.reference {
+            let level = 10f64.powf(top_db / 20.0);
+            if !(level.is_finite() && level > 0.0) {
+                return Err(Error::InvalidArgument {
+                    name: "reference.top_db",
+                    reason: "must be finite, with 10^(top_db / 20) a positive finite number",
+                });
+            }
         }
         let (mag, phase, complex): (Vec<f64>, Vec<f64>, bool) = match &cwt.coefs {
             CwtCoefs::Real(v) => (
@@ -84,7 +112,10 @@ impl Scalogram {
                 true,
             ),
         };
-        let max = mag.iter().fold(0.0f64, |m, &v| m.max(v));
+        let max = match config.reference {
+            ScalogramReference::ClipMax => mag.iter().fold(0.0f64, |m, &v| m.max(v)),
+            ScalogramReference::Absolute { top_db } => 10f64.powf(top_db / 20.0),
+        };
         let range = config.dynamic_range_db;
         let (reference, pixels): (f64, Vec<f32>) = match config.kind {
             ScalogramKind::Magnitude => {
@@ -92,7 +123,7 @@ impl Scalogram {
                     .iter()
                     .map(|&m| {
                         if max > 0.0 {
-                            (2.0 * m / max - 1.0) as f32
+                            (2.0 * m.min(max) / max - 1.0) as f32
                         } else {
                             -1.0
                         }
@@ -101,7 +132,11 @@ impl Scalogram {
                 (max, px)
             }
             ScalogramKind::LogPower => {
-                let top = if max > 0.0 { 20.0 * max.log10() } else { 0.0 };
+                let top = match config.reference {
+                    ScalogramReference::ClipMax if max > 0.0 => 20.0 * max.log10(),
+                    ScalogramReference::ClipMax => 0.0,
+                    ScalogramReference::Absolute { top_db } => top_db,
+                };
                 let floor = top - range;
                 let px = mag
                     .iter()
@@ -111,7 +146,7 @@ impl Scalogram {
                         } else {
                             f64::NEG_INFINITY
                         };
-                        let db = db.max(floor);
+                        let db = db.clamp(floor, top);
                         (2.0 * (db - floor) / range - 1.0) as f32
                     })
                     .collect();

@@ -7,7 +7,7 @@ use candle_core::Device;
 use common::signal;
 use dmad_wavelets::{
     cwt, icwt, icwt_single_integral, ContinuousWavelet, CwtConfig, CwtMethod, Error, Scalogram,
-    ScalogramConfig, ScalogramKind,
+    ScalogramConfig, ScalogramKind, ScalogramReference,
 };
 
 const N: usize = 2048;
@@ -187,6 +187,7 @@ fn scalogram_round_trips_through_its_image() {
             let cfg = ScalogramConfig {
                 kind,
                 dynamic_range_db: 120.0,
+                ..ScalogramConfig::default()
             };
             let s = Scalogram::new(&c, &cfg, &Device::Cpu).unwrap();
             assert_eq!(s.image().dims(), &[sc.len(), N]);
@@ -226,12 +227,175 @@ fn scalogram_bad_input() {
     let bad = ScalogramConfig {
         kind: ScalogramKind::LogPower,
         dynamic_range_db: 0.0,
+        ..ScalogramConfig::default()
     };
     assert!(matches!(
         Scalogram::new(&c, &bad, &Device::Cpu),
         Err(Error::InvalidArgument { .. })
     ));
+    // An absolute reference must be a usable level: finite, and 10^(top_db / 20) neither
+    // overflowing nor underflowing, for both kinds.
+    for top_db in [
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        7_000.0,
+        -7_000.0,
+    ] {
+        for kind in [ScalogramKind::Magnitude, ScalogramKind::LogPower] {
+            let bad = ScalogramConfig {
+                kind,
+                reference: ScalogramReference::Absolute { top_db },
+                ..ScalogramConfig::default()
+            };
+            assert!(
+                matches!(
+                    Scalogram::new(&c, &bad, &Device::Cpu),
+                    Err(Error::InvalidArgument {
+                        name: "reference.top_db",
+                        ..
+                    })
+                ),
+                "{top_db} {kind:?}"
+            );
+        }
+    }
     let s = Scalogram::new(&c, &ScalogramConfig::default(), &Device::Cpu).unwrap();
     let wrong = candle_core::Tensor::zeros((3, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(s.to_cwt(&wrong), Err(Error::ShapeMismatch { .. })));
+}
+
+/// The largest `|W|` of a CWT, in dB.
+fn peak_db(c: &dmad_wavelets::Cwt) -> f64 {
+    let peak = (0..c.scales.len() * c.len)
+        .map(|k| c.get(k / c.len, k % c.len).norm())
+        .fold(0.0, f64::max);
+    20.0 * peak.log10()
+}
+
+#[test]
+fn absolute_reference_round_trips_and_keeps_the_level() {
+    let x: Vec<f64> = signals().remove(1).1;
+    let sc = scales();
+    let w = ContinuousWavelet::new("cmor1.5-1.0").unwrap();
+    let cfg = CwtConfig {
+        method: CwtMethod::Fft,
+        ..CwtConfig::default()
+    };
+    let c = cwt(&x, &sc, &w, &cfg).unwrap();
+    // A top 6 dB above the loudest coefficient: nothing is clipped at the top.
+    let top_db = peak_db(&c) + 6.0;
+    for kind in [ScalogramKind::Magnitude, ScalogramKind::LogPower] {
+        let scfg = ScalogramConfig {
+            kind,
+            dynamic_range_db: 120.0,
+            reference: ScalogramReference::Absolute { top_db },
+        };
+        let s = Scalogram::new(&c, &scfg, &Device::Cpu).unwrap();
+        let px = s.image().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            px.iter().all(|p| (-1.0..=1.0).contains(p)),
+            "{kind:?} range"
+        );
+        // The loudest pixel sits 6 dB below the top, not at it.
+        let hi = px.iter().copied().fold(f32::MIN, f32::max) as f64;
+        let expect = match kind {
+            ScalogramKind::Magnitude => 2.0 * 10f64.powf(-6.0 / 20.0) - 1.0,
+            ScalogramKind::LogPower => 1.0 - 2.0 * 6.0 / 120.0,
+        };
+        assert!(
+            (hi - expect).abs() <= 1e-5,
+            "{kind:?}: top pixel {hi}, expected {expect}"
+        );
+        // The clip-max round trip's bounds: f32 pixels, plus (log power) what lies below the
+        // floor, which comes back as zero; the floor is now 120 dB below the top, not the peak.
+        let back = s.to_cwt(s.image()).unwrap();
+        let peak = 10f64.powf((top_db - 6.0) / 20.0);
+        let floor = 10f64.powf((top_db - 120.0) / 20.0);
+        for k in (0..sc.len() * N).step_by(37) {
+            let (a, b) = (back.get(k / N, k % N), c.get(k / N, k % N));
+            let tol = match kind {
+                ScalogramKind::Magnitude => 1e-6 * peak,
+                ScalogramKind::LogPower => 1e-4 * b.norm() + floor,
+            };
+            assert!((a - b).norm() <= tol, "{kind:?} {k}: {a} vs {b}");
+        }
+        let y = icwt(&back, &w).unwrap();
+        assert!(
+            rel_l2(&x[200..N - 200], &y[200..N - 200]) < 0.05,
+            "{kind:?}"
+        );
+    }
+
+    // The same signal 6.02 dB louder: the clip-max image does not change, the absolute image
+    // moves up by 2 * 20 log10(2) / range everywhere above the floor.
+    let x2: Vec<f64> = x.iter().map(|v| 2.0 * v).collect();
+    let c2 = cwt(&x2, &sc, &w, &cfg).unwrap();
+    let image = |c: &dmad_wavelets::Cwt, reference| {
+        let scfg = ScalogramConfig {
+            reference,
+            dynamic_range_db: 120.0,
+            ..ScalogramConfig::default()
+        };
+        let s = Scalogram::new(c, &scfg, &Device::Cpu).unwrap();
+        s.image().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let (a, b) = (
+        image(&c, ScalogramReference::ClipMax),
+        image(&c2, ScalogramReference::ClipMax),
+    );
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() <= 1e-5));
+    // (A top 12 dB above x's peak, so that 2x is not clipped either.)
+    let abs = ScalogramReference::Absolute {
+        top_db: top_db + 6.0,
+    };
+    let (a, b) = (image(&c, abs), image(&c2, abs));
+    let shift = 2.0 * 20.0 * 2f64.log10() / 120.0;
+    let mut checked = 0;
+    for (p, q) in a.iter().zip(&b) {
+        if *p > -0.9 {
+            assert!(((q - p) as f64 - shift).abs() <= 1e-4, "{p} -> {q}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > a.len() / 2,
+        "only {checked} pixels above the floor"
+    );
+}
+
+#[test]
+fn absolute_reference_clips_louder_coefficients_to_the_top() {
+    let x: Vec<f64> = signals().remove(1).1;
+    let sc = scales();
+    let w = ContinuousWavelet::new("cmor1.5-1.0").unwrap();
+    let c = cwt(&x, &sc, &w, &CwtConfig::default()).unwrap();
+    // A top 20 dB below the loudest coefficient.
+    let top_db = peak_db(&c) - 20.0;
+    let top = 10f64.powf(top_db / 20.0);
+    for kind in [ScalogramKind::Magnitude, ScalogramKind::LogPower] {
+        let scfg = ScalogramConfig {
+            kind,
+            reference: ScalogramReference::Absolute { top_db },
+            ..ScalogramConfig::default()
+        };
+        let s = Scalogram::new(&c, &scfg, &Device::Cpu).unwrap();
+        let px = s.image().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let back = s.to_cwt(s.image()).unwrap();
+        let mut clipped = 0;
+        for (k, &p) in px.iter().enumerate() {
+            assert!((-1.0..=1.0).contains(&p), "{kind:?} pixel {p}");
+            let orig = c.get(k / N, k % N).norm();
+            if orig > top {
+                assert_eq!(p, 1.0, "{kind:?} {k}: {orig} above the top {top}");
+                let got = back.get(k / N, k % N).norm();
+                assert!(
+                    (got - top).abs() <= 1e-6 * top,
+                    "{kind:?} {k}: {got} vs {top}"
+                );
+                clipped += 1;
+            }
+        }
+        assert!(clipped > 0, "{kind:?}: nothing above the top");
+    }
 }
