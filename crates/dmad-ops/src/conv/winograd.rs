@@ -505,6 +505,9 @@ fn deinterleave_row(
         e[k] = at(c);
         o[k] = at(c + 1);
     }
+    if hi == lo {
+        return;
+    }
     let s0 = (c0 + 2 * lo as isize) as usize;
     split_pairs(&src[s0..s0 + 2 * (hi - lo)], &mut e[lo..hi], &mut o[lo..hi]);
 }
@@ -727,7 +730,7 @@ mod tests {
     }
 
     /// Winograd forward, input and weight gradients against the im2col path over odd and even
-    /// sizes, paddings 0-2, groups, batch 1-16, several tiles per block boundary.
+    /// sizes, paddings 0-2, groups, batch 1-16, tiles split across blocks.
     #[test]
     fn winograd_matches_im2col_over_a_shape_sweep() {
         // (n, cin, cout, h, w, pad, groups)
