@@ -4,7 +4,9 @@
 Run (right after the criterion bench, in the same shell command):
     python3 benches/peers/torch_ops_peer.py [--seconds 3] [--filter attention_fwd_bwd]
 
-Prints one line per op: name, median ms, GFLOP/s (same FLOP counts as the Rust bench).
+Prints one line per op: name, median wall ms, GFLOP/s (same FLOP counts as the Rust bench),
+and the CPU time per call (user + system of all threads, `time.process_time`, mean over the
+timed calls; compare with crates/dmad-ops/examples/ops_cpu_time.rs).
 """
 import argparse
 import time
@@ -26,13 +28,16 @@ def bench(name, fn, flops, seconds):
         fn()
     times = []
     start = time.perf_counter()
+    cpu0 = time.process_time()
     while time.perf_counter() - start < seconds or len(times) < 5:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / len(times)
     times.sort()
     med = times[len(times) // 2]
-    print(f"{name:<48} {med * 1e3:9.3f} ms {flops / med / 1e9:8.2f} GFLOP/s (n={len(times)})")
+    print(f"{name:<48} {med * 1e3:9.3f} ms {flops / med / 1e9:8.2f} GFLOP/s (n={len(times)})"
+          f" cpu {cpu * 1e3:8.2f} ms/call")
 
 
 def main():
@@ -57,6 +62,12 @@ def main():
         (F.conv2d(xv, wv, bv, padding=1) * up).sum().backward()
 
     bench("conv2d_3x3_64to64_fwd_bwd_cpu_8x64x64x64", conv_fb, 3 * conv_flops, s)
+
+    # The autograd harness of conv_fb alone (no convolution), as `ops_cpu_time harness`.
+    def harness():
+        (xv * up).sum().backward()
+
+    bench("harness_mul_sum_bwd_8x64x64x64", harness, 1, s)
 
     gw = torch.rand(64) + 1
     gb = torch.rand(64) * 2 - 1

@@ -1,4 +1,5 @@
-//! Convolutions through tiled im2col and the `gemm` crate.
+//! Convolutions through tiled im2col and the `gemm` crate, and Winograd F(2x2, 3x3) for 3x3
+//! kernels at stride 1 (module `winograd`).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use candle_nn::{Conv1dConfig, Conv2dConfig};
@@ -604,8 +605,9 @@ fn run(op: ConvOp, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 /// 2D convolution (cross-correlation, like candle and PyTorch) with an optional bias:
 /// `candle_nn::Conv2d::new(weight, bias, *cfg).forward(x)`.
 ///
-/// Fast path for f32 on the CPU (tiled im2col + `gemm`, backward for `x`, `weight` and `bias`);
-/// candle's own `conv2d` elsewhere. `cfg.cudnn_fwd_algo` only matters on that fallback.
+/// Fast path for f32 on the CPU (tiled im2col + `gemm`; Winograd F(2x2, 3x3) for 3x3 kernels at
+/// stride 1 without dilation, padding at most 2 and at least 8 channels per group; backward
+/// for `x`, `weight` and `bias`); candle's own `conv2d` elsewhere. `cfg.cudnn_fwd_algo` only matters on that fallback.
 ///
 /// # Shapes
 /// `x`: `[batch, in, h, w]`; `weight`: `[out, in / groups, kh, kw]`; `bias`: `[out]`;

@@ -1,7 +1,9 @@
 //! Fast CPU kernels for dmad's networks, as candle custom ops with backward passes.
 //!
 //! - [`conv2d`], [`conv1d`]: convolutions (stride, padding, dilation, groups, optional bias)
-//!   through tiled im2col and the `gemm` crate (the kernel behind candle's matmul).
+//!   through tiled im2col and the `gemm` crate (the kernel behind candle's matmul); 3x3
+//!   kernels at stride 1 with at least 8 channels per group through Winograd F(2x2, 3x3)
+//!   (arXiv:1509.09308), forward and backward.
 //! - [`group_norm`], [`group_norm_silu`], [`GroupNorm`]: GroupNorm alone or fused with SiLU.
 //! - [`attention`]: blocked `softmax(Q K^T / sqrt(d)) V` with an online softmax that never holds
 //!   more than a tile of the score matrix.
