@@ -21,13 +21,18 @@
 
 use rayon::prelude::*;
 
-use super::{Geom, DW_CHUNKS};
+use super::Geom;
 use std::cell::RefCell;
 
 use crate::util::{gemm, zeroed, Mat, SendPtr};
 
 /// Bytes of transformed input (16 values per tile and channel) per block of tiles.
 const BLOCK_BYTES: usize = 256 * 1024;
+
+/// The number of partial weight gradients (fixed, so that the summation order is the same for
+/// every thread count and schedule; more than the im2col path's 8, so that a thread that the
+/// machine's load holds back leaves less work behind).
+const DW_CHUNKS: usize = 16;
 
 /// Fewer channels per group than this go through im2col (the transforms would dominate).
 const MIN_CHANNELS: usize = 8;
@@ -183,8 +188,12 @@ impl Geom {
                 }
             }
         }
-        let dx = tg.wino_forward(dy, &tg.wino_weights(&flipped), None);
-        (dx, self.wino_weight_grad(x, dy))
+        let u = tg.wino_weights(&flipped);
+        // Both passes at once, so that threads done with one take work from the other.
+        rayon::join(
+            || tg.wino_forward(dy, &u, None),
+            || self.wino_weight_grad(x, dy),
+        )
     }
 
     /// The weight gradient: `S[xi] += E[xi] V[xi]^T` over tile blocks in fixed chunks, then
