@@ -107,7 +107,7 @@ fn case(
 
 #[test]
 fn conv2d_matches_candle_and_oracle_gradients_over_a_shape_sweep() {
-    let cases = [
+    check_sweep(&[
         case(1, 3, 5, (7, 9), (3, 3), 1, 1, 1, 1, true),
         case(2, 4, 6, (8, 8), (3, 3), 2, 1, 1, 2, false),
         case(3, 6, 6, (9, 7), (3, 3), 2, 0, 1, 6, true),
@@ -121,7 +121,24 @@ fn conv2d_matches_candle_and_oracle_gradients_over_a_shape_sweep() {
         case(2, 64, 8, (20, 12), (3, 3), 1, 1, 1, 1, true),
         case(1, 512, 4, (30, 5), (1, 1), 1, 0, 1, 1, true),
         case(2, 3, 4, (1, 1), (1, 1), 1, 1, 1, 1, true),
-    ];
+    ]);
+}
+
+/// 3x3 kernels at stride 1 with at least 8 channels per group take the Winograd F(2x2, 3x3)
+/// path: odd sizes, paddings 0-2, groups, batch 1-16, against candle and the oracle.
+#[test]
+fn conv2d_winograd_path_matches_candle_and_oracle_gradients() {
+    check_sweep(&[
+        case(1, 8, 8, (7, 9), (3, 3), 1, 1, 1, 1, true),
+        case(3, 16, 8, (9, 7), (3, 3), 1, 0, 1, 1, false),
+        case(2, 16, 16, (6, 5), (3, 3), 1, 2, 1, 2, true),
+        case(16, 8, 8, (4, 4), (3, 3), 1, 1, 1, 1, true),
+        case(1, 24, 40, (13, 11), (3, 3), 1, 1, 1, 1, true),
+        case(2, 32, 32, (3, 3), (3, 3), 1, 0, 1, 4, true),
+    ]);
+}
+
+fn check_sweep(cases: &[Case]) {
     for (i, c) in cases.iter().enumerate() {
         let seed = 100 * i as u64;
         let x = Var::from_tensor(&randn(seed, &[c.n, c.cin, c.hw.0, c.hw.1], 1.0, 0.0)).unwrap();
