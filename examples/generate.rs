@@ -18,7 +18,9 @@
 //! and a two-sample test on them, generated vs real normal training samples, beside the same
 //! for the real normal test samples as a reference):
 //! `cargo run --release --example generate -- fidelity MODEL_DIR LITE0.safetensors DATA_DIR`
-//! (the weights are made as `docs/EFFICIENTNET.md` explains).
+//! (the weights are made as `docs/EFFICIENTNET.md` explains). On every dataset of the protocol
+//! at once, with two-sample tests for tables and series too:
+//! `DMAD_EFFICIENTNET=LITE0.safetensors dmad bench --variants fidelity` (`docs/GENERATION.md`).
 
 use candle_core::Tensor;
 use dmad::generate::{

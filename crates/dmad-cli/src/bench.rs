@@ -652,10 +652,20 @@ const CALIBRATION_STRENGTHS: [f64; 5] = [0.05, 0.1, 0.2, 0.3, 0.5];
 /// How far from normal the generated anomalies are (`dmad::generate`'s strength).
 const GENERATED_STRENGTH: f64 = 0.7;
 
-/// Every fifth training sample (held out) and the rest.
-fn hold_out(train: &Tensor) -> Result<(Tensor, Tensor)> {
+/// Every fifth training sample (held out) and the rest. `copies` is how many versions of each
+/// sample `train` holds, one block after the other (3 for images with their two flips, from
+/// `prepare::with_flips`): a held-out sample takes its copies with it, so that no flip of a
+/// held-out image is fitted.
+///
+/// # Errors
+/// When `train`'s length is not a multiple of `copies`.
+fn hold_out(train: &Tensor, copies: usize) -> Result<(Tensor, Tensor)> {
     let n = train.dim(0)?;
-    let (held, rest): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|i| i % 5 == 0);
+    if copies == 0 || n % copies != 0 {
+        bail!("{n} training samples are not {copies} copies of a set");
+    }
+    let originals = (n / copies).max(1) as u32;
+    let (held, rest): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|i| (i % originals) % 5 == 0);
     let pick = |idx: Vec<u32>| -> Result<Tensor> {
         let len = idx.len();
         Ok(train.index_select(&Tensor::from_vec(idx, len, train.device())?, 0)?)
@@ -741,7 +751,11 @@ fn run_unit(
     let mut det = Detector::new(cfg, dev)?;
     let mut m = UnitMetrics::default();
     if calibrate {
-        let (fit_part, held) = hold_out(&train)?;
+        let copies = match ds.source {
+            Source::Mvtec(_) if det.config().input.flip_augment => 3,
+            _ => 1,
+        };
+        let (fit_part, held) = hold_out(&train, copies)?;
         det.fit(&fit_part, |_| {})?;
         let held_waves = match &ds.source {
             Source::Audio(dir) => {
@@ -754,7 +768,7 @@ fn run_unit(
                         train.dim(0)?
                     );
                 }
-                Some(hold_out(&waves)?.1)
+                Some(hold_out(&waves, 1)?.1)
             }
             _ => None,
         };
@@ -1347,7 +1361,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
             "## Calibration on generated anomalies\n\n\
              `full` scores from strength {STRENGTH} (tables 0.2) with the threshold at the 0.99 quantile of \
              held-out normal scores; `calibrated` is the same model fitted on 4/5 of the normal \
-             training samples, whose start strength (from {CAL:?}) and F1-optimal threshold are \
+             training samples (an image held out with its flips), whose start strength (from {CAL:?}) and F1-optimal threshold are \
              chosen on anomalies that `dmad::generate` made from the held-out fifth (strength \
              {GEN}, every kind of the modality mixed). No real anomaly is used. F1@thr is the F1 \
              of the calibrated decision on the real test set; flagged is the share of the test \
@@ -1639,6 +1653,21 @@ mod tests {
             "UCR 135 InternalBleeding16"
         );
         assert_eq!(short_id("tabular/wbc"), "wbc");
+    }
+
+    #[test]
+    fn a_held_out_image_takes_its_flips_with_it() {
+        let x = Tensor::arange(0u32, 15, &Device::Cpu).unwrap();
+        let (fit, held) = hold_out(&x, 1).unwrap();
+        assert_eq!(held.to_vec1::<u32>().unwrap(), [0, 5, 10]);
+        assert_eq!(fit.dim(0).unwrap(), 12);
+        // Ten images and their two flips: image 0 and 5 are held out with their copies.
+        let x = Tensor::arange(0u32, 30, &Device::Cpu).unwrap();
+        let (fit, held) = hold_out(&x, 3).unwrap();
+        assert_eq!(held.to_vec1::<u32>().unwrap(), [0, 5, 10, 15, 20, 25]);
+        assert_eq!(fit.dim(0).unwrap(), 24);
+        let e = hold_out(&Tensor::arange(0u32, 10, &Device::Cpu).unwrap(), 3).unwrap_err();
+        assert!(e.to_string().contains("not 3 copies"), "{e}");
     }
 
     #[test]
