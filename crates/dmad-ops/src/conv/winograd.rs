@@ -19,11 +19,11 @@
 //! `B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],
 //! [0,0,1]]`, `A^T = [[1,1,1,0],[0,1,-1,-1]]`.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
 use super::Geom;
-use std::cell::RefCell;
-
 use crate::util::{gemm, zeroed, Mat, SendPtr};
 
 /// Bytes of transformed input (16 values per tile and channel) per block of tiles.
