@@ -153,10 +153,14 @@ impl Geom {
             for co in 0..cout_g {
                 let c = b * self.cout + grp * cout_g + co;
                 let bv = bias.map_or(0.0, |bias| bias[grp * cout_g + co]);
-                // SAFETY: this job alone writes the pixels of its tiles in channel c.
-                let plane = unsafe { std::slice::from_raw_parts_mut(outp.get().add(c * p), p) };
+                // SAFETY: channel c's plane lies inside `out`, and this job alone writes the
+                // pixels of its tiles in it.
+                let plane = unsafe { outp.get().add(c * p) };
                 for seg in segments(t0, t1, tw) {
-                    self.output_tiles(&s.m[co * nt..], nt, cout_g, seg, bv, &mut s.t, plane);
+                    // SAFETY: as above.
+                    unsafe {
+                        self.output_tiles(&s.m[co * nt..], nt, cout_g, seg, bv, &mut s.t, plane)
+                    };
                 }
             }
         };
@@ -319,13 +323,7 @@ impl Geom {
         }
         for (i, eo) in tr.chunks_exact(2 * n).enumerate() {
             let (e, o) = eo.split_at(n);
-            let base = 4 * i * stride + seg.k0;
-            // SAFETY: the four rows (4i + j) * stride + k0 .. + len are disjoint and inside v.
-            let out: [&mut [f32]; 4] = std::array::from_fn(|j| unsafe {
-                assert!(base + j * stride + len <= v.len());
-                std::slice::from_raw_parts_mut(v.as_mut_ptr().add(base + j * stride), len)
-            });
-            let [v0, v1, v2, v3] = out;
+            let [v0, v1, v2, v3] = rows4(v, 4 * i * stride + seg.k0, stride, len);
             let (e0, e1, o0, o1) = (&e[..len], &e[1..], &o[..len], &o[1..]);
             cols4(e0, o0, e1, o1, v0, v1, v2, v3, |e0, o0, e1, o1| {
                 (e0 - e1, o0 + e1, e1 - o0, o0 - o1)
@@ -350,12 +348,8 @@ impl Geom {
             let (e0, o0) = rows[..2 * len].split_at(len);
             let (e1, o1) = rows[2 * len..].split_at(len);
             let (te, to) = tr.split_at_mut(4 * len);
-            let split4 = |x: &mut [f32]| -> [*mut f32; 4] {
-                std::array::from_fn(|i| x[i * len..].as_mut_ptr())
-            };
-            for (src0, src1, dst) in [(e0, e1, split4(te)), (o0, o1, split4(to))] {
-                // SAFETY: four disjoint rows of len values inside te / to.
-                let [a, b, c, d] = dst.map(|p| unsafe { std::slice::from_raw_parts_mut(p, len) });
+            for (src0, src1, dst) in [(e0, e1, te), (o0, o1, to)] {
+                let [a, b, c, d] = rows4(dst, 0, len, len);
                 cols4(src0, src1, src0, src1, a, b, c, d, |r0, r1, _, _| {
                     (r0, r0 + r1, r0 - r1, -r1)
                 });
@@ -364,13 +358,7 @@ impl Geom {
         // A along the columns, for each of the four rows i: (e, e + o, e - o, -o).
         for i in 0..4 {
             let (e, o) = (&tr[i * len..][..len], &tr[(4 + i) * len..][..len]);
-            let base = 4 * i * stride + seg.k0;
-            // SAFETY: the four rows (4i + j) * stride + k0 .. + len are disjoint and inside m.
-            let out: [&mut [f32]; 4] = std::array::from_fn(|j| unsafe {
-                assert!(base + j * stride + len <= m.len());
-                std::slice::from_raw_parts_mut(m.as_mut_ptr().add(base + j * stride), len)
-            });
-            let [m0, m1, m2, m3] = out;
+            let [m0, m1, m2, m3] = rows4(m, 4 * i * stride + seg.k0, stride, len);
             cols4(e, o, e, o, m0, m1, m2, m3, |e, o, _, _| {
                 (e, e + o, e - o, -o)
             });
@@ -379,8 +367,13 @@ impl Geom {
 
     /// Writes `A^T M A` (+ `bias`) of the tiles of `seg` into one output channel `plane`
     /// (`ho x wo`); `m[xi * cout_g * nt + k]` holds the products of tile `k`.
+    ///
+    /// # Safety
+    /// `plane` must be valid for writes of `ho * wo` floats, and no other thread may access the
+    /// pixels of the tiles of `seg` meanwhile (only those are written, through slices that
+    /// cover just them: other jobs write other tiles of the same plane at the same time).
     #[allow(clippy::too_many_arguments)]
-    fn output_tiles(
+    unsafe fn output_tiles(
         &self,
         m: &[f32],
         nt: usize,
@@ -388,7 +381,7 @@ impl Geom {
         seg: Segment,
         bias: f32,
         t: &mut Vec<f32>,
-        plane: &mut [f32],
+        plane: *mut f32,
     ) {
         let len = seg.tx1 - seg.tx0;
         let stride = cout_g * nt;
@@ -413,12 +406,17 @@ impl Geom {
             cols2(col(0), col(1), col(2), col(3), ye, yo, |p, q, s, u| {
                 (p + q + s + bias, q - s - u + bias)
             });
-            let dst = &mut plane[row * self.wo..][..self.wo];
-            let full = len.min((self.wo - c0) / 2);
-            interleave(&ye[..full], &yo[..full], &mut dst[c0..c0 + 2 * full]);
+            // The segment's columns of this row: 2 per tile, 1 for a last tile at an odd width.
+            let cols = (2 * len).min(self.wo - c0);
+            // SAFETY: inside the plane (row < ho, c0 + cols <= wo); these pixels are this
+            // segment's alone (see the function's contract).
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(plane.add(row * self.wo + c0), cols) };
+            let full = cols / 2;
+            interleave(&ye[..full], &yo[..full], &mut dst[..2 * full]);
             if full < len {
                 // An odd width: the last tile has one column.
-                dst[c0 + 2 * full] = ye[full];
+                dst[2 * full] = ye[full];
             }
         }
     }
@@ -560,6 +558,19 @@ fn split_pairs(src: &[f32], e: &mut [f32], o: &mut [f32]) {
         e[k] = src[2 * k];
         o[k] = src[2 * k + 1];
     }
+}
+
+/// The four rows `x[base + j * stride..][..len]`, `j < 4`.
+///
+/// # Panics
+/// If `len > stride` or the last row ends past `x`.
+fn rows4(x: &mut [f32], base: usize, stride: usize, len: usize) -> [&mut [f32]; 4] {
+    assert!(len <= stride, "rows of {len} values {stride} apart overlap");
+    let (_, rest) = x.split_at_mut(base);
+    let (a, rest) = rest.split_at_mut(stride);
+    let (b, rest) = rest.split_at_mut(stride);
+    let (c, d) = rest.split_at_mut(stride);
+    [&mut a[..len], &mut b[..len], &mut c[..len], &mut d[..len]]
 }
 
 /// `dst[2k] = e[k]`, `dst[2k + 1] = o[k]`.
