@@ -66,6 +66,13 @@ pub enum Variant {
     /// The full model with its scoring start strength and threshold calibrated on generated
     /// anomalies against held-out normal training samples (issue #10; no real anomaly used).
     Calibrated,
+    /// Images and scalograms: the full model scored as the method's section III-C defines it,
+    /// `lambda z(E_recon) + (1 - lambda) z(E_feat)` with the perceptual term on a frozen
+    /// EfficientNet-Lite0 (weights from `DMAD_EFFICIENTNET`) and the hand-set `lambda` 0.5.
+    Combined,
+    /// Images and scalograms: the `combined` model with its start strength, `lambda` and
+    /// threshold calibrated on generated anomalies (the automatic weighting the method lacks).
+    CombinedCalibrated,
     /// Not a detector: the fidelity of the `full` model's generated normal samples (classifier
     /// two-sample tests on every modality, the Frechet distance on EfficientNet-Lite0 features
     /// of images and scalograms; issue #10).
@@ -74,7 +81,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 11] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -83,6 +90,8 @@ impl Variant {
         Variant::NoAdapter,
         Variant::NoTimeConv,
         Variant::Calibrated,
+        Variant::Combined,
+        Variant::CombinedCalibrated,
         Variant::Fidelity,
     ];
 
@@ -96,6 +105,8 @@ impl Variant {
             Variant::NoAdapter => "no-adapter",
             Variant::NoTimeConv => "no-time-conv",
             Variant::Calibrated => "calibrated",
+            Variant::Combined => "combined",
+            Variant::CombinedCalibrated => "combined-calibrated",
             Variant::Fidelity => "fidelity",
         }
     }
@@ -110,6 +121,8 @@ impl Variant {
             Variant::NoAdapter => "- adapter",
             Variant::NoTimeConv => "- time conv",
             Variant::Calibrated => "full, calibrated",
+            Variant::Combined => "full, combined",
+            Variant::CombinedCalibrated => "combined, calibrated",
             Variant::Fidelity => "fidelity of generated samples",
         }
     }
@@ -119,8 +132,12 @@ impl Variant {
         self != Variant::Fidelity
     }
 
-    /// Whether the variant means something for a modality (tables have no U-Net modules).
+    /// Whether the variant means something for a modality (tables have no U-Net modules; the
+    /// perceptual term needs images or scalograms).
     fn applies(self, modality: Modality) -> bool {
+        if self.uses_features() {
+            return matches!(modality, Modality::Image | Modality::Audio);
+        }
         modality != Modality::Table
             || matches!(
                 self,
@@ -132,16 +149,36 @@ impl Variant {
             )
     }
 
+    /// Whether the variant scores with the perceptual (EfficientNet-Lite0) term.
+    fn uses_features(self) -> bool {
+        matches!(self, Variant::Combined | Variant::CombinedCalibrated)
+    }
+
+    /// Whether the variant calibrates on generated anomalies.
+    fn calibrates(self) -> bool {
+        matches!(self, Variant::Calibrated | Variant::CombinedCalibrated)
+    }
+
     fn apply(self, cfg: &mut DetectorConfig) {
         if self == Variant::Dte {
             cfg.scorer = ScorerConfig::Dte { k: 5 };
             return;
         }
+        if self == Variant::Combined {
+            cfg.scorer = ScorerConfig::Combined {
+                lambda: COMBINED_LAMBDA,
+            };
+        }
         let Some(m) = cfg.network.modules_mut() else {
             return;
         };
         match self {
-            Variant::Full | Variant::Dte | Variant::Calibrated | Variant::Fidelity => {}
+            Variant::Full
+            | Variant::Dte
+            | Variant::Calibrated
+            | Variant::Combined
+            | Variant::CombinedCalibrated
+            | Variant::Fidelity => {}
             Variant::Ddpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
@@ -516,6 +553,9 @@ struct UnitMetrics {
     calibrated_strength: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generated_auroc: Option<f64>,
+    /// Combined, calibrated variant: the chosen weight of the reconstruction term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calibrated_lambda: Option<f64>,
     /// The share of the test samples (series: points) that the thresholded decision flags,
     /// and the F1 of flagging every one (`2 p / (1 + p)` for an anomaly share `p`): an F1 at
     /// the threshold near the latter comes from a threshold that flags nearly everything.
@@ -652,6 +692,10 @@ const CALIBRATION_STRENGTHS: [f64; 5] = [0.05, 0.1, 0.2, 0.3, 0.5];
 /// How far from normal the generated anomalies are (`dmad::generate`'s strength).
 const GENERATED_STRENGTH: f64 = 0.7;
 
+/// The `combined` variant's hand-set weight of the reconstruction term (the method leaves
+/// `lambda` to the user; 0.5 weighs the two z-scored terms alike).
+const COMBINED_LAMBDA: f64 = 0.5;
+
 /// Every fifth training sample (held out) and the rest. `copies` is how many versions of each
 /// sample `train` holds, one block after the other (3 for images with their two flips, from
 /// `prepare::with_flips`): a held-out sample takes its copies with it, so that no flip of a
@@ -705,6 +749,7 @@ fn calibrate_on_generated(
     bases: &Tensor,
     fit_part: &Tensor,
     seed: u64,
+    features: Option<&dyn dmad::FeatureExtractor>,
     m: &mut UnitMetrics,
 ) -> Result<()> {
     use dmad::generate::{CalibrationConfig, GenerateConfig, Generator};
@@ -725,11 +770,14 @@ fn calibrate_on_generated(
         held,
         &anomalies.x,
         &CALIBRATION_STRENGTHS,
-        None,
+        features,
         &CalibrationConfig::default(),
     )?;
     dmad::generate::apply_calibration(det, &c, held)?;
     m.calibrated_strength = Some(c.strength);
+    if features.is_some() {
+        m.calibrated_lambda = Some(c.lambda);
+    }
     m.generated_auroc = Some(c.auroc);
     Ok(())
 }
@@ -738,7 +786,7 @@ fn run_unit(
     ds: &Dataset,
     cfg: &DetectorConfig,
     unit: usize,
-    calibrate: bool,
+    variant: Variant,
     opts: &Options,
     dev: &Device,
 ) -> Result<UnitMetrics> {
@@ -750,7 +798,7 @@ fn run_unit(
     cfg.scoring.seed = opts.seed;
     let mut det = Detector::new(cfg, dev)?;
     let mut m = UnitMetrics::default();
-    if calibrate {
+    if variant.calibrates() {
         let copies = match ds.source {
             Source::Mvtec(_) if det.config().input.flip_augment => 3,
             _ => 1,
@@ -773,7 +821,21 @@ fn run_unit(
             _ => None,
         };
         let bases = held_waves.as_ref().unwrap_or(&held);
-        calibrate_on_generated(&mut det, &held, bases, &fit_part, opts.seed, &mut m)?;
+        let extractor = if variant.uses_features() {
+            let weights = std::env::var_os(EFFICIENTNET_ENV).with_context(|| {
+                format!("{EFFICIENTNET_ENV} must name EfficientNet-Lite0's safetensors")
+            })?;
+            Some(
+                dmad::score::EfficientNetExtractor::lite0(&weights, dev)
+                    .with_context(|| format!("loading {}", Path::new(&weights).display()))?,
+            )
+        } else {
+            None
+        };
+        let features = extractor.as_ref().map(|e| e as &dyn dmad::FeatureExtractor);
+        calibrate_on_generated(
+            &mut det, &held, bases, &fit_part, opts.seed, features, &mut m,
+        )?;
     } else {
         det.fit(&train, |_| {})?;
     }
@@ -989,6 +1051,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         aupro_03: mean_opt(&|u| u.aupro_03),
         calibrated_strength: mean_opt(&|u| u.calibrated_strength),
         generated_auroc: mean_opt(&|u| u.generated_auroc),
+        calibrated_lambda: mean_opt(&|u| u.calibrated_lambda),
         flagged: mean_opt(&|u| u.flagged),
         f1_flag_all: mean_opt(&|u| u.f1_flag_all),
         fidelity: if units.len() == 1 {
@@ -1081,11 +1144,10 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
             // A fidelity cell measures unit 0 only (a table's split seed 0, MNIST's digit 0).
             let n_units = if variant.detects() { ds.units() } else { 1 };
             let mut units = Vec::with_capacity(n_units);
-            let calibrate = variant == Variant::Calibrated;
             let mut failed = None;
             for unit in 0..n_units {
                 let r = if variant.detects() {
-                    run_unit(ds, &cfg, unit, calibrate, opts, dev)
+                    run_unit(ds, &cfg, unit, variant, opts, dev)
                 } else {
                     run_fidelity(ds, &cfg, opts, dev)
                 };
@@ -1151,6 +1213,32 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
     write_report(args, &all)?;
     println!("report: {}", args.report.display());
     Ok(())
+}
+
+/// The report's mark for an empty cell: `n/a` where dmad's variant `method` does not exist
+/// for `modality`, `-` where it is not measured yet.
+fn missing(method: &str, modality: Option<Modality>) -> &'static str {
+    let applies = Variant::ALL
+        .iter()
+        .find(|v| v.label() == method)
+        .zip(modality)
+        .is_none_or(|(v, m)| v.applies(m));
+    if applies {
+        " - |"
+    } else {
+        " n/a |"
+    }
+}
+
+/// The modality of a report group.
+fn group_modality(group: &str) -> Option<Modality> {
+    match group {
+        "tables" => Some(Modality::Table),
+        "series" => Some(Modality::Series),
+        "images" => Some(Modality::Image),
+        "audio" => Some(Modality::Audio),
+        _ => None,
+    }
 }
 
 /// A cell of the report: one method's metrics on one dataset.
@@ -1276,7 +1364,9 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
          DMAD_DATA=../shared/data benches/peers/run_classical.sh\n\
          ```\n\n\
          `-` marks a cell not measured yet (the benchmark is cached per cell and can be run \
-         in pieces with `--only`, `--variants` and `--minutes`).\n"
+         in pieces with `--only`, `--variants` and `--minutes`); `n/a` a variant that does \
+         not exist for the modality (tables have no U-Net modules to remove; the perceptual \
+         term needs images or scalograms).\n"
     );
     let budget_note: Vec<String> = {
         let mut b: Vec<String> = records
@@ -1331,7 +1421,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
                     fmt2(vals.iter().sum::<f64>() / vals.len() as f64)
                 );
             } else if vals.is_empty() {
-                row.push_str(" - |");
+                row.push_str(missing(m, group_modality(g)));
             } else {
                 let _ = write!(row, " {}/{} |", vals.len(), entries.len());
             }
@@ -1353,7 +1443,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
         .collect();
     let calibrated: Vec<&Record> = records
         .iter()
-        .filter(|r| r.variant == "calibrated")
+        .filter(|r| r.variant == "calibrated" || r.variant == "combined-calibrated")
         .collect();
     if !calibrated.is_empty() {
         let _ = writeln!(
@@ -1366,29 +1456,37 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
              {GEN}, every kind of the modality mixed). No real anomaly is used. F1@thr is the F1 \
              of the calibrated decision on the real test set; flagged is the share of the test \
              set it flags, and F1 flag-all the F1 of flagging everything (where recorded): an F1 \
-             near the latter comes from a threshold that flags nearly everything.\n",
+             near the latter comes from a threshold that flags nearly everything. Rows marked \
+             `(combined)` compare the `combined` variant (the method's score, lambda {LAMBDA} \
+             set by hand) with `combined-calibrated`, which also chooses lambda, the weight \
+             of the reconstruction term, on the generated anomalies.\n",
             STRENGTH = 0.1,
             CAL = CALIBRATION_STRENGTHS,
             GEN = GENERATED_STRENGTH,
+            LAMBDA = COMBINED_LAMBDA,
         );
         let _ = writeln!(
             md,
             "| dataset | full AUROC | full F1@thr | calibrated AUROC | calibrated F1@thr | \
-             chosen strength | AUROC on generated | flagged (full / calibrated) | \
-             F1 flag-all |\n|---|---|---|---|---|---|---|---|---|"
+             chosen strength | chosen lambda | AUROC on generated | flagged (full / calibrated) | \
+             F1 flag-all |\n|---|---|---|---|---|---|---|---|---|---|"
         );
         for r in calibrated {
-            let full = by_key.get(&(r.dataset.as_str(), "full"));
+            let combined = r.variant == "combined-calibrated";
+            let base = if combined { "combined" } else { "full" };
+            let full = by_key.get(&(r.dataset.as_str(), base));
             let opt = |x: Option<f64>| x.map_or("-".to_string(), fmt2);
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
                 short_id(&r.dataset),
+                if combined { " (combined)" } else { "" },
                 full.map_or("-".into(), |f| fmt2(f.metrics.auroc)),
                 opt(full.and_then(|f| f.metrics.f1_at_threshold)),
                 fmt2(r.metrics.auroc),
                 opt(r.metrics.f1_at_threshold),
                 opt(r.metrics.calibrated_strength),
+                opt(r.metrics.calibrated_lambda),
                 opt(r.metrics.generated_auroc),
                 opt(full.and_then(|f| f.metrics.flagged)),
                 opt(r.metrics.flagged),
@@ -1417,7 +1515,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
                     Some(c) => {
                         let _ = write!(row, " {} / {} |", fmt2(c.auroc), fmt2(c.auprc));
                     }
-                    None => row.push_str(" - |"),
+                    None => row.push_str(missing(m, Some(d.modality()))),
                 }
             }
             let _ = writeln!(md, "{row}");
@@ -1443,7 +1541,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
                             .collect();
                         let _ = write!(row, " {} |", v.join(" / "));
                     }
-                    _ => row.push_str(" - |"),
+                    _ => row.push_str(missing(m, Some(d.modality()))),
                 }
             }
             let _ = writeln!(md, "{row}");
@@ -1769,7 +1867,7 @@ mod tests {
             seed: 0,
             quiet: true,
         };
-        let m = run_unit(&ds, &cfg, 0, true, &opts, &Device::Cpu).unwrap();
+        let m = run_unit(&ds, &cfg, 0, Variant::Calibrated, &opts, &Device::Cpu).unwrap();
         let s = m.calibrated_strength.expect("a calibrated strength");
         assert!(CALIBRATION_STRENGTHS.contains(&s), "strength {s}");
         let g = m.generated_auroc.expect("an AUROC on generated anomalies");
@@ -1894,5 +1992,27 @@ mod tests {
         assert!(!m.wavelet_pyramid && m.multi_head_attention);
         assert!(!Variant::NoAdapter.applies(Modality::Table));
         assert!(Variant::Dte.applies(Modality::Table));
+        // The perceptual term exists for images and scalograms only.
+        let mut c = DetectorConfig::for_images(1);
+        Variant::Combined.apply(&mut c);
+        assert_eq!(c.scorer, ScorerConfig::Combined { lambda: 0.5 });
+        let mut c = DetectorConfig::for_images(1);
+        Variant::CombinedCalibrated.apply(&mut c);
+        assert_eq!(c.scorer, ScorerConfig::Reconstruction);
+        for v in [Variant::Combined, Variant::CombinedCalibrated] {
+            assert!(v.applies(Modality::Image) && v.applies(Modality::Audio));
+            assert!(!v.applies(Modality::Series) && !v.applies(Modality::Table));
+        }
+        assert!(Variant::CombinedCalibrated.calibrates() && !Variant::Combined.calibrates());
+    }
+
+    #[test]
+    fn empty_cells_say_whether_the_variant_exists() {
+        assert_eq!(missing("- adapter", Some(Modality::Table)), " n/a |");
+        assert_eq!(missing("full, combined", Some(Modality::Series)), " n/a |");
+        assert_eq!(missing("full, combined", Some(Modality::Audio)), " - |");
+        assert_eq!(missing("DTE", Some(Modality::Table)), " - |");
+        assert_eq!(missing("KNN", Some(Modality::Table)), " - |");
+        assert_eq!(missing("- adapter", group_modality("tables")), " n/a |");
     }
 }
