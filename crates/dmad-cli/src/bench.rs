@@ -1667,15 +1667,25 @@ fn write_fidelity(md: &mut String, records: &[Record]) {
     };
     let _ = writeln!(
         md,
-        "## Fidelity of generated normal samples
-
-         The `full` model of each dataset (fitted as its `full` cell; tables: split seed 0,          MNIST: digit 0) generates up to {FIDELITY_SAMPLES} normal samples ({} DDIM steps,          seeded), compared with as many evenly spaced training samples. Two-sample accuracy          (C2ST, Lopez-Paz & Oquab): held-out accuracy of a logistic regression / 5-NN told to          separate the two sets, on the samples as the detector sees them (standardised rows,          normalised windows, images and scalograms in [-1, 1]); 0.5 means not told apart, 1          always told apart. FD: Frechet distance on pooled EfficientNet-Lite0 features (images          and scalograms, where `{EFFICIENTNET_ENV}` names the weights). Each figure has its          reference: the real normal test samples (windows of the test part with no anomalous          point) against the training samples, which the model never saw either.
-",
+        "## Fidelity of generated normal samples\n\n\
+         The `full` model of each dataset (fitted as its `full` cell; tables: split seed 0, \
+         MNIST: digit 0) generates up to {FIDELITY_SAMPLES} normal samples ({} DDIM steps, \
+         seeded), compared with as many evenly spaced training samples. Two-sample accuracy \
+         (C2ST, Lopez-Paz & Oquab): held-out accuracy of a logistic regression / 5-NN told to \
+         separate the two sets, on the samples as the detector sees them (standardised rows, \
+         normalised windows, images and scalograms in [-1, 1]); 0.5 means not told apart, 1 \
+         always told apart. FD: Frechet distance on pooled EfficientNet-Lite0 features (images \
+         and scalograms, where `{EFFICIENTNET_ENV}` names the weights). Each figure has its \
+         reference: the real normal test samples (windows of the test part with no anomalous \
+         point) against the training samples, which the model never saw either. On raw pixels \
+         the 5-NN often calls every sample real (generated samples lie far from everything in \
+         1024 dimensions); the logistic and feature tests are the informative ones there.\n",
         first.steps
     );
     let _ = writeln!(
         md,
-        "| dataset | n gen / ref | C2ST generated vs train | C2ST normal test vs train |          FD generated | FD normal test | C2ST on features, generated | budget |
+        "| dataset | n gen / ref | C2ST generated vs train | C2ST normal test vs train | \
+         FD generated | FD normal test | C2ST on features, generated | budget |\n\
          |---|---|---|---|---|---|---|---|"
     );
     let pair = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -1945,6 +1955,14 @@ mod tests {
         let mut md = String::new();
         write_fidelity(&mut md, &[back]);
         assert!(md.contains("| tiny | 8 / 3 |"), "{md}");
+        // One header, one rule and one row, each of nine cells.
+        let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(table.len(), 3, "{md}");
+        assert!(table[1].starts_with("|---|"), "{md}");
+        for l in &table {
+            assert_eq!(l.matches('|').count(), 9, "{l}");
+        }
+        assert!(!md.contains("  "), "stray indentation: {md}");
     }
 
     #[test]
