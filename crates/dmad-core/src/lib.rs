@@ -10,6 +10,8 @@
 //! - [`FeatureExtractor`]: a frozen network giving feature maps, for perceptual losses and
 //!   scores.
 //! - [`Error`] and [`Result`]: the shared error.
+//! - [`alloc::zeroed`]: large zero-filled buffers prefaulted in one system call, for the
+//!   workspace's CPU kernels.
 //!
 //! # Conventions
 //! - Tensors are laid out `[batch, channel, ...]`: `[batch, channel, height, width]` for images
@@ -49,6 +51,7 @@
 //! - `cuda`: forwards to `candle-core/cuda`.
 #![warn(missing_docs)]
 
+pub mod alloc;
 mod denoiser;
 mod error;
 mod features;

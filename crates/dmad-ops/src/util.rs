@@ -113,65 +113,9 @@ pub(crate) unsafe fn gemm(
     }
 }
 
-/// Buffers from this many bytes on are prefaulted in one system call, and from [`HUGE_FROM`]
-/// on also advised as transparent huge pages.
-const POPULATE_FROM: usize = 1 << 18;
-/// See [`POPULATE_FROM`].
-const HUGE_FROM: usize = 1 << 22;
-
-/// A zero-filled vector of `n` floats whose pages are mapped up front: a multi-MiB `Vec` is a
-/// fresh `mmap` with glibc's defaults, and writing it page by page costs one fault per 4 KiB
-/// inside the parallel kernels. As in `dmad-wavelets` (and NumPy for large arrays), the
-/// 2 MiB-aligned part is advised as huge pages (`MADV_HUGEPAGE`) and the whole range is
-/// prefaulted in one call (`MADV_POPULATE_WRITE`, Linux 5.14). Both are hints that change no
-/// contents; where refused they are ignored.
+/// A zero-filled vector of `n` floats whose pages are mapped up front
+/// ([`dmad_core::alloc::zeroed`]): writing a fresh multi-MiB buffer page by page inside the
+/// parallel kernels costs one fault per 4 KiB.
 pub(crate) fn zeroed(n: usize) -> Vec<f32> {
-    let v = vec![0.0f32; n];
-    advise(&v);
-    v
+    dmad_core::alloc::zeroed(n)
 }
-
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-fn advise(v: &[f32]) {
-    use std::ffi::{c_int, c_void};
-    extern "C" {
-        fn madvise(addr: *mut c_void, len: usize, advice: c_int) -> c_int;
-    }
-    /// `MADV_HUGEPAGE` and `MADV_POPULATE_WRITE` (Linux 5.14) on x86_64 and aarch64.
-    const MADV_HUGEPAGE: c_int = 14;
-    const MADV_POPULATE_WRITE: c_int = 23;
-    const HUGE: usize = 1 << 21;
-    const PAGE: usize = 1 << 12;
-    let bytes = std::mem::size_of_val(v);
-    if bytes < POPULATE_FROM {
-        return;
-    }
-    let start = v.as_ptr() as usize;
-    let (lo, hi) = (start.next_multiple_of(HUGE), (start + bytes) / HUGE * HUGE);
-    if bytes >= HUGE_FROM && hi > lo {
-        // SAFETY: [lo, hi) lies inside the allocation behind `v` and is page-aligned;
-        // MADV_HUGEPAGE only sets a flag on the mapping and changes no data. A failure (THP
-        // unsupported) is harmless and ignored.
-        unsafe {
-            madvise(lo as *mut c_void, hi - lo, MADV_HUGEPAGE);
-        }
-    }
-    let (lo, hi) = (start.next_multiple_of(PAGE), (start + bytes) / PAGE * PAGE);
-    if hi > lo {
-        // SAFETY: as above; MADV_POPULATE_WRITE maps the pages of the range as a write would,
-        // in one call instead of one fault per page, and changes no data. Older kernels refuse
-        // it (EINVAL), which is ignored: the pages then fault in on first write.
-        unsafe {
-            madvise(lo as *mut c_void, hi - lo, MADV_POPULATE_WRITE);
-        }
-    }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-fn advise(_v: &[f32]) {}
