@@ -63,6 +63,13 @@ def main():
 
     bench("conv2d_3x3_64to64_fwd_bwd_cpu_8x64x64x64", conv_fb, 3 * conv_flops, s)
 
+    # Forward, then the gradients for the upstream gradient `up` without the mul/sum harness:
+    # as `ops_cpu_time conv_vjp` (forward + dmad_ops::conv2d_backward).
+    def conv_vjp():
+        torch.autograd.grad(F.conv2d(xv, wv, bv, padding=1), (xv, wv, bv), up)
+
+    bench("conv2d_3x3_64to64_vjp_cpu_8x64x64x64", conv_vjp, 3 * conv_flops, s)
+
     # The autograd harness of conv_fb alone (no convolution), as `ops_cpu_time harness`.
     def harness():
         (xv * up).sum().backward()
@@ -81,6 +88,12 @@ def main():
         (F.silu(F.group_norm(xv, 32, gwv, gbv, 1e-5)) * up).sum().backward()
 
     bench("group_norm_silu_32g_fwd_bwd_cpu_8x64x64x64", gn_fb, 30 * n, s)
+
+    def gn_vjp():
+        y = F.silu(F.group_norm(xv, 32, gwv, gbv, 1e-5))
+        torch.autograd.grad(y, (xv, gwv, gbv), up)
+
+    bench("group_norm_silu_32g_vjp_cpu_8x64x64x64", gn_vjp, 30 * n, s)
 
     bh, t, d = 32, 1024, 16
     q, k, v = (torch.rand(bh, t, d) * 2 - 1 for _ in range(3))

@@ -4,8 +4,10 @@
 //! ```bash
 //! RAYON_NUM_THREADS=2 cargo run --release -p dmad-ops --example ops_cpu_time -- conv_fb 10
 //! ```
-//! Ops: `conv`, `conv_fb`, `harness` (`conv_fb`'s autograd harness alone), `gn_silu`, `gn_silu_fb`, `attention`, `attention_fb` (shapes as in
-//! `benches/ops.rs`); the second argument is the number of timed calls (default 10).
+//! Ops: `conv`, `conv_fb`, `conv_vjp`, `harness` (`conv_fb`'s autograd harness alone), `gn_silu`,
+//! `gn_silu_fb`, `gn_silu_vjp`, `attention`, `attention_fb` (shapes as in
+//! `benches/ops.rs`; `*_fb`: forward and candle's autograd of `(y * up).sum()`; `*_vjp`: forward
+//! and the graph-free `conv2d_backward` / `group_norm_backward` with `up`); the second argument is the number of timed calls (default 10).
 
 use std::time::Instant;
 
@@ -68,6 +70,26 @@ fn main() -> anyhow::Result<()> {
             // its backward (candle's elementwise ops and gradient accumulation).
             "harness" => {
                 (x.as_tensor() * &up)?.sum_all()?.backward()?;
+            }
+            // Forward, then the graph-free backward with `up` as the upstream gradient: the
+            // op's own cost, as the peer's `torch.autograd.grad(y, inputs, up)`.
+            "conv_vjp" => {
+                let y = dmad_ops::conv2d(x.as_tensor(), &w, Some(&b), &cfg)?;
+                drop(y);
+                drop(dmad_ops::conv2d_backward(x.as_tensor(), &w, &cfg, &up)?);
+            }
+            "gn_silu_vjp" => {
+                let y = dmad_ops::group_norm_silu(x.as_tensor(), 32, &gw, &b, 1e-5)?;
+                drop(y);
+                drop(dmad_ops::group_norm_backward(
+                    x.as_tensor(),
+                    32,
+                    &gw,
+                    &b,
+                    1e-5,
+                    true,
+                    &up,
+                )?);
             }
             "gn_silu" => drop(dmad_ops::group_norm_silu(x.as_tensor(), 32, &gw, &b, 1e-5)?),
             "gn_silu_fb" => {

@@ -652,6 +652,66 @@ pub fn conv2d(
     run(ConvOp { geom, rank: 4 }, x, weight, bias)
 }
 
+/// The gradients `(dx, dweight, dbias)` of [`conv2d`] (with a bias) for the upstream gradient
+/// `dy`: the vector-Jacobian product that autograd runs, without a graph. `dbias` is the
+/// gradient of a bias whether or not the forward pass had one.
+///
+/// On the CPU in f32 these are the kernels behind the op's backward pass (Winograd or im2col as
+/// in the forward); elsewhere candle's autograd of its own `conv2d`.
+///
+/// # Shapes
+/// As [`conv2d`]; `dy` like its output; `dbias`: `[out]`.
+///
+/// # Errors
+/// As [`conv2d`], and [`Error::ShapeMismatch`] when `dy` is not shaped like the output.
+///
+/// # Example
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let x = Tensor::randn(0f32, 1.0, (1, 4, 8, 8), &Device::Cpu)?;
+/// let w = Tensor::randn(0f32, 0.1, (6, 4, 3, 3), &Device::Cpu)?;
+/// let cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
+/// let dy = Tensor::ones((1, 6, 8, 8), candle_core::DType::F32, &Device::Cpu)?;
+/// let (dx, dw, db) = dmad_ops::conv2d_backward(&x, &w, &cfg, &dy)?;
+/// assert_eq!((dx.dims(), dw.dims(), db.dims()), (x.dims(), w.dims(), &[6][..]));
+/// # Ok::<(), dmad_ops::Error>(())
+/// ```
+pub fn conv2d_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    cfg: &Conv2dConfig,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let geom = geometry(
+        x,
+        weight,
+        None,
+        4,
+        cfg.padding,
+        cfg.stride,
+        cfg.dilation,
+        cfg.groups,
+    )?;
+    let op = ConvOp { geom, rank: 4 };
+    if dy.shape() != &op.out_shape() {
+        return Err(Error::ShapeMismatch {
+            context: "conv2d_backward: dy",
+            expected: format!("{:?}, the shape of the output", op.out_shape().dims()),
+            got: dy.dims().to_vec(),
+        });
+    }
+    let bias = Tensor::zeros(geom.cout, x.dtype(), x.device())?;
+    if !use_cpu_kernel(&[x, weight, dy]) || geom.n == 0 || geom.p() == 0 || geom.cout == 0 {
+        let g = crate::util::autograd_vjp(&[x, weight, &bias], dy, |t| {
+            let conv = candle_nn::Conv2d::new(t[1].clone(), Some(t[2].clone()), *cfg);
+            Ok(candle_core::Module::forward(&conv, &t[0])?)
+        })?;
+        return Ok((g[0].clone(), g[1].clone(), g[2].clone()));
+    }
+    let (dx, dw, db) = op.grads(&x.contiguous()?, &weight.contiguous()?, dy)?;
+    Ok((dx, dw, Tensor::from_vec(db, geom.cout, x.device())?))
+}
+
 /// 1D convolution with an optional bias: `candle_nn::Conv1d::new(weight, bias, *cfg).forward(x)`.
 ///
 /// Computed as a `1 x k` [`conv2d`] on the CPU, so its backward pass is exact for every batch

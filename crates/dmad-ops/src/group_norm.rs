@@ -80,7 +80,7 @@ impl GroupNormOp {
         let (_, c, hw) = split(dims);
         let cg = c / self.groups;
         let len = cg * hw;
-        let mut dx = vec![0.0f32; x.len()];
+        let mut dx = crate::util::zeroed(x.len());
         if len == 0 {
             return (dx, vec![0.0; c], vec![0.0; c]);
         }
@@ -288,6 +288,68 @@ pub fn group_norm_silu(
     eps: f64,
 ) -> Result<Tensor> {
     apply(x, num_groups, weight, bias, eps, true)
+}
+
+/// The gradients `(dx, dweight, dbias)` of [`group_norm`] (`silu` false) or
+/// [`group_norm_silu`] (`silu` true) for the upstream gradient `dy`: the vector-Jacobian
+/// product that autograd runs, without a graph.
+///
+/// On the CPU in f32 this is the fused kernel behind the ops' backward pass (statistics
+/// recomputed from `x`); elsewhere candle's autograd of the plain composition.
+///
+/// # Shapes
+/// As [`group_norm`]; `dy` like `x`.
+///
+/// # Errors
+/// As [`group_norm`], and [`Error::ShapeMismatch`] when `dy` is not shaped like `x`.
+///
+/// # Example
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// let x = Tensor::randn(0f32, 1.0, (2, 8, 5, 5), &Device::Cpu)?;
+/// let (w, b) = (Tensor::ones(8, DType::F32, &Device::Cpu)?, Tensor::zeros(8, DType::F32, &Device::Cpu)?);
+/// let dy = Tensor::ones_like(&x)?;
+/// let (dx, dw, db) = dmad_ops::group_norm_backward(&x, 4, &w, &b, 1e-5, true, &dy)?;
+/// assert_eq!((dx.dims(), dw.dims(), db.dims()), (x.dims(), w.dims(), b.dims()));
+/// # Ok::<(), dmad_ops::Error>(())
+/// ```
+pub fn group_norm_backward(
+    x: &Tensor,
+    num_groups: usize,
+    weight: &Tensor,
+    bias: &Tensor,
+    eps: f64,
+    silu: bool,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    check(x, num_groups, weight, bias)?;
+    if dy.dims() != x.dims() {
+        return Err(Error::ShapeMismatch {
+            context: "group_norm_backward: dy",
+            expected: format!("{:?}, the shape of x", x.dims()),
+            got: dy.dims().to_vec(),
+        });
+    }
+    if !use_cpu_kernel(&[x, weight, bias, dy]) {
+        let g = crate::util::autograd_vjp(&[x, weight, bias], dy, |t| {
+            apply(&t[0], num_groups, &t[1], &t[2], eps, silu)
+        })?;
+        return Ok((g[0].clone(), g[1].clone(), g[2].clone()));
+    }
+    let op = GroupNormOp {
+        groups: num_groups,
+        eps: eps as f32,
+        silu,
+    };
+    let (dx, dg, db) = with_f32(&[x, weight, bias, dy], op.name(), |s| {
+        Ok(op.backward(s[0], s[1], s[2], s[3], x.dims()))
+    })?;
+    let dev = x.device();
+    Ok((
+        Tensor::from_vec(dx, x.shape(), dev)?,
+        Tensor::from_vec(dg, weight.shape(), dev)?,
+        Tensor::from_vec(db, bias.shape(), dev)?,
+    ))
 }
 
 /// A GroupNorm layer (parameters `weight` and `bias`, diffusers' names) running the fast

@@ -119,3 +119,25 @@ pub(crate) unsafe fn gemm(
 pub(crate) fn zeroed(n: usize) -> Vec<f32> {
     dmad_core::alloc::zeroed(n)
 }
+
+/// The vector-Jacobian product of `f` at `inputs` for the upstream gradient `dy`, through
+/// candle's autograd: the path of the `*_backward` functions off the fast CPU kernels. An input
+/// that `f` does not reach gets a zero gradient.
+pub(crate) fn autograd_vjp(
+    inputs: &[&Tensor],
+    dy: &Tensor,
+    f: impl FnOnce(&[Tensor]) -> crate::Result<Tensor>,
+) -> crate::Result<Vec<Tensor>> {
+    let vars = inputs
+        .iter()
+        .map(|t| candle_core::Var::from_tensor(t))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let grads = (f(&ts)? * dy.detach())?.sum_all()?.backward()?;
+    vars.iter()
+        .map(|v| match grads.get(v) {
+            Some(g) => Ok(g.clone()),
+            None => Ok(v.zeros_like()?),
+        })
+        .collect()
+}

@@ -182,14 +182,21 @@ fn check_sweep(cases: &[Case]) {
         if c.bias {
             vars.push((&b, "dbias"));
         }
+        // The graph-free vector-Jacobian product gives the same gradients (its `dbias` is the
+        // bias gradient whether or not the forward pass had one).
+        let (vx, vw, vb) = dmad_ops::conv2d_backward(&x, &w, &cfg, &up).unwrap();
         for (v, name) in vars {
-            assert_close(
-                go.get(v).unwrap(),
-                gt.get(v).unwrap(),
-                1e-4,
-                &format!("{what}: {name}"),
-            );
+            let want = gt.get(v).unwrap();
+            assert_close(go.get(v).unwrap(), want, 1e-4, &format!("{what}: {name}"));
+            let vjp = match name {
+                "dx" => &vx,
+                "dweight" => &vw,
+                _ => &vb,
+            };
+            assert_close(vjp, want, 1e-4, &format!("{what}: backward {name}"));
         }
+        let db_ref = up.sum((0, 2, 3)).unwrap();
+        assert_close(&vb, &db_ref, 1e-4, &format!("{what}: backward dbias"));
     }
 }
 
@@ -305,6 +312,12 @@ fn bad_input_is_an_error() {
         groups,
         cudnn_fwd_algo: None,
     };
+    // A dy that is not shaped like the output names it.
+    let err = dmad_ops::conv2d_backward(&x, &w, &cfg(1, 1, 1, 1), &x).unwrap_err();
+    assert!(
+        matches!(err, Error::ShapeMismatch { context, .. } if context.contains("dy")),
+        "{err}"
+    );
     assert!(matches!(
         dmad_ops::conv2d(&x, &w, None, &cfg(0, 0, 1, 1)),
         Err(Error::InvalidConfig {

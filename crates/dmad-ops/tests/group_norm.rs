@@ -62,13 +62,26 @@ fn forward_and_backward_match_candle_over_a_shape_sweep() {
                 .unwrap()
                 .backward()
                 .unwrap();
-            for (v, name) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")] {
-                assert_close(
-                    go.get(v).unwrap(),
-                    gt.get(v).unwrap(),
-                    1e-4,
-                    &format!("{what}: {name}"),
-                );
+            // The graph-free vector-Jacobian product, on the fast kernel and (f64) on the
+            // candle fallback.
+            let vjp = dmad_ops::group_norm_backward(&x, g, &w, &b, 1e-5, silu, &up).unwrap();
+            let f64s = [&x, &w, &b, &Var::from_tensor(&up).unwrap()]
+                .map(|t| t.to_dtype(candle_core::DType::F64).unwrap());
+            let vjp64 = dmad_ops::group_norm_backward(
+                &f64s[0], g, &f64s[1], &f64s[2], 1e-5, silu, &f64s[3],
+            )
+            .unwrap();
+            let vjp = [vjp.0, vjp.1, vjp.2];
+            let vjp64 = [vjp64.0, vjp64.1, vjp64.2];
+            for (i, (v, name)) in [(&x, "dx"), (&w, "dweight"), (&b, "dbias")]
+                .into_iter()
+                .enumerate()
+            {
+                let want = gt.get(v).unwrap();
+                assert_close(go.get(v).unwrap(), want, 1e-4, &format!("{what}: {name}"));
+                assert_close(&vjp[i], want, 1e-4, &format!("{what}: backward {name}"));
+                let v64 = vjp64[i].to_dtype(candle_core::DType::F32).unwrap();
+                assert_close(&v64, want, 1e-4, &format!("{what}: f64 backward {name}"));
             }
         }
     }
@@ -142,6 +155,13 @@ fn bad_input_is_an_error() {
     assert!(matches!(
         dmad_ops::group_norm(&flat, 2, &w, &b, 1e-5),
         Err(dmad_ops::Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        dmad_ops::group_norm_backward(&x, 2, &w, &b, 1e-5, true, &flat),
+        Err(dmad_ops::Error::ShapeMismatch {
+            context: "group_norm_backward: dy",
+            ..
+        })
     ));
     let short = randn(5, &[5], 1.0, 0.0);
     assert!(matches!(
