@@ -69,6 +69,18 @@ fn conv(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // Forward, then the graph-free backward for the upstream gradient `up` (no autograd
+    // harness; the peer's `torch.autograd.grad(y, inputs, up)`). candle has no such call.
+    let mut g = c.benchmark_group("conv2d_3x3_64to64_vjp_cpu_8x64x64x64");
+    g.throughput(Throughput::Elements(3 * flops));
+    g.bench_function("dmad", |bch| {
+        bch.iter(|| {
+            drop(dmad_ops::conv2d(&x, &w, Some(&b), &cfg).unwrap());
+            dmad_ops::conv2d_backward(&x, &w, &cfg, &up).unwrap()
+        })
+    });
+    g.finish();
 }
 
 fn group_norm(c: &mut Criterion) {
@@ -105,6 +117,16 @@ fn group_norm(c: &mut Criterion) {
         bch.iter(|| {
             let y = gn_v.forward(&xv).unwrap().silu().unwrap();
             (y * &up).unwrap().sum_all().unwrap().backward().unwrap()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("group_norm_silu_32g_vjp_cpu_8x64x64x64");
+    g.throughput(Throughput::Elements(30 * 8 * 64 * 64 * 64));
+    g.bench_function("dmad", |bch| {
+        bch.iter(|| {
+            drop(dmad_ops::group_norm_silu(&x, 32, &w, &b, 1e-5).unwrap());
+            dmad_ops::group_norm_backward(&x, 32, &w, &b, 1e-5, true, &up).unwrap()
         })
     });
     g.finish();
