@@ -709,7 +709,8 @@ fn hold_out(train: &Tensor, copies: usize) -> Result<(Tensor, Tensor)> {
         bail!("{n} training samples are not {copies} copies of a set");
     }
     let originals = (n / copies).max(1) as u32;
-    let (held, rest): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|i| (i % originals) % 5 == 0);
+    let (held, rest): (Vec<u32>, Vec<u32>) =
+        (0..n as u32).partition(|i| (i % originals).is_multiple_of(5));
     let pick = |idx: Vec<u32>| -> Result<Tensor> {
         let len = idx.len();
         Ok(train.index_select(&Tensor::from_vec(idx, len, train.device())?, 0)?)

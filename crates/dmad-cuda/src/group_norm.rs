@@ -238,7 +238,7 @@ fn check(x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor) -> Result<()
         });
     }
     let c = dims[1];
-    if groups == 0 || c % groups != 0 {
+    if groups == 0 || !c.is_multiple_of(groups) {
         return Err(Error::InvalidConfig {
             field: "num_groups",
             reason: format!("is {groups}, which does not divide the {c} channels"),

@@ -91,7 +91,7 @@ pub(crate) fn exact_on_mask(
     let b = dims[0];
     let per: usize = dims[1..].iter().product();
     let positions: usize = mask.elem_count() / b.max(1);
-    if mask.dim(0)? != b || per % positions.max(1) != 0 {
+    if mask.dim(0)? != b || !per.is_multiple_of(positions.max(1)) {
         return Err(Error::shape(
             "exact_on_mask: mask",
             format!("[{b}, positions of {:?}]", &dims[1..]),

@@ -197,7 +197,7 @@ fn check(x: &Tensor, num_groups: usize, weight: &Tensor, bias: &Tensor) -> Resul
         });
     }
     let c = dims[1];
-    if num_groups == 0 || c % num_groups != 0 {
+    if num_groups == 0 || !c.is_multiple_of(num_groups) {
         return Err(Error::InvalidConfig {
             field: "num_groups",
             reason: format!("is {num_groups}, which does not divide the {c} channels"),

@@ -14,6 +14,35 @@ pub(crate) fn avx2() -> bool {
     }
 }
 
+/// Whether the AVX-512F kernels can run on this CPU (they also use FMA, part of AVX-512F).
+#[inline]
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Dispatches to the AVX-512 kernel when available, else as `dispatch!`. Used for the
+/// kernels bound by arithmetic (`exp`, SiLU), where 16 lanes pay; each machine always takes the
+/// same path, so results stay bit-identical run to run.
+macro_rules! dispatch512 {
+    ($name:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx512() {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                return unsafe { x512::$name($($arg),*) };
+            }
+        }
+        dispatch!($name($($arg),*))
+    }};
+}
+
 /// Dispatches to the AVX2 kernel when available, else the scalar one.
 macro_rules! dispatch {
     ($name:ident($($arg:expr),*)) => {{
@@ -76,7 +105,7 @@ pub(crate) fn mean_split(x: &[f32]) -> (f32, f32) {
 
 /// `o = z` or `o = silu(z)` with `z = ((x - mean) - lo) * a + b`.
 pub(crate) fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
-    dispatch!(affine(x, o, c, silu))
+    dispatch512!(affine(x, o, c, silu))
 }
 
 /// GroupNorm backward, first pass over one channel: `dz = dL/dz` (through SiLU when `silu`)
@@ -89,12 +118,12 @@ pub(crate) fn gn_dz(
     rstd: f32,
     silu: bool,
 ) -> (f32, f32) {
-    dispatch!(gn_dz(x, dy, dz, c, rstd, silu))
+    dispatch512!(gn_dz(x, dy, dz, c, rstd, silu))
 }
 
 /// GroupNorm backward, second pass: `d = rstd * (d * g - m1 - xhat * m2)` in place.
 pub(crate) fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
-    dispatch!(gn_dx(x, d, c, rstd, m1, m2))
+    dispatch512!(gn_dx(x, d, c, rstd, m1, m2))
 }
 
 /// `max(init, max x)`.
@@ -104,7 +133,7 @@ pub(crate) fn max(x: &[f32], init: f32) -> f32 {
 
 /// `x = exp(x - m)` in place; returns the sum of the new values.
 pub(crate) fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-    dispatch!(exp_sub_sum(x, m))
+    dispatch512!(exp_sub_sum(x, m))
 }
 
 /// Scores of one tile: `s[i, j] = sum_c q[i, c] * kt[c, j]` for `q`: `[rows, d]`, `kt`: `[d, cols]`
@@ -587,6 +616,199 @@ mod x86 {
     }
 }
 
+/// 16-lane AVX-512F versions of the arithmetic-bound kernels: the same formulas as `x86`,
+/// with masked loads and stores for the partial vectors at the ends (so every element goes
+/// through the same vector code wherever it lies).
+#[cfg(target_arch = "x86_64")]
+mod x512 {
+    use super::Affine;
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn exp16(x: __m512) -> __m512 {
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
+            _mm512_set1_ps(88.0),
+        );
+        // floor: round toward negative infinity, exceptions suppressed.
+        let fx = _mm512_roundscale_ps::<0x09>(_mm512_fmadd_ps(
+            x,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+            _mm512_set1_ps(0.5),
+        ));
+        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), x);
+        let r = _mm512_fmadd_ps(fx, _mm512_set1_ps(2.121_944_4e-4), r);
+        let r2 = _mm512_mul_ps(r, r);
+        let mut y = _mm512_set1_ps(1.987_569_1e-4);
+        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.398_199_9e-3));
+        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.333_452e-3));
+        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.166_579_6e-2));
+        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.166_666_65));
+        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5));
+        y = _mm512_add_ps(_mm512_fmadd_ps(y, r2, r), _mm512_set1_ps(1.0));
+        let n = _mm512_cvtps_epi32(fx);
+        let pow = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            n,
+            _mm512_set1_epi32(127),
+        )));
+        _mm512_mul_ps(y, pow)
+    }
+
+    #[inline(always)]
+    unsafe fn sigmoid16(z: __m512) -> __m512 {
+        // 1 / (1 + e^-z) by the 14-bit reciprocal and one Newton step.
+        let one = _mm512_set1_ps(1.0);
+        let den = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
+        let r = _mm512_rcp14_ps(den);
+        _mm512_mul_ps(r, _mm512_fnmadd_ps(den, r, _mm512_set1_ps(2.0)))
+    }
+
+    /// Mask of lanes `0..k` (`k <= 16`).
+    #[inline(always)]
+    fn mask(k: usize) -> __mmask16 {
+        ((1u32 << k) - 1) as __mmask16
+    }
+
+    /// Lanes `0..k` of a vector at `p` (the other lanes zero; nothing past `k` is read).
+    #[inline(always)]
+    unsafe fn load(p: *const f32, k: usize) -> __m512 {
+        _mm512_maskz_loadu_ps(mask(k), p)
+    }
+
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512, k: usize) {
+        _mm512_mask_storeu_ps(p, mask(k), v)
+    }
+
+    #[inline(always)]
+    unsafe fn affine16(v: __m512, c: &Affine, silu: bool) -> __m512 {
+        let z = _mm512_fmadd_ps(
+            _mm512_sub_ps(
+                _mm512_sub_ps(v, _mm512_set1_ps(c.mean)),
+                _mm512_set1_ps(c.lo),
+            ),
+            _mm512_set1_ps(c.a),
+            _mm512_set1_ps(c.b),
+        );
+        if silu {
+            _mm512_mul_ps(z, sigmoid16(z))
+        } else {
+            z
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+        let n = x.len().min(o.len());
+        let (xp, op) = (x.as_ptr(), o.as_mut_ptr());
+        // A masked head up to a 64-byte aligned output, then non-temporal stores (the output is
+        // written once and is larger than the caches), then a masked tail.
+        let head = (((64 - (op as usize & 63)) & 63) / 4).min(n);
+        if head > 0 {
+            store(op, affine16(load(xp, head), &c, silu), head);
+        }
+        let mut i = head;
+        while i + 16 <= n {
+            _mm512_stream_ps(op.add(i), affine16(_mm512_loadu_ps(xp.add(i)), &c, silu));
+            i += 16;
+        }
+        _mm_sfence();
+        if i < n {
+            store(op.add(i), affine16(load(xp.add(i), n - i), &c, silu), n - i);
+        }
+    }
+
+    /// `(xhat, dz)` of one vector of [`super::gn_dz`].
+    #[inline(always)]
+    unsafe fn gn_dz16(v: __m512, g: __m512, c: &Affine, rstd: f32, silu: bool) -> (__m512, __m512) {
+        let xhat = _mm512_mul_ps(
+            _mm512_sub_ps(
+                _mm512_sub_ps(v, _mm512_set1_ps(c.mean)),
+                _mm512_set1_ps(c.lo),
+            ),
+            _mm512_set1_ps(rstd),
+        );
+        let d = if silu {
+            let one = _mm512_set1_ps(1.0);
+            let z = _mm512_fmadd_ps(xhat, _mm512_set1_ps(c.a), _mm512_set1_ps(c.b));
+            let sg = sigmoid16(z);
+            // sg * (1 + z * (1 - sg))
+            let t = _mm512_fmadd_ps(z, _mm512_sub_ps(one, sg), one);
+            _mm512_mul_ps(g, _mm512_mul_ps(sg, t))
+        } else {
+            g
+        };
+        (xhat, d)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gn_dz(
+        x: &[f32],
+        dy: &[f32],
+        dz: &mut [f32],
+        c: Affine,
+        rstd: f32,
+        silu: bool,
+    ) -> (f32, f32) {
+        let n = x.len().min(dy.len()).min(dz.len());
+        let (xp, gp, dp) = (x.as_ptr(), dy.as_ptr(), dz.as_mut_ptr());
+        let (mut s, mut sx) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(16);
+            let (xhat, d) = gn_dz16(load(xp.add(i), k), load(gp.add(i), k), &c, rstd, silu);
+            // Unused lanes: zero so that they add nothing.
+            let d = _mm512_maskz_mov_ps(mask(k), d);
+            store(dp.add(i), d, k);
+            s = _mm512_add_ps(s, d);
+            sx = _mm512_fmadd_ps(d, xhat, sx);
+            i += 16;
+        }
+        (_mm512_reduce_add_ps(s), _mm512_reduce_add_ps(sx))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
+        let n = x.len().min(d.len());
+        let (xp, dp) = (x.as_ptr(), d.as_mut_ptr());
+        let rv = _mm512_set1_ps(rstd);
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(16);
+            let xhat = _mm512_mul_ps(
+                _mm512_sub_ps(
+                    _mm512_sub_ps(load(xp.add(i), k), _mm512_set1_ps(c.mean)),
+                    _mm512_set1_ps(c.lo),
+                ),
+                rv,
+            );
+            let t = _mm512_sub_ps(
+                _mm512_fmsub_ps(load(dp.add(i), k), _mm512_set1_ps(c.a), _mm512_set1_ps(m1)),
+                _mm512_mul_ps(xhat, _mm512_set1_ps(m2)),
+            );
+            store(dp.add(i), _mm512_mul_ps(rv, t), k);
+            i += 16;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+        let n = x.len();
+        let p = x.as_mut_ptr();
+        let mv = _mm512_set1_ps(m);
+        let mut s = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(16);
+            let e = _mm512_maskz_mov_ps(mask(k), exp16(_mm512_sub_ps(load(p.add(i), k), mv)));
+            store(p.add(i), e, k);
+            s = _mm512_add_ps(s, e);
+            i += 16;
+        }
+        _mm512_reduce_add_ps(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,7 +874,7 @@ mod tests {
     }
 
     /// Every elementwise kernel gives bit-identical results for the same values wherever they
-    /// lie in memory (input and output at every offset modulo 32 bytes) and wherever they lie
+    /// lie in memory (input and output at every offset modulo 64 bytes) and wherever they lie
     /// inside the slice (an element computed in a head, body or tail gets the same bits).
     #[test]
     fn elementwise_kernels_do_not_depend_on_alignment_or_position() {
@@ -667,20 +889,20 @@ mod tests {
             let g = values(n, 7 + n as u32);
             for silu in [false, true] {
                 let mut want: Option<[Vec<u32>; 4]> = None;
-                for xo in 0..8 {
-                    for oo in 0..8 {
-                        let mut xb = vec![0.0f32; n + 8];
+                for xo in 0..16 {
+                    for oo in 0..16 {
+                        let mut xb = vec![0.0f32; n + 16];
                         xb[xo..xo + n].copy_from_slice(&x);
-                        let mut gb = vec![0.0f32; n + 8];
+                        let mut gb = vec![0.0f32; n + 16];
                         gb[oo..oo + n].copy_from_slice(&g);
                         let xs = &xb[xo..xo + n];
-                        let mut ob = vec![f32::NAN; n + 8];
+                        let mut ob = vec![f32::NAN; n + 16];
                         affine(xs, &mut ob[oo..oo + n], c, silu);
-                        let mut db = vec![f32::NAN; n + 8];
+                        let mut db = vec![f32::NAN; n + 16];
                         let sums = gn_dz(xs, &gb[oo..oo + n], &mut db[oo..oo + n], c, 0.9, silu);
                         let dz = bits(&db[oo..oo + n]);
                         gn_dx(xs, &mut db[oo..oo + n], c, 0.9, 0.01, -0.02);
-                        let mut eb = vec![0.0f32; n + 8];
+                        let mut eb = vec![0.0f32; n + 16];
                         eb[oo..oo + n].copy_from_slice(&x);
                         let se = exp_sub_sum(&mut eb[oo..oo + n], 1.5);
                         let got = [
@@ -704,6 +926,118 @@ mod tests {
                     let mut d = [0.0f32; 1];
                     gn_dz(&x[i..=i], &g[i..=i], &mut d, c, 0.9, silu);
                     assert_eq!(d[0].to_bits(), all[1][i], "gn_dz n {n} at {i}");
+                }
+            }
+        }
+    }
+
+    /// Results of the elementwise kernels on one input: affine, affine + SiLU, `gn_dz` (values
+    /// and sums), `gn_dx`, `exp_sub_sum` (values and sum).
+    type Outputs = (
+        Vec<f32>,
+        Vec<f32>,
+        Vec<f32>,
+        (f32, f32),
+        Vec<f32>,
+        Vec<f32>,
+        f32,
+    );
+
+    fn run_kernels(
+        x: &[f32],
+        g: &[f32],
+        affine: impl Fn(&[f32], &mut [f32], Affine, bool),
+        gn_dz: impl Fn(&[f32], &[f32], &mut [f32], Affine, f32, bool) -> (f32, f32),
+        gn_dx: impl Fn(&[f32], &mut [f32], Affine, f32, f32, f32),
+        exp_sub_sum: impl Fn(&mut [f32], f32) -> f32,
+    ) -> Outputs {
+        let n = x.len();
+        let c = Affine {
+            mean: 0.3,
+            lo: 1e-8,
+            a: 1.7,
+            b: -0.2,
+        };
+        let (mut a, mut asilu, mut dz) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        affine(x, &mut a, c, false);
+        affine(x, &mut asilu, c, true);
+        let sums = gn_dz(x, g, &mut dz, c, 0.9, true);
+        let mut dx = dz.clone();
+        gn_dx(x, &mut dx, c, 0.9, 0.01, -0.02);
+        let mut e = x.to_vec();
+        let se = exp_sub_sum(&mut e, 1.5);
+        (a, asilu, dz, sums, dx, e, se)
+    }
+
+    fn assert_outputs_close(a: &Outputs, b: &Outputs, what: &str) {
+        let close =
+            |x: f32, y: f32, scale: f32| (x - y).abs() <= 1e-6 * scale.max(y.abs()).max(1.0);
+        let vecs = [
+            (&a.0, &b.0),
+            (&a.1, &b.1),
+            (&a.2, &b.2),
+            (&a.4, &b.4),
+            (&a.5, &b.5),
+        ];
+        for (k, (u, v)) in vecs.iter().enumerate() {
+            for (i, (&x, &y)) in u.iter().zip(v.iter()).enumerate() {
+                assert!(close(x, y, 0.0), "{what}: output {k} at {i}: {x} vs {y}");
+            }
+        }
+        // Sums: relative to the sum of magnitudes (lane order differs between the paths).
+        let mag = |v: &[f32]| v.iter().map(|x| x.abs()).sum::<f32>();
+        assert!(close(a.3 .0, b.3 .0, mag(&b.2)), "{what}: sum dz");
+        assert!(
+            close(a.3 .1, b.3 .1, 6.0 * mag(&b.2)),
+            "{what}: sum dz xhat"
+        );
+        assert!(close(a.6, b.6, mag(&b.5)), "{what}: exp sum");
+    }
+
+    /// The AVX2 and AVX-512 kernels (whichever this CPU has) agree with the scalar ones within
+    /// 1e-6 relative: `dispatch512!` hides the AVX2 path on an AVX-512 machine, so it is tested
+    /// here directly.
+    #[test]
+    fn every_simd_path_agrees_with_the_scalar_kernels() {
+        for n in [1usize, 7, 8, 15, 16, 17, 100, 1000] {
+            let (x, g) = (values(n, 3 + n as u32), values(n, 11 + n as u32));
+            let want = run_kernels(
+                &x,
+                &g,
+                scalar::affine,
+                scalar::gn_dz,
+                scalar::gn_dx,
+                scalar::exp_sub_sum,
+            );
+            #[cfg(target_arch = "x86_64")]
+            {
+                if avx2() {
+                    // SAFETY: AVX2 and FMA are present (checked).
+                    let got = unsafe {
+                        run_kernels(
+                            &x,
+                            &g,
+                            |x, o, c, s| x86::affine(x, o, c, s),
+                            |x, g, d, c, r, s| x86::gn_dz(x, g, d, c, r, s),
+                            |x, d, c, r, a, b| x86::gn_dx(x, d, c, r, a, b),
+                            |x, m| x86::exp_sub_sum(x, m),
+                        )
+                    };
+                    assert_outputs_close(&got, &want, &format!("avx2 n {n}"));
+                }
+                if avx512() {
+                    // SAFETY: AVX-512F is present (checked).
+                    let got = unsafe {
+                        run_kernels(
+                            &x,
+                            &g,
+                            |x, o, c, s| x512::affine(x, o, c, s),
+                            |x, g, d, c, r, s| x512::gn_dz(x, g, d, c, r, s),
+                            |x, d, c, r, a, b| x512::gn_dx(x, d, c, r, a, b),
+                            |x, m| x512::exp_sub_sum(x, m),
+                        )
+                    };
+                    assert_outputs_close(&got, &want, &format!("avx512 n {n}"));
                 }
             }
         }

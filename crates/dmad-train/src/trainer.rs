@@ -322,7 +322,7 @@ impl Trainer {
                 let due = self
                     .cfg
                     .checkpoint_every
-                    .is_some_and(|k| self.step % k == 0);
+                    .is_some_and(|k| self.step.is_multiple_of(k));
                 if due || stop || self.is_finished() {
                     self.save_checkpoint(dir)?;
                 }

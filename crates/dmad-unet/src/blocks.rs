@@ -144,7 +144,7 @@ impl AttentionBlock {
         rescale: f64,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if heads == 0 || channels % heads != 0 {
+        if heads == 0 || !channels.is_multiple_of(heads) {
             return Err(invalid(
                 "attention_head_dim",
                 format!(

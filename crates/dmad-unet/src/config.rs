@@ -462,7 +462,7 @@ impl UNetConfig {
             return Err(invalid("modules.adapter_channels", "must be at least 1"));
         }
         if m.hybrid_time_embedding {
-            if m.time_conv_kernel % 2 == 0 {
+            if m.time_conv_kernel.is_multiple_of(2) {
                 return Err(invalid(
                     "modules.time_conv_kernel",
                     format!("{} is even; use an odd width", m.time_conv_kernel),

@@ -309,7 +309,7 @@ pub(crate) fn group_norm(
     field: &'static str,
     vb: VarBuilder,
 ) -> Result<GroupNorm> {
-    if groups == 0 || channels % groups != 0 {
+    if groups == 0 || !channels.is_multiple_of(groups) {
         return Err(invalid(
             field,
             format!(

@@ -74,7 +74,7 @@ impl MlpConfig {
         if self.width == 0 {
             return Err(invalid("width", "must be at least 1"));
         }
-        if self.time_embedding_dim < 2 || self.time_embedding_dim % 2 != 0 {
+        if self.time_embedding_dim < 2 || !self.time_embedding_dim.is_multiple_of(2) {
             return Err(invalid(
                 "time_embedding_dim",
                 format!("{} must be even and at least 2", self.time_embedding_dim),

@@ -125,7 +125,7 @@ impl<R: SpatialRank> UNet<R> {
                 return Ok(m.attention_heads);
             }
             let d = dim.unwrap_or(c);
-            if c % d != 0 {
+            if !c.is_multiple_of(d) {
                 return Err(invalid(
                     "attention_head_dim",
                     format!("{d} does not divide the {c} channels of an attention layer"),

@@ -615,7 +615,7 @@ fn down_block_generic<T: Real>(
     d.fill(T::default());
     for (j, (&cl, &ch)) in lo.iter().zip(hi).enumerate() {
         let s = f - 1 - j;
-        let src = if s % 2 == 0 {
+        let src = if s.is_multiple_of(2) {
             &even[s / 2..s / 2 + len]
         } else {
             &odd[s / 2..s / 2 + len]
@@ -647,7 +647,7 @@ fn down_block_fixed<T: Real, const F: usize>(
         let mut acc_d = [T::default(); LANES];
         for j in 0..F {
             let s = F - 1 - j;
-            let src = if s % 2 == 0 { even } else { odd };
+            let src = if s.is_multiple_of(2) { even } else { odd };
             let src: &[T; LANES] = src[s / 2 + o..][..LANES].try_into().expect("LANES");
             for i in 0..LANES {
                 acc_a[i] += lo[j] * src[i];
@@ -663,7 +663,7 @@ fn down_block_fixed<T: Real, const F: usize>(
         let (mut acc_a, mut acc_d) = (T::default(), T::default());
         for j in 0..F {
             let s = F - 1 - j;
-            let v = if s % 2 == 0 {
+            let v = if s.is_multiple_of(2) {
                 even[s / 2 + o]
             } else {
                 odd[s / 2 + o]

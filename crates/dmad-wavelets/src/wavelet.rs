@@ -203,7 +203,7 @@ mod tests {
     fn every_listed_wavelet_builds() {
         for name in wavelist() {
             let w = Wavelet::new(&name).unwrap();
-            assert!(w.dec_len() >= 2 && w.dec_len() % 2 == 0, "{name}");
+            assert!(w.dec_len() >= 2 && w.dec_len().is_multiple_of(2), "{name}");
         }
         assert_eq!(wavelist().len(), 75);
     }
