@@ -30,7 +30,7 @@ use dmad::generate::{
 use dmad::{prepare, Detector, DetectorConfig};
 
 fn main() -> anyhow::Result<()> {
-    dmad::init_cpu_threads();
+    dmad::init_cpu();
     let dev = dmad::device_from_env()?;
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("fidelity") {

@@ -7,7 +7,7 @@ use dmad::data::Split;
 use dmad::{prepare, Detector, DetectorConfig};
 
 fn main() -> anyhow::Result<()> {
-    dmad::init_cpu_threads();
+    dmad::init_cpu();
     // `DMAD_DEVICE=cuda` runs on CUDA device 0 (build with `--features cuda`).
     let dev = dmad::device_from_env()?;
     let root =

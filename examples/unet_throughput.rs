@@ -61,6 +61,9 @@ fn config() -> UNetConfig {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As the CLI does: candle's spinning pool off unless CANDLE_NUM_THREADS is set (the peer
+    // script sets 2), and glibc's malloc keeping freed tensor buffers.
+    dmad::init_cpu();
     let steps = env_usize("UNET_BENCH_STEPS", 20)?;
     let reps = env_usize("UNET_BENCH_REPS", 3)?;
     anyhow::ensure!(steps > 0 && reps > 0, "steps and reps must be positive");

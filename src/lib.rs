@@ -54,7 +54,7 @@ pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};
 pub use generate::{AnomalyKind, GenerateConfig, Generator};
 pub use report::{evaluate, Report};
-pub use runtime::{device, device_from_env, init_cpu_threads};
+pub use runtime::{device, device_from_env, init_cpu, init_cpu_threads};
 pub use sampler::AnySampler;
 
 pub use dmad_core as core;

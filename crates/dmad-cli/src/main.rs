@@ -203,7 +203,7 @@ fn device(d: DeviceArg) -> Result<Device> {
 }
 
 fn main() -> Result<()> {
-    dmad::init_cpu_threads();
+    dmad::init_cpu();
     let cli = Cli::parse();
     let dev = device(cli.device)?;
     let opts = tasks::Options {

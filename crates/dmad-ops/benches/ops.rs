@@ -31,6 +31,8 @@ fn t(dims: &[usize], seed: u64) -> Tensor {
 }
 
 fn conv(c: &mut Criterion) {
+    // As `dmad::init_cpu` sets it for the CLI (idempotent; both arms get it).
+    dmad_core::alloc::retain_freed_buffers();
     let x = t(&[8, 64, 64, 64], 1);
     let w = (t(&[64, 64, 3, 3], 2) * 0.05).unwrap();
     let b = t(&[64], 3);
@@ -84,6 +86,8 @@ fn conv(c: &mut Criterion) {
 }
 
 fn group_norm(c: &mut Criterion) {
+    // As `dmad::init_cpu` sets it for the CLI (idempotent; both arms get it).
+    dmad_core::alloc::retain_freed_buffers();
     let x = t(&[8, 64, 64, 64], 5);
     let w = (t(&[64], 6) + 1.0).unwrap();
     let b = t(&[64], 7);
@@ -133,6 +137,8 @@ fn group_norm(c: &mut Criterion) {
 }
 
 fn attention(c: &mut Criterion) {
+    // As `dmad::init_cpu` sets it for the CLI (idempotent; both arms get it).
+    dmad_core::alloc::retain_freed_buffers();
     let (bh, n, d) = (32, 1024, 16);
     let q = t(&[bh, n, d], 9);
     let k = t(&[bh, n, d], 10);

@@ -43,6 +43,9 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // glibc's malloc keeps freed tensor buffers, as `dmad::init_cpu` sets it for the CLI; run
+    // with `GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072` for glibc's defaults.
+    dmad_core::alloc::retain_freed_buffers();
     let args: Vec<String> = std::env::args().collect();
     let op = args.get(1).map(String::as_str).unwrap_or("conv_fb");
     let reps: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(10);
