@@ -80,12 +80,19 @@ impl GroupNormOp {
         let (_, c, hw) = split(dims);
         let cg = c / self.groups;
         let len = cg * hw;
-        let mut dx = crate::util::zeroed(x.len());
         if len == 0 {
-            return (dx, vec![0.0; c], vec![0.0; c]);
+            return (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
         }
+        let mut dx: Vec<f32> = Vec::with_capacity(x.len());
+        // As in the forward pass: no zeroing (with freed buffers retained that is a memset of
+        // the whole gradient), since `gn_dz` writes every element of each chunk below before
+        // `gn_dx` reads it and the length is set.
+        // SAFETY: `MaybeUninit<f32>` and `f32` have the same layout; every element is written
+        // (by `gn_dz`) before it is read.
+        let spare = dx.spare_capacity_mut();
+        let view = unsafe { &mut *(spare as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
         // Per (sample, group): the per-channel sums of dz and dz * xhat.
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = dx
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = view
             .par_chunks_mut(len)
             .zip(x.par_chunks(len))
             .zip(dy.par_chunks(len))
@@ -129,6 +136,8 @@ impl GroupNormOp {
                 (sdz, sdzx)
             })
             .collect();
+        // SAFETY: the chunks above cover all `x.len()` elements, each written by `gn_dz`.
+        unsafe { dx.set_len(x.len()) };
         let mut dgamma = vec![0.0f32; c];
         let mut dbeta = vec![0.0f32; c];
         for (i, (sdz, sdzx)) in parts.iter().enumerate() {
