@@ -68,6 +68,25 @@ impl GroupNormOp {
         out
     }
 
+    /// `(dx, dgamma, dbeta)` as CPU tensors shaped like `x`, `gamma` and `beta`.
+    fn grads(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let (dx, dg, db) = with_f32(&[x, gamma, beta, dy], self.name(), |s| {
+            Ok(self.backward(s[0], s[1], s[2], s[3], x.dims()))
+        })?;
+        let dev = x.device();
+        Ok((
+            Tensor::from_vec(dx, x.shape(), dev)?,
+            Tensor::from_vec(dg, gamma.shape(), dev)?,
+            Tensor::from_vec(db, beta.shape(), dev)?,
+        ))
+    }
+
     /// Returns `(dx, dgamma, dbeta)`.
     fn backward(
         &self,
@@ -184,15 +203,8 @@ impl CustomOp3 for GroupNormOp {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dg, db) = with_f32(&[x, gamma, beta, grad], self.name(), |s| {
-            Ok(self.backward(s[0], s[1], s[2], s[3], x.dims()))
-        })?;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), dev)?),
-            Some(Tensor::from_vec(dg, gamma.shape(), dev)?),
-            Some(Tensor::from_vec(db, beta.shape(), dev)?),
-        ))
+        let (dx, dg, db) = self.grads(x, gamma, beta, grad)?;
+        Ok((Some(dx), Some(dg), Some(db)))
     }
 }
 
@@ -350,15 +362,7 @@ pub fn group_norm_backward(
         eps: eps as f32,
         silu,
     };
-    let (dx, dg, db) = with_f32(&[x, weight, bias, dy], op.name(), |s| {
-        Ok(op.backward(s[0], s[1], s[2], s[3], x.dims()))
-    })?;
-    let dev = x.device();
-    Ok((
-        Tensor::from_vec(dx, x.shape(), dev)?,
-        Tensor::from_vec(dg, weight.shape(), dev)?,
-        Tensor::from_vec(db, bias.shape(), dev)?,
-    ))
+    Ok(op.grads(x, weight, bias, dy)?)
 }
 
 /// A GroupNorm layer (parameters `weight` and `bias`, diffusers' names) running the fast

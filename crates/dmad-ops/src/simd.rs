@@ -62,20 +62,34 @@ macro_rules! dispatch {
 /// not 0).
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
+    let x = x.clamp(EXP_MIN, EXP_MAX);
     let fx = (x * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = x - fx * 0.693_359_4 + fx * 2.121_944_4e-4;
+    let r = x - fx * LN2_HI + fx * LN2_LO;
     let r2 = r * r;
-    let mut y = 1.987_569_1e-4_f32;
-    y = y * r + 1.398_199_9e-3;
-    y = y * r + 8.333_452e-3;
-    y = y * r + 4.166_579_6e-2;
-    y = y * r + 0.166_666_65;
-    y = y * r + 0.5;
+    let mut y = EXP_POLY[0];
+    for &c in &EXP_POLY[1..] {
+        y = y * r + c;
+    }
     y = y * r2 + r + 1.0;
     let n = fx as i32;
     y * f32::from_bits(((n + 127) as u32) << 23)
 }
+
+/// The constants of [`exp`] (and of its vector versions): the clamping range, `ln 2` split
+/// into a high part and a low correction, and the polynomial in `r` (highest degree first)
+/// with `e^r = 1 + r + r^2 * poly(r)`.
+const EXP_MIN: f32 = -87.0;
+const EXP_MAX: f32 = 88.0;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = 2.121_944_4e-4;
+const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    0.166_666_65,
+    0.5,
+];
 
 /// `1 / (1 + e^-z)`.
 #[inline(always)]
@@ -262,29 +276,27 @@ mod scalar {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{scalar, Affine};
+    use super::{scalar, Affine, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
     use std::arch::x86_64::*;
 
     #[inline(always)]
     unsafe fn exp8(x: __m256) -> __m256 {
         let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
-            _mm256_set1_ps(88.0),
+            _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)),
+            _mm256_set1_ps(EXP_MAX),
         );
         let fx = _mm256_floor_ps(_mm256_fmadd_ps(
             x,
             _mm256_set1_ps(std::f32::consts::LOG2_E),
             _mm256_set1_ps(0.5),
         ));
-        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693_359_4), x);
-        let r = _mm256_fmadd_ps(fx, _mm256_set1_ps(2.121_944_4e-4), r);
+        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(LN2_HI), x);
+        let r = _mm256_fmadd_ps(fx, _mm256_set1_ps(LN2_LO), r);
         let r2 = _mm256_mul_ps(r, r);
-        let mut y = _mm256_set1_ps(1.987_569_1e-4);
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.398_199_9e-3));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.333_452e-3));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.166_579_6e-2));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.166_666_65));
-        y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5));
+        let mut y = _mm256_set1_ps(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
+            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+        }
         y = _mm256_add_ps(_mm256_fmadd_ps(y, r2, r), _mm256_set1_ps(1.0));
         let n = _mm256_cvtps_epi32(fx);
         let pow = _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -621,14 +633,14 @@ mod x86 {
 /// through the same vector code wherever it lies).
 #[cfg(target_arch = "x86_64")]
 mod x512 {
-    use super::Affine;
+    use super::{Affine, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
     use std::arch::x86_64::*;
 
     #[inline(always)]
     unsafe fn exp16(x: __m512) -> __m512 {
         let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
-            _mm512_set1_ps(88.0),
+            _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)),
+            _mm512_set1_ps(EXP_MAX),
         );
         // floor: round toward negative infinity, exceptions suppressed.
         let fx = _mm512_roundscale_ps::<0x09>(_mm512_fmadd_ps(
@@ -636,15 +648,13 @@ mod x512 {
             _mm512_set1_ps(std::f32::consts::LOG2_E),
             _mm512_set1_ps(0.5),
         ));
-        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693_359_4), x);
-        let r = _mm512_fmadd_ps(fx, _mm512_set1_ps(2.121_944_4e-4), r);
+        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(LN2_HI), x);
+        let r = _mm512_fmadd_ps(fx, _mm512_set1_ps(LN2_LO), r);
         let r2 = _mm512_mul_ps(r, r);
-        let mut y = _mm512_set1_ps(1.987_569_1e-4);
-        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.398_199_9e-3));
-        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.333_452e-3));
-        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.166_579_6e-2));
-        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.166_666_65));
-        y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5));
+        let mut y = _mm512_set1_ps(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
+            y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
+        }
         y = _mm512_add_ps(_mm512_fmadd_ps(y, r2, r), _mm512_set1_ps(1.0));
         let n = _mm512_cvtps_epi32(fx);
         let pow = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
