@@ -274,47 +274,199 @@ mod scalar {
     }
 }
 
+/// The arithmetic-bound kernels (`exp`, SiLU, the GroupNorm passes, the softmax), written once
+/// over a SIMD vector type and instantiated for AVX2 (`x86`) and AVX-512F (`x512`) inside
+/// functions compiled for those features. Every element goes through the same vector code
+/// (partial vectors at the ends are loaded with zeros in the unused lanes), so a result
+/// depends on its value only, never on its position or address.
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use super::{Affine, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+
+    /// A vector of `N` f32 lanes. Every method is `unsafe`: it needs the CPU feature of its
+    /// instance, which the callers (`#[target_feature]` functions) guarantee.
+    pub(super) trait Lanes: Copy {
+        const N: usize;
+        unsafe fn splat(v: f32) -> Self;
+        unsafe fn add(self, b: Self) -> Self;
+        unsafe fn sub(self, b: Self) -> Self;
+        unsafe fn mul(self, b: Self) -> Self;
+        /// `self * b + c`, fused.
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+        /// `c - self * b`, fused.
+        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self;
+        /// `self * b - c`, fused.
+        unsafe fn mul_sub(self, b: Self, c: Self) -> Self;
+        unsafe fn min(self, b: Self) -> Self;
+        unsafe fn max(self, b: Self) -> Self;
+        unsafe fn floor(self) -> Self;
+        /// An approximate `1 / self` (12 or 14 bits).
+        unsafe fn recip_approx(self) -> Self;
+        /// `2^self` for integral lanes in the normal exponent range.
+        unsafe fn pow2i(self) -> Self;
+        /// Lanes `0..k` from `p` (all when `k >= N`), zero elsewhere; reads nothing past `k`.
+        unsafe fn load(p: *const f32, k: usize) -> Self;
+        /// Stores lanes `0..k` (all when `k >= N`) to `p`.
+        unsafe fn store(self, p: *mut f32, k: usize);
+        /// A non-temporal store of all lanes to `p`, aligned to `4 N` bytes.
+        unsafe fn stream(self, p: *mut f32);
+        /// Lanes `0..k` kept, the others zero.
+        unsafe fn keep(self, k: usize) -> Self;
+        /// The sum of the lanes (in a fixed order).
+        unsafe fn sum(self) -> f32;
+    }
+
+    /// [`super::exp`], lane by lane.
+    #[inline(always)]
+    unsafe fn exp<V: Lanes>(x: V) -> V {
+        let x = x.max(V::splat(EXP_MIN)).min(V::splat(EXP_MAX));
+        let fx = x
+            .mul_add(V::splat(std::f32::consts::LOG2_E), V::splat(0.5))
+            .floor();
+        let r = fx.neg_mul_add(V::splat(LN2_HI), x);
+        let r = fx.mul_add(V::splat(LN2_LO), r);
+        let r2 = r.mul(r);
+        let mut y = V::splat(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
+            y = y.mul_add(r, V::splat(c));
+        }
+        let y = y.mul_add(r2, r).add(V::splat(1.0));
+        y.mul(fx.pow2i())
+    }
+
+    /// `1 / (1 + e^-z)` by the approximate reciprocal and one Newton step (about 1e-7
+    /// relative, much cheaper than a division).
+    #[inline(always)]
+    unsafe fn sigmoid<V: Lanes>(z: V) -> V {
+        let den = V::splat(1.0).add(exp(V::splat(0.0).sub(z)));
+        let r = den.recip_approx();
+        r.mul(den.neg_mul_add(r, V::splat(2.0)))
+    }
+
+    /// `x - mean - lo`, the centred value with the mean's residue.
+    #[inline(always)]
+    unsafe fn centre<V: Lanes>(v: V, c: &Affine) -> V {
+        v.sub(V::splat(c.mean)).sub(V::splat(c.lo))
+    }
+
+    #[inline(always)]
+    unsafe fn affine1<V: Lanes>(v: V, c: &Affine, silu: bool) -> V {
+        let z = centre(v, c).mul_add(V::splat(c.a), V::splat(c.b));
+        if silu {
+            z.mul(sigmoid(z))
+        } else {
+            z
+        }
+    }
+
+    /// [`super::affine`]: a partial head up to an output aligned for non-temporal stores (the
+    /// output is written once and is larger than the caches, so this saves reading it in),
+    /// the body streamed, a partial tail.
+    #[inline(always)]
+    pub(super) unsafe fn affine<V: Lanes>(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+        let n = x.len().min(o.len());
+        let (xp, op) = (x.as_ptr(), o.as_mut_ptr());
+        let bytes = 4 * V::N;
+        let head = (((bytes - (op as usize % bytes)) % bytes) / 4).min(n);
+        if head > 0 {
+            affine1(V::load(xp, head), &c, silu).store(op, head);
+        }
+        let mut i = head;
+        while i + V::N <= n {
+            affine1(V::load(xp.add(i), V::N), &c, silu).stream(op.add(i));
+            i += V::N;
+        }
+        std::arch::x86_64::_mm_sfence();
+        if i < n {
+            affine1(V::load(xp.add(i), n - i), &c, silu).store(op.add(i), n - i);
+        }
+    }
+
+    /// [`super::gn_dz`].
+    #[inline(always)]
+    pub(super) unsafe fn gn_dz<V: Lanes>(
+        x: &[f32],
+        dy: &[f32],
+        dz: &mut [f32],
+        c: Affine,
+        rstd: f32,
+        silu: bool,
+    ) -> (f32, f32) {
+        let n = x.len().min(dy.len()).min(dz.len());
+        let (xp, gp, dp) = (x.as_ptr(), dy.as_ptr(), dz.as_mut_ptr());
+        let (mut s, mut sx) = (V::splat(0.0), V::splat(0.0));
+        let one = V::splat(1.0);
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(V::N);
+            let xhat = centre(V::load(xp.add(i), k), &c).mul(V::splat(rstd));
+            let g = V::load(gp.add(i), k);
+            let d = if silu {
+                let z = xhat.mul_add(V::splat(c.a), V::splat(c.b));
+                let sg = sigmoid(z);
+                // g * sg * (1 + z * (1 - sg)); unused lanes zeroed so that they add nothing.
+                let t = z.mul_add(one.sub(sg), one);
+                g.mul(sg.mul(t)).keep(k)
+            } else {
+                g
+            };
+            d.store(dp.add(i), k);
+            s = s.add(d);
+            sx = d.mul_add(xhat, sx);
+            i += V::N;
+        }
+        (s.sum(), sx.sum())
+    }
+
+    /// [`super::gn_dx`].
+    #[inline(always)]
+    pub(super) unsafe fn gn_dx<V: Lanes>(
+        x: &[f32],
+        d: &mut [f32],
+        c: Affine,
+        rstd: f32,
+        m1: f32,
+        m2: f32,
+    ) {
+        let n = x.len().min(d.len());
+        let (xp, dp) = (x.as_ptr(), d.as_mut_ptr());
+        let rv = V::splat(rstd);
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(V::N);
+            let xhat = centre(V::load(xp.add(i), k), &c).mul(rv);
+            let t = V::load(dp.add(i), k)
+                .mul_sub(V::splat(c.a), V::splat(m1))
+                .sub(xhat.mul(V::splat(m2)));
+            rv.mul(t).store(dp.add(i), k);
+            i += V::N;
+        }
+    }
+
+    /// [`super::exp_sub_sum`].
+    #[inline(always)]
+    pub(super) unsafe fn exp_sub_sum<V: Lanes>(x: &mut [f32], m: f32) -> f32 {
+        let n = x.len();
+        let p = x.as_mut_ptr();
+        let mv = V::splat(m);
+        let mut s = V::splat(0.0);
+        let mut i = 0;
+        while i < n {
+            let k = (n - i).min(V::N);
+            let e = exp(V::load(p.add(i), k).sub(mv)).keep(k);
+            e.store(p.add(i), k);
+            s = s.add(e);
+            i += V::N;
+        }
+        s.sum()
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{scalar, Affine, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+    use super::lanes::{self, Lanes};
+    use super::{scalar, Affine};
     use std::arch::x86_64::*;
-
-    #[inline(always)]
-    unsafe fn exp8(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)),
-            _mm256_set1_ps(EXP_MAX),
-        );
-        let fx = _mm256_floor_ps(_mm256_fmadd_ps(
-            x,
-            _mm256_set1_ps(std::f32::consts::LOG2_E),
-            _mm256_set1_ps(0.5),
-        ));
-        let r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(LN2_HI), x);
-        let r = _mm256_fmadd_ps(fx, _mm256_set1_ps(LN2_LO), r);
-        let r2 = _mm256_mul_ps(r, r);
-        let mut y = _mm256_set1_ps(EXP_POLY[0]);
-        for &c in &EXP_POLY[1..] {
-            y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
-        }
-        y = _mm256_add_ps(_mm256_fmadd_ps(y, r2, r), _mm256_set1_ps(1.0));
-        let n = _mm256_cvtps_epi32(fx);
-        let pow = _mm256_castsi256_ps(_mm256_slli_epi32(
-            _mm256_add_epi32(n, _mm256_set1_epi32(127)),
-            23,
-        ));
-        _mm256_mul_ps(y, pow)
-    }
-
-    #[inline(always)]
-    unsafe fn sigmoid8(z: __m256) -> __m256 {
-        // 1 / (1 + e^-z) by the approximate reciprocal and one Newton step (about 1e-7
-        // relative, much cheaper than a division).
-        let one = _mm256_set1_ps(1.0);
-        let den = _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), z)));
-        let r = _mm256_rcp_ps(den);
-        _mm256_mul_ps(r, _mm256_fnmadd_ps(den, r, _mm256_set1_ps(2.0)))
-    }
 
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
@@ -356,183 +508,6 @@ mod x86 {
             total += hsum(_mm256_add_ps(a0, a1)) as f64 + scalar::sum_sq_dev(it.remainder(), m, lo);
         }
         total
-    }
-
-    /// Lanes `0..k` of a vector loaded from `x` (the other lanes are zero), for the partial
-    /// vectors at the ends of a slice: they go through the same vector code as the body, so
-    /// that each element's result depends on its value only, never on its position or address.
-    #[inline(always)]
-    unsafe fn load_part(x: &[f32]) -> __m256 {
-        let mut buf = [0.0f32; 8];
-        buf[..x.len()].copy_from_slice(x);
-        _mm256_loadu_ps(buf.as_ptr())
-    }
-
-    /// Stores lanes `0..o.len()` of `v` into `o`.
-    #[inline(always)]
-    unsafe fn store_part(o: &mut [f32], v: __m256) {
-        let mut buf = [0.0f32; 8];
-        _mm256_storeu_ps(buf.as_mut_ptr(), v);
-        let k = o.len();
-        o.copy_from_slice(&buf[..k]);
-    }
-
-    /// All-ones in lanes `0..k`, zero elsewhere.
-    #[inline(always)]
-    unsafe fn lane_mask(k: usize) -> __m256 {
-        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(k as i32), idx))
-    }
-
-    /// The affine map (+ SiLU) of one vector.
-    #[inline(always)]
-    unsafe fn affine8(v: __m256, c: &Affine, silu: bool) -> __m256 {
-        let z = _mm256_fmadd_ps(
-            _mm256_sub_ps(
-                _mm256_sub_ps(v, _mm256_set1_ps(c.mean)),
-                _mm256_set1_ps(c.lo),
-            ),
-            _mm256_set1_ps(c.a),
-            _mm256_set1_ps(c.b),
-        );
-        if silu {
-            _mm256_mul_ps(z, sigmoid8(z))
-        } else {
-            z
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
-        let n = x.len().min(o.len());
-        // A head up to a 32-byte aligned output, then non-temporal stores: the output is
-        // written once and is larger than the caches, so this saves reading it in first. The
-        // head and the tail are computed by the same vector code as the body (partial
-        // vectors), so the result does not depend on the output's address.
-        let head = ((32 - (o.as_ptr() as usize & 31)) & 31) / 4;
-        let head = head.min(n);
-        if head > 0 {
-            store_part(&mut o[..head], affine8(load_part(&x[..head]), &c, silu));
-        }
-        let (x, o) = (&x[head..n], &mut o[head..n]);
-        let n = n - head;
-        let body = n / 8 * 8;
-        let (xp, op) = (x.as_ptr(), o.as_mut_ptr());
-        let mut i = 0;
-        while i < body {
-            let y = affine8(_mm256_loadu_ps(xp.add(i)), &c, silu);
-            _mm256_stream_ps(op.add(i), y);
-            i += 8;
-        }
-        _mm_sfence();
-        if body < n {
-            store_part(&mut o[body..n], affine8(load_part(&x[body..n]), &c, silu));
-        }
-    }
-
-    /// `(xhat, dz)` of one vector of [`super::gn_dz`].
-    #[inline(always)]
-    unsafe fn gn_dz8(v: __m256, g: __m256, c: &Affine, rstd: f32, silu: bool) -> (__m256, __m256) {
-        let xhat = _mm256_mul_ps(
-            _mm256_sub_ps(
-                _mm256_sub_ps(v, _mm256_set1_ps(c.mean)),
-                _mm256_set1_ps(c.lo),
-            ),
-            _mm256_set1_ps(rstd),
-        );
-        let d = if silu {
-            let one = _mm256_set1_ps(1.0);
-            let z = _mm256_fmadd_ps(xhat, _mm256_set1_ps(c.a), _mm256_set1_ps(c.b));
-            let sg = sigmoid8(z);
-            // sg * (1 + z * (1 - sg))
-            let t = _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one);
-            _mm256_mul_ps(g, _mm256_mul_ps(sg, t))
-        } else {
-            g
-        };
-        (xhat, d)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gn_dz(
-        x: &[f32],
-        dy: &[f32],
-        dz: &mut [f32],
-        c: Affine,
-        rstd: f32,
-        silu: bool,
-    ) -> (f32, f32) {
-        let n = x.len().min(dy.len()).min(dz.len());
-        let body = n / 8 * 8;
-        let (mut s, mut sx) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut i = 0;
-        while i < body {
-            let v = _mm256_loadu_ps(x.as_ptr().add(i));
-            let g = _mm256_loadu_ps(dy.as_ptr().add(i));
-            let (xhat, d) = gn_dz8(v, g, &c, rstd, silu);
-            _mm256_storeu_ps(dz.as_mut_ptr().add(i), d);
-            s = _mm256_add_ps(s, d);
-            sx = _mm256_fmadd_ps(d, xhat, sx);
-            i += 8;
-        }
-        if body < n {
-            // Zero upstream gradients in the unused lanes give zero `d` there.
-            let (xhat, d) = gn_dz8(
-                load_part(&x[body..n]),
-                load_part(&dy[body..n]),
-                &c,
-                rstd,
-                silu,
-            );
-            let d = _mm256_and_ps(d, lane_mask(n - body));
-            store_part(&mut dz[body..n], d);
-            s = _mm256_add_ps(s, d);
-            sx = _mm256_fmadd_ps(d, xhat, sx);
-        }
-        (hsum(s), hsum(sx))
-    }
-
-    /// One vector of [`super::gn_dx`].
-    #[inline(always)]
-    unsafe fn gn_dx8(v: __m256, dz: __m256, c: &Affine, rstd: f32, m1: f32, m2: f32) -> __m256 {
-        let rv = _mm256_set1_ps(rstd);
-        let xhat = _mm256_mul_ps(
-            _mm256_sub_ps(
-                _mm256_sub_ps(v, _mm256_set1_ps(c.mean)),
-                _mm256_set1_ps(c.lo),
-            ),
-            rv,
-        );
-        let t = _mm256_sub_ps(
-            _mm256_fmsub_ps(dz, _mm256_set1_ps(c.a), _mm256_set1_ps(m1)),
-            _mm256_mul_ps(xhat, _mm256_set1_ps(m2)),
-        );
-        _mm256_mul_ps(rv, t)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
-        let n = x.len().min(d.len());
-        let body = n / 8 * 8;
-        let mut i = 0;
-        while i < body {
-            let v = _mm256_loadu_ps(x.as_ptr().add(i));
-            let dz = _mm256_loadu_ps(d.as_ptr().add(i));
-            let y = gn_dx8(v, dz, &c, rstd, m1, m2);
-            _mm256_storeu_ps(d.as_mut_ptr().add(i), y);
-            i += 8;
-        }
-        if body < n {
-            let y = gn_dx8(
-                load_part(&x[body..n]),
-                load_part(&d[body..n]),
-                &c,
-                rstd,
-                m1,
-                m2,
-            );
-            store_part(&mut d[body..n], y);
-        }
     }
 
     /// `NR` rows x 16 columns of scores starting at `(i, j)`.
@@ -601,154 +576,217 @@ mod x86 {
         _mm256_storeu_ps(a.as_mut_ptr(), m);
         scalar::max(it.remainder(), a.iter().fold(init, |p, &q| p.max(q)))
     }
+    impl Lanes for __m256 {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            _mm256_set1_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            _mm256_add_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            _mm256_sub_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            _mm256_mul_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            _mm256_fmadd_ps(self, b, c)
+        }
+        #[inline(always)]
+        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
+            _mm256_fnmadd_ps(self, b, c)
+        }
+        #[inline(always)]
+        unsafe fn mul_sub(self, b: Self, c: Self) -> Self {
+            _mm256_fmsub_ps(self, b, c)
+        }
+        #[inline(always)]
+        unsafe fn min(self, b: Self) -> Self {
+            _mm256_min_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            _mm256_max_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn floor(self) -> Self {
+            _mm256_floor_ps(self)
+        }
+        #[inline(always)]
+        unsafe fn recip_approx(self) -> Self {
+            _mm256_rcp_ps(self)
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            let n = _mm256_cvtps_epi32(self);
+            _mm256_castsi256_ps(_mm256_slli_epi32(
+                _mm256_add_epi32(n, _mm256_set1_epi32(127)),
+                23,
+            ))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32, k: usize) -> Self {
+            if k >= 8 {
+                _mm256_loadu_ps(p)
+            } else {
+                let mut buf = [0.0f32; 8];
+                std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), k);
+                _mm256_loadu_ps(buf.as_ptr())
+            }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, k: usize) {
+            if k >= 8 {
+                _mm256_storeu_ps(p, self)
+            } else {
+                let mut buf = [0.0f32; 8];
+                _mm256_storeu_ps(buf.as_mut_ptr(), self);
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), p, k);
+            }
+        }
+        #[inline(always)]
+        unsafe fn stream(self, p: *mut f32) {
+            _mm256_stream_ps(p, self)
+        }
+        #[inline(always)]
+        unsafe fn keep(self, k: usize) -> Self {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(k as i32), idx));
+            _mm256_and_ps(self, m)
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> f32 {
+            hsum(self)
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+        lanes::affine::<__m256>(x, o, c, silu)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gn_dz(
+        x: &[f32],
+        dy: &[f32],
+        dz: &mut [f32],
+        c: Affine,
+        rstd: f32,
+        silu: bool,
+    ) -> (f32, f32) {
+        lanes::gn_dz::<__m256>(x, dy, dz, c, rstd, silu)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
+        lanes::gn_dx::<__m256>(x, d, c, rstd, m1, m2)
+    }
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        let n = x.len();
-        let body = n / 8 * 8;
-        let mv = _mm256_set1_ps(m);
-        let mut s = _mm256_setzero_ps();
-        let mut i = 0;
-        while i < body {
-            let p = x.as_mut_ptr().add(i);
-            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), mv));
-            _mm256_storeu_ps(p, e);
-            s = _mm256_add_ps(s, e);
-            i += 8;
-        }
-        if body < n {
-            let e = _mm256_and_ps(
-                exp8(_mm256_sub_ps(load_part(&x[body..]), mv)),
-                lane_mask(n - body),
-            );
-            store_part(&mut x[body..], e);
-            s = _mm256_add_ps(s, e);
-        }
-        hsum(s)
+        lanes::exp_sub_sum::<__m256>(x, m)
     }
 }
 
-/// 16-lane AVX-512F versions of the arithmetic-bound kernels: the same formulas as `x86`,
-/// with masked loads and stores for the partial vectors at the ends (so every element goes
-/// through the same vector code wherever it lies).
+/// The 16-lane AVX-512F instance of the [`lanes`] kernels.
 #[cfg(target_arch = "x86_64")]
 mod x512 {
-    use super::{Affine, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HI, LN2_LO};
+    use super::lanes::{self, Lanes};
+    use super::Affine;
     use std::arch::x86_64::*;
-
-    #[inline(always)]
-    unsafe fn exp16(x: __m512) -> __m512 {
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)),
-            _mm512_set1_ps(EXP_MAX),
-        );
-        // floor: round toward negative infinity, exceptions suppressed.
-        let fx = _mm512_roundscale_ps::<0x09>(_mm512_fmadd_ps(
-            x,
-            _mm512_set1_ps(std::f32::consts::LOG2_E),
-            _mm512_set1_ps(0.5),
-        ));
-        let r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(LN2_HI), x);
-        let r = _mm512_fmadd_ps(fx, _mm512_set1_ps(LN2_LO), r);
-        let r2 = _mm512_mul_ps(r, r);
-        let mut y = _mm512_set1_ps(EXP_POLY[0]);
-        for &c in &EXP_POLY[1..] {
-            y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(c));
-        }
-        y = _mm512_add_ps(_mm512_fmadd_ps(y, r2, r), _mm512_set1_ps(1.0));
-        let n = _mm512_cvtps_epi32(fx);
-        let pow = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-            n,
-            _mm512_set1_epi32(127),
-        )));
-        _mm512_mul_ps(y, pow)
-    }
-
-    #[inline(always)]
-    unsafe fn sigmoid16(z: __m512) -> __m512 {
-        // 1 / (1 + e^-z) by the 14-bit reciprocal and one Newton step.
-        let one = _mm512_set1_ps(1.0);
-        let den = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
-        let r = _mm512_rcp14_ps(den);
-        _mm512_mul_ps(r, _mm512_fnmadd_ps(den, r, _mm512_set1_ps(2.0)))
-    }
 
     /// Mask of lanes `0..k` (`k <= 16`).
     #[inline(always)]
     fn mask(k: usize) -> __mmask16 {
-        ((1u32 << k) - 1) as __mmask16
+        ((1u32 << k.min(16)) - 1) as __mmask16
     }
 
-    /// Lanes `0..k` of a vector at `p` (the other lanes zero; nothing past `k` is read).
-    #[inline(always)]
-    unsafe fn load(p: *const f32, k: usize) -> __m512 {
-        _mm512_maskz_loadu_ps(mask(k), p)
-    }
-
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: __m512, k: usize) {
-        _mm512_mask_storeu_ps(p, mask(k), v)
-    }
-
-    #[inline(always)]
-    unsafe fn affine16(v: __m512, c: &Affine, silu: bool) -> __m512 {
-        let z = _mm512_fmadd_ps(
-            _mm512_sub_ps(
-                _mm512_sub_ps(v, _mm512_set1_ps(c.mean)),
-                _mm512_set1_ps(c.lo),
-            ),
-            _mm512_set1_ps(c.a),
-            _mm512_set1_ps(c.b),
-        );
-        if silu {
-            _mm512_mul_ps(z, sigmoid16(z))
-        } else {
-            z
+    impl Lanes for __m512 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            _mm512_set1_ps(v)
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            _mm512_add_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            _mm512_sub_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            _mm512_mul_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+            _mm512_fmadd_ps(self, b, c)
+        }
+        #[inline(always)]
+        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
+            _mm512_fnmadd_ps(self, b, c)
+        }
+        #[inline(always)]
+        unsafe fn mul_sub(self, b: Self, c: Self) -> Self {
+            _mm512_fmsub_ps(self, b, c)
+        }
+        #[inline(always)]
+        unsafe fn min(self, b: Self) -> Self {
+            _mm512_min_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn max(self, b: Self) -> Self {
+            _mm512_max_ps(self, b)
+        }
+        #[inline(always)]
+        unsafe fn floor(self) -> Self {
+            // Round toward negative infinity, exceptions suppressed.
+            _mm512_roundscale_ps::<0x09>(self)
+        }
+        #[inline(always)]
+        unsafe fn recip_approx(self) -> Self {
+            _mm512_rcp14_ps(self)
+        }
+        #[inline(always)]
+        unsafe fn pow2i(self) -> Self {
+            let n = _mm512_cvtps_epi32(self);
+            _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+                n,
+                _mm512_set1_epi32(127),
+            )))
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32, k: usize) -> Self {
+            _mm512_maskz_loadu_ps(mask(k), p)
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, k: usize) {
+            _mm512_mask_storeu_ps(p, mask(k), self)
+        }
+        #[inline(always)]
+        unsafe fn stream(self, p: *mut f32) {
+            _mm512_stream_ps(p, self)
+        }
+        #[inline(always)]
+        unsafe fn keep(self, k: usize) -> Self {
+            _mm512_maskz_mov_ps(mask(k), self)
+        }
+        #[inline(always)]
+        unsafe fn sum(self) -> f32 {
+            _mm512_reduce_add_ps(self)
         }
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
-        let n = x.len().min(o.len());
-        let (xp, op) = (x.as_ptr(), o.as_mut_ptr());
-        // A masked head up to a 64-byte aligned output, then non-temporal stores (the output is
-        // written once and is larger than the caches), then a masked tail.
-        let head = (((64 - (op as usize & 63)) & 63) / 4).min(n);
-        if head > 0 {
-            store(op, affine16(load(xp, head), &c, silu), head);
-        }
-        let mut i = head;
-        while i + 16 <= n {
-            _mm512_stream_ps(op.add(i), affine16(_mm512_loadu_ps(xp.add(i)), &c, silu));
-            i += 16;
-        }
-        _mm_sfence();
-        if i < n {
-            store(op.add(i), affine16(load(xp.add(i), n - i), &c, silu), n - i);
-        }
-    }
-
-    /// `(xhat, dz)` of one vector of [`super::gn_dz`].
-    #[inline(always)]
-    unsafe fn gn_dz16(v: __m512, g: __m512, c: &Affine, rstd: f32, silu: bool) -> (__m512, __m512) {
-        let xhat = _mm512_mul_ps(
-            _mm512_sub_ps(
-                _mm512_sub_ps(v, _mm512_set1_ps(c.mean)),
-                _mm512_set1_ps(c.lo),
-            ),
-            _mm512_set1_ps(rstd),
-        );
-        let d = if silu {
-            let one = _mm512_set1_ps(1.0);
-            let z = _mm512_fmadd_ps(xhat, _mm512_set1_ps(c.a), _mm512_set1_ps(c.b));
-            let sg = sigmoid16(z);
-            // sg * (1 + z * (1 - sg))
-            let t = _mm512_fmadd_ps(z, _mm512_sub_ps(one, sg), one);
-            _mm512_mul_ps(g, _mm512_mul_ps(sg, t))
-        } else {
-            g
-        };
-        (xhat, d)
+        lanes::affine::<__m512>(x, o, c, silu)
     }
 
     #[target_feature(enable = "avx512f")]
@@ -760,62 +798,17 @@ mod x512 {
         rstd: f32,
         silu: bool,
     ) -> (f32, f32) {
-        let n = x.len().min(dy.len()).min(dz.len());
-        let (xp, gp, dp) = (x.as_ptr(), dy.as_ptr(), dz.as_mut_ptr());
-        let (mut s, mut sx) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let mut i = 0;
-        while i < n {
-            let k = (n - i).min(16);
-            let (xhat, d) = gn_dz16(load(xp.add(i), k), load(gp.add(i), k), &c, rstd, silu);
-            // Unused lanes: zero so that they add nothing.
-            let d = _mm512_maskz_mov_ps(mask(k), d);
-            store(dp.add(i), d, k);
-            s = _mm512_add_ps(s, d);
-            sx = _mm512_fmadd_ps(d, xhat, sx);
-            i += 16;
-        }
-        (_mm512_reduce_add_ps(s), _mm512_reduce_add_ps(sx))
+        lanes::gn_dz::<__m512>(x, dy, dz, c, rstd, silu)
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
-        let n = x.len().min(d.len());
-        let (xp, dp) = (x.as_ptr(), d.as_mut_ptr());
-        let rv = _mm512_set1_ps(rstd);
-        let mut i = 0;
-        while i < n {
-            let k = (n - i).min(16);
-            let xhat = _mm512_mul_ps(
-                _mm512_sub_ps(
-                    _mm512_sub_ps(load(xp.add(i), k), _mm512_set1_ps(c.mean)),
-                    _mm512_set1_ps(c.lo),
-                ),
-                rv,
-            );
-            let t = _mm512_sub_ps(
-                _mm512_fmsub_ps(load(dp.add(i), k), _mm512_set1_ps(c.a), _mm512_set1_ps(m1)),
-                _mm512_mul_ps(xhat, _mm512_set1_ps(m2)),
-            );
-            store(dp.add(i), _mm512_mul_ps(rv, t), k);
-            i += 16;
-        }
+        lanes::gn_dx::<__m512>(x, d, c, rstd, m1, m2)
     }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        let n = x.len();
-        let p = x.as_mut_ptr();
-        let mv = _mm512_set1_ps(m);
-        let mut s = _mm512_setzero_ps();
-        let mut i = 0;
-        while i < n {
-            let k = (n - i).min(16);
-            let e = _mm512_maskz_mov_ps(mask(k), exp16(_mm512_sub_ps(load(p.add(i), k), mv)));
-            store(p.add(i), e, k);
-            s = _mm512_add_ps(s, e);
-            i += 16;
-        }
-        _mm512_reduce_add_ps(s)
+        lanes::exp_sub_sum::<__m512>(x, m)
     }
 }
 
