@@ -274,6 +274,61 @@ mod scalar {
     }
 }
 
+/// The binary and ternary methods of a [`lanes::Lanes`] instance, one intrinsic each:
+/// `name(b, ..) => intrinsic;` becomes `unsafe fn name(self, b: Self, ..) -> Self`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! lane_ops {
+    ($($name:ident($($arg:ident),+) => $f:ident;)+) => {
+        $(
+            #[inline(always)]
+            unsafe fn $name(self, $($arg: Self),+) -> Self {
+                $f(self, $($arg),+)
+            }
+        )+
+    };
+}
+
+/// The entry points of the [`lanes`] kernels for one vector type, compiled for `$feature`:
+/// `affine`, `gn_dz`, `gn_dx` and `exp_sub_sum`, with the signatures of the dispatchers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! lane_kernels {
+    ($feature:literal, $v:ty) => {
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
+            lanes::affine::<$v>(x, o, c, silu)
+        }
+
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn gn_dz(
+            x: &[f32],
+            dy: &[f32],
+            dz: &mut [f32],
+            c: Affine,
+            rstd: f32,
+            silu: bool,
+        ) -> (f32, f32) {
+            lanes::gn_dz::<$v>(x, dy, dz, c, rstd, silu)
+        }
+
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn gn_dx(
+            x: &[f32],
+            d: &mut [f32],
+            c: Affine,
+            rstd: f32,
+            m1: f32,
+            m2: f32,
+        ) {
+            lanes::gn_dx::<$v>(x, d, c, rstd, m1, m2)
+        }
+
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+            lanes::exp_sub_sum::<$v>(x, m)
+        }
+    };
+}
+
 /// The arithmetic-bound kernels (`exp`, SiLU, the GroupNorm passes, the softmax), written once
 /// over a SIMD vector type and instantiated for AVX2 (`x86`) and AVX-512F (`x512`) inside
 /// functions compiled for those features. Every element goes through the same vector code
@@ -582,37 +637,15 @@ mod x86 {
         unsafe fn splat(v: f32) -> Self {
             _mm256_set1_ps(v)
         }
-        #[inline(always)]
-        unsafe fn add(self, b: Self) -> Self {
-            _mm256_add_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn sub(self, b: Self) -> Self {
-            _mm256_sub_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn mul(self, b: Self) -> Self {
-            _mm256_mul_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
-            _mm256_fmadd_ps(self, b, c)
-        }
-        #[inline(always)]
-        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
-            _mm256_fnmadd_ps(self, b, c)
-        }
-        #[inline(always)]
-        unsafe fn mul_sub(self, b: Self, c: Self) -> Self {
-            _mm256_fmsub_ps(self, b, c)
-        }
-        #[inline(always)]
-        unsafe fn min(self, b: Self) -> Self {
-            _mm256_min_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn max(self, b: Self) -> Self {
-            _mm256_max_ps(self, b)
+        lane_ops! {
+            add(b) => _mm256_add_ps;
+            sub(b) => _mm256_sub_ps;
+            mul(b) => _mm256_mul_ps;
+            mul_add(b, c) => _mm256_fmadd_ps;
+            neg_mul_add(b, c) => _mm256_fnmadd_ps;
+            mul_sub(b, c) => _mm256_fmsub_ps;
+            min(b) => _mm256_min_ps;
+            max(b) => _mm256_max_ps;
         }
         #[inline(always)]
         unsafe fn floor(self) -> Self {
@@ -666,32 +699,7 @@ mod x86 {
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
-        lanes::affine::<__m256>(x, o, c, silu)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gn_dz(
-        x: &[f32],
-        dy: &[f32],
-        dz: &mut [f32],
-        c: Affine,
-        rstd: f32,
-        silu: bool,
-    ) -> (f32, f32) {
-        lanes::gn_dz::<__m256>(x, dy, dz, c, rstd, silu)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
-        lanes::gn_dx::<__m256>(x, d, c, rstd, m1, m2)
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        lanes::exp_sub_sum::<__m256>(x, m)
-    }
+    lane_kernels!("avx2,fma", __m256);
 }
 
 /// The 16-lane AVX-512F instance of the [`lanes`] kernels.
@@ -713,37 +721,15 @@ mod x512 {
         unsafe fn splat(v: f32) -> Self {
             _mm512_set1_ps(v)
         }
-        #[inline(always)]
-        unsafe fn add(self, b: Self) -> Self {
-            _mm512_add_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn sub(self, b: Self) -> Self {
-            _mm512_sub_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn mul(self, b: Self) -> Self {
-            _mm512_mul_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn mul_add(self, b: Self, c: Self) -> Self {
-            _mm512_fmadd_ps(self, b, c)
-        }
-        #[inline(always)]
-        unsafe fn neg_mul_add(self, b: Self, c: Self) -> Self {
-            _mm512_fnmadd_ps(self, b, c)
-        }
-        #[inline(always)]
-        unsafe fn mul_sub(self, b: Self, c: Self) -> Self {
-            _mm512_fmsub_ps(self, b, c)
-        }
-        #[inline(always)]
-        unsafe fn min(self, b: Self) -> Self {
-            _mm512_min_ps(self, b)
-        }
-        #[inline(always)]
-        unsafe fn max(self, b: Self) -> Self {
-            _mm512_max_ps(self, b)
+        lane_ops! {
+            add(b) => _mm512_add_ps;
+            sub(b) => _mm512_sub_ps;
+            mul(b) => _mm512_mul_ps;
+            mul_add(b, c) => _mm512_fmadd_ps;
+            neg_mul_add(b, c) => _mm512_fnmadd_ps;
+            mul_sub(b, c) => _mm512_fmsub_ps;
+            min(b) => _mm512_min_ps;
+            max(b) => _mm512_max_ps;
         }
         #[inline(always)]
         unsafe fn floor(self) -> Self {
@@ -784,32 +770,7 @@ mod x512 {
         }
     }
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn affine(x: &[f32], o: &mut [f32], c: Affine, silu: bool) {
-        lanes::affine::<__m512>(x, o, c, silu)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gn_dz(
-        x: &[f32],
-        dy: &[f32],
-        dz: &mut [f32],
-        c: Affine,
-        rstd: f32,
-        silu: bool,
-    ) -> (f32, f32) {
-        lanes::gn_dz::<__m512>(x, dy, dz, c, rstd, silu)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gn_dx(x: &[f32], d: &mut [f32], c: Affine, rstd: f32, m1: f32, m2: f32) {
-        lanes::gn_dx::<__m512>(x, d, c, rstd, m1, m2)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        lanes::exp_sub_sum::<__m512>(x, m)
-    }
+    lane_kernels!("avx512f", __m512);
 }
 
 #[cfg(test)]
@@ -1012,35 +973,30 @@ mod tests {
                 scalar::gn_dx,
                 scalar::exp_sub_sum,
             );
+            // The kernels of one SIMD module; only called once its features are checked.
+            #[cfg(target_arch = "x86_64")]
+            macro_rules! simd_path {
+                ($m:ident) => {
+                    // SAFETY: the caller checked the module's CPU features.
+                    unsafe {
+                        run_kernels(
+                            &x,
+                            &g,
+                            |x, o, c, s| $m::affine(x, o, c, s),
+                            |x, g, d, c, r, s| $m::gn_dz(x, g, d, c, r, s),
+                            |x, d, c, r, a, b| $m::gn_dx(x, d, c, r, a, b),
+                            |x, m| $m::exp_sub_sum(x, m),
+                        )
+                    }
+                };
+            }
             #[cfg(target_arch = "x86_64")]
             {
                 if avx2() {
-                    // SAFETY: AVX2 and FMA are present (checked).
-                    let got = unsafe {
-                        run_kernels(
-                            &x,
-                            &g,
-                            |x, o, c, s| x86::affine(x, o, c, s),
-                            |x, g, d, c, r, s| x86::gn_dz(x, g, d, c, r, s),
-                            |x, d, c, r, a, b| x86::gn_dx(x, d, c, r, a, b),
-                            |x, m| x86::exp_sub_sum(x, m),
-                        )
-                    };
-                    assert_outputs_close(&got, &want, &format!("avx2 n {n}"));
+                    assert_outputs_close(&simd_path!(x86), &want, &format!("avx2 n {n}"));
                 }
                 if avx512() {
-                    // SAFETY: AVX-512F is present (checked).
-                    let got = unsafe {
-                        run_kernels(
-                            &x,
-                            &g,
-                            |x, o, c, s| x512::affine(x, o, c, s),
-                            |x, g, d, c, r, s| x512::gn_dz(x, g, d, c, r, s),
-                            |x, d, c, r, a, b| x512::gn_dx(x, d, c, r, a, b),
-                            |x, m| x512::exp_sub_sum(x, m),
-                        )
-                    };
-                    assert_outputs_close(&got, &want, &format!("avx512 n {n}"));
+                    assert_outputs_close(&simd_path!(x512), &want, &format!("avx512 n {n}"));
                 }
             }
         }
