@@ -162,6 +162,12 @@ impl Variant {
     fn apply(self, cfg: &mut DetectorConfig) {
         if self == Variant::Dte {
             cfg.scorer = ScorerConfig::Dte { k: 5 };
+            if cfg.modality == Modality::Series {
+                // Every window, as the classical peers use: DTE trains nothing, so the stride
+                // of 4 that keeps the U-Nets' training and scoring short buys nothing here.
+                cfg.input.train_stride = 1;
+                cfg.input.test_stride = 1;
+            }
             return;
         }
         if self == Variant::Combined {
@@ -1614,14 +1620,16 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
          scored by reconstruction from strength 0.2 with 20-step DDIM; the four U-Net \
          modules do not apply, so only dmad full, DDPM (the same MLP) and DTE are run;\n\
          - series: a 1D U-Net [16, 32, 32] with the four modules, windows of 64 (train and test \
-         stride 4; a point's score is the mean over the windows covering it, as\
-         for the peers), \
+         stride 4, DTE stride 1 as the peers; a point's score is the mean over the windows \
+         covering it, as for the peers), \
          300 steps x budget, batch 32; UCR classification rows are resampled to 64 points \
          and z-normalised each;\n\
          - images: a 2D U-Net [16, 32, 32] at 32x32 grey, 200 steps x budget, batch 8, flips \
          as augmentation (not for MNIST); anomaly maps are upsampled to 256x256 and smoothed \
          (Gaussian, sigma {PIXEL_SIGMA} px) for the pixel metrics;\n\
-         - audio: the same U-Net on 32 x 32 log-power CWT scalograms of the 1 s clips;\n\
+         - audio: the same U-Net on log-power CWT scalograms of the 1 s clips (32 scales of \
+         the narrow-band `cmor10-1.0` Morlet, 4 frames of 0.25 s, each clip's maximum at the \
+         top; see `benches/peers/audio_representation.py`), 200 steps x budget, batch 8;\n\
          - scoring: partial diffusion to strength 0.1 (images, series, audio) with 20-step \
          DDIM, squared reconstruction error; DTE: the non-parametric estimator (k = 5) on the \
          flattened samples, with no network;\n\
