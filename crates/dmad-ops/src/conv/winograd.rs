@@ -112,29 +112,42 @@ impl Geom {
         u
     }
 
+    /// Decodes `job` (one of `n * groups * blocks`) into its batch entry, group and block of
+    /// tiles, sizes the scratch for the block and writes the block's transformed input tiles
+    /// (`B^T d B` of `x`, every input channel of the group) into `s.v`: the set-up shared by
+    /// the forward pass and the weight gradient.
+    #[inline(always)]
+    fn load_block(&self, x: &[f32], job: usize, blocks: usize, s: &mut Scratch) -> Block {
+        let (cin_g, cout_g, hw) = (self.cin_g(), self.cout_g(), self.hw());
+        let (th, tw) = self.wino_tiles();
+        let tb = self.wino_block();
+        let (ng, blk) = (job / blocks, job % blocks);
+        let (b, grp) = (ng / self.groups, ng % self.groups);
+        let (t0, t1) = (blk * tb, ((blk + 1) * tb).min(th * tw));
+        let nt = t1 - t0;
+        s.v.resize(16 * cin_g * nt, 0.0);
+        s.m.resize(16 * cout_g * nt, 0.0);
+        let xg = &x[(b * self.cin + grp * cin_g) * hw..][..cin_g * hw];
+        for ci in 0..cin_g {
+            let plane = &xg[ci * hw..][..hw];
+            for seg in segments(t0, t1, tw) {
+                self.input_tiles(plane, seg, &mut s.t, &mut s.v[ci * nt..], nt);
+            }
+        }
+        Block { b, grp, t0, t1, nt }
+    }
+
     /// The forward convolution through Winograd; `u` from [`Geom::wino_weights`].
     pub(super) fn wino_forward(&self, x: &[f32], u: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
         let mut out = zeroed(self.n * self.cout * self.p());
-        let (cin_g, cout_g, hw, p) = (self.cin_g(), self.cout_g(), self.hw(), self.p());
+        let (cin_g, cout_g, p) = (self.cin_g(), self.cout_g(), self.p());
         let (th, tw) = self.wino_tiles();
         let tb = self.wino_block();
         let blocks = (th * tw).div_ceil(tb);
         let jobs = self.n * self.groups * blocks;
         let outp = SendPtr(out.as_mut_ptr());
         let run = |job: usize, s: &mut Scratch, parallel: bool| {
-            let (ng, blk) = (job / blocks, job % blocks);
-            let (b, grp) = (ng / self.groups, ng % self.groups);
-            let (t0, t1) = (blk * tb, ((blk + 1) * tb).min(th * tw));
-            let nt = t1 - t0;
-            s.v.resize(16 * cin_g * nt, 0.0);
-            s.m.resize(16 * cout_g * nt, 0.0);
-            let xg = &x[(b * self.cin + grp * cin_g) * hw..][..cin_g * hw];
-            for ci in 0..cin_g {
-                let plane = &xg[ci * hw..][..hw];
-                for seg in segments(t0, t1, tw) {
-                    self.input_tiles(plane, seg, &mut s.t, &mut s.v[ci * nt..], nt);
-                }
-            }
+            let Block { b, grp, t0, t1, nt } = self.load_block(x, job, blocks, s);
             for xi in 0..16 {
                 let lhs = Mat {
                     ptr: u[(grp * 16 + xi) * cout_g * cin_g..].as_ptr(),
@@ -203,26 +216,14 @@ impl Geom {
     /// The weight gradient: `S[xi] += E[xi] V[xi]^T` over tile blocks in fixed chunks, then
     /// `dW = G^T S G`.
     fn wino_weight_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
-        let (cin_g, cout_g, hw, p) = (self.cin_g(), self.cout_g(), self.hw(), self.p());
+        let (cin_g, cout_g, p) = (self.cin_g(), self.cout_g(), self.p());
         let (th, tw) = self.wino_tiles();
         let tb = self.wino_block();
         let blocks = (th * tw).div_ceil(tb);
         let jobs = self.n * self.groups * blocks;
         let slen = self.groups * 16 * cout_g * cin_g;
         let job = |job: usize, acc: &mut [f32], s: &mut Scratch| {
-            let (ng, blk) = (job / blocks, job % blocks);
-            let (b, grp) = (ng / self.groups, ng % self.groups);
-            let (t0, t1) = (blk * tb, ((blk + 1) * tb).min(th * tw));
-            let nt = t1 - t0;
-            s.v.resize(16 * cin_g * nt, 0.0);
-            s.m.resize(16 * cout_g * nt, 0.0);
-            let xg = &x[(b * self.cin + grp * cin_g) * hw..][..cin_g * hw];
-            for ci in 0..cin_g {
-                let plane = &xg[ci * hw..][..hw];
-                for seg in segments(t0, t1, tw) {
-                    self.input_tiles(plane, seg, &mut s.t, &mut s.v[ci * nt..], nt);
-                }
-            }
+            let Block { b, grp, t0, t1, nt } = self.load_block(x, job, blocks, s);
             let dyg = &dy[(b * self.cout + grp * cout_g) * p..][..cout_g * p];
             for co in 0..cout_g {
                 let plane = &dyg[co * p..][..p];
@@ -420,6 +421,15 @@ impl Geom {
             }
         }
     }
+}
+
+/// One job's block of tiles: batch entry `b`, group `grp`, tiles `t0..t1` (`nt` of them).
+struct Block {
+    b: usize,
+    grp: usize,
+    t0: usize,
+    t1: usize,
+    nt: usize,
 }
 
 /// Scratch buffers of one worker.
