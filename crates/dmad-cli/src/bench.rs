@@ -2019,6 +2019,18 @@ mod tests {
         assert!(!m.wavelet_pyramid && m.multi_head_attention);
         assert!(!Variant::NoAdapter.applies(Modality::Table));
         assert!(Variant::Dte.applies(Modality::Table));
+        // DTE takes every series window, as the classical peers do; other modalities keep
+        // their input preparation.
+        let mut c = DetectorConfig::for_series(1);
+        c.input.train_stride = 4;
+        c.input.test_stride = 4;
+        Variant::Dte.apply(&mut c);
+        assert_eq!(c.scorer, ScorerConfig::Dte { k: 5 });
+        assert_eq!((c.input.train_stride, c.input.test_stride), (1, 1));
+        let mut c = DetectorConfig::for_images(1);
+        let before = (c.input.train_stride, c.input.test_stride);
+        Variant::Dte.apply(&mut c);
+        assert_eq!((c.input.train_stride, c.input.test_stride), before);
         // The perceptual term exists for images and scalograms only.
         let mut c = DetectorConfig::for_images(1);
         Variant::Combined.apply(&mut c);
