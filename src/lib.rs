@@ -16,12 +16,18 @@
 //! | [`metrics`] | dmad-metrics | AUROC, AUPRC, F1-max, pAUC, AUPRO, VUS-PR, thresholds |
 //! | [`data`] | dmad-data | loaders for MVTec AD, UCR, NAB, WAV folders, tables |
 //!
+//! On the CPU, call [`init_cpu`] first thing in `main` (the `dmad` command line and the
+//! examples do): it keeps candle's spinning thread pool out of the way of dmad's kernels and
+//! makes glibc's malloc reuse freed tensor buffers, which together make training several times
+//! faster on a small machine (`docs/PERFORMANCE.md`).
+//!
 //! # Example
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use dmad::{Detector, DetectorConfig};
 //!
 //! # fn main() -> dmad::Result<()> {
+//! dmad::init_cpu();
 //! // Tables of 4 features: normal rows near the origin.
 //! let normal = (Tensor::randn(0f32, 1.0, (128, 4), &Device::Cpu)? * 0.3)?;
 //! let mut cfg = DetectorConfig::for_tables(4);
