@@ -46,6 +46,17 @@ pub struct AudioScalogramConfig {
     pub reference: ScalogramReference,
 }
 
+impl AudioScalogramConfig {
+    /// The options of the CWT-to-image step.
+    fn scalogram_config(&self) -> ScalogramConfig {
+        ScalogramConfig {
+            kind: self.kind,
+            dynamic_range_db: self.dynamic_range_db,
+            reference: self.reference,
+        }
+    }
+}
+
 impl Default for AudioScalogramConfig {
     fn default() -> Self {
         Self {
@@ -121,21 +132,10 @@ impl AudioScalogram {
                 ),
             ));
         }
-        if !(cfg.dynamic_range_db.is_finite() && cfg.dynamic_range_db > 0.0) {
-            return Err(bad(
-                "dynamic_range_db",
-                format!("must be finite and positive, got {}", cfg.dynamic_range_db),
-            ));
-        }
-        if let ScalogramReference::Absolute { top_db } = cfg.reference {
-            let level = 10f64.powf(top_db / 20.0);
-            if !(level.is_finite() && level > 0.0) {
-                return Err(bad(
-                    "reference",
-                    format!("an absolute top of {top_db} dB is not a usable level"),
-                ));
-            }
-        }
+        cfg.scalogram_config().check().map_err(|e| match e {
+            dmad_wavelets::Error::InvalidArgument { name, reason } => bad(name, reason.into()),
+            other => Error::Wavelets(other),
+        })?;
         let wavelet = ContinuousWavelet::new(&cfg.wavelet)?;
         let wcfg = CwtConfig {
             sampling_period: 1.0 / cfg.sample_rate as f64,
@@ -191,12 +191,7 @@ impl AudioScalogram {
         }
         let xd: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let cwt = self.plan.process(&xd)?;
-        let scfg = ScalogramConfig {
-            kind: self.cfg.kind,
-            dynamic_range_db: self.cfg.dynamic_range_db,
-            reference: self.cfg.reference,
-        };
-        let scalogram = Scalogram::new(&cwt, &scfg, &Device::Cpu)?;
+        let scalogram = Scalogram::new(&cwt, &self.cfg.scalogram_config(), &Device::Cpu)?;
         let full = scalogram.image().to_vec2::<f32>()?;
         let pooled = self.pool(&full);
         let image = Tensor::from_vec(pooled, (1, self.cfg.n_scales, self.frames), device)?;
@@ -379,11 +374,7 @@ mod tests {
     fn tone_peaks_in_its_row_and_inverts() -> anyhow::Result<()> {
         let cfg = small();
         let t = AudioScalogram::new(&cfg)?;
-        let x: Vec<f32> = (0..cfg.length)
-            .map(|i| {
-                (2.0 * std::f64::consts::PI * 1_000.0 * i as f64 / 16_000.0).sin() as f32 * 0.5
-            })
-            .collect();
+        let x = tone(cfg.length, 1_000.0, 0.5);
         let s = t.forward(&x, &Device::Cpu)?;
         assert_eq!(s.image.dims(), &[1, 48, 4_000]);
         // The row nearest 1 kHz has the largest mean.
@@ -404,14 +395,7 @@ mod tests {
         );
         // Map -> waveform recovers the tone away from the edges.
         let y = t.inverse(&s, &s.image)?;
-        let (a, b) = (500, cfg.length - 500);
-        let err: f64 = x[a..b]
-            .iter()
-            .zip(&y[a..b])
-            .map(|(p, q)| ((p - q) as f64).powi(2))
-            .sum();
-        let norm: f64 = x[a..b].iter().map(|p| (*p as f64).powi(2)).sum();
-        let rel = (err / norm).sqrt();
+        let rel = rel_err(&x, &y, 500, cfg.length - 500);
         assert!(rel < 0.05, "relative reconstruction error {rel}");
         Ok(())
     }

@@ -45,6 +45,33 @@ pub struct ScalogramConfig {
     pub reference: ScalogramReference,
 }
 
+impl ScalogramConfig {
+    /// Checks the options: what [`Scalogram::new`] checks, for callers that want to refuse a
+    /// bad configuration before any signal arrives.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a dynamic range that is not finite and positive or an
+    /// absolute reference whose level `10^(top_db / 20)` is not a positive finite number.
+    pub fn check(&self) -> Result<()> {
+        if !self.dynamic_range_db.is_finite() || self.dynamic_range_db <= 0.0 {
+            return Err(Error::InvalidArgument {
+                name: "dynamic_range_db",
+                reason: "must be finite and positive",
+            });
+        }
+        if let ScalogramReference::Absolute { top_db } = self.reference {
+            let level = 10f64.powf(top_db / 20.0);
+            if !(level.is_finite() && level > 0.0) {
+                return Err(Error::InvalidArgument {
+                    name: "reference.top_db",
+                    reason: "must be finite, with 10^(top_db / 20) a positive finite number",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for ScalogramConfig {
     fn default() -> Self {
         Self {
@@ -83,21 +110,7 @@ impl Scalogram {
     /// absolute reference whose level `10^(top_db / 20)` is not a positive finite number,
     /// candle errors.
     pub fn new(cwt: &Cwt, config: &ScalogramConfig, device: &Device) -> Result<Self> {
-        if !config.dynamic_range_db.is_finite() || config.dynamic_range_db <= 0.0 {
-            return Err(Error::InvalidArgument {
-                name: "dynamic_range_db",
-                reason: "must be finite and positive",
-            });
-        }
-        if let ScalogramReference::Absolute { top_db } = config.reference {
-            let level = 10f64.powf(top_db / 20.0);
-            if !(level.is_finite() && level > 0.0) {
-                return Err(Error::InvalidArgument {
-                    name: "reference.top_db",
-                    reason: "must be finite, with 10^(top_db / 20) a positive finite number",
-                });
-            }
-        }
+        config.check()?;
         let (mag, phase, complex): (Vec<f64>, Vec<f64>, bool) = match &cwt.coefs {
             CwtCoefs::Real(v) => (
                 v.iter().map(|x| x.abs()).collect(),
