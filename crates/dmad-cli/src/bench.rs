@@ -829,13 +829,9 @@ fn run_unit(
         };
         let bases = held_waves.as_ref().unwrap_or(&held);
         let extractor = if variant.uses_features() {
-            let weights = std::env::var_os(EFFICIENTNET_ENV).with_context(|| {
+            Some(efficientnet_from_env(dev)?.with_context(|| {
                 format!("{EFFICIENTNET_ENV} must name EfficientNet-Lite0's safetensors")
-            })?;
-            Some(
-                dmad::score::EfficientNetExtractor::lite0(&weights, dev)
-                    .with_context(|| format!("loading {}", Path::new(&weights).display()))?,
-            )
+            })?)
         } else {
             None
         };
@@ -893,6 +889,16 @@ const FIDELITY_SAMPLES: usize = 96;
 const FIDELITY_STEPS: usize = 25;
 /// The environment variable naming EfficientNet-Lite0's safetensors (`docs/EFFICIENTNET.md`).
 const EFFICIENTNET_ENV: &str = "DMAD_EFFICIENTNET";
+
+/// EfficientNet-Lite0 from the file that `DMAD_EFFICIENTNET` names; `None` when it is unset.
+fn efficientnet_from_env(dev: &Device) -> Result<Option<dmad::score::EfficientNetExtractor>> {
+    let Some(weights) = std::env::var_os(EFFICIENTNET_ENV) else {
+        return Ok(None);
+    };
+    let ex = dmad::score::EfficientNetExtractor::lite0(&weights, dev)
+        .with_context(|| format!("loading {}", Path::new(&weights).display()))?;
+    Ok(Some(ex))
+}
 
 /// `k` of `x`'s samples, evenly spaced (all of them when `k >= n`).
 fn evenly_spaced(x: &Tensor, k: usize) -> Result<Tensor> {
@@ -990,10 +996,8 @@ fn run_fidelity(
         f.reference_c2st_knn = Some(r.knn);
     }
     if matches!(ds.modality(), Modality::Image | Modality::Audio) {
-        match std::env::var_os(EFFICIENTNET_ENV) {
-            Some(weights) => {
-                let ex = dmad::score::EfficientNetExtractor::lite0(&weights, dev)
-                    .with_context(|| format!("loading {}", Path::new(&weights).display()))?;
+        match efficientnet_from_env(dev)? {
+            Some(ex) => {
                 let pooled = |x: &Tensor| -> Result<Tensor> {
                     let mut parts = Vec::new();
                     for i in (0..x.dim(0)?).step_by(16) {
