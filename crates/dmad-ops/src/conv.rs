@@ -5,8 +5,9 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use candle_nn::{Conv1dConfig, Conv2dConfig};
 use rayon::prelude::*;
 
-use crate::util::{cpu_slice, gemm, use_cpu_kernel, with_f32, zeroed, Mat, SendPtr};
+use crate::util::{cpu_slice, gemm, use_cpu_kernel, with_f32, Mat, SendPtr};
 use crate::{Error, Result};
+use dmad_core::alloc::zeroed;
 
 mod winograd;
 

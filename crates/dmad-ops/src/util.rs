@@ -113,13 +113,6 @@ pub(crate) unsafe fn gemm(
     }
 }
 
-/// A zero-filled vector of `n` floats whose pages are mapped up front
-/// ([`dmad_core::alloc::zeroed`]): writing a fresh multi-MiB buffer page by page inside the
-/// parallel kernels costs one fault per 4 KiB.
-pub(crate) fn zeroed(n: usize) -> Vec<f32> {
-    dmad_core::alloc::zeroed(n)
-}
-
 /// The vector-Jacobian product of `f` at `inputs` for the upstream gradient `dy`, through
 /// candle's autograd: the path of the `*_backward` functions off the fast CPU kernels. An input
 /// that `f` does not reach gets a zero gradient.

@@ -1,16 +1,9 @@
-//! Large coefficient buffers that page-fault less: [`dmad_core::alloc::zeroed`] (prefaulted
-//! in one system call, huge pages advised), and its complex form.
-
-use crate::dwt::Real;
-
-/// A zero-filled vector of `n` values whose pages are advised as huge.
-pub(crate) fn zeroed<T: Real>(n: usize) -> Vec<T> {
-    dmad_core::alloc::zeroed(n)
-}
+//! The complex form of [`dmad_core::alloc::zeroed`] (large buffers prefaulted in one system
+//! call, huge pages advised), which the real coefficient buffers call directly.
 
 /// A zero-filled vector of `n` complex values whose pages are advised as huge.
 pub(crate) fn zeroed_complex(n: usize) -> Vec<num_complex::Complex64> {
-    let mut v = std::mem::ManuallyDrop::new(zeroed::<f64>(2 * n));
+    let mut v = std::mem::ManuallyDrop::new(dmad_core::alloc::zeroed::<f64>(2 * n));
     // SAFETY: `Complex64` is `#[repr(C)] { re: f64, im: f64 }`: the allocation of `2n` f64
     // (capacity exactly `2n`: `vec!` allocates the length asked for) has the size and alignment
     // of `n` complex values, and all-zero bits are `0 + 0i`.

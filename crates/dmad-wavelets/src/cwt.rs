@@ -880,7 +880,7 @@ impl CwtPlan {
         let mut real = if self.complex {
             Vec::new()
         } else {
-            crate::alloc::zeroed::<f64>(ns * n)
+            dmad_core::alloc::zeroed::<f64>(ns * n)
         };
         let mut cplx = if self.complex {
             crate::alloc::zeroed_complex(ns * n)

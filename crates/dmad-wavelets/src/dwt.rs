@@ -480,8 +480,8 @@ pub(crate) fn dwt_blocks<T: Real>(
 ) -> (Vec<T>, Vec<T>) {
     let plan = AxisPlan::<T>::new(n, w, mode);
     let out = plan.out;
-    let mut ca = crate::alloc::zeroed(outer * out * inner);
-    let mut cd = crate::alloc::zeroed(outer * out * inner);
+    let mut ca = dmad_core::alloc::zeroed(outer * out * inner);
+    let mut cd = dmad_core::alloc::zeroed(outer * out * inner);
     if inner == 1 {
         let mut work = plan.row_work();
         for ((xr, ab), db) in x
@@ -519,7 +519,7 @@ pub(crate) fn dwt2_blocks<T: Real>(
     let p0 = AxisPlan::<T>::new(n0, w, mode);
     let p1 = AxisPlan::<T>::new(n1, w, mode);
     let (o0, o1) = (p0.out, p1.out);
-    let mut outs: [Vec<T>; 4] = std::array::from_fn(|_| crate::alloc::zeroed(outer * o0 * o1));
+    let mut outs: [Vec<T>; 4] = std::array::from_fn(|_| dmad_core::alloc::zeroed(outer * o0 * o1));
     let mut work = p1.row_work();
     let mut rows = Default::default();
     for (b, xb) in x.chunks_exact(n0 * n1).enumerate() {

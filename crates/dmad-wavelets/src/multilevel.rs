@@ -52,10 +52,10 @@ pub fn wavedec(
             });
         }
         let plan = AxisPlan::<f64>::new(n, wavelet, mode);
-        let mut d = crate::alloc::zeroed(plan.out);
+        let mut d = dmad_core::alloc::zeroed(plan.out);
         let mut work = plan.row_work();
         if k == 0 {
-            a = crate::alloc::zeroed(plan.out);
+            a = dmad_core::alloc::zeroed(plan.out);
             plan.row(&mut RowIo::Split(x, &mut a), &mut d, &mut work);
         } else if plan.in_place_ok() {
             plan.row(&mut RowIo::InPlace(&mut a[..n]), &mut d, &mut work);

@@ -24,7 +24,8 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::Geom;
-use crate::util::{gemm, zeroed, Mat, SendPtr};
+use crate::util::{gemm, Mat, SendPtr};
+use dmad_core::alloc::zeroed;
 
 /// Bytes of transformed input (16 values per tile and channel) per block of tiles.
 const BLOCK_BYTES: usize = 256 * 1024;
