@@ -701,8 +701,8 @@ pub fn conv2d_backward(
             got: dy.dims().to_vec(),
         });
     }
-    let bias = Tensor::zeros(geom.cout, x.dtype(), x.device())?;
     if !use_cpu_kernel(&[x, weight, dy]) || geom.n == 0 || geom.p() == 0 || geom.cout == 0 {
+        let bias = Tensor::zeros(geom.cout, x.dtype(), x.device())?;
         let g = crate::util::autograd_vjp(&[x, weight, &bias], dy, |t| {
             let conv = candle_nn::Conv2d::new(t[1].clone(), Some(t[2].clone()), *cfg);
             Ok(candle_core::Module::forward(&conv, &t[0])?)
