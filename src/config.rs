@@ -6,7 +6,9 @@ use dmad_train::TrainConfig;
 use dmad_unet::{DownBlockType, MlpConfig, ModulesConfig, UNetConfig, UpBlockType};
 use serde::{Deserialize, Serialize};
 
+pub use crate::feature_space::FeatureSpaceConfig;
 use crate::{Error, Result};
+pub use dmad_score::maps::MapScore;
 
 /// The kind of data a detector models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -121,6 +123,17 @@ pub enum ScorerConfig {
     Dte {
         /// Neighbours used.
         k: usize,
+    },
+    /// The denoising error `||eps_theta(x_t, t) - eps||^2` averaged over `levels` noise
+    /// levels evenly spaced in strength up to `max_strength` (`dmad_score::levels`), with
+    /// [`ScoringConfig::draws`] noise draws each: the survey's density (ELBO-style) score. One
+    /// network call per level and draw, no sampler run. The scorer of the feature-space
+    /// detector ([`DetectorConfig::feature_diffusion`]).
+    Denoising {
+        /// Noise levels averaged, at least 1.
+        levels: usize,
+        /// The largest level's strength, in `(0, 1]`.
+        max_strength: f64,
     },
 }
 
@@ -259,6 +272,11 @@ pub struct DetectorConfig {
     /// Fraction of the normal training data held out for calibration (threshold and score
     /// normalisation), in `[0, 0.5]`. Default 0.2.
     pub calibration_fraction: f64,
+    /// Images and scalograms: run the diffusion model on the patch features of a frozen
+    /// EfficientNet-Lite0 instead of on pixels (see [`DetectorConfig::feature_diffusion`]);
+    /// `None` (the default, and every model saved before this field): pixel space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_space: Option<FeatureSpaceConfig>,
 }
 
 fn small_unet(in_channels: usize, widths: &[usize]) -> UNetConfig {
@@ -305,6 +323,61 @@ impl DetectorConfig {
             },
             threshold: ThresholdRule::Quantile { q: 0.99 },
             calibration_fraction: 0.2,
+            feature_space: None,
+        }
+    }
+
+    /// The feature-space diffusion detector (issue 17) for `modality` (images or audio
+    /// scalograms) of `channels` channels: every image becomes 28x28 patch vectors of 152
+    /// features (EfficientNet-Lite0 blocks 4 and 10, 3x3 local means, at 224x224), a residual
+    /// MLP denoiser (width 256, 3 blocks, epsilon prediction) is trained on the normal
+    /// patches, and each patch is scored by its denoising error over 8 noise levels up to
+    /// strength 0.5 ([`ScorerConfig::Denoising`]); the map is upsampled to the input,
+    /// smoothed (sigma 4 px) and its maximum is the image score. The images keep their size
+    /// (`input.image_size`, default 256); the extractor resizes them to 224.
+    ///
+    /// The weights come from `scoring.feature_weights` or `DMAD_EFFICIENTNET`
+    /// (`docs/EFFICIENTNET.md`).
+    pub fn feature_diffusion(modality: Modality, channels: usize) -> Self {
+        let space = FeatureSpaceConfig::default();
+        let dims = 40 + 112; // Lite0's blocks 4 and 10
+        let base = match modality {
+            Modality::Audio => Self::for_audio(),
+            _ => Self::for_images(channels),
+        };
+        Self {
+            modality,
+            input: InputConfig {
+                image_size: if modality == Modality::Audio {
+                    base.input.image_size
+                } else {
+                    256
+                },
+                ..base.input.clone()
+            },
+            network: NetworkConfig::Mlp(MlpConfig {
+                width: 256,
+                depth: 3,
+                ..MlpConfig::new(dims)
+            }),
+            scorer: ScorerConfig::Denoising {
+                levels: 8,
+                max_strength: 0.5,
+            },
+            scoring: ScoringConfig {
+                draws: 2,
+                batch_size: 16,
+                ..ScoringConfig::default()
+            },
+            train: TrainConfig {
+                steps: 2000,
+                batch_size: 512,
+                learning_rate: 1e-3,
+                lr_warmup_steps: 100,
+                ..TrainConfig::default()
+            },
+            feature_space: Some(space),
+            ..base
         }
     }
 
@@ -402,6 +475,18 @@ impl DetectorConfig {
             ScorerConfig::Combined { lambda } if !(0.0..=1.0).contains(&lambda) => {
                 return bad("scorer", format!("lambda {lambda} is not in [0, 1]"))
             }
+            ScorerConfig::Denoising {
+                levels,
+                max_strength,
+            } if levels == 0 || !(max_strength > 0.0 && max_strength <= 1.0) => {
+                return bad(
+                    "scorer",
+                    format!(
+                        "the denoising score needs levels >= 1 and max_strength in (0, 1], \
+                         got levels {levels}, max_strength {max_strength}"
+                    ),
+                )
+            }
             s if s.needs_features()
                 && !matches!(self.modality, Modality::Image | Modality::Audio) =>
             {
@@ -415,6 +500,36 @@ impl DetectorConfig {
                 )
             }
             _ => {}
+        }
+        if let Some(space) = &self.feature_space {
+            space.validate()?;
+            if !matches!(self.modality, Modality::Image | Modality::Audio) {
+                return bad(
+                    "feature_space",
+                    format!(
+                        "the feature space is EfficientNet-Lite0's, for images and \
+                         scalograms, not {} data",
+                        self.modality
+                    ),
+                );
+            }
+            if !matches!(self.network, NetworkConfig::Mlp(_)) {
+                return bad(
+                    "network",
+                    "a feature-space detector denoises patch vectors: its network must be \
+                     an MLP"
+                        .to_string(),
+                );
+            }
+            if self.scorer.needs_features() {
+                return bad(
+                    "scorer",
+                    "the feature and combined scorers compare pixel reconstructions; in \
+                     feature space use denoising, reconstruction or dte"
+                        .to_string(),
+                );
+            }
+            return Ok(());
         }
         let network_fits = matches!(
             (self.modality, &self.network),

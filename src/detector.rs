@@ -9,15 +9,17 @@ use dmad_diffusion::{NoiseSchedule, Start};
 use dmad_metrics::Threshold;
 use dmad_score::dte::{DteNonParametric, DteNonParametricConfig};
 use dmad_score::{
-    EfficientNetExtractor, FeatureScorer, NormKind, Normaliser, ReconstructionConfig,
-    ReconstructionScorer, Reconstructor, Scorer, Terms,
+    DenoisingErrorConfig, DenoisingErrorScorer, EfficientNetExtractor, FeatureScorer, NormKind,
+    Normaliser, ReconstructionConfig, ReconstructionScorer, Reconstructor, ScoreOutput, Scorer,
+    Terms,
 };
 use dmad_train::{Control, Progress, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DetectorConfig, ScorerConfig, ScoringConfig, ThresholdRule};
+use crate::config::{DetectorConfig, NetworkConfig, ScorerConfig, ScoringConfig, ThresholdRule};
+use crate::feature_space::{self, FeatureSpace};
 use crate::network::Network;
 use crate::sampler::AnySampler;
 use crate::{Error, Result};
@@ -81,11 +83,15 @@ pub struct Detector {
     dte: Option<DteNonParametric>,
     /// The frozen EfficientNet-Lite0 of the feature and combined scorers.
     features: Option<std::sync::Arc<EfficientNetExtractor>>,
+    /// The frozen extractor and patch standardisation of a feature-space detector.
+    space: Option<FeatureSpace>,
     calibration: Option<Calibration>,
 }
 
 /// Name of the training rows of a DTE scorer in `weights.safetensors`.
 const DTE_TRAIN: &str = "dte.train";
+/// The file holding a feature-space detector's patch standardisation.
+const FEATURE_SPACE_FILE: &str = "feature_space.safetensors";
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +130,28 @@ impl Detector {
         let (net, varmap) = Network::build(&cfg.network, cfg.train.seed, device)?;
         let frozen = Network::frozen(&cfg.network, &varmap, device)?;
         let features = load_features(&cfg, device)?;
+        let space = match &cfg.feature_space {
+            Some(fs) => {
+                let path = feature_space::weights_path(cfg.scoring.feature_weights.as_ref())?;
+                let space = FeatureSpace::load(fs, &path, device)?;
+                if let NetworkConfig::Mlp(m) = &cfg.network {
+                    if m.in_features != space.dims() {
+                        return Err(Error::InvalidConfig {
+                            field: "network.in_features",
+                            reason: format!(
+                                "the MLP takes {} features, but the feature space's blocks {:?} \
+                                 give {} per patch",
+                                m.in_features,
+                                fs.blocks,
+                                space.dims()
+                            ),
+                        });
+                    }
+                }
+                Some(space)
+            }
+            None => None,
+        };
         Ok(Self {
             cfg,
             device: device.clone(),
@@ -133,6 +161,7 @@ impl Detector {
             varmap,
             dte: None,
             features,
+            space,
             calibration: None,
         })
     }
@@ -171,6 +200,19 @@ impl Detector {
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
+        if self.space.is_some() {
+            let c = self.cfg.input.channels;
+            if x.rank() != 4 || x.dim(0)? == 0 || x.dim(1)? != c {
+                return Err(Error::ShapeMismatch {
+                    context: "feature-space detector input",
+                    expected: format!(
+                        "[batch >= 1, {c}, height, width]: images of the model's {c} channel(s)"
+                    ),
+                    got: x.dims().to_vec(),
+                });
+            }
+            return Ok(());
+        }
         let rank = self.net.sample_rank() + 1;
         if x.rank() != rank || x.dim(0)? == 0 {
             return Err(Error::ShapeMismatch {
@@ -222,6 +264,18 @@ impl Detector {
         };
         let (cal_idx, train_idx) = order.split_at(n_cal);
         let train = pick(train_idx)?;
+        // In feature space the model learns the standardised patch vectors of the images.
+        let train = match self.space.as_mut() {
+            Some(space) => {
+                let (rows, _) = space.raw_rows(&train)?;
+                space.fit_stats(&rows)?;
+                if let Some(fs) = self.cfg.feature_space.as_mut() {
+                    fs.extractor_sha256 = Some(space.sha256().to_string());
+                }
+                space.standardise(&rows)?
+            }
+            None => train,
+        };
         let model_config =
             serde_json::to_value(&self.cfg.network).map_err(|e| Error::InvalidConfig {
                 field: "network",
@@ -262,7 +316,7 @@ impl Detector {
 
         // Calibrate on the held-out normals (or on the training data when none is held out).
         let cal = if cal_idx.is_empty() {
-            train.clone()
+            pick(train_idx)?
         } else {
             pick(cal_idx)?
         };
@@ -451,12 +505,73 @@ impl Detector {
         Ok(scorer.terms(x0)?)
     }
 
+    fn denoising_scorer(
+        &self,
+        levels: usize,
+        max_strength: f64,
+        offset: u64,
+    ) -> Result<DenoisingErrorScorer<&Network>> {
+        let s = &self.cfg.scoring;
+        let cfg = DenoisingErrorConfig {
+            timesteps: dmad_score::levels(
+                levels,
+                max_strength,
+                self.schedule.num_train_timesteps(),
+            ),
+            draws: s.draws,
+            seed: s
+                .seed
+                .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+        };
+        Ok(DenoisingErrorScorer::new(
+            &self.frozen,
+            self.schedule.clone(),
+            cfg,
+        )?)
+    }
+
+    /// Scores of a feature-space detector: per-patch scores of the standardised patch rows,
+    /// turned into maps at the input's size and image scores.
+    fn score_patches(&self, space: &FeatureSpace, x0: &Tensor, offset: u64) -> Result<ScoreOutput> {
+        let n = x0.dim(0)?;
+        let (h, w) = (x0.dim(2)?, x0.dim(3)?);
+        let (rows, hw) = space.rows(x0)?;
+        let out = match self.cfg.scorer {
+            ScorerConfig::Dte { .. } => self.dte.as_ref().ok_or(Error::NotFitted)?.score(&rows)?,
+            ScorerConfig::Reconstruction => {
+                ReconstructionScorer::new(self.reconstructor(offset)?).score(&rows)?
+            }
+            ScorerConfig::Denoising {
+                levels,
+                max_strength,
+            } => self
+                .denoising_scorer(levels, max_strength, offset)?
+                .score(&rows)?,
+            ScorerConfig::Feature | ScorerConfig::Combined { .. } => {
+                return Err(Error::InvalidConfig {
+                    field: "scorer",
+                    reason: "the feature and combined scorers do not apply in feature space"
+                        .to_string(),
+                })
+            }
+        };
+        let (scores, map) = space.to_output(&out.scores, n, hw, (h, w), &self.device)?;
+        Ok(ScoreOutput {
+            scores,
+            map: Some(map),
+        })
+    }
+
     fn score_chunk(
         &self,
         x0: &Tensor,
         offset: u64,
         normaliser: Option<&Normaliser>,
     ) -> Result<(Vec<f32>, Option<Tensor>)> {
+        if let Some(space) = &self.space {
+            let out = self.score_patches(space, x0, offset)?;
+            return Ok((out.scores, out.map));
+        }
         let out = match self.cfg.scorer {
             ScorerConfig::Dte { .. } => {
                 let dte = self.dte.as_ref().ok_or(Error::NotFitted)?;
@@ -465,6 +580,12 @@ impl Detector {
             ScorerConfig::Reconstruction => {
                 ReconstructionScorer::new(self.reconstructor(offset)?).score(x0)?
             }
+            ScorerConfig::Denoising {
+                levels,
+                max_strength,
+            } => self
+                .denoising_scorer(levels, max_strength, offset)?
+                .score(x0)?,
             ScorerConfig::Feature => self.terms_chunk(x0, offset)?.feat,
             ScorerConfig::Combined { lambda } => normaliser
                 .ok_or(Error::NotFitted)?
@@ -553,6 +674,14 @@ impl Detector {
             let rows = [(DTE_TRAIN.to_string(), dte.train_rows(&self.device)?)].into();
             dmad_train::checkpoint::save_tensors(&tmp.join("dte.safetensors"), &rows)?;
         }
+        if let Some((mean, std)) = self.space.as_ref().and_then(FeatureSpace::stats) {
+            let stats = [
+                (feature_space::MEAN.to_string(), mean.clone()),
+                (feature_space::STD.to_string(), std.clone()),
+            ]
+            .into();
+            dmad_train::checkpoint::save_tensors(&tmp.join(FEATURE_SPACE_FILE), &stats)?;
+        }
         dmad_train::checkpoint::save_tensors(&tmp.join("weights.safetensors"), &weights)?;
         // Swap the complete directory into place.
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -628,6 +757,21 @@ impl Detector {
             })?;
             det.dte = Some(det.fit_dte(k, &train)?);
         }
+        if let Some(space) = det.space.as_mut() {
+            let path = dir.join(FEATURE_SPACE_FILE);
+            let mut stats = dmad_train::checkpoint::load_tensors(&path, device)?;
+            let mut take = |name: &str| {
+                stats.remove(name).ok_or_else(|| Error::Model {
+                    path: path.clone(),
+                    reason: format!("has no tensor `{name}`"),
+                })
+            };
+            let (mean, std) = (take(feature_space::MEAN)?, take(feature_space::STD)?);
+            space.set_stats(mean, std).map_err(|e| Error::Model {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
         det.calibration = Some(calibration);
         Ok(det)
     }
@@ -654,18 +798,7 @@ fn load_features(
     if !cfg.scorer.needs_features() {
         return Ok(None);
     }
-    let path = cfg
-        .scoring
-        .feature_weights
-        .clone()
-        .or_else(|| std::env::var_os("DMAD_EFFICIENTNET").map(PathBuf::from))
-        .ok_or_else(|| Error::InvalidConfig {
-            field: "scoring.feature_weights",
-            reason: "the feature and combined scorers need the EfficientNet-Lite0 weights: set \
-                     scoring.feature_weights or DMAD_EFFICIENTNET to the safetensors file (see \
-                     docs/EFFICIENTNET.md for how to make it)"
-                .to_string(),
-        })?;
+    let path = feature_space::weights_path(cfg.scoring.feature_weights.as_ref())?;
     Ok(Some(std::sync::Arc::new(EfficientNetExtractor::lite0(
         &path, device,
     )?)))

@@ -45,6 +45,7 @@
 pub mod config;
 mod detector;
 mod error;
+mod feature_space;
 pub mod generate;
 mod network;
 pub mod prepare;
@@ -53,8 +54,8 @@ mod runtime;
 mod sampler;
 
 pub use config::{
-    DetectorConfig, InputConfig, Modality, NetworkConfig, SamplerKind, ScorerConfig, ScoringConfig,
-    ThresholdRule,
+    DetectorConfig, FeatureSpaceConfig, InputConfig, MapScore, Modality, NetworkConfig,
+    SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule,
 };
 pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};

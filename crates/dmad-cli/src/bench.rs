@@ -22,6 +22,8 @@ use serde_json::Value;
 
 use crate::tasks::Options;
 
+mod feature_space;
+
 /// What `dmad bench` runs.
 pub struct BenchArgs {
     /// The protocol's data folder.
@@ -44,6 +46,9 @@ pub struct BenchArgs {
     pub minutes: Option<f64>,
     /// The command line, recorded with each figure.
     pub command: String,
+    /// Seeds per cell: `opts.seed`, `opts.seed + 1`, ...; the record holds their mean and
+    /// range.
+    pub seeds: usize,
 }
 
 /// A model variant of the benchmark table.
@@ -77,11 +82,23 @@ pub enum Variant {
     /// two-sample tests on every modality, the Frechet distance on EfficientNet-Lite0 features
     /// of images and scalograms; issue #10).
     Fidelity,
+    /// The peer PatchCore (1 % coreset) on EfficientNet-Lite0 patch features (issue 17).
+    #[value(name = "patchcore")]
+    PatchCore,
+    /// The peer PatchCore with a 10 % coreset.
+    #[value(name = "patchcore-10")]
+    PatchCore10,
+    /// Diffusion in the feature space: an MLP denoiser trained on the same patch features as
+    /// PatchCore, each patch scored by its denoising error over 8 noise levels (issue 17).
+    FeatureDiffusion,
+    /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
+    /// strength 0.3) instead.
+    FeatureRecon,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 11] = [
+    pub const ALL: [Variant; 15] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -93,6 +110,10 @@ impl Variant {
         Variant::Combined,
         Variant::CombinedCalibrated,
         Variant::Fidelity,
+        Variant::PatchCore,
+        Variant::PatchCore10,
+        Variant::FeatureDiffusion,
+        Variant::FeatureRecon,
     ];
 
     fn id(self) -> &'static str {
@@ -108,6 +129,10 @@ impl Variant {
             Variant::Combined => "combined",
             Variant::CombinedCalibrated => "combined-calibrated",
             Variant::Fidelity => "fidelity",
+            Variant::PatchCore => "patchcore",
+            Variant::PatchCore10 => "patchcore-10",
+            Variant::FeatureDiffusion => "feature-diffusion",
+            Variant::FeatureRecon => "feature-recon",
         }
     }
 
@@ -124,6 +149,10 @@ impl Variant {
             Variant::Combined => "full, combined",
             Variant::CombinedCalibrated => "combined, calibrated",
             Variant::Fidelity => "fidelity of generated samples",
+            Variant::PatchCore => "PatchCore 1% (peer)",
+            Variant::PatchCore10 => "PatchCore 10% (peer)",
+            Variant::FeatureDiffusion => "feature diffusion",
+            Variant::FeatureRecon => "feature diffusion, recon",
         }
     }
 
@@ -152,6 +181,35 @@ impl Variant {
     /// Whether the variant scores with the perceptual (EfficientNet-Lite0) term.
     fn uses_features(self) -> bool {
         matches!(self, Variant::Combined | Variant::CombinedCalibrated)
+            || self.patchcore_ratio().is_some()
+            || self.feature_scorer().is_some()
+    }
+
+    /// The PatchCore peer's coreset ratio.
+    fn patchcore_ratio(self) -> Option<f64> {
+        match self {
+            Variant::PatchCore => Some(0.01),
+            Variant::PatchCore10 => Some(0.1),
+            _ => None,
+        }
+    }
+
+    /// The scorer of a feature-space variant.
+    fn feature_scorer(self) -> Option<ScorerConfig> {
+        match self {
+            Variant::FeatureDiffusion => Some(ScorerConfig::Denoising {
+                levels: 8,
+                max_strength: 0.5,
+            }),
+            Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
+            _ => None,
+        }
+    }
+
+    /// Whether the variant works on EfficientNet-Lite0 patch features at full resolution
+    /// (images at 256x256, no flips for the peer).
+    fn patch_features(self) -> bool {
+        self.patchcore_ratio().is_some() || self.feature_scorer().is_some()
     }
 
     /// Whether the variant calibrates on generated anomalies.
@@ -184,7 +242,11 @@ impl Variant {
             | Variant::Calibrated
             | Variant::Combined
             | Variant::CombinedCalibrated
-            | Variant::Fidelity => {}
+            | Variant::Fidelity
+            | Variant::PatchCore
+            | Variant::PatchCore10
+            | Variant::FeatureDiffusion
+            | Variant::FeatureRecon => {}
             Variant::Ddpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
@@ -574,6 +636,12 @@ struct UnitMetrics {
     fidelity: Option<Fidelity>,
     #[serde(default)]
     wall_s: f64,
+    /// Wall time of fitting (feature extraction, training, calibration) and of scoring the
+    /// test set, where recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fit_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score_s: Option<f64>,
 }
 
 /// The fidelity of one dataset's generated normal samples: classifier two-sample tests
@@ -626,6 +694,12 @@ struct Record {
     method: String,
     metrics: UnitMetrics,
     per_unit: Vec<UnitMetrics>,
+    /// The seeds of the cell (one run per seed and unit; `metrics` is their mean).
+    #[serde(default)]
+    seeds: Vec<u64>,
+    /// Over the seeds: the smallest and largest per-seed mean of each headline figure.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    seed_range: BTreeMap<String, [f64; 2]>,
     wall_s: f64,
     train_steps: usize,
     budget: f64,
@@ -800,11 +874,26 @@ fn run_unit(
     let start = Instant::now();
     let (train, test) = prepare_unit(ds, cfg, unit, dev)
         .with_context(|| format!("reading {} (unit {unit})", ds.id))?;
+    let mut m = UnitMetrics::default();
+    if let Some(ratio) = variant.patchcore_ratio() {
+        let TestSet::Samples(test) = test else {
+            bail!("PatchCore scores images and scalograms, not series points");
+        };
+        let run = feature_space::patchcore(&train, &test.x, ratio, opts.seed, dev)?;
+        let s = dmad::Scores {
+            scores: run.scores,
+            maps: Some(run.maps),
+        };
+        sample_metrics(ds, &s, &test, None, &mut m, dev)?;
+        (m.fit_s, m.score_s) = (Some(run.fit_s), Some(run.score_s));
+        m.wall_s = start.elapsed().as_secs_f64();
+        return Ok(m);
+    }
     let mut cfg = cfg.clone();
     cfg.train.seed = opts.seed;
     cfg.scoring.seed = opts.seed;
     let mut det = Detector::new(cfg, dev)?;
-    let mut m = UnitMetrics::default();
+    let fit_start = Instant::now();
     if variant.calibrates() {
         let copies = match ds.source {
             Source::Mvtec(_) if det.config().input.flip_augment => 3,
@@ -842,6 +931,8 @@ fn run_unit(
     } else {
         det.fit(&train, |_| {})?;
     }
+    m.fit_s = Some(fit_start.elapsed().as_secs_f64());
+    let score_start = Instant::now();
     let threshold = det.threshold()?.value;
     match test {
         TestSet::Points(task) => {
@@ -861,26 +952,44 @@ fn run_unit(
         }
         TestSet::Samples(test) => {
             let s = det.score(&test.x)?;
-            let r = dmad::evaluate(&s.scores, &test.labels, Some(threshold))?;
-            (m.auroc, m.auprc, m.f1_max, m.f1_at_threshold) =
-                (r.auroc, r.auprc, r.f1_max, r.f1_at_threshold);
-            let (flagged, all) = flag_shares(&s.scores, &test.labels, threshold);
-            (m.flagged, m.f1_flag_all) = (Some(flagged), Some(all));
-            if ds.modality() == Modality::Audio {
-                m.pauc_01 = Some(r.pauc_01);
-            }
-            if matches!(ds.source, Source::Audio(_) | Source::Mvtec(_)) {
-                m.auroc_per_kind = per_kind(&s.scores, &test.labels, &test.kinds)?;
-            }
-            if let (Source::Mvtec(dir), Some(maps), Some(_)) = (&ds.source, &s.maps, &test.masks) {
-                let (px, pro) = pixel_metrics(maps, dir, dev)?;
-                m.pixel_auroc = Some(px);
-                m.aupro_03 = Some(pro);
-            }
+            m.score_s = Some(score_start.elapsed().as_secs_f64());
+            sample_metrics(ds, &s, &test, Some(threshold), &mut m, dev)?;
         }
     }
+    m.score_s.get_or_insert(score_start.elapsed().as_secs_f64());
     m.wall_s = start.elapsed().as_secs_f64();
     Ok(m)
+}
+
+/// The metrics of scored samples (and their maps, where the dataset has masks); the
+/// threshold's F1 and flag share where a threshold is given.
+fn sample_metrics(
+    ds: &Dataset,
+    s: &dmad::Scores,
+    test: &Labelled,
+    threshold: Option<f64>,
+    m: &mut UnitMetrics,
+    dev: &Device,
+) -> Result<()> {
+    let r = dmad::evaluate(&s.scores, &test.labels, threshold)?;
+    (m.auroc, m.auprc, m.f1_max) = (r.auroc, r.auprc, r.f1_max);
+    if let Some(threshold) = threshold {
+        m.f1_at_threshold = r.f1_at_threshold;
+        let (flagged, all) = flag_shares(&s.scores, &test.labels, threshold);
+        (m.flagged, m.f1_flag_all) = (Some(flagged), Some(all));
+    }
+    if ds.modality() == Modality::Audio {
+        m.pauc_01 = Some(r.pauc_01);
+    }
+    if matches!(ds.source, Source::Audio(_) | Source::Mvtec(_)) {
+        m.auroc_per_kind = per_kind(&s.scores, &test.labels, &test.kinds)?;
+    }
+    if let (Source::Mvtec(dir), Some(maps), Some(_)) = (&ds.source, &s.maps, &test.masks) {
+        let (px, pro) = pixel_metrics(maps, dir, dev)?;
+        m.pixel_auroc = Some(px);
+        m.aupro_03 = Some(pro);
+    }
+    Ok(())
 }
 
 /// Generated normal samples per fidelity cell (fewer where the training set is smaller).
@@ -1072,7 +1181,30 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         },
         auroc_per_kind: per_kind,
         wall_s: units.iter().map(|u| u.wall_s).sum(),
+        fit_s: mean_opt(&|u| u.fit_s),
+        score_s: mean_opt(&|u| u.score_s),
     }
+}
+
+/// The smallest and largest of each headline figure over the per-seed means.
+fn seed_ranges(per_seed: &[UnitMetrics]) -> BTreeMap<String, [f64; 2]> {
+    let mut out = BTreeMap::new();
+    let figures: [(&str, &dyn Fn(&UnitMetrics) -> Option<f64>); 5] = [
+        ("auroc", &|u| Some(u.auroc)),
+        ("auprc", &|u| Some(u.auprc)),
+        ("pixel_auroc", &|u| u.pixel_auroc),
+        ("aupro_03", &|u| u.aupro_03),
+        ("pauc_01", &|u| u.pauc_01),
+    ];
+    for (name, f) in figures {
+        let v: Vec<f64> = per_seed.iter().filter_map(f).collect();
+        if v.len() == per_seed.len() && !v.is_empty() {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            out.insert(name.to_string(), [lo, hi]);
+        }
+    }
+    out
 }
 
 fn record_path(results: &Path, dataset: &str, variant: Variant) -> PathBuf {
@@ -1149,26 +1281,61 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 }
                 _ => 0,
             };
+            if variant.patch_features() && matches!(ds.source, Source::Mnist { .. }) {
+                // Ten digits of 10,000 test images through EfficientNet at 224x224: hours.
+                continue;
+            }
             let mut cfg = base_config(ds, features, args.budget);
             variant.apply(&mut cfg);
+            if variant.patch_features() {
+                let input = cfg.input.clone();
+                if let Some(scorer) = variant.feature_scorer() {
+                    cfg = feature_space::config(ds.modality(), args.budget, scorer);
+                    cfg.scoring.strength = 0.3;
+                }
+                cfg.input = input;
+                if ds.modality() == Modality::Image {
+                    // Full resolution (the protocol's 256x256 maps); PatchCore's memory bank
+                    // takes the training images as they are.
+                    cfg.input.image_size = 256;
+                    cfg.input.flip_augment &= variant.feature_scorer().is_some();
+                }
+            }
             let t0 = Instant::now();
             // A fidelity cell measures unit 0 only (a table's split seed 0, MNIST's digit 0).
             let n_units = if variant.detects() { ds.units() } else { 1 };
-            let mut units = Vec::with_capacity(n_units);
+            let n_seeds = if variant.detects() {
+                args.seeds.max(1)
+            } else {
+                1
+            };
+            let mut units = Vec::with_capacity(n_units * n_seeds);
+            let mut per_seed = Vec::with_capacity(n_seeds);
             let mut failed = None;
-            for unit in 0..n_units {
-                let r = if variant.detects() {
-                    run_unit(ds, &cfg, unit, variant, opts, dev)
-                } else {
-                    run_fidelity(ds, &cfg, opts, dev)
+            'seeds: for k in 0..n_seeds {
+                let opts = Options {
+                    seed: opts.seed + k as u64,
+                    ..opts.clone()
                 };
-                match r.with_context(|| format!("{} {} unit {unit}", ds.id, variant.id())) {
-                    Ok(u) => units.push(u),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
+                let first = units.len();
+                for unit in 0..n_units {
+                    let r = if variant.detects() {
+                        run_unit(ds, &cfg, unit, variant, &opts, dev)
+                    } else {
+                        run_fidelity(ds, &cfg, &opts, dev)
+                    };
+                    let r = r.with_context(|| {
+                        format!("{} {} unit {unit} seed {}", ds.id, variant.id(), opts.seed)
+                    });
+                    match r {
+                        Ok(u) => units.push(u),
+                        Err(e) => {
+                            failed = Some(e);
+                            break 'seeds;
+                        }
                     }
                 }
+                per_seed.push(mean_metrics(&units[first..]));
             }
             if let Some(e) = failed {
                 // One cell's failure is reported and the benchmark goes on with the others.
@@ -1203,8 +1370,14 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 method: variant.label().to_string(),
                 metrics,
                 per_unit: units,
+                seeds: (0..n_seeds as u64).map(|k| opts.seed + k).collect(),
+                seed_range: if n_seeds > 1 {
+                    seed_ranges(&per_seed)
+                } else {
+                    BTreeMap::new()
+                },
                 wall_s,
-                train_steps: if variant == Variant::Dte {
+                train_steps: if variant == Variant::Dte || variant.patchcore_ratio().is_some() {
                     0
                 } else {
                     cfg.train.steps

@@ -173,6 +173,10 @@ enum Command {
         /// The short version for CI: budget 0.05, two datasets (wbc and UCR #135), full and DTE.
         #[arg(long)]
         quick: bool,
+        /// Run every cell with this many seeds (--seed, --seed + 1, ...) and record their
+        /// mean and range.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
+        seeds: u64,
     },
     /// Fit and evaluate one small model per modality on the data the repository ships, print
     /// the metrics and write an HTML report.
@@ -277,6 +281,7 @@ fn main() -> Result<()> {
             force,
             minutes,
             quick,
+            seeds,
         } => {
             let data = data
                 .or_else(|| std::env::var_os("DMAD_DATA").map(PathBuf::from))
@@ -306,6 +311,7 @@ fn main() -> Result<()> {
                 force,
                 minutes,
                 command,
+                seeds: seeds as usize,
             };
             bench::run(&args, &opts, &dev)?
         }

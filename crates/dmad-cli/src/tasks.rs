@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 /// Options shared by every subcommand.
+#[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
     pub quiet: bool,

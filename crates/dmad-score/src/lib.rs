@@ -16,6 +16,11 @@
 //! - [`dte`]: diffusion time estimation for tables (arXiv 2305.18593):
 //!   [`DteNonParametric`], [`DteInverseGamma`], [`DteCategorical`]; and
 //!   [`DdpmTableScorer`], the DTE paper's DDPM reconstruction baseline.
+//! - [`DenoisingErrorScorer`]: the denoising error `||eps_theta(x_t, t) - eps||^2` averaged
+//!   over several noise levels (an ELBO-style density score), one network call per level.
+//! - [`patch`]: PatchCore's locally aware patch features of a frozen extractor, the space in
+//!   which dmad's feature-space diffusion detector works; [`PatchCore`]: the memory-bank
+//!   baseline on the same features (greedy k-center coreset, nearest-neighbour distance).
 //! - [`maps`]: Gaussian smoothing (scipy's `gaussian_filter`), resizing to the input, and one
 //!   score per point of a series from overlapping windows.
 //! - [`efficientnet`]: EfficientNet-Lite0 in candle, matching the PyTorch reference
@@ -88,11 +93,14 @@
 
 mod combined;
 mod ddpm_table;
+mod denoising;
 pub mod dte;
 pub mod efficientnet;
 mod error;
 mod feature;
 pub mod maps;
+pub mod patch;
+pub mod patchcore;
 mod reconstruction;
 mod scorer;
 
@@ -100,6 +108,7 @@ pub use combined::{
     default_lambda_grid, fit_lambda, CombinedScorer, LambdaFit, NormKind, Normaliser, TermStats,
 };
 pub use ddpm_table::{DdpmTableConfig, DdpmTableScorer};
+pub use denoising::{levels, DenoisingErrorConfig, DenoisingErrorScorer};
 pub use dte::{
     DteCategorical, DteCategoricalConfig, DteEstimate, DteInverseGamma, DteInverseGammaConfig,
     DteNonParametric, DteNonParametricConfig, DteTrainConfig,
@@ -107,6 +116,7 @@ pub use dte::{
 pub use efficientnet::EfficientNetExtractor;
 pub use error::{Error, Result};
 pub use feature::{feature_error, FeatureScorer, Terms};
+pub use patchcore::{PatchCore, PatchCoreConfig};
 pub use reconstruction::{
     draw_seed, squared_error, ReconstructionConfig, ReconstructionScorer, Reconstructor,
 };

@@ -206,6 +206,83 @@ pub enum MapScore {
     Max,
     /// The mean of the smoothed map.
     Mean,
+    /// The mean of the `k` largest values of the smoothed map (more robust than the maximum
+    /// to one noisy position; `k` at least 1, capped at the map's size).
+    TopKMean {
+        /// Positions averaged.
+        k: usize,
+    },
+}
+
+/// One score per map (`[batch, ...]`) by `how`; [`MapScore::Inner`] has no map summary.
+///
+/// # Errors
+/// [`dmad_core::Error::InvalidConfig`] (field `map_score`) for [`MapScore::Inner`] or a top-k
+/// mean with `k = 0`; [`dmad_core::Error::ShapeMismatch`] for an empty batch or map.
+pub fn reduce_maps(map: &Tensor, how: MapScore) -> Result<Vec<f32>> {
+    let b = map.dim(0)?;
+    let flat = map.to_dtype(DType::F32)?.reshape((b, ()))?;
+    if b == 0 || flat.dim(1)? == 0 {
+        return Err(Error::shape(
+            "reduce_maps: map",
+            "[batch >= 1, ...] with positions",
+            map.dims(),
+        ));
+    }
+    Ok(match how {
+        MapScore::Max => flat.max(1)?.to_vec1::<f32>()?,
+        MapScore::Mean => flat.mean(1)?.to_vec1::<f32>()?,
+        MapScore::TopKMean { k } if k >= 1 => {
+            let k = k.min(flat.dim(1)?);
+            flat.to_vec2::<f32>()?
+                .into_iter()
+                .map(|mut v| {
+                    v.sort_unstable_by(|a, b| b.total_cmp(a));
+                    v[..k].iter().sum::<f32>() / k as f32
+                })
+                .collect()
+        }
+        MapScore::TopKMean { .. } => {
+            return Err(Error::config("map_score", "a top-k mean needs k >= 1"))
+        }
+        MapScore::Inner => {
+            return Err(Error::config(
+                "map_score",
+                "MapScore::Inner is the inner scorer's score, not a summary of a map",
+            ))
+        }
+    })
+}
+
+/// Anomaly maps `[n, out_h, out_w]` from per-patch scores (`n * h * w`, image by image, each
+/// image's patches in row-major order, as [`crate::patch::to_rows`] lays them out): resized
+/// bilinearly to the output size and smoothed with a Gaussian of `sigma` pixels (0: none).
+///
+/// # Errors
+/// [`dmad_core::Error::ShapeMismatch`] when `patch_scores` does not hold `n * h * w` values;
+/// the errors of [`resize_map`] and [`gaussian_smooth`].
+pub fn patch_maps(
+    patch_scores: &[f32],
+    n: usize,
+    (h, w): (usize, usize),
+    (out_h, out_w): (usize, usize),
+    sigma: f64,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    if patch_scores.len() != n * h * w {
+        return Err(Error::shape(
+            "patch_maps: patch scores",
+            format!("{n} x {h} x {w} values"),
+            &[patch_scores.len()],
+        ));
+    }
+    let map = Tensor::from_slice(patch_scores, (n, h, w), device)?;
+    let map = resize_map(&map, &[out_h, out_w])?;
+    if sigma > 0.0 {
+        gaussian_smooth(&map, sigma)
+    } else {
+        Ok(map)
+    }
 }
 
 /// Wraps a scorer and smooths its maps with [`gaussian_smooth`]; the score is the inner
@@ -253,12 +330,9 @@ impl<S: crate::Scorer> crate::Scorer for Smoothed<S> {
             return Ok(out);
         };
         let map = gaussian_smooth(&map, self.sigma)?;
-        let b = map.dim(0)?;
-        let flat = map.to_dtype(DType::F32)?.reshape((b, ()))?;
         let scores = match self.score {
             MapScore::Inner => out.scores,
-            MapScore::Max => flat.max(1)?.to_vec1::<f32>()?,
-            MapScore::Mean => flat.mean(1)?.to_vec1::<f32>()?,
+            how => reduce_maps(&map, how)?,
         };
         Ok(crate::ScoreOutput {
             scores,

@@ -125,10 +125,31 @@ impl EfficientNetExtractor {
     /// # Errors
     /// As [`EfficientNet::from_safetensors`].
     pub fn lite0(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::lite0_with(path, ExtractorConfig::default(), device)
+    }
+
+    /// EfficientNet-Lite0 from a safetensors file with the preprocessing and taps of
+    /// `config`, computing in `f32` on `device`.
+    ///
+    /// # Errors
+    /// As [`EfficientNet::from_safetensors`] and [`EfficientNetExtractor::new`].
+    pub fn lite0_with(
+        path: impl AsRef<Path>,
+        config: ExtractorConfig,
+        device: &Device,
+    ) -> Result<Self> {
         let mut cfg = EfficientNetConfig::lite0();
         cfg.num_classes = None;
         let net = EfficientNet::from_safetensors(&cfg, path, DType::F32, device)?;
-        Self::new(net, ExtractorConfig::default())
+        Self::new(net, config)
+    }
+
+    /// The channels of each tapped block's output, in tap order.
+    pub fn tap_channels(&self) -> Vec<usize> {
+        self.tap_blocks
+            .iter()
+            .map(|&b| self.net.blocks()[b].out_channels)
+            .collect()
     }
 
     /// The network.

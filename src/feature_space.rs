@@ -1,0 +1,343 @@
+//! Diffusion in a pretrained feature space (issue 17): images (and scalograms) become
+//! PatchCore's locally aware patch features of a frozen EfficientNet-Lite0, and the diffusion
+//! model is trained on those patch vectors instead of on pixels. A small MLP denoiser trains on
+//! them in minutes on a CPU, and every scorer gives one value per patch: an anomaly map at the
+//! feature map's stride, upsampled to the input, Gaussian-smoothed and reduced to the image's
+//! score by its maximum (or the mean of its top k), as the field does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use dmad_score::efficientnet::{EfficientNetExtractor, ExtractorConfig, FeatureTaps};
+use dmad_score::maps::{self, MapScore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// The feature space a detector's diffusion model works in, saved with the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FeatureSpaceConfig {
+    /// EfficientNet-Lite0 blocks whose outputs are tapped, 0-based, finest first. Default
+    /// `[4, 10]` (stride 8, 40 channels and stride 16, 112 channels: 28x28 patches of 152
+    /// features at the default size).
+    pub blocks: Vec<usize>,
+    /// Side the input is resized to before the extractor. Default 224 (Lite0's training size).
+    pub extractor_size: usize,
+    /// Side of the local neighbourhood each tapped map is averaged over (odd). Default 3.
+    pub pool: usize,
+    /// Standard deviation of the Gaussian that smooths the map at the input's resolution, in
+    /// pixels; 0 disables it. Default 4 (as PatchCore).
+    pub smoothing_sigma: f64,
+    /// How the smoothed map becomes the image score: [`MapScore::Max`] (the default, as
+    /// PatchCore and DDAD), [`MapScore::TopKMean`] or [`MapScore::Mean`].
+    pub map_score: MapScore,
+    /// SHA-256 (hex) of the extractor's weights file the model was fitted with; set by
+    /// fitting, checked whenever the model is built again, so a model never runs on features
+    /// of another network. Default `None` (not fitted yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extractor_sha256: Option<String>,
+}
+
+impl Default for FeatureSpaceConfig {
+    fn default() -> Self {
+        Self {
+            blocks: vec![4, 10],
+            extractor_size: 224,
+            pool: 3,
+            smoothing_sigma: 4.0,
+            map_score: MapScore::Max,
+            extractor_sha256: None,
+        }
+    }
+}
+
+impl FeatureSpaceConfig {
+    /// Checks the fields that need no network.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        if self.blocks.is_empty() {
+            return bad(
+                "feature_space.blocks",
+                "at least one block is needed".into(),
+            );
+        }
+        if !(32..=1024).contains(&self.extractor_size) {
+            return bad(
+                "feature_space.extractor_size",
+                format!("{} is not in [32, 1024]", self.extractor_size),
+            );
+        }
+        if self.pool == 0 || self.pool % 2 == 0 || self.pool > 15 {
+            return bad(
+                "feature_space.pool",
+                format!("{} is not an odd size in [1, 15]", self.pool),
+            );
+        }
+        if !(self.smoothing_sigma.is_finite() && (0.0..=64.0).contains(&self.smoothing_sigma)) {
+            return bad(
+                "feature_space.smoothing_sigma",
+                format!("{} is not in [0, 64]", self.smoothing_sigma),
+            );
+        }
+        match self.map_score {
+            MapScore::TopKMean { k: 0 } => {
+                return bad("feature_space.map_score", "top-k mean needs k >= 1".into())
+            }
+            MapScore::Inner => {
+                return bad(
+                    "feature_space.map_score",
+                    "Inner is not a map summary: use Max, Mean or TopKMean".into(),
+                )
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The SHA-256 of a file, in lower-case hex.
+///
+/// # Errors
+/// [`Error::Io`] naming the file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let digest = Sha256::digest(&bytes);
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The runtime side of a [`FeatureSpaceConfig`]: the frozen extractor and the per-feature
+/// standardisation learnt from the training patches.
+#[derive(Debug, Clone)]
+pub(crate) struct FeatureSpace {
+    extractor: Arc<EfficientNetExtractor>,
+    cfg: FeatureSpaceConfig,
+    sha256: String,
+    dims: usize,
+    /// `[1, dims]` mean and standard deviation of the training patches.
+    stats: Option<(Tensor, Tensor)>,
+}
+
+/// Images run through the extractor at once.
+const EXTRACT_BATCH: usize = 8;
+/// Names of the standardisation tensors in `feature_space.safetensors`.
+pub(crate) const MEAN: &str = "feature_space.mean";
+pub(crate) const STD: &str = "feature_space.std";
+
+impl FeatureSpace {
+    /// Loads EfficientNet-Lite0 from `weights` with the taps of `cfg`, checking the file's
+    /// hash against the one the model was fitted with.
+    pub(crate) fn load(cfg: &FeatureSpaceConfig, weights: &Path, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let sha256 = sha256_file(weights)?;
+        if let Some(want) = &cfg.extractor_sha256 {
+            if *want != sha256 {
+                return Err(Error::Model {
+                    path: weights.to_path_buf(),
+                    reason: format!(
+                        "the feature extractor's weights have SHA-256 {sha256}, but the model \
+                         was fitted on features of weights with SHA-256 {want}: its scores would \
+                         be meaningless; point scoring.feature_weights or DMAD_EFFICIENTNET at \
+                         the file it was fitted with (docs/EFFICIENTNET.md)"
+                    ),
+                });
+            }
+        }
+        let config = ExtractorConfig {
+            image_size: Some((cfg.extractor_size, cfg.extractor_size)),
+            taps: FeatureTaps::Blocks(cfg.blocks.clone()),
+            ..ExtractorConfig::default()
+        };
+        let extractor = EfficientNetExtractor::lite0_with(weights, config, device)?;
+        let dims = extractor.tap_channels().iter().sum();
+        Ok(Self {
+            extractor: Arc::new(extractor),
+            cfg: cfg.clone(),
+            sha256,
+            dims,
+            stats: None,
+        })
+    }
+
+    /// Features per patch.
+    pub(crate) fn dims(&self) -> usize {
+        self.dims
+    }
+
+    /// The hex SHA-256 of the extractor's weights.
+    pub(crate) fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The standardisation, once fitted or loaded.
+    pub(crate) fn stats(&self) -> Option<&(Tensor, Tensor)> {
+        self.stats.as_ref()
+    }
+
+    /// Sets the standardisation (from a saved model).
+    pub(crate) fn set_stats(&mut self, mean: Tensor, std: Tensor) -> Result<()> {
+        for (name, t) in [(MEAN, &mean), (STD, &std)] {
+            if t.dims() != [1, self.dims] {
+                return Err(Error::ShapeMismatch {
+                    context: if name == MEAN {
+                        "feature-space mean"
+                    } else {
+                        "feature-space std"
+                    },
+                    expected: format!("[1, {}]", self.dims),
+                    got: t.dims().to_vec(),
+                });
+            }
+        }
+        self.stats = Some((mean, std));
+        Ok(())
+    }
+
+    /// Raw patch rows `[n * h * w, dims]` of images `x` (`[n, c, H, W]`), and `(h, w)`.
+    pub(crate) fn raw_rows(&self, x: &Tensor) -> Result<(Tensor, (usize, usize))> {
+        let n = x.dim(0)?;
+        let mut parts = Vec::new();
+        let mut hw = (0, 0);
+        let mut start = 0;
+        while start < n {
+            let len = EXTRACT_BATCH.min(n - start);
+            let maps = dmad_score::patch::patch_features(
+                self.extractor.as_ref(),
+                &x.narrow(0, start, len)?,
+                self.cfg.pool,
+            )?;
+            hw = (maps.dim(2)?, maps.dim(3)?);
+            parts.push(dmad_score::patch::to_rows(&maps)?);
+            start += len;
+        }
+        Ok((Tensor::cat(&parts, 0)?, hw))
+    }
+
+    /// Learns the per-feature mean and standard deviation of the training rows (a feature
+    /// that does not vary is divided by 1).
+    pub(crate) fn fit_stats(&mut self, rows: &Tensor) -> Result<()> {
+        let mean = rows.mean_keepdim(0)?;
+        let var = rows.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?;
+        let std = var.sqrt()?;
+        let ones = Tensor::ones_like(&std)?;
+        let std = std.ge(1e-6)?.where_cond(&std, &ones)?;
+        self.stats = Some((mean, std));
+        Ok(())
+    }
+
+    /// Standardised rows.
+    pub(crate) fn standardise(&self, rows: &Tensor) -> Result<Tensor> {
+        let (mean, std) = self.stats.as_ref().ok_or(Error::NotFitted)?;
+        Ok(rows.broadcast_sub(mean)?.broadcast_div(std)?)
+    }
+
+    /// Standardised patch rows of images `x`, and `(h, w)`.
+    pub(crate) fn rows(&self, x: &Tensor) -> Result<(Tensor, (usize, usize))> {
+        let (rows, hw) = self.raw_rows(x)?;
+        Ok((self.standardise(&rows)?, hw))
+    }
+
+    /// Per-patch scores (`n * h * w`, image by image) as image scores and maps `[n, H, W]` at
+    /// the input's size: upsampled bilinearly, smoothed, reduced by the map score.
+    pub(crate) fn to_output(
+        &self,
+        patch_scores: &[f32],
+        n: usize,
+        hw: (usize, usize),
+        out_hw: (usize, usize),
+        device: &Device,
+    ) -> Result<(Vec<f32>, Tensor)> {
+        let map = maps::patch_maps(
+            patch_scores,
+            n,
+            hw,
+            out_hw,
+            self.cfg.smoothing_sigma,
+            device,
+        )?;
+        let scores = maps::reduce_maps(&map, self.cfg.map_score)?;
+        Ok((scores, map))
+    }
+}
+
+/// The EfficientNet-Lite0 weights file: `scoring.feature_weights`, else `DMAD_EFFICIENTNET`.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] saying how to get the weights when neither is set.
+pub(crate) fn weights_path(configured: Option<&PathBuf>) -> Result<PathBuf> {
+    configured
+        .cloned()
+        .or_else(|| std::env::var_os("DMAD_EFFICIENTNET").map(PathBuf::from))
+        .ok_or_else(|| Error::InvalidConfig {
+            field: "scoring.feature_weights",
+            reason: "the feature-space detector and the feature and combined scorers need the \
+                     EfficientNet-Lite0 weights: set scoring.feature_weights or \
+                     DMAD_EFFICIENTNET to the safetensors file (see docs/EFFICIENTNET.md for \
+                     how to make it)"
+                .to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_out_of_range_are_named() {
+        let ok = FeatureSpaceConfig::default();
+        ok.validate().unwrap();
+        for (cfg, field) in [
+            (
+                FeatureSpaceConfig {
+                    pool: 2,
+                    ..ok.clone()
+                },
+                "pool",
+            ),
+            (
+                FeatureSpaceConfig {
+                    blocks: vec![],
+                    ..ok.clone()
+                },
+                "blocks",
+            ),
+            (
+                FeatureSpaceConfig {
+                    smoothing_sigma: f64::NAN,
+                    ..ok.clone()
+                },
+                "smoothing_sigma",
+            ),
+            (
+                FeatureSpaceConfig {
+                    map_score: MapScore::TopKMean { k: 0 },
+                    ..ok.clone()
+                },
+                "map_score",
+            ),
+        ] {
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_config_round_trips_through_json() {
+        let cfg = FeatureSpaceConfig {
+            map_score: MapScore::TopKMean { k: 10 },
+            extractor_sha256: Some("ab".into()),
+            ..FeatureSpaceConfig::default()
+        };
+        let back: FeatureSpaceConfig =
+            serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();
+        assert_eq!(back, cfg);
+    }
+}
