@@ -4,12 +4,12 @@
 use candle_core::Tensor;
 use dmad_core::PredictionType;
 
-use crate::ddpm::check_clip;
+use crate::ddpm::{check_clip, x0_and_eps, X0Limit};
 use crate::plan::{plan_indices, resolve_timesteps};
 use crate::sampler::{Plan, Sampler};
 use crate::schedule::x0_eps_coefs;
 use crate::timesteps::{TimestepRule, TimestepSpacing};
-use crate::util::{batch_of, lincomb, per_sample, same_shape, timestep_values};
+use crate::util::{batch_of, div, lincomb, per_sample, same_shape, scale, timestep_values};
 use crate::{Error, NoiseSchedule, Result};
 
 /// The configuration of a [`DdimSampler`], with diffusers' names.
@@ -43,6 +43,16 @@ pub struct DdimConfig {
     /// Whether the step after the last timestep uses `alpha_bar = 1` (else `alpha_bar_0`).
     /// Default `true`.
     pub set_alpha_to_one: bool,
+    /// Dynamic thresholding of the predicted `x0` (Saharia et al., arXiv 2205.11487); replaces
+    /// `clip_sample`. Default `false`. For pixel-space models only.
+    pub thresholding: bool,
+    /// The quantile of `|x0|` that thresholding clamps to. Default 0.995.
+    pub dynamic_thresholding_ratio: f64,
+    /// The largest threshold. Default 1.0 (then thresholding is clamping to `[-1, 1]`).
+    pub sample_max_value: f64,
+    /// Recompute the noise from the clipped or thresholded `x0` (diffusers passes it to
+    /// `step`). Default `false`. Without clipping or thresholding it changes nothing.
+    pub use_clipped_model_output: bool,
 }
 
 impl Default for DdimConfig {
@@ -57,6 +67,10 @@ impl Default for DdimConfig {
             clip_sample: false,
             clip_sample_range: 1.0,
             set_alpha_to_one: true,
+            thresholding: false,
+            dynamic_thresholding_ratio: 0.995,
+            sample_max_value: 1.0,
+            use_clipped_model_output: false,
         }
     }
 }
@@ -65,7 +79,9 @@ impl Default for DdimConfig {
 /// `DDIMScheduler`.
 ///
 /// Each step goes from `t` to `t - T / n` (diffusers' rule, also for `linspace` and `trailing`
-/// spacings; custom timesteps step to the next one), and below 0 to `alpha_bar = 1`.
+/// spacings; custom timesteps step to the next one), and below 0 to `alpha_bar = 1` (or
+/// `alpha_bar_0` without `set_alpha_to_one`). `clip_sample` and dynamic thresholding as in
+/// diffusers.
 #[derive(Debug, Clone)]
 pub struct DdimSampler {
     schedule: NoiseSchedule,
@@ -74,7 +90,8 @@ pub struct DdimSampler {
     prev: Vec<i64>,
     final_alpha_cumprod: f64,
     eta: f64,
-    clip: Option<f64>,
+    limit: X0Limit,
+    use_clipped_model_output: bool,
 }
 
 impl DdimSampler {
@@ -82,9 +99,15 @@ impl DdimSampler {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a bad step count or custom timesteps, a negative or
-    /// non-finite `eta`, or a non-positive `clip_sample_range`.
+    /// non-finite `eta`, a non-positive `clip_sample_range` or bad thresholding options.
     pub fn new(schedule: &NoiseSchedule, config: DdimConfig) -> Result<Self> {
-        check_clip(config.clip_sample, config.clip_sample_range)?;
+        let limit = X0Limit::new(
+            config.clip_sample,
+            config.clip_sample_range,
+            config.thresholding,
+            config.dynamic_thresholding_ratio,
+            config.sample_max_value,
+        )?;
         if !(config.eta.is_finite() && config.eta >= 0.0) {
             return Err(Error::InvalidConfig {
                 field: "eta",
@@ -121,8 +144,60 @@ impl DdimSampler {
                 schedule.alphas_cumprod()[0]
             },
             eta: config.eta,
-            clip: config.clip_sample.then_some(config.clip_sample_range),
+            limit,
+            use_clipped_model_output: config.use_clipped_model_output,
         })
+    }
+
+    /// diffusers' step term by term in `f32`, for clipping and thresholding.
+    fn step_exact(
+        &self,
+        model_output: &Tensor,
+        idx: &[usize],
+        sample: &Tensor,
+        noise: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let ac = self.schedule.alphas_cumprod();
+        let (mut sa, mut sb, mut sap, mut dir, mut std) = (vec![], vec![], vec![], vec![], vec![]);
+        for &i in idx {
+            let a = ac[self.plan.timesteps[i] as usize] as f32;
+            let p = self.prev[i];
+            let ap = if p >= 0 {
+                ac[p as usize] as f32
+            } else {
+                self.final_alpha_cumprod as f32
+            };
+            let beta_t = 1.0 - a;
+            let variance = ((1.0 - ap) / beta_t) * (1.0 - a / ap);
+            let s = self.eta as f32 * variance.sqrt();
+            sa.push(a.sqrt() as f64);
+            sb.push(beta_t.sqrt() as f64);
+            sap.push(ap.sqrt() as f64);
+            dir.push((1.0 - ap - s * s).sqrt() as f64);
+            std.push(s as f64);
+        }
+        let (x0, eps) = x0_and_eps(
+            self.plan.prediction_type,
+            sample,
+            model_output,
+            &sa,
+            &sb,
+            true,
+        )?;
+        let x0 = self.limit.apply(x0)?;
+        let eps = match eps {
+            Some(e) if !self.use_clipped_model_output => e,
+            _ => div(&(sample - scale(&x0, &sa)?)?, &sb)?,
+        };
+        let mut prev = (scale(&x0, &sap)? + scale(&eps, &dir)?)?;
+        if self.eta > 0.0 {
+            let noise = noise.ok_or(Error::MissingNoise {
+                sampler: "DdimSampler",
+            })?;
+            same_shape(sample, noise, "DdimSampler::step: noise")?;
+            prev = (prev + scale(noise, &std)?)?;
+        }
+        Ok(prev)
     }
 }
 
@@ -142,6 +217,9 @@ impl Sampler for DdimSampler {
         let batch = batch_of(sample, "DdimSampler::step: sample")?;
         let ts = timestep_values(t, batch, "DdimSampler::step: t")?;
         let idx = plan_indices(&self.plan.timesteps, &ts, "DdimSampler::step")?;
+        if self.limit != X0Limit::None || self.use_clipped_model_output {
+            return self.step_exact(model_output, &idx, sample, noise);
+        }
         let ac = self.schedule.alphas_cumprod();
         let mut c = [const { Vec::new() }; 7];
         for &i in &idx {
@@ -163,20 +241,14 @@ impl Sampler for DdimSampler {
             c[5].push((1.0 - ap - std * std).max(0.0).sqrt());
             c[6].push(std);
         }
-        let mut prev = if let Some(r) = self.clip {
-            let x0 = lincomb(&c[0], sample, &c[1], model_output)?.clamp(-r, r)?;
-            let eps = lincomb(&c[2], sample, &c[3], model_output)?;
-            lincomb(&c[4], &x0, &c[5], &eps)?
-        } else {
-            // x0 and eps are both linear in (sample, model_output): fold the coefficients.
-            let cx: Vec<f64> = (0..batch)
-                .map(|b| c[4][b] * c[0][b] + c[5][b] * c[2][b])
-                .collect();
-            let co: Vec<f64> = (0..batch)
-                .map(|b| c[4][b] * c[1][b] + c[5][b] * c[3][b])
-                .collect();
-            lincomb(&cx, sample, &co, model_output)?
-        };
+        // x0 and eps are both linear in (sample, model_output): fold the coefficients.
+        let cx: Vec<f64> = (0..batch)
+            .map(|b| c[4][b] * c[0][b] + c[5][b] * c[2][b])
+            .collect();
+        let co: Vec<f64> = (0..batch)
+            .map(|b| c[4][b] * c[1][b] + c[5][b] * c[3][b])
+            .collect();
+        let mut prev = lincomb(&cx, sample, &co, model_output)?;
         if self.eta > 0.0 {
             let noise = noise.ok_or(Error::MissingNoise {
                 sampler: "DdimSampler",

@@ -1,8 +1,9 @@
 /// The error of `dmad-diffusion`.
 ///
-/// Every variant says whose fault it is: a bad configuration (`InvalidConfig`), bad arguments to
-/// a call (`ShapeMismatch`, `InvalidTimestep`, `MissingNoise`), or a failure below us (`Candle`,
-/// `Core`).
+/// Every variant says whose fault it is: a bad configuration (`InvalidConfig`), a diffusers
+/// scheduler config this crate cannot honour (`UnknownClass`, `UnknownField`, `Unsupported`), a
+/// config file that cannot be read or parsed (`Io`, `Json`, `ConfigFile`), bad arguments to a call
+/// (`ShapeMismatch`, `InvalidTimestep`, `MissingNoise`), or a failure below us (`Candle`, `Core`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -21,6 +22,60 @@ pub enum Error {
         field: &'static str,
         /// What is wrong and what is allowed.
         reason: String,
+    },
+
+    /// A diffusers `scheduler_config.json` names a scheduler class this crate does not
+    /// implement. Use `DDPMScheduler`, `DDIMScheduler`, `DPMSolverMultistepScheduler` or
+    /// `EulerDiscreteScheduler`.
+    #[error("unknown diffusers scheduler class {class_name:?}; expected DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler or EulerDiscreteScheduler")]
+    UnknownClass {
+        /// The `_class_name` of the config (empty if it had none).
+        class_name: String,
+    },
+
+    /// A diffusers scheduler config has a field this crate does not know for its class, so it
+    /// cannot say whether the field changes the numbers. Remove the field (or check that the
+    /// config belongs to this class).
+    #[error("diffusers {class} config: unknown field `{field}`")]
+    UnknownField {
+        /// The scheduler class (`_class_name`).
+        class: &'static str,
+        /// The unknown field.
+        field: String,
+    },
+
+    /// A diffusers option with a value this crate does not implement (see docs/SAMPLERS.md).
+    /// Change `field` to a supported value.
+    #[error("unsupported diffusers option `{field}`: {reason}")]
+    Unsupported {
+        /// The configuration field, with diffusers' name.
+        field: &'static str,
+        /// Which value is not supported and why.
+        reason: String,
+    },
+
+    /// A scheduler config is not valid JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A config file was read but could not be used; `source` says why.
+    #[error("{}: {source}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be used.
+        #[source]
+        source: Box<Error>,
     },
 
     /// A tensor argument does not have the shape the call needs.

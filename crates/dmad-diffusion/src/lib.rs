@@ -76,10 +76,12 @@
 mod analytic;
 mod ddim;
 mod ddpm;
+mod diffusers_config;
 mod dpm_solver;
 mod error;
 mod euler;
 mod noise;
+mod options;
 mod pipeline;
 mod plan;
 mod sampler;
@@ -90,10 +92,14 @@ mod util;
 pub use analytic::GaussianDenoiser;
 pub use ddim::{DdimConfig, DdimInverseConfig, DdimInverseSampler, DdimSampler};
 pub use ddpm::{DdpmConfig, DdpmSampler};
+pub use diffusers_config::{AnySampler, SamplerConfig, SchedulerConfig, DIFFUSERS_VERSION};
 pub use dpm_solver::{DpmSolverConfig, DpmSolverSampler, DpmSolverState};
 pub use error::{Error, Result};
 pub use euler::{EulerConfig, EulerSampler};
 pub use noise::{NoiseSource, SeededNoise};
+pub use options::{
+    DpmSolverAlgorithm, DpmSolverType, FinalSigmas, SigmaInterpolation, VarianceType,
+};
 pub use pipeline::{
     reconstruct, reconstruct_trajectory, sample, sample_trajectory, start_index, Start, Trajectory,
 };

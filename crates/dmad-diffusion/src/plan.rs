@@ -1,7 +1,9 @@
 //! Building a sampler's timesteps from its config, and the `f32` sigma tables of the
 //! sigma-parametrised samplers.
 
-use crate::timesteps::{inference_timesteps, validate_plan, TimestepRule, TimestepSpacing};
+use crate::timesteps::{
+    inference_timesteps, np_linspace, validate_plan, TimestepRule, TimestepSpacing,
+};
 use crate::{Error, NoiseSchedule, Result};
 
 /// The timesteps of a sampler: `custom` if given (whole timesteps, in visiting order), else
@@ -48,24 +50,58 @@ pub(crate) fn sigma_table_f32(schedule: &NoiseSchedule) -> Vec<f32> {
         .collect()
 }
 
-/// numpy's `interp(t, arange(len), table)` rounded to `f32`, for each plan timestep, followed by
-/// a final sigma of 0 (diffusers' `final_sigmas_type = "zero"`).
-pub(crate) fn plan_sigmas(plan: &[f64], table: &[f32]) -> Vec<f64> {
-    let mut out: Vec<f64> = plan
-        .iter()
+/// numpy's `interp(t, arange(len), table)` (in `f64`) at each plan timestep.
+pub(crate) fn interp_sigmas(plan: &[f64], table: &[f32]) -> Vec<f64> {
+    plan.iter()
         .map(|&t| {
             let lo = (t.floor() as usize).min(table.len() - 1);
-            let v = if t.fract() == 0.0 || lo + 1 >= table.len() {
+            if t.fract() == 0.0 || lo + 1 >= table.len() {
                 table[lo] as f64
             } else {
                 let (f0, f1) = (table[lo] as f64, table[lo + 1] as f64);
                 (f1 - f0) * (t - lo as f64) + f0
-            };
-            v as f32 as f64
+            }
         })
-        .collect();
-    out.push(0.0);
-    out
+        .collect()
+}
+
+/// numpy's `log` of the `f32` sigma table, in `f32`.
+pub(crate) fn log_table_f32(table: &[f32]) -> Vec<f32> {
+    table.iter().map(|&s| (s as f64).ln() as f32).collect()
+}
+
+/// diffusers' `_sigma_to_t`: the fractional training timestep of `sigma`, interpolating
+/// `log sigma` linearly between the two table entries around it (clamped to the table).
+pub(crate) fn sigma_to_t(sigma: f64, log_sigmas: &[f32]) -> f64 {
+    let log_sigma = sigma.max(1e-10).ln();
+    let n = log_sigmas.len();
+    // numpy: `cumsum(dists >= 0).argmax()`, the last entry at or below log_sigma (0 if none).
+    let low = log_sigmas
+        .iter()
+        .rposition(|&l| log_sigma - l as f64 >= 0.0)
+        .unwrap_or(0)
+        .min(n - 2);
+    let (lo, hi) = (log_sigmas[low] as f64, log_sigmas[low + 1] as f64);
+    let w = ((lo - log_sigma) / (lo - hi)).clamp(0.0, 1.0);
+    (1.0 - w) * low as f64 + w * (low + 1) as f64
+}
+
+/// The Karras et al. (arXiv 2206.00364, eq. 5) sigmas: `n` values from `sigma_max` down to
+/// `sigma_min`, evenly spaced in `sigma^(1/7)` (diffusers' `_convert_to_karras`).
+pub(crate) fn karras_sigmas(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> {
+    let rho = 7.0f64;
+    let (min_inv, max_inv) = (sigma_min.powf(1.0 / rho), sigma_max.powf(1.0 / rho));
+    (0..n)
+        .map(|i| (max_inv + np_linspace(0.0, 1.0, n, i) * (min_inv - max_inv)).powf(rho))
+        .collect()
+}
+
+/// `n` sigmas from `sigma_max` down to `sigma_min`, evenly spaced in `log sigma` (diffusers'
+/// `_convert_to_exponential`).
+pub(crate) fn exponential_sigmas(sigma_min: f64, sigma_max: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| np_linspace(sigma_max.ln(), sigma_min.ln(), n, i).exp())
+        .collect()
 }
 
 /// The per-sample plan indices of timesteps `ts`.
@@ -83,4 +119,67 @@ pub(crate) fn plan_indices(plan: &[f64], ts: &[f64], context: &'static str) -> R
             })
         })
         .collect()
+}
+
+/// `n` sigmas evenly spaced in `lambda = log sigma` from `log_max` down to `log_min` (Lu et al.,
+/// arXiv 2206.00927; diffusers' `_convert_to_lu` with `rho = 1`).
+pub(crate) fn lu_sigmas(log_min: f64, log_max: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| (log_max + np_linspace(0.0, 1.0, n, i) * (log_min - log_max)).exp())
+        .collect()
+}
+
+/// Which sigma spacing replaces the timesteps' own sigmas (diffusers' `use_*_sigmas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SigmaSpacing {
+    /// The sigmas of the timesteps.
+    Timesteps,
+    /// `use_karras_sigmas`.
+    Karras,
+    /// `use_exponential_sigmas`.
+    Exponential,
+    /// `use_lu_lambdas` (DPM-Solver).
+    LuLambdas,
+}
+
+/// Rejects custom timesteps together with a sigma spacing that replaces them (as diffusers).
+pub(crate) fn check_custom_with_spacing(custom: bool, spacing: SigmaSpacing) -> Result<()> {
+    let field = match spacing {
+        SigmaSpacing::Timesteps => return Ok(()),
+        SigmaSpacing::Karras => "use_karras_sigmas",
+        SigmaSpacing::Exponential => "use_exponential_sigmas",
+        SigmaSpacing::LuLambdas => "use_lu_lambdas",
+    };
+    if custom {
+        return Err(Error::InvalidConfig {
+            field,
+            reason: "cannot be combined with custom timesteps (as diffusers)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Re-checks a plan derived from sigmas: a spacing that crowds the small sigmas can map several
+/// of them to one timestep, which a plan cannot hold.
+pub(crate) fn validate_derived_plan(
+    plan: &[f64],
+    spacing: SigmaSpacing,
+    num_train_timesteps: usize,
+) -> Result<()> {
+    validate_plan(plan, true, num_train_timesteps).map_err(|e| match (e, spacing) {
+        (Error::InvalidConfig { reason, .. }, s) if s != SigmaSpacing::Timesteps => {
+            Error::InvalidConfig {
+                field: match s {
+                    SigmaSpacing::Karras => "use_karras_sigmas",
+                    SigmaSpacing::Exponential => "use_exponential_sigmas",
+                    _ => "use_lu_lambdas",
+                },
+                reason: format!(
+                    "the sigmas map to timesteps that are not strictly decreasing ({reason}); \
+                     use fewer steps or another schedule"
+                ),
+            }
+        }
+        (e, _) => e,
+    })
 }

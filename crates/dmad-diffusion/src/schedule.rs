@@ -210,7 +210,7 @@ impl NoiseSchedule {
         }
         let (b0, b1) = (config.beta_start, config.beta_end);
         let f32r = |x: f64| x as f32 as f64;
-        let mut betas: Vec<f64> = match config.beta_schedule {
+        let betas: Vec<f64> = match config.beta_schedule {
             BetaSchedule::Linear => (0..n).map(|i| f32r(linspace(b0, b1, n, i))).collect(),
             BetaSchedule::ScaledLinear => (0..n)
                 .map(|i| {
@@ -240,6 +240,39 @@ impl NoiseSchedule {
                 })
                 .collect(),
         };
+        Ok(Self::from_betas_unchecked(config, betas))
+    }
+
+    /// A schedule with given betas (diffusers' `trained_betas`): `config.beta_schedule`,
+    /// `beta_start` and `beta_end` are not used; `rescale_betas_zero_snr` still applies. The
+    /// betas are rounded to `f32`, as diffusers stores them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (field `trained_betas`) if there are not
+    /// `config.num_train_timesteps` betas (at least 2), or one is not in `(0, 1]`.
+    pub fn from_betas(config: NoiseScheduleConfig, betas: &[f64]) -> Result<Self> {
+        let n = config.num_train_timesteps;
+        if betas.len() != n || n < 2 {
+            return Err(Error::InvalidConfig {
+                field: "trained_betas",
+                reason: format!(
+                    "{} betas for num_train_timesteps = {n} (need that many, at least 2)",
+                    betas.len()
+                ),
+            });
+        }
+        if let Some(b) = betas.iter().find(|b| !(**b > 0.0 && **b <= 1.0)) {
+            return Err(Error::InvalidConfig {
+                field: "trained_betas",
+                reason: format!("every beta must be in (0, 1], got {b}"),
+            });
+        }
+        let betas = betas.iter().map(|&b| b as f32 as f64).collect();
+        Ok(Self::from_betas_unchecked(config, betas))
+    }
+
+    fn from_betas_unchecked(config: NoiseScheduleConfig, mut betas: Vec<f64>) -> Self {
+        let f32r = |x: f64| x as f32 as f64;
         if config.rescale_betas_zero_snr {
             betas = rescale_zero_terminal_snr(&betas)
                 .into_iter()
@@ -254,11 +287,11 @@ impl NoiseSchedule {
                 f32r(acc)
             })
             .collect();
-        Ok(Self {
+        Self {
             config,
             betas,
             alphas_cumprod,
-        })
+        }
     }
 
     /// The configuration this schedule was built from.

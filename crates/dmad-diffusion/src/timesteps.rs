@@ -74,7 +74,7 @@ pub enum TimestepRule {
 }
 
 /// numpy's `linspace(start, stop, num)` element `i`.
-fn np_linspace(start: f64, stop: f64, num: usize, i: usize) -> f64 {
+pub(crate) fn np_linspace(start: f64, stop: f64, num: usize, i: usize) -> f64 {
     if num > 1 && i == num - 1 {
         return stop;
     }
@@ -119,7 +119,30 @@ pub fn inference_timesteps(
     steps_offset: usize,
     num_train_timesteps: usize,
 ) -> Result<Vec<f64>> {
+    inference_timesteps_below(
+        rule,
+        spacing,
+        num_inference_steps,
+        steps_offset,
+        num_train_timesteps,
+        num_train_timesteps,
+    )
+}
+
+/// As [`inference_timesteps`], with DPM-Solver's timesteps spread below `last_timestep`
+/// instead of `num_train_timesteps` (diffusers' `lambda_min_clipped`: `linspace` ends at
+/// `last_timestep - 1`, `leading` steps by `last_timestep / (n + 1)`, `trailing` starts from
+/// `last_timestep`). Other rules ignore `last_timestep`.
+pub(crate) fn inference_timesteps_below(
+    rule: TimestepRule,
+    spacing: TimestepSpacing,
+    num_inference_steps: usize,
+    steps_offset: usize,
+    num_train_timesteps: usize,
+    last_timestep: usize,
+) -> Result<Vec<f64>> {
     let (n, t) = (num_inference_steps, num_train_timesteps);
+    let last = last_timestep as f64;
     if n == 0 || n > t {
         return Err(Error::InvalidConfig {
             field: "num_inference_steps",
@@ -161,13 +184,13 @@ pub fn inference_timesteps(
         }
         (TimestepRule::DpmSolver, TimestepSpacing::Linspace) => (1..=n)
             .rev()
-            .map(|i| np_linspace(0.0, tf - 1.0, n + 1, i).round_ties_even())
+            .map(|i| np_linspace(0.0, last - 1.0, n + 1, i).round_ties_even())
             .collect(),
         (TimestepRule::DpmSolver, TimestepSpacing::Leading) => {
-            let ratio = (t / (n + 1)) as f64;
+            let ratio = (last_timestep / (n + 1)) as f64;
             (1..=n).rev().map(|i| i as f64 * ratio + offset).collect()
         }
-        (TimestepRule::DpmSolver, TimestepSpacing::Trailing) => trailing(tf),
+        (TimestepRule::DpmSolver, TimestepSpacing::Trailing) => trailing(last),
         (TimestepRule::Euler, TimestepSpacing::Linspace) => (0..n)
             .rev()
             .map(|i| np_linspace(0.0, tf - 1.0, n, i) as f32 as f64)

@@ -85,3 +85,71 @@ pub(crate) fn timestep_tensor(values: &[f64], device: &candle_core::Device) -> R
 pub(crate) fn plan_index(plan: &[f64], t: f64) -> Option<usize> {
     plan.iter().position(|&p| (p - t).abs() <= 1e-3)
 }
+
+/// `x / a` with a per-sample divisor (a true division, as PyTorch divides by a scalar tensor).
+pub(crate) fn div(x: &Tensor, a: &[f64]) -> Result<Tensor> {
+    Ok(x.broadcast_div(&per_sample(a, x)?)?)
+}
+
+/// `torch.quantile(values, q)` with linear interpolation, in `f32` as PyTorch computes it for
+/// `f32` input: rank `q (n - 1)`, then `lerp` between the neighbours.
+pub(crate) fn quantile_f32(values: &mut [f32], q: f32) -> f32 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    let rank = q * (n - 1) as f32;
+    let below = (rank as usize).min(n - 1);
+    let above = (rank.ceil() as usize).min(n - 1);
+    let (lo, hi, w) = (values[below], values[above], rank - below as f32);
+    // PyTorch's lerp.
+    if w < 0.5 {
+        lo + w * (hi - lo)
+    } else {
+        hi - (hi - lo) * (1.0 - w)
+    }
+}
+
+/// Dynamic thresholding (Saharia et al., arXiv 2205.11487), as diffusers' `_threshold_sample`:
+/// per sample, `s` is the `ratio` quantile of `|x0|` clamped to `[1, max]`, and `x0` is clamped
+/// to `[-s, s]` and divided by `s`.
+///
+/// The quantiles are computed on the host: one read-back of `x0` per call.
+pub(crate) fn threshold_sample(x0: &Tensor, ratio: f64, max: f64) -> Result<Tensor> {
+    let batch = batch_of(x0, "thresholding: x0")?;
+    let rows = x0
+        .to_dtype(DType::F32)?
+        .reshape((batch, ()))?
+        .abs()?
+        .to_vec2::<f32>()?;
+    let s: Vec<f64> = rows
+        .into_iter()
+        .map(|mut row| {
+            let q = quantile_f32(&mut row, ratio as f32);
+            q.max(1.0).min(max as f32) as f64
+        })
+        .collect();
+    let hi = per_sample(&s, x0)?;
+    Ok(x0
+        .broadcast_maximum(&hi.neg()?)?
+        .broadcast_minimum(&hi)?
+        .broadcast_div(&hi)?)
+}
+
+/// Checks diffusers' dynamic-thresholding options when `thresholding` is on.
+pub(crate) fn check_thresholding(on: bool, ratio: f64, max: f64) -> Result<()> {
+    if !on {
+        return Ok(());
+    }
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(Error::InvalidConfig {
+            field: "dynamic_thresholding_ratio",
+            reason: format!("must be in [0, 1], got {ratio}"),
+        });
+    }
+    if !(max.is_finite() && max > 0.0) {
+        return Err(Error::InvalidConfig {
+            field: "sample_max_value",
+            reason: format!("must be positive and finite, got {max}"),
+        });
+    }
+    Ok(())
+}
