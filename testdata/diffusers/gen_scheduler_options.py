@@ -114,6 +114,16 @@ CASES = [
         1.0,
     ),
     ("dpm/use_lu_lambdas", DPM, dict(use_lu_lambdas=True), 20, {}, 1.0),
+    # 50 steps repeat small timesteps ([..., 2, 1, 1, 0] on Stable Diffusion's schedule).
+    (
+        "dpm/use_karras_sigmas/scaled_linear/n=50",
+        DPM,
+        dict(use_karras_sigmas=True, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
+        50,
+        {},
+        1.0,
+    ),
+    ("dpm/use_lu_lambdas/n=50/order=3", DPM, dict(use_lu_lambdas=True, solver_order=3), 50, {}, 1.0),
     ("dpm/use_exponential_sigmas", DPM, dict(use_exponential_sigmas=True), 20, {}, 1.0),
     ("dpm/thresholding", DPM, dict(thresholding=True), 10, {}, 2.0),
     (

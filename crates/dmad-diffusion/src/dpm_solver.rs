@@ -58,7 +58,8 @@ pub struct DpmSolverConfig {
     pub euler_at_final: bool,
     /// Replace the timesteps' sigmas by `n` Karras sigmas between the smallest and largest
     /// training sigma (Karras et al., arXiv 2206.00364) and the timesteps by theirs (rounded,
-    /// except on `squaredcos_cap_v2`, where they are truncated). Default `false`.
+    /// except on `squaredcos_cap_v2`, where they are truncated; small timesteps may repeat).
+    /// Default `false`.
     pub use_karras_sigmas: bool,
     /// As `use_karras_sigmas`, with sigmas evenly spaced in `log sigma` (timesteps truncated).
     /// Default `false`. Not together with `use_karras_sigmas`.
@@ -290,8 +291,11 @@ impl DpmSolverSampler {
     ///
     /// # Errors
     /// [`crate::Error::InvalidConfig`] for a bad step count, custom timesteps or option (the
-    /// error names the field), or a plan with repeated timesteps (diffusers' `leading` spacing
-    /// with `n + 1 > T`, or Karras sigmas crowding the small timesteps).
+    /// error names the field), or a plan with repeated timesteps where diffusers' steps would
+    /// not match (`leading` spacing with `n + 1 > T`; a sigma spacing that repeats the first
+    /// timestep, such as Karras sigmas on the cosine schedule). Karras, exponential or Lu sigmas
+    /// may repeat later timesteps (e.g. 50 Karras steps on Stable Diffusion's schedule end
+    /// `1, 1, 0`): each step then takes the next plan entry, as in diffusers.
     pub fn new(schedule: &NoiseSchedule, config: DpmSolverConfig) -> Result<Self> {
         config.validate()?;
         let spacing = config.sigma_spacing();
@@ -356,7 +360,7 @@ impl DpmSolverSampler {
                 (s.iter().map(|v| to_t(v, false)).collect(), s)
             }
         };
-        validate_derived_plan(&timesteps, spacing, t_train)?;
+        validate_derived_plan(&timesteps, spacing, t_train, true)?;
         let mut sigmas: Vec<f64> = sigmas.into_iter().map(|v| v as f32 as f64).collect();
         sigmas.push(match config.final_sigmas_type {
             FinalSigmas::Zero => 0.0,
@@ -435,6 +439,30 @@ impl DpmSolverSampler {
             let x0 = th(&div(&(x - scale(&eps, sigma)?)?, alpha)?)?;
             div(&(x - scale(&x0, alpha)?)?, sigma)
         }
+    }
+
+    /// The plan index of each sample's timestep. A timestep the plan repeats (Karras or Lu
+    /// sigmas crowding the small timesteps) is the first occurrence after the sample's previous
+    /// step, as diffusers' step counter goes.
+    fn step_indices(&self, ts: &[f64]) -> Result<Vec<usize>> {
+        let mut idx = plan_indices(&self.plan.timesteps, ts, "DpmSolverSampler::step")?;
+        let previous = self
+            .state
+            .history
+            .last()
+            .map(|(_, pi)| pi)
+            .filter(|pi| pi.len() == ts.len());
+        if let Some(previous) = previous {
+            for (b, i) in idx.iter_mut().enumerate() {
+                let t = self.plan.timesteps[*i];
+                if let Some(next) = (previous[b] + 1..self.plan.timesteps.len())
+                    .find(|&j| self.plan.timesteps[j] == t)
+                {
+                    *i = next;
+                }
+            }
+        }
+        Ok(idx)
     }
 
     /// The order of the update for a sample at plan index `i` with `k` consecutive earlier
@@ -556,7 +584,7 @@ impl Sampler for DpmSolverSampler {
         let batch = batch_of(sample, "DpmSolverSampler::step: sample")?;
         let model_output = self.mean_output(model_output, sample)?;
         let ts = timestep_values(t, batch, "DpmSolverSampler::step: t")?;
-        let idx = plan_indices(&self.plan.timesteps, &ts, "DpmSolverSampler::step")?;
+        let idx = self.step_indices(&ts)?;
 
         let (alpha, sigma): (Vec<f64>, Vec<f64>) = idx
             .iter()

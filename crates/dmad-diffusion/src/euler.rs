@@ -222,7 +222,7 @@ impl EulerSampler {
             }
             _ => (base, sigmas),
         };
-        validate_derived_plan(&timesteps, spacing, t_train)?;
+        validate_derived_plan(&timesteps, spacing, t_train, false)?;
         let mut sigmas: Vec<f64> = sigmas.into_iter().map(|v| v as f32 as f64).collect();
         sigmas.push(match config.final_sigmas_type {
             FinalSigmas::Zero => 0.0,

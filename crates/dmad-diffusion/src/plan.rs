@@ -160,26 +160,39 @@ pub(crate) fn check_custom_with_spacing(custom: bool, spacing: SigmaSpacing) -> 
 }
 
 /// Re-checks a plan derived from sigmas: a spacing that crowds the small sigmas can map several
-/// of them to one timestep, which a plan cannot hold.
+/// of them to one timestep. With `allow_repeats` (DPM-Solver, whose multistep state tells the
+/// repeats apart) a timestep may repeat, but not the first one (diffusers starts a repeated
+/// first timestep at its second occurrence and then runs out of sigmas); otherwise the plan must
+/// be strictly decreasing.
 pub(crate) fn validate_derived_plan(
     plan: &[f64],
     spacing: SigmaSpacing,
     num_train_timesteps: usize,
+    allow_repeats: bool,
 ) -> Result<()> {
-    validate_plan(plan, true, num_train_timesteps).map_err(|e| match (e, spacing) {
-        (Error::InvalidConfig { reason, .. }, s) if s != SigmaSpacing::Timesteps => {
-            Error::InvalidConfig {
-                field: match s {
-                    SigmaSpacing::Karras => "use_karras_sigmas",
-                    SigmaSpacing::Exponential => "use_exponential_sigmas",
-                    _ => "use_lu_lambdas",
-                },
-                reason: format!(
-                    "the sigmas map to timesteps that are not strictly decreasing ({reason}); \
-                     use fewer steps or another schedule"
-                ),
-            }
+    let field = match spacing {
+        SigmaSpacing::Timesteps => return validate_plan(plan, true, num_train_timesteps),
+        SigmaSpacing::Karras => "use_karras_sigmas",
+        SigmaSpacing::Exponential => "use_exponential_sigmas",
+        SigmaSpacing::LuLambdas => "use_lu_lambdas",
+    };
+    let bad = |reason: String| Error::InvalidConfig { field, reason };
+    let first_repeats = plan.len() > 1 && plan[1] == plan[0];
+    if allow_repeats && !first_repeats {
+        let last = (num_train_timesteps - 1) as f64;
+        if plan.is_empty() || plan.iter().any(|v| !(0.0..=last).contains(v)) {
+            return Err(bad(format!("timesteps outside [0, {last}]: {plan:?}")));
         }
-        (e, _) => e,
+        if plan.windows(2).any(|w| w[1] > w[0]) {
+            return Err(bad(format!("timesteps increase: {plan:?}")));
+        }
+        return Ok(());
+    }
+    validate_plan(plan, true, num_train_timesteps).map_err(|e| match e {
+        Error::InvalidConfig { reason, .. } => bad(format!(
+            "the sigmas map to timesteps that are not strictly decreasing ({reason}); use \
+             fewer steps or another schedule"
+        )),
+        e => e,
     })
 }

@@ -487,8 +487,8 @@ fn invalid_option_combinations_fail_at_build() {
         build_err(&dpm(r#""lambda_min_clipped": 100.0"#)),
         "lambda_min_clipped"
     );
-    // Karras sigmas on the cosine schedule crowd the first timesteps (diffusers repeats them
-    // and then fails at the step).
+    // Karras sigmas on the cosine schedule repeat the first timestep (diffusers starts at its
+    // second occurrence and runs out of sigmas).
     assert_eq!(
         build_err(&dpm(
             r#""use_karras_sigmas": true, "beta_schedule": "squaredcos_cap_v2""#
