@@ -29,6 +29,7 @@ use dmad::Modality;
     after_help = "Examples:
   dmad demo
   dmad fit --modality image --data testdata/data/textures-ad/brick --out brick.model
+  dmad fit --modality image --scorer feature-diffusion --efficientnet efficientnet-lite0.safetensors --data testdata/data/textures-ad/brick --out brick-fd.model
   dmad score --model brick.model --data testdata/data/textures-ad/brick --out scores
   dmad eval --model brick.model --data testdata/data/textures-ad/brick
   dmad fit --modality table --data testdata/data/tabular/wbc.csv --split testdata/data/tabular/splits/wbc.json --out wbc.model"
@@ -112,6 +113,13 @@ enum Command {
         /// config.json) instead of the modality's defaults.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The scorer, and with it the space the diffusion model works in (docs/SCORERS.md).
+        #[arg(long, value_enum)]
+        scorer: Option<tasks::ScorerArg>,
+        /// EfficientNet-Lite0's safetensors (docs/EFFICIENTNET.md) for the feature-space
+        /// scorers; default: $DMAD_EFFICIENTNET.
+        #[arg(long)]
+        efficientnet: Option<PathBuf>,
     },
     /// Score the test data of PATH: scores.csv, heat-map overlays (images) and plots (series).
     Score {
@@ -223,17 +231,18 @@ fn main() -> Result<()> {
             checkpoints,
             baseline,
             config,
+            scorer,
+            efficientnet,
         } => {
-            let det = tasks::fit(
-                modality.into(),
-                &data.into(),
-                config.as_deref(),
+            let args = tasks::FitArgs {
+                config: config.as_deref(),
+                scorer,
+                efficientnet: efficientnet.as_deref(),
                 steps,
                 baseline,
-                checkpoints.as_deref(),
-                &opts,
-                &dev,
-            )?;
+                checkpoints: checkpoints.as_deref(),
+            };
+            let det = tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
             det.save(&out)
                 .with_context(|| format!("saving the model to {}", out.display()))?;
             let cal = det

@@ -135,20 +135,79 @@ pub fn fit_with(
 
 /// Fits the modality's default detector.
 #[allow(clippy::too_many_arguments)]
+/// The scorer `dmad fit --scorer` selects.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScorerArg {
+    /// Partial-diffusion reconstruction error of a pixel-space U-Net (tables: an MLP): the
+    /// method's network.
+    Reconstruction,
+    /// Images and audio: diffusion in EfficientNet-Lite0's patch-feature space, scored by the
+    /// denoising error over 8 noise levels (needs --efficientnet or DMAD_EFFICIENTNET); the
+    /// best trained detector of docs/RESULTS.md on images.
+    FeatureDiffusion,
+    /// As feature-diffusion, scored by partial-diffusion reconstruction of the patch features.
+    FeatureRecon,
+    /// Non-parametric diffusion-time estimation (no network, k = 5 neighbours).
+    Dte,
+}
+
+/// What `dmad fit` was asked for besides the data.
+#[derive(Debug, Default)]
+pub struct FitArgs<'a> {
+    /// A detector configuration file instead of the modality's defaults.
+    pub config: Option<&'a Path>,
+    /// The scorer (and with it the space the model works in).
+    pub scorer: Option<ScorerArg>,
+    /// EfficientNet-Lite0's safetensors, for the feature-space scorers.
+    pub efficientnet: Option<&'a Path>,
+    /// Training steps instead of the configuration's.
+    pub steps: Option<usize>,
+    /// Switch the method's four modules off.
+    pub baseline: bool,
+    /// Training checkpoints (resumed from).
+    pub checkpoints: Option<&'a Path>,
+}
+
+/// Fits a detector of `modality` on the training data at `spec` as `args` asks.
 pub fn fit(
     modality: Modality,
     spec: &DataSpec,
-    config: Option<&Path>,
-    steps: Option<usize>,
-    baseline: bool,
-    checkpoints: Option<&Path>,
+    args: &FitArgs<'_>,
     opts: &Options,
     dev: &Device,
 ) -> Result<Detector> {
-    let mut cfg = match config {
-        Some(path) => read_config(path)?,
-        None => default_config(modality, spec, dev)?,
+    let FitArgs {
+        config,
+        scorer,
+        efficientnet,
+        steps,
+        baseline,
+        checkpoints,
+    } = *args;
+    let mut cfg = match (config, scorer) {
+        (Some(path), _) => read_config(path)?,
+        (None, Some(ScorerArg::FeatureDiffusion | ScorerArg::FeatureRecon)) => {
+            if !matches!(modality, Modality::Image | Modality::Audio) {
+                bail!(
+                    "--scorer feature-diffusion and feature-recon work on EfficientNet-Lite0 \
+                     features of images and audio scalograms, not {modality} data"
+                );
+            }
+            DetectorConfig::feature_diffusion(modality, 1)
+        }
+        (None, _) => default_config(modality, spec, dev)?,
     };
+    match scorer {
+        Some(ScorerArg::FeatureRecon) => cfg.scorer = dmad::ScorerConfig::Reconstruction,
+        Some(ScorerArg::Dte) => cfg.scorer = dmad::ScorerConfig::Dte { k: 5 },
+        Some(ScorerArg::Reconstruction) if cfg.feature_space.is_none() => {
+            cfg.scorer = dmad::ScorerConfig::Reconstruction
+        }
+        _ => {}
+    }
+    if let Some(path) = efficientnet {
+        cfg.scoring.feature_weights = Some(path.to_path_buf());
+    }
     if cfg.modality != modality {
         bail!(
             "{} configures a {} detector, but --modality is {modality}",
