@@ -103,7 +103,9 @@ pub enum Error {
 
     /// A stochastic step was called without its noise. Pass standard normal noise of the
     /// sample's shape (see [`crate::Sampler::needs_noise`]).
-    #[error("{sampler} step needs noise (eta > 0 or DDPM) but none was given")]
+    #[error(
+        "{sampler} step needs noise (DDPM, eta > 0, an SDE solver or churn) but none was given"
+    )]
     MissingNoise {
         /// The sampler that needed the noise.
         sampler: &'static str,

@@ -352,3 +352,20 @@ impl Sampler for EulerSampler {
         self.s_churn > 0.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torch_linspace_hits_both_ends() {
+        for steps in [2usize, 3, 10, 51] {
+            let v: Vec<f32> = (0..steps)
+                .map(|i| torch_linspace_f32(5.0, -4.6, steps, i))
+                .collect();
+            assert_eq!(v[0], 5.0);
+            assert_eq!(v[steps - 1], -4.6);
+            assert!(v.windows(2).all(|w| w[1] < w[0]));
+        }
+    }
+}

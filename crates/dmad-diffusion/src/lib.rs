@@ -9,15 +9,21 @@
 //! - [`inference_timesteps`]: the timesteps each diffusers scheduler visits for the `leading`,
 //!   `trailing` and `linspace` spacings and `steps_offset`.
 //! - The [`Sampler`] trait and its implementations: [`DdpmSampler`], [`DdimSampler`] (any
-//!   `eta >= 0`), [`DdimInverseSampler`] (`x0 -> x_T`), [`DpmSolverSampler`] (DPM-Solver++
-//!   2M) and [`EulerSampler`], each for the three prediction types.
+//!   `eta >= 0`), [`DdimInverseSampler`] (`x0 -> x_T`), [`DpmSolverSampler`] (DPM-Solver and
+//!   DPM-Solver++, orders 1 to 3, ODE and SDE; by default DPM-Solver++ 2M) and
+//!   [`EulerSampler`], each for the three prediction types, with diffusers' options that change
+//!   the numbers (Karras / exponential / Lu sigmas, final sigmas, thresholding, variance types,
+//!   churn; see `docs/SAMPLERS.md`).
+//! - [`SchedulerConfig`]: reads and writes diffusers' `scheduler_config.json`, refusing a class,
+//!   field or value it cannot honour with an error naming it; builds an [`AnySampler`].
 //! - The loops [`sample`] and [`reconstruct`] (partial diffusion: noise `x0` to a start step,
 //!   denoise back), optionally returning their [`Trajectory`], with noise from a
 //!   [`NoiseSource`] such as the reproducible [`SeededNoise`].
 //! - [`GaussianDenoiser`]: the exact denoiser of Gaussian data, an oracle for samplers.
 //!
 //! Every schedule table, timestep list, forward-process value and sampler trajectory is tested
-//! against reference values from diffusers 0.42.1 (`testdata/diffusers/`).
+//! against reference values from diffusers 0.42.1 (`testdata/diffusers/`): each sampler option
+//! step by step within `1e-5 max(1, |x|)`.
 //!
 //! # Example
 //! Sample the exact denoiser of `N(1, 0.5^2)` data with DPM-Solver++ 2M:
@@ -52,13 +58,21 @@
 //! - Plans are in visiting order: descending for sampling, ascending for inversion.
 //! - Randomness is injected: stochastic steps take their noise as an argument; the loops draw it
 //!   from a [`NoiseSource`].
-//! - Defaults follow diffusers, except `clip_sample`, which is off (diffusers: on).
+//! - Defaults follow diffusers, except `clip_sample`, which is off (diffusers: on). Reading a
+//!   diffusers config ([`SchedulerConfig::from_diffusers_json`]) takes diffusers' defaults.
+//! - Options have diffusers' names; values diffusers writes as `-inf` / `inf`
+//!   (`lambda_min_clipped`, `s_tmax`) are `Option<f64>`, `None` for no bound.
 //!
 //! # References
 //! - DDPM: Ho, Jain, Abbeel, *Denoising Diffusion Probabilistic Models*, arXiv 2006.11239.
 //! - DDIM: Song, Meng, Ermon, *Denoising Diffusion Implicit Models*, arXiv 2010.02502.
+//! - DPM-Solver: Lu et al., *DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model
+//!   Sampling in Around 10 Steps*, arXiv 2206.00927.
 //! - DPM-Solver++: Lu et al., *DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
 //!   Probabilistic Models*, arXiv 2211.01095.
+//! - Dynamic thresholding: Saharia et al., *Photorealistic Text-to-Image Diffusion Models with
+//!   Deep Language Understanding*, arXiv 2205.11487.
+//! - Learned variances: Nichol & Dhariwal, arXiv 2102.09672 (below).
 //! - Euler / sigma parametrisation: Karras et al., *Elucidating the Design Space of
 //!   Diffusion-Based Generative Models*, arXiv 2206.00364.
 //! - Zero terminal SNR and timestep spacings: Lin et al., *Common Diffusion Noise Schedules and
@@ -69,7 +83,8 @@
 //!   arXiv 2102.09672.
 //!
 //! # Features
-//! - `serde`: `Serialize`/`Deserialize` for the configs, with diffusers' spellings.
+//! - `serde`: `Serialize`/`Deserialize` for the configs, with diffusers' spellings. (Reading and
+//!   writing diffusers' `scheduler_config.json` does not need it.)
 //! - `cuda`: forwards to `candle-core/cuda`.
 #![warn(missing_docs)]
 

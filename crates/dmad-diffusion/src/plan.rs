@@ -196,3 +196,58 @@ pub(crate) fn validate_derived_plan(
         e => e,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigma_to_t_inverts_the_table() {
+        let table: Vec<f32> = (0..100).map(|i| 0.01 * 1.1f32.powi(i)).collect();
+        let logs = log_table_f32(&table);
+        for (i, &s) in table.iter().enumerate() {
+            assert!((sigma_to_t(s as f64, &logs) - i as f64).abs() < 1e-4, "{i}");
+        }
+        // Halfway in log sigma is halfway in t; outside the table it clamps.
+        let mid = ((table[10] as f64).ln() + (table[11] as f64).ln()) / 2.0;
+        assert!((sigma_to_t(mid.exp(), &logs) - 10.5).abs() < 1e-4);
+        assert_eq!(sigma_to_t(1e-6, &logs), 0.0);
+        assert_eq!(sigma_to_t(1e9, &logs), 99.0);
+    }
+
+    #[test]
+    fn spacings_run_from_max_to_min() {
+        for s in [
+            karras_sigmas(0.01, 80.0, 7),
+            exponential_sigmas(0.01, 80.0, 7),
+            lu_sigmas(0.01f64.ln(), 80.0f64.ln(), 7),
+        ] {
+            assert_eq!(s.len(), 7);
+            assert!(
+                (s[0] - 80.0).abs() < 1e-9 && (s[6] - 0.01).abs() < 1e-12,
+                "{s:?}"
+            );
+            assert!(s.windows(2).all(|w| w[1] < w[0]));
+        }
+        // Karras: evenly spaced in sigma^(1/7).
+        let k = karras_sigmas(0.01, 80.0, 5);
+        let r: Vec<f64> = k.iter().map(|v| v.powf(1.0 / 7.0)).collect();
+        assert!((r[1] - r[0] - (r[4] - r[3])).abs() < 1e-12);
+    }
+
+    #[test]
+    fn repeats_are_allowed_only_after_the_first_timestep() {
+        let ok = [999.0, 500.0, 1.0, 1.0, 0.0];
+        assert!(validate_derived_plan(&ok, SigmaSpacing::Karras, 1000, true).is_ok());
+        assert!(matches!(
+            validate_derived_plan(&ok, SigmaSpacing::Karras, 1000, false),
+            Err(Error::InvalidConfig {
+                field: "use_karras_sigmas",
+                ..
+            })
+        ));
+        let first = [998.0, 998.0, 500.0];
+        assert!(validate_derived_plan(&first, SigmaSpacing::LuLambdas, 1000, true).is_err());
+        assert!(validate_derived_plan(&[1.0, 2.0], SigmaSpacing::Exponential, 1000, true).is_err());
+    }
+}

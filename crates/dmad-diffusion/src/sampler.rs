@@ -20,14 +20,14 @@ pub struct Plan {
     pub init_noise_sigma: f64,
 }
 
-/// One step of a diffusion sampler (DDPM, DDIM, DDIM inversion, DPM-Solver++ 2M, Euler).
+/// One step of a diffusion sampler (DDPM, DDIM, DDIM inversion, DPM-Solver(++), Euler).
 ///
 /// The noise schedule (numbers), the sampler (this trait) and the network
 /// ([`dmad_core::Denoiser`]) are kept apart. A step takes the model output, the per-sample
 /// timesteps and the sample and, where it is stochastic, its noise: there is no hidden random
 /// number generator, so runs are reproducible.
 ///
-/// Multistep samplers (DPM-Solver++) keep the previous model outputs between steps; that state
+/// Multistep samplers (DPM-Solver) keep the previous model outputs between steps; that state
 /// is explicit (see the sampler) and [`Sampler::reset`] clears it. The loops in this crate call
 /// `reset` before they start.
 ///
@@ -94,7 +94,8 @@ pub trait Sampler {
         Ok(sample.clone())
     }
 
-    /// Whether [`Sampler::step`] needs noise (DDPM, DDIM with `eta > 0`).
+    /// Whether [`Sampler::step`] needs noise (DDPM, DDIM with `eta > 0`, the SDE variants of
+    /// DPM-Solver, Euler with churn).
     fn needs_noise(&self) -> bool {
         false
     }

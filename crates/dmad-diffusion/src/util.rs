@@ -153,3 +153,42 @@ pub(crate) fn check_thresholding(on: bool, ratio: f64, max: f64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn quantile_interpolates_like_torch() {
+        // torch.quantile(tensor([4., 1., 3., 2.]), q): 0 -> 1, 1 -> 4, 0.5 -> 2.5, 0.9 -> 3.7.
+        for (q, want) in [(0.0, 1.0), (1.0, 4.0), (0.5, 2.5), (0.9, 3.7)] {
+            let got = quantile_f32(&mut [4.0, 1.0, 3.0, 2.0], q);
+            assert!((got - want).abs() < 1e-6, "q {q}: {got}");
+        }
+        assert_eq!(quantile_f32(&mut [7.0], 0.995), 7.0);
+    }
+
+    #[test]
+    fn thresholding_clamps_and_rescales_per_sample() {
+        // Sample 0: |x| quantile 0.5 is 2.5 (clamped to max 2): x clamped to [-2, 2] then / 2.
+        // Sample 1: quantile 0.5 is 0.25, raised to 1: plain clipping to [-1, 1].
+        let x = Tensor::new(
+            &[[4.0f32, -1.0, 3.0, 2.0], [0.5, -0.1, 0.2, 0.3]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let y = threshold_sample(&x, 0.5, 2.0)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(y[0], vec![1.0, -0.5, 1.0, 1.0]);
+        assert_eq!(y[1], vec![0.5, -0.1, 0.2, 0.3]);
+        // With the default max 1 thresholding is clipping to [-1, 1].
+        let y = threshold_sample(&x, 0.995, 1.0)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(y[0], vec![1.0, -1.0, 1.0, 1.0]);
+    }
+}

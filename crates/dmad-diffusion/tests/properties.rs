@@ -460,6 +460,14 @@ fn solver_options_reproduce_gaussian_data() {
     let (mu, sd) = (0.5, 0.4);
     let linear = build(BetaSchedule::Linear, 1000, false);
     let cosine = build(BetaSchedule::SquaredcosCapV2, 1000, false);
+    let sd_schedule = NoiseScheduleConfig {
+        beta_start: 0.00085,
+        beta_end: 0.012,
+        beta_schedule: BetaSchedule::ScaledLinear,
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
     let dpm = |n: usize, f: &dyn Fn(&mut DpmSolverConfig)| {
         let mut c = DpmSolverConfig {
             num_inference_steps: n,
@@ -509,6 +517,11 @@ fn solver_options_reproduce_gaussian_data() {
             }),
         ),
         ("karras", &linear, dpm(50, &|c| c.use_karras_sigmas = true)),
+        (
+            "karras scaled_linear (repeats t = 1)",
+            &sd_schedule,
+            dpm(50, &|c| c.use_karras_sigmas = true),
+        ),
         ("lu", &linear, dpm(50, &|c| c.use_lu_lambdas = true)),
         (
             "exponential",
