@@ -2127,6 +2127,8 @@ mod tests {
             method: Variant::Fidelity.label().into(),
             metrics: mean_metrics(std::slice::from_ref(&m)),
             per_unit: vec![m],
+            seeds: vec![0],
+            seed_range: BTreeMap::new(),
             wall_s: 1.0,
             train_steps: 2,
             budget: 1.0,
