@@ -89,7 +89,9 @@ pub enum Variant {
     #[value(name = "patchcore-10")]
     PatchCore10,
     /// Diffusion in the feature space: an MLP denoiser trained on the same patch features as
-    /// PatchCore, each patch scored by its denoising error over 8 noise levels (issue 17).
+    /// PatchCore, each patch scored by its denoising error over 8 noise levels (issue 17). On
+    /// images it is fitted on 4/5 of the normal images and the largest noise level is chosen
+    /// on anomalies generated from the other fifth (`feature_space::choose_max_strength`).
     FeatureDiffusion,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
@@ -894,7 +896,19 @@ fn run_unit(
     cfg.scoring.seed = opts.seed;
     let mut det = Detector::new(cfg, dev)?;
     let fit_start = Instant::now();
-    if variant.calibrates() {
+    if variant == Variant::FeatureDiffusion && ds.modality() == Modality::Image {
+        // The denoising score's largest noise level, chosen on anomalies generated from a
+        // held-out fifth of the normal training images (no real anomaly used).
+        let copies = if det.config().input.flip_augment {
+            3
+        } else {
+            1
+        };
+        let (fit_part, held) = hold_out(&train, copies)?;
+        det.fit(&fit_part, |_| {})?;
+        let (s, auroc) = feature_space::choose_max_strength(&mut det, &held, opts.seed)?;
+        (m.calibrated_strength, m.generated_auroc) = (Some(s), Some(auroc));
+    } else if variant.calibrates() {
         let copies = match ds.source {
             Source::Mvtec(_) if det.config().input.flip_augment => 3,
             _ => 1,

@@ -198,6 +198,10 @@ enum Command {
         /// Scale every training budget by this factor (e.g. 0.1 for a smoke test).
         #[arg(long, default_value_t = 1.0)]
         budget: f64,
+        /// EfficientNet-Lite0's safetensors: images then use the feature-space detector
+        /// (default: $DMAD_EFFICIENTNET; without it, the pixel-space U-Net).
+        #[arg(long)]
+        efficientnet: Option<PathBuf>,
     },
     /// Generate normal or anomalous samples from a saved model: PNG, WAV or CSV files with
     /// their masks, and an HTML page with a grid of them.
@@ -278,7 +282,12 @@ fn main() -> Result<()> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
         }
-        Command::Demo { data, out, budget } => demo::run(&data, &out, budget, &opts, &dev)?,
+        Command::Demo {
+            data,
+            out,
+            budget,
+            efficientnet,
+        } => demo::run(&data, &out, budget, efficientnet.as_deref(), &opts, &dev)?,
         Command::Bench {
             data,
             results,

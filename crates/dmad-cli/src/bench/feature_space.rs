@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use dmad::score::efficientnet::{EfficientNetExtractor, ExtractorConfig, FeatureTaps};
 use dmad::score::{maps, patch, PatchCore, PatchCoreConfig};
-use dmad::{DetectorConfig, FeatureSpaceConfig, Modality, ScorerConfig};
+use dmad::{Detector, DetectorConfig, FeatureSpaceConfig, Modality, ScorerConfig};
 
 use super::EFFICIENTNET_ENV;
 
@@ -93,4 +93,67 @@ pub(super) fn patchcore(
         fit_s,
         score_s,
     })
+}
+
+/// The candidate largest noise levels (strengths) of the denoising score, among which the
+/// benchmark's feature-space detector chooses on generated anomalies.
+pub(super) const MAX_STRENGTHS: [f64; 4] = [0.1, 0.2, 0.3, 0.5];
+/// Held-out normal images used for that choice, at most (evenly spaced).
+const CHOICE_IMAGES: usize = 48;
+
+/// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) on anomalies
+/// injected into held-out normal images, no real anomaly used: each image gets one anomaly of
+/// `dmad::generate::ImageAnomaly::ALL` in turn (cut-paste, Perlin, scratch, blob; weight 0.7,
+/// not harmonised, since the detector's network denoises patch features, not pixels), and the
+/// candidate with the best image AUROC of the generated anomalies against their normal
+/// originals wins (the smaller level on ties). Leaves `det` scoring with it, its threshold
+/// set on the held-out normals. Returns the chosen level and its AUROC on the generated set.
+pub(super) fn choose_max_strength(
+    det: &mut Detector,
+    held: &Tensor,
+    seed: u64,
+) -> Result<(f64, f64)> {
+    use dmad::generate::{inject_image, ImageAnomaly};
+    let n = held.dim(0)?;
+    let take: Vec<u32> = (0..CHOICE_IMAGES.min(n))
+        .map(|i| (i * n / CHOICE_IMAGES.min(n)) as u32)
+        .collect();
+    let normal = held.index_select(&Tensor::new(take.as_slice(), held.device())?, 0)?;
+    let m = normal.dim(0)?;
+    let anomalies = (0..m)
+        .map(|i| {
+            let kind = ImageAnomaly::ALL[i % ImageAnomaly::ALL.len()];
+            Ok(inject_image(
+                &normal.narrow(0, i, 1)?,
+                kind,
+                0.7,
+                seed.wrapping_add(i as u64),
+            )?
+            .x)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let x = Tensor::cat(&[normal.clone(), Tensor::cat(&anomalies, 0)?], 0)?;
+    let labels: Vec<bool> = (0..2 * m).map(|i| i >= m).collect();
+    let ScorerConfig::Denoising { levels, .. } = det.config().scorer else {
+        anyhow::bail!("the level choice needs the denoising scorer");
+    };
+    let scoring = det.config().scoring.clone();
+    let mut best = (MAX_STRENGTHS[0], f64::NEG_INFINITY);
+    for &s in &MAX_STRENGTHS {
+        let scorer = ScorerConfig::Denoising {
+            levels,
+            max_strength: s,
+        };
+        det.set_scoring(scorer, scoring.clone(), &normal)?;
+        let auroc = dmad::metrics::auroc(&det.score(&x)?.scores, &labels)?;
+        if auroc > best.1 {
+            best = (s, auroc);
+        }
+    }
+    let scorer = ScorerConfig::Denoising {
+        levels,
+        max_strength: best.0,
+    };
+    det.set_scoring(scorer, scoring, &normal)?;
+    Ok(best)
 }
