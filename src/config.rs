@@ -134,6 +134,11 @@ pub enum ScorerConfig {
         levels: usize,
         /// The largest level's strength, in `(0, 1]`.
         max_strength: f64,
+        /// Score the noise-free input (`||eps_theta(sqrt(alpha_bar) x, t)||^2`, the multiscale
+        /// score norm of MSMA, arXiv 2010.13132) instead of the error on noised copies:
+        /// deterministic, one call per level. Default false.
+        #[serde(default)]
+        noise_free: bool,
     },
 }
 
@@ -363,6 +368,7 @@ impl DetectorConfig {
             scorer: ScorerConfig::Denoising {
                 levels: 8,
                 max_strength: 0.5,
+                noise_free: false,
             },
             scoring: ScoringConfig {
                 draws: 2,
@@ -478,6 +484,7 @@ impl DetectorConfig {
             ScorerConfig::Denoising {
                 levels,
                 max_strength,
+                ..
             } if levels == 0 || !(max_strength > 0.0 && max_strength <= 1.0) => {
                 return bad(
                     "scorer",

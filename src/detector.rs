@@ -509,6 +509,7 @@ impl Detector {
         &self,
         levels: usize,
         max_strength: f64,
+        noise_free: bool,
         offset: u64,
     ) -> Result<DenoisingErrorScorer<&Network>> {
         let s = &self.cfg.scoring;
@@ -522,6 +523,7 @@ impl Detector {
             seed: s
                 .seed
                 .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            noise_free,
         };
         Ok(DenoisingErrorScorer::new(
             &self.frozen,
@@ -544,8 +546,9 @@ impl Detector {
             ScorerConfig::Denoising {
                 levels,
                 max_strength,
+                noise_free,
             } => self
-                .denoising_scorer(levels, max_strength, offset)?
+                .denoising_scorer(levels, max_strength, noise_free, offset)?
                 .score(&rows)?,
             ScorerConfig::Feature | ScorerConfig::Combined { .. } => {
                 return Err(Error::InvalidConfig {
@@ -583,8 +586,9 @@ impl Detector {
             ScorerConfig::Denoising {
                 levels,
                 max_strength,
+                noise_free,
             } => self
-                .denoising_scorer(levels, max_strength, offset)?
+                .denoising_scorer(levels, max_strength, noise_free, offset)?
                 .score(x0)?,
             ScorerConfig::Feature => self.terms_chunk(x0, offset)?.feat,
             ScorerConfig::Combined { lambda } => normaliser

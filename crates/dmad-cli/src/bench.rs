@@ -202,6 +202,7 @@ impl Variant {
             Variant::FeatureDiffusion => Some(ScorerConfig::Denoising {
                 levels: 8,
                 max_strength: 0.5,
+                noise_free: false,
             }),
             Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
             _ => None,
@@ -623,6 +624,9 @@ struct UnitMetrics {
     calibrated_strength: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generated_auroc: Option<f64>,
+    /// Feature-diffusion variant: whether the noise-free score norm was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    noise_free: Option<bool>,
     /// Combined, calibrated variant: the chosen weight of the reconstruction term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibrated_lambda: Option<f64>,
@@ -906,8 +910,17 @@ fn run_unit(
         };
         let (fit_part, held) = hold_out(&train, copies)?;
         det.fit(&fit_part, |_| {})?;
-        let (s, auroc) = feature_space::choose_max_strength(&mut det, &held, opts.seed)?;
-        (m.calibrated_strength, m.generated_auroc) = (Some(s), Some(auroc));
+        let (scorer, auroc) = feature_space::choose_max_strength(&mut det, &held, opts.seed)?;
+        if let ScorerConfig::Denoising {
+            max_strength,
+            noise_free,
+            ..
+        } = scorer
+        {
+            m.calibrated_strength = Some(max_strength);
+            m.noise_free = Some(noise_free);
+        }
+        m.generated_auroc = Some(auroc);
     } else if variant.calibrates() {
         let copies = match ds.source {
             Source::Mvtec(_) if det.config().input.flip_augment => 3,
@@ -1196,6 +1209,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         auroc_per_kind: per_kind,
         wall_s: units.iter().map(|u| u.wall_s).sum(),
         fit_s: mean_opt(&|u| u.fit_s),
+        noise_free: units.first().and_then(|u| u.noise_free),
         score_s: mean_opt(&|u| u.score_s),
     }
 }

@@ -28,6 +28,11 @@ pub struct DenoisingErrorConfig {
     pub draws: usize,
     /// Seed of the noise. Default 0.
     pub seed: u64,
+    /// Score the noise-free input instead: feed `sqrt(alpha_bar_t) x` and take
+    /// `||eps_theta||^2`, the squared norm of the model's score `-sqrt(1 - alpha_bar_t) grad
+    /// log p_t` there (the multiscale score norms of MSMA, Mahmood et al., arXiv 2010.13132).
+    /// Deterministic (no draws), so the maps carry no sampling noise. Default false.
+    pub noise_free: bool,
 }
 
 impl Default for DenoisingErrorConfig {
@@ -36,6 +41,7 @@ impl Default for DenoisingErrorConfig {
             timesteps: levels(8, 0.5, 1000),
             draws: 1,
             seed: 0,
+            noise_free: false,
         }
     }
 }
@@ -110,11 +116,20 @@ impl<D: Denoiser> crate::Scorer for DenoisingErrorScorer<D> {
         let b = check_batch(x, "DenoisingErrorScorer::score: x", &[2, 3, 4])?;
         let x = x.to_dtype(DType::F32)?;
         let kind = self.denoiser.prediction_type();
-        let mut outputs = Vec::with_capacity(self.cfg.draws * self.cfg.timesteps.len());
-        for d in 0..self.cfg.draws {
+        let draws = if self.cfg.noise_free {
+            1
+        } else {
+            self.cfg.draws
+        };
+        let mut outputs = Vec::with_capacity(draws * self.cfg.timesteps.len());
+        for d in 0..draws {
             let mut noise_source = SeededNoise::new(draw_seed(self.cfg.seed, d));
             for &t in &self.cfg.timesteps {
-                let noise = noise_source.draw(x.dims(), x.device())?;
+                let noise = if self.cfg.noise_free {
+                    x.zeros_like()?
+                } else {
+                    noise_source.draw(x.dims(), x.device())?
+                };
                 let ts = Tensor::from_vec(vec![t as u32; b], b, x.device())?;
                 let x_t = self.schedule.add_noise(&x, &noise, &ts)?;
                 let out = self.denoiser.predict(&x_t, &ts)?;
@@ -155,6 +170,7 @@ mod tests {
             timesteps: levels(4, 0.3, 1000),
             draws: 4,
             seed: 1,
+            noise_free: false,
         };
         let scorer = DenoisingErrorScorer::new(model, schedule, cfg).unwrap();
         let normal = Tensor::randn(0f32, 1.0, (8, 16), &Device::Cpu).unwrap();
@@ -168,6 +184,31 @@ mod tests {
         assert_eq!(scorer.score(&normal).unwrap().scores, s_normal);
         let img = Tensor::zeros((2, 1, 4, 5), DType::F32, &Device::Cpu).unwrap();
         assert_eq!(scorer.score(&img).unwrap().map.unwrap().dims(), &[2, 4, 5]);
+    }
+
+    #[test]
+    fn the_noise_free_score_is_the_exact_score_norm() {
+        // For N(0, 1) data, eps_theta(x_t) = sqrt(1 - ab) x_t exactly, so at x_t = sqrt(ab) x
+        // the score is ab (1 - ab) x^2 per element, whatever the seed.
+        let schedule = NoiseScheduleConfig::default().build().unwrap();
+        let ab = schedule.alphas_cumprod()[99];
+        let model = GaussianDenoiser::new(&schedule, 0.0, 1.0, Default::default()).unwrap();
+        let cfg = DenoisingErrorConfig {
+            timesteps: vec![99],
+            draws: 3,
+            seed: 5,
+            noise_free: true,
+        };
+        let scorer = DenoisingErrorScorer::new(model, schedule, cfg).unwrap();
+        let x = Tensor::new(&[[2f32, 2.0], [0.5, -0.5]], &Device::Cpu).unwrap();
+        let s = scorer.score(&x).unwrap().scores;
+        for (got, x2) in s.iter().zip([4.0, 0.25]) {
+            let want = (ab * (1.0 - ab) * x2) as f32;
+            assert!(
+                (got - want).abs() <= 1e-5 * want.max(1.0),
+                "{got} vs {want}"
+            );
+        }
     }
 
     #[test]

@@ -101,18 +101,19 @@ pub(super) const MAX_STRENGTHS: [f64; 4] = [0.1, 0.2, 0.3, 0.5];
 /// Held-out normal images used for that choice, at most (evenly spaced).
 const CHOICE_IMAGES: usize = 48;
 
-/// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) on anomalies
+/// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) and whether it
+/// scores noised copies or the noise-free input, on anomalies
 /// injected into held-out normal images, no real anomaly used: each image gets one anomaly of
 /// `dmad::generate::ImageAnomaly::ALL` in turn (cut-paste, Perlin, scratch, blob; weight 0.7,
 /// not harmonised, since the detector's network denoises patch features, not pixels), and the
 /// candidate with the best image AUROC of the generated anomalies against their normal
-/// originals wins (the smaller level on ties). Leaves `det` scoring with it, its threshold
-/// set on the held-out normals. Returns the chosen level and its AUROC on the generated set.
+/// originals wins (the first candidate on ties). Leaves `det` scoring with it, its threshold
+/// set on the held-out normals. Returns the chosen scorer and its AUROC on the generated set.
 pub(super) fn choose_max_strength(
     det: &mut Detector,
     held: &Tensor,
     seed: u64,
-) -> Result<(f64, f64)> {
+) -> Result<(ScorerConfig, f64)> {
     use dmad::generate::{inject_image, ImageAnomaly};
     let n = held.dim(0)?;
     let take: Vec<u32> = (0..CHOICE_IMAGES.min(n))
@@ -138,22 +139,21 @@ pub(super) fn choose_max_strength(
         anyhow::bail!("the level choice needs the denoising scorer");
     };
     let scoring = det.config().scoring.clone();
-    let mut best = (MAX_STRENGTHS[0], f64::NEG_INFINITY);
-    for &s in &MAX_STRENGTHS {
-        let scorer = ScorerConfig::Denoising {
-            levels,
-            max_strength: s,
-        };
-        det.set_scoring(scorer, scoring.clone(), &normal)?;
-        let auroc = dmad::metrics::auroc(&det.score(&x)?.scores, &labels)?;
-        if auroc > best.1 {
-            best = (s, auroc);
+    let mut best = (det.config().scorer, f64::NEG_INFINITY);
+    for noise_free in [false, true] {
+        for &max_strength in &MAX_STRENGTHS {
+            let scorer = ScorerConfig::Denoising {
+                levels,
+                max_strength,
+                noise_free,
+            };
+            det.set_scoring(scorer, scoring.clone(), &normal)?;
+            let auroc = dmad::metrics::auroc(&det.score(&x)?.scores, &labels)?;
+            if auroc > best.1 {
+                best = (scorer, auroc);
+            }
         }
     }
-    let scorer = ScorerConfig::Denoising {
-        levels,
-        max_strength: best.0,
-    };
-    det.set_scoring(scorer, scoring, &normal)?;
+    det.set_scoring(best.0, scoring, &normal)?;
     Ok(best)
 }
