@@ -73,7 +73,7 @@ impl FeatureSpaceConfig {
                 format!("{} is not in [32, 1024]", self.extractor_size),
             );
         }
-        if self.pool == 0 || self.pool % 2 == 0 || self.pool > 15 {
+        if self.pool == 0 || self.pool.is_multiple_of(2) || self.pool > 15 {
             return bad(
                 "feature_space.pool",
                 format!("{} is not an odd size in [1, 15]", self.pool),

@@ -1217,7 +1217,8 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
 /// The smallest and largest of each headline figure over the per-seed means.
 fn seed_ranges(per_seed: &[UnitMetrics]) -> BTreeMap<String, [f64; 2]> {
     let mut out = BTreeMap::new();
-    let figures: [(&str, &dyn Fn(&UnitMetrics) -> Option<f64>); 5] = [
+    type Figure<'a> = (&'a str, &'a dyn Fn(&UnitMetrics) -> Option<f64>);
+    let figures: [Figure; 5] = [
         ("auroc", &|u| Some(u.auroc)),
         ("auprc", &|u| Some(u.auprc)),
         ("pixel_auroc", &|u| u.pixel_auroc),

@@ -31,7 +31,7 @@ pub fn patch_features<F: FeatureExtractor + ?Sized>(
     x: &Tensor,
     pool: usize,
 ) -> Result<Tensor> {
-    if pool == 0 || pool % 2 == 0 {
+    if pool == 0 || pool.is_multiple_of(2) {
         return Err(Error::Core(dmad_core::Error::InvalidConfig {
             field: "pool",
             reason: format!("the patch neighbourhood must be an odd size >= 1, got {pool}"),
