@@ -1643,6 +1643,9 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
     }
     let _ = writeln!(md);
 
+    let audio_peers = args.classical.with_file_name("audio_dcase.json");
+    feature_space::write_section(&mut md, &records, &audio_peers);
+
     // Hand-written reading of the figures, kept beside the records.
     let notes = args.results.parent().map(|p| p.join("notes.md"));
     if let Some(text) = notes.and_then(|p| std::fs::read_to_string(p).ok()) {

@@ -157,3 +157,141 @@ pub(super) fn choose_max_strength(
     det.set_scoring(best.0, scoring, &normal)?;
     Ok(best)
 }
+
+/// A peer's figures read from another tool's results (the audio peers).
+struct PeerRow {
+    dataset: String,
+    method: String,
+    auroc: f64,
+    auprc: f64,
+    pauc: Option<f64>,
+    fit_s: Option<f64>,
+    score_s: Option<f64>,
+}
+
+/// The DCASE-style audio peers of `benches/peers/audio_dcase.py`, if their JSON is there.
+fn audio_peers(path: &std::path::Path) -> Vec<PeerRow> {
+    let Some(v) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let f = |r: &serde_json::Value, a: &str, b: &str| {
+        r.get(a).and_then(|x| x.get(b)).and_then(|x| x.as_f64())
+    };
+    v.get("records")
+        .and_then(|r| r.as_array())
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| {
+                    Some(PeerRow {
+                        dataset: r.get("dataset")?.as_str()?.to_string(),
+                        method: format!("{} (peer)", r.get("method")?.as_str()?),
+                        auroc: f(r, "metrics", "auroc")?,
+                        auprc: f(r, "metrics", "auprc")?,
+                        pauc: f(r, "metrics", "pauc_0.1"),
+                        fit_s: f(r, "wall_s", "fit"),
+                        score_s: f(r, "wall_s", "score"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The section of the report that compares the feature-space diffusion detector with PatchCore
+/// (images, scalograms) and the DCASE log-mel kNN peers (audio), with seeds, ranges and the
+/// fit / score times.
+pub(super) fn write_section(
+    md: &mut String,
+    records: &[super::Record],
+    audio_peers_json: &std::path::Path,
+) {
+    use std::fmt::Write as _;
+    let ids = [
+        "patchcore",
+        "patchcore-10",
+        "feature-diffusion",
+        "feature-recon",
+    ];
+    let mut rows: Vec<&super::Record> = records
+        .iter()
+        .filter(|r| ids.contains(&r.variant.as_str()))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    rows.sort_by_key(|r| (r.dataset.clone(), ids.iter().position(|i| *i == r.variant)));
+    let _ = writeln!(
+        md,
+        "## Diffusion in a feature space against PatchCore (issue 17)\n\n\
+         `feature diffusion`: an MLP denoiser (width 256, 3 blocks) trained on the standardised \
+         EfficientNet-Lite0 patch features (blocks 4 and 10, 3x3 local means, 28x28 x 152 per \
+         224x224 image) of the normal images, each patch scored by its denoising error over 8 \
+         noise levels (images: on 4/5 of the training images, the largest level and noised or \
+         noise-free scoring chosen on anomalies generated from the other fifth; audio: fixed, \
+         up to strength 0.5, noised); the map resized to the input, smoothed (sigma 4 px), its \
+         maximum the image score. `PatchCore`: the same features, a greedy k-center coreset \
+         (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
+         same map post-processing. Audio rows add the DCASE-style log-mel kNN peers \
+         (`benches/peers/audio_dcase.py`; deterministic). AUROC cells with several seeds read \
+         `mean [min, max]`; times are seconds on the benchmark machine's 2 cores, per seed.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| dataset | method | seeds | image AUROC | AUPRC | pixel AUROC | AUPRO@0.3 | pAUC@0.1 | \
+         fit s | score s | chosen (max level, noise-free) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let ranged = |r: &super::Record, name: &str, v: Option<f64>| -> String {
+        match (v, r.seed_range.get(name)) {
+            (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
+            (Some(v), None) => format!("{v:.3}"),
+            (None, _) => "-".into(),
+        }
+    };
+    let mut last = String::new();
+    for r in &rows {
+        if r.dataset != last && r.dataset.starts_with("audio/") {
+            for p in audio_peers(audio_peers_json)
+                .iter()
+                .filter(|p| p.dataset == r.dataset)
+            {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | - | {:.3} | {:.3} | - | - | {} | {} | {} | - |",
+                    super::short_id(&p.dataset),
+                    p.method,
+                    p.auroc,
+                    p.auprc,
+                    opt(p.pauc),
+                    p.fit_s.map_or("-".into(), |s| format!("{s:.2}")),
+                    p.score_s.map_or("-".into(), |s| format!("{s:.2}")),
+                );
+            }
+        }
+        last = r.dataset.clone();
+        let m = &r.metrics;
+        let chosen = match (m.calibrated_strength, m.noise_free) {
+            (Some(s), Some(nf)) => format!("{s} , {}", if nf { "yes" } else { "no" }),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            super::short_id(&r.dataset),
+            r.method,
+            r.seeds.len().max(1),
+            ranged(r, "auroc", Some(m.auroc)),
+            opt(Some(m.auprc)),
+            ranged(r, "pixel_auroc", m.pixel_auroc),
+            ranged(r, "aupro_03", m.aupro_03),
+            opt(m.pauc_01),
+            m.fit_s.map_or("-".into(), |s| format!("{s:.0}")),
+            m.score_s.map_or("-".into(), |s| format!("{s:.0}")),
+            chosen,
+        );
+    }
+    let _ = writeln!(md);
+}
