@@ -433,29 +433,89 @@ impl Detector {
     }
 
     fn score_with(&self, x: &Tensor, normaliser: Option<&Normaliser>) -> Result<Scores> {
+        let mut all = self.score_each(x, normaliser, &[self.cfg.scorer])?;
+        Ok(all.pop().expect("one scorer, one result"))
+    }
+
+    /// Scores `x` under each of `scorers` with the same trained network, as the detector would
+    /// with each of them in its configuration, without changing the detector (no threshold is
+    /// recalibrated): for choosing scoring settings, for example on generated anomalies. A
+    /// feature-space detector extracts the patch features once for all candidates. Scoring
+    /// settings other than the scorer (`scoring`) are the detector's.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a scorer the detector cannot use (see
+    /// [`Detector::set_scoring`]); the errors of [`Detector::score`].
+    pub fn score_candidates(&self, x: &Tensor, scorers: &[ScorerConfig]) -> Result<Vec<Scores>> {
+        for &scorer in scorers {
+            let cfg = DetectorConfig {
+                scorer,
+                ..self.cfg.clone()
+            };
+            cfg.validate()?;
+            if matches!(scorer, ScorerConfig::Dte { .. }) != self.dte.is_some() {
+                return Err(Error::InvalidConfig {
+                    field: "scorer",
+                    reason: "DTE and the network's scorers need different fits".to_string(),
+                });
+            }
+            if scorer.needs_features() && self.features.is_none() {
+                return Err(Error::InvalidConfig {
+                    field: "scorer",
+                    reason: "the feature network is not loaded (use set_scoring)".to_string(),
+                });
+            }
+        }
+        let normaliser = self
+            .calibration
+            .as_ref()
+            .and_then(|c| c.normaliser.as_ref());
+        self.score_each(x, normaliser, scorers)
+    }
+
+    fn score_each(
+        &self,
+        x: &Tensor,
+        normaliser: Option<&Normaliser>,
+        scorers: &[ScorerConfig],
+    ) -> Result<Vec<Scores>> {
         self.check_input(x)?;
         let x = x.to_device(&self.device)?;
         let n = x.dim(0)?;
         let bs = self.cfg.scoring.batch_size;
-        let mut scores = Vec::with_capacity(n);
-        let mut maps = Vec::new();
+        let mut scores = vec![Vec::with_capacity(n); scorers.len()];
+        let mut maps = vec![Vec::new(); scorers.len()];
         let mut start = 0;
         while start < n {
             let len = bs.min(n - start);
             let chunk = x.narrow(0, start, len)?;
-            let (s, m) = self.score_chunk(&chunk, start as u64, normaliser)?;
-            scores.extend(s);
-            if let Some(m) = m {
-                maps.push(m);
+            let outs = match &self.space {
+                Some(space) => self.score_patches(space, &chunk, start as u64, scorers)?,
+                None => scorers
+                    .iter()
+                    .map(|&sc| self.score_chunk(&chunk, start as u64, normaliser, sc))
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            for (k, out) in outs.into_iter().enumerate() {
+                scores[k].extend(out.scores);
+                if let Some(m) = out.map {
+                    maps[k].push(m);
+                }
             }
             start += len;
         }
-        let maps = if maps.is_empty() {
-            None
-        } else {
-            Some(Tensor::cat(&maps, 0)?)
-        };
-        Ok(Scores { scores, maps })
+        scores
+            .into_iter()
+            .zip(maps)
+            .map(|(scores, maps)| {
+                let maps = if maps.is_empty() {
+                    None
+                } else {
+                    Some(Tensor::cat(&maps, 0)?)
+                };
+                Ok(Scores { scores, maps })
+            })
+            .collect()
     }
 
     fn reconstructor(&self, offset: u64) -> Result<Reconstructor<&Network, AnySampler>> {
@@ -534,14 +594,40 @@ impl Detector {
 
     /// Scores of a feature-space detector: per-patch scores of the standardised patch rows,
     /// turned into maps at the input's size and image scores.
-    fn score_patches(&self, space: &FeatureSpace, x0: &Tensor, offset: u64) -> Result<ScoreOutput> {
+    fn score_patches(
+        &self,
+        space: &FeatureSpace,
+        x0: &Tensor,
+        offset: u64,
+        scorers: &[ScorerConfig],
+    ) -> Result<Vec<ScoreOutput>> {
         let n = x0.dim(0)?;
         let (h, w) = (x0.dim(2)?, x0.dim(3)?);
         let (rows, hw) = space.rows(x0)?;
-        let out = match self.cfg.scorer {
-            ScorerConfig::Dte { .. } => self.dte.as_ref().ok_or(Error::NotFitted)?.score(&rows)?,
+        scorers
+            .iter()
+            .map(|&scorer| {
+                let out = self.patch_scores(&rows, offset, scorer)?;
+                let (scores, map) = space.to_output(&out.scores, n, hw, (h, w), &self.device)?;
+                Ok(ScoreOutput {
+                    scores,
+                    map: Some(map),
+                })
+            })
+            .collect()
+    }
+
+    /// Per-patch scores of standardised patch rows.
+    fn patch_scores(
+        &self,
+        rows: &Tensor,
+        offset: u64,
+        scorer: ScorerConfig,
+    ) -> Result<ScoreOutput> {
+        Ok(match scorer {
+            ScorerConfig::Dte { .. } => self.dte.as_ref().ok_or(Error::NotFitted)?.score(rows)?,
             ScorerConfig::Reconstruction => {
-                ReconstructionScorer::new(self.reconstructor(offset)?).score(&rows)?
+                ReconstructionScorer::new(self.reconstructor(offset)?).score(rows)?
             }
             ScorerConfig::Denoising {
                 levels,
@@ -549,7 +635,7 @@ impl Detector {
                 noise_free,
             } => self
                 .denoising_scorer(levels, max_strength, noise_free, offset)?
-                .score(&rows)?,
+                .score(rows)?,
             ScorerConfig::Feature | ScorerConfig::Combined { .. } => {
                 return Err(Error::InvalidConfig {
                     field: "scorer",
@@ -557,11 +643,6 @@ impl Detector {
                         .to_string(),
                 })
             }
-        };
-        let (scores, map) = space.to_output(&out.scores, n, hw, (h, w), &self.device)?;
-        Ok(ScoreOutput {
-            scores,
-            map: Some(map),
         })
     }
 
@@ -570,12 +651,9 @@ impl Detector {
         x0: &Tensor,
         offset: u64,
         normaliser: Option<&Normaliser>,
-    ) -> Result<(Vec<f32>, Option<Tensor>)> {
-        if let Some(space) = &self.space {
-            let out = self.score_patches(space, x0, offset)?;
-            return Ok((out.scores, out.map));
-        }
-        let out = match self.cfg.scorer {
+        scorer: ScorerConfig,
+    ) -> Result<ScoreOutput> {
+        Ok(match scorer {
             ScorerConfig::Dte { .. } => {
                 let dte = self.dte.as_ref().ok_or(Error::NotFitted)?;
                 dte.score(&x0.flatten_from(1)?)?
@@ -594,8 +672,7 @@ impl Detector {
             ScorerConfig::Combined { lambda } => normaliser
                 .ok_or(Error::NotFitted)?
                 .combine(lambda, &self.terms_chunk(x0, offset)?)?,
-        };
-        Ok((out.scores, out.map))
+        })
     }
 
     /// Flags scores at or above the calibrated threshold.

@@ -99,7 +99,7 @@ pub(super) fn patchcore(
 /// benchmark's feature-space detector chooses on generated anomalies.
 pub(super) const MAX_STRENGTHS: [f64; 4] = [0.1, 0.2, 0.3, 0.5];
 /// Held-out normal images used for that choice, at most (evenly spaced).
-const CHOICE_IMAGES: usize = 48;
+const CHOICE_IMAGES: usize = 32;
 
 /// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) and whether it
 /// scores noised copies or the noise-free input, on anomalies
@@ -138,22 +138,29 @@ pub(super) fn choose_max_strength(
     let ScorerConfig::Denoising { levels, .. } = det.config().scorer else {
         anyhow::bail!("the level choice needs the denoising scorer");
     };
-    let scoring = det.config().scoring.clone();
+    let candidates: Vec<ScorerConfig> = [false, true]
+        .into_iter()
+        .flat_map(|noise_free| {
+            MAX_STRENGTHS
+                .iter()
+                .map(move |&max_strength| ScorerConfig::Denoising {
+                    levels,
+                    max_strength,
+                    noise_free,
+                })
+        })
+        .collect();
     let mut best = (det.config().scorer, f64::NEG_INFINITY);
-    for noise_free in [false, true] {
-        for &max_strength in &MAX_STRENGTHS {
-            let scorer = ScorerConfig::Denoising {
-                levels,
-                max_strength,
-                noise_free,
-            };
-            det.set_scoring(scorer, scoring.clone(), &normal)?;
-            let auroc = dmad::metrics::auroc(&det.score(&x)?.scores, &labels)?;
-            if auroc > best.1 {
-                best = (scorer, auroc);
-            }
+    for (scorer, s) in candidates
+        .iter()
+        .zip(det.score_candidates(&x, &candidates)?)
+    {
+        let auroc = dmad::metrics::auroc(&s.scores, &labels)?;
+        if auroc > best.1 {
+            best = (*scorer, auroc);
         }
     }
+    let scoring = det.config().scoring.clone();
     det.set_scoring(best.0, scoring, &normal)?;
     Ok(best)
 }
