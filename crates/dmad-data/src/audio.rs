@@ -396,6 +396,40 @@ impl DcaseFolder {
         Ok(out)
     }
 
+    /// Opens a list of WAV files (a plain folder's, one file, the matches of a pattern), each
+    /// unlabelled: label 0, kind empty. Their names may be anything.
+    ///
+    /// # Errors
+    /// Unless `cfg.skip_bad`, the first bad file's error: [`Error::EmptyFile`], [`Error::Wav`]
+    /// for a bad header.
+    pub fn files(paths: &[PathBuf], cfg: &AudioConfig) -> Result<Self> {
+        if cfg.sample_rate == 0 {
+            return Err(Error::InvalidConfig {
+                field: "sample_rate",
+                reason: "must be positive".into(),
+            });
+        }
+        let mut out = Self {
+            clips: Vec::new(),
+            skipped: Vec::new(),
+            cfg: cfg.clone(),
+            resamplers: Arc::default(),
+            device: Device::Cpu,
+        };
+        for path in paths {
+            match wav_info(path) {
+                Ok(_) => out.clips.push(Clip {
+                    path: path.clone(),
+                    label: 0,
+                    kind: String::new(),
+                }),
+                Err(e) if cfg.skip_bad => out.skipped.push((path.clone(), e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Creates the samples' tensors on `device` (default CPU).
     pub fn on_device(mut self, device: &Device) -> Self {
         self.device = device.clone();

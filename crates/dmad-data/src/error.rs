@@ -29,6 +29,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A value of the data is NaN or infinite (see [`crate::NonFinite`] for the policies that
+    /// drop or impute such values instead).
+    #[error("non-finite value {value} in {} at row {row}{}, column `{column}`: fix the file, or drop or impute such values", path.display(), line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based data row (table row, or series point).
+        row: usize,
+        /// The 1-based line of the row in a text file, if known.
+        line: Option<usize>,
+        /// The column (its name in a table; `value <k>` for channel k of a series).
+        column: String,
+        /// The value.
+        value: f64,
+    },
+
     /// The file is empty (or holds only a header), where data was expected.
     #[error("empty file: {}", path.display())]
     EmptyFile {
@@ -153,6 +169,7 @@ impl Error {
         match self {
             Error::Io { path, .. }
             | Error::InvalidInput { path, .. }
+            | Error::NonFinite { path, .. }
             | Error::EmptyFile { path }
             | Error::MissingColumn { path, .. }
             | Error::Categorical { path, .. }

@@ -402,6 +402,26 @@ impl ImageFolder {
         Ok(out)
     }
 
+    /// Opens a list of image files (for example the matches of a pattern, or one file), each
+    /// unlabelled: label 0, kind empty, no mask.
+    ///
+    /// # Errors
+    /// As [`ImageFolder::mvtec`] for each file.
+    pub fn files(paths: &[PathBuf], cfg: &ImageConfig) -> Result<Self> {
+        cfg.validate()?;
+        let mut out = Self {
+            entries: Vec::new(),
+            skipped: Vec::new(),
+            has_masks: false,
+            cfg: cfg.clone(),
+            device: Device::Cpu,
+        };
+        for path in paths {
+            out.add(path.clone(), 0, String::new(), MaskSource::None)?;
+        }
+        Ok(out)
+    }
+
     fn add(&mut self, path: PathBuf, label: u8, kind: String, mask: MaskSource) -> Result<()> {
         let probe = (|| {
             let size = image_dimensions(&path)?;

@@ -21,6 +21,9 @@
 //!   rejected), NPY/NPZ ([`read_npy_table`], [`read_npz_table`]; [`npy`] is a small reader of
 //!   its own), standardised with the train rows' statistics, and the split files
 //!   ([`read_split_file`]).
+//! - Non-finite values ([`NonFinite`]): NaN and infinity in tables and series are rejected
+//!   with the file, row and column ([`Error::NonFinite`]), or dropped or imputed on request
+//!   ([`Table::resolve_non_finite`], [`resolve_series`]).
 //! - [`Dataset`]: `len`, `get` and a batch iterator with seeded shuffling. Folder loaders list
 //!   files and check their headers when opened, and decode a sample on `get`.
 //!
@@ -59,6 +62,7 @@
 pub mod audio;
 mod dataset;
 mod error;
+mod finite;
 pub mod image;
 pub mod npy;
 pub mod scalogram;
@@ -70,6 +74,7 @@ pub use audio::{
 };
 pub use dataset::{stack, Batches, Dataset, TensorDataset};
 pub use error::{Error, Result};
+pub use finite::{resolve_series, NonFinite, NonFiniteReport};
 pub use image::{
     ColorMode, ImageConfig, ImageFolder, ImageSample, NpyImages, ResizeFilter, ResizeMode, Split,
 };
@@ -77,8 +82,8 @@ pub use scalogram::{
     AudioScalogram, AudioScalogramConfig, DcaseScalograms, ScalogramItem, ScalogramSample,
 };
 pub use tabular::{
-    read_csv_table, read_npy_table, read_npz_table, read_split_file, Categorical, SplitFile, Table,
-    TableConfig, TableSplit,
+    csv_has_column, read_csv_features, read_csv_table, read_npy_features, read_npy_table,
+    read_npz_table, read_split_file, Categorical, SplitFile, Table, TableConfig, TableSplit,
 };
 pub use timeseries::{
     load_gutentag, load_labelled_csv, load_nab, load_nab_all, load_ucr_anomaly, load_ucr_one_class,

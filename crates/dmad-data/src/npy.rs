@@ -94,21 +94,26 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
     let shape = header_value(header, "shape")
         .and_then(parse_shape)
         .ok_or_else(|| bad("shape", format!("missing or malformed in {header:?}")))?;
-    let n: usize = shape.iter().product();
     let (conv, size) =
         dtype(&descr).ok_or_else(|| bad("descr", format!("unsupported dtype {descr:?}")))?;
+    // Checked: a header may claim any shape; the data must be there before anything is
+    // allocated for it.
+    let need = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|n| n.checked_mul(size).map(|b| (n, b)));
     let body = &bytes[end..];
-    if body.len() < n * size {
+    let Some((_, need)) = need.filter(|&(_, b)| b <= body.len()) else {
         return Err(bad(
             "data",
             format!(
                 "truncated: shape {shape:?} needs {} bytes, file has {}",
-                n * size,
+                need.map_or("more than 2^64".to_string(), |(_, b)| b.to_string()),
                 body.len()
             ),
         ));
-    }
-    let mut data: Vec<f64> = body[..n * size].chunks_exact(size).map(conv).collect();
+    };
+    let mut data: Vec<f64> = body[..need].chunks_exact(size).map(conv).collect();
     if fortran && shape.len() > 1 {
         data = fortran_to_c(&data, &shape);
     }
@@ -263,13 +268,19 @@ fn fortran_to_c(data: &[f64], shape: &[usize]) -> Vec<f64> {
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(i..i.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(i..i.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn u64_at(b: &[u8], i: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(i..i.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Reads the members of a ZIP archive from its central directory.
@@ -297,8 +308,10 @@ fn zip_members(bytes: &[u8], path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
             if u32_at(bytes, z64) != Some(0x0606_4b50) {
                 return Err(bad("zip64", "bad ZIP64 end record"));
             }
-            count = u64_at(bytes, z64 + 32).ok_or_else(|| bad("zip64", "truncated"))?;
-            cd_off = u64_at(bytes, z64 + 48).ok_or_else(|| bad("zip64", "truncated"))?;
+            count =
+                u64_at(bytes, z64.saturating_add(32)).ok_or_else(|| bad("zip64", "truncated"))?;
+            cd_off =
+                u64_at(bytes, z64.saturating_add(48)).ok_or_else(|| bad("zip64", "truncated"))?;
         }
     }
     let mut pos = cd_off as usize;
@@ -347,13 +360,13 @@ fn zip_members(bytes: &[u8], path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         if u32_at(bytes, lp) != Some(0x0403_4b50) {
             return Err(bad(&name, "bad local header signature"));
         }
-        let lname =
-            u16_at(bytes, lp + 26).ok_or_else(|| bad(&name, "truncated local header"))? as usize;
-        let lextra =
-            u16_at(bytes, lp + 28).ok_or_else(|| bad(&name, "truncated local header"))? as usize;
-        let start = lp + 30 + lname + lextra;
+        let lname = u16_at(bytes, lp.saturating_add(26))
+            .ok_or_else(|| bad(&name, "truncated local header"))? as usize;
+        let lextra = u16_at(bytes, lp.saturating_add(28))
+            .ok_or_else(|| bad(&name, "truncated local header"))? as usize;
+        let start = lp.saturating_add(30 + lname + lextra);
         let raw = bytes
-            .get(start..start + csize as usize)
+            .get(start..start.saturating_add(csize as usize))
             .ok_or_else(|| bad(&name, "truncated member data"))?;
         let data = match method {
             0 => raw.to_vec(),

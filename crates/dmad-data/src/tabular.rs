@@ -6,6 +6,7 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::error::{read_text, Error, Result};
+use crate::finite::NonFinite;
 use crate::npy::{read_npy, read_npz, NpyArray};
 
 /// What to do with a CSV column that holds non-numeric values.
@@ -29,6 +30,9 @@ pub struct TableConfig {
     /// 0-based index (`"0"`, `"1"`, ...), so the label column is given as its index. Default
     /// `true`.
     pub has_header: bool,
+    /// NaN and infinite feature values. Default [`NonFinite::Reject`] (an
+    /// [`Error::NonFinite`] naming the file, row, line and column).
+    pub non_finite: NonFinite,
 }
 
 impl Default for TableConfig {
@@ -37,6 +41,7 @@ impl Default for TableConfig {
             label_column: "label".into(),
             categorical: Categorical::Reject,
             has_header: true,
+            non_finite: NonFinite::Reject,
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct Table {
     pub classes: Vec<f64>,
     /// The file the table came from.
     pub path: PathBuf,
+    /// The 1-based line of each row in a text file (empty for NPY/NPZ arrays), for errors.
+    pub lines: Vec<usize>,
 }
 
 impl Table {
@@ -225,7 +232,37 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 /// a non-numeric label; [`Error::Categorical`] for a non-numeric feature when
 /// `cfg.categorical` is [`Categorical::Reject`].
 pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table> {
+    read_csv(path.as_ref(), cfg, true)
+}
+
+/// Reads a CSV table whose label column may be missing: then every column is a feature and
+/// every row is labelled 0 (unlabelled data: normal rows to fit on, or rows to score).
+///
+/// # Errors
+/// As [`read_csv_table`], without [`Error::MissingColumn`].
+pub fn read_csv_features(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table> {
+    read_csv(path.as_ref(), cfg, false)
+}
+
+/// Whether the CSV file at `path` has a column `column` (per `cfg.has_header`).
+///
+/// # Errors
+/// As [`read_csv_table`] for a file that cannot be read.
+pub fn csv_has_column(path: impl AsRef<Path>, column: &str, has_header: bool) -> Result<bool> {
     let path = path.as_ref();
+    let text = read_text(path)?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(has_header)
+        .from_reader(text.as_bytes());
+    let header = rdr.headers().map_err(|e| csv_error(path, e))?;
+    Ok(if has_header {
+        header.iter().any(|h| h.trim() == column)
+    } else {
+        column.parse::<usize>().is_ok_and(|i| i < header.len())
+    })
+}
+
+fn read_csv(path: &Path, cfg: &TableConfig, label_required: bool) -> Result<Table> {
     let text = read_text(path)?;
     if text.trim().is_empty() {
         return Err(Error::EmptyFile {
@@ -246,13 +283,13 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
     } else {
         (0..first.len()).map(|i| i.to_string()).collect()
     };
-    let li = header
-        .iter()
-        .position(|h| *h == cfg.label_column)
-        .ok_or_else(|| Error::MissingColumn {
+    let li = header.iter().position(|h| *h == cfg.label_column);
+    if li.is_none() && label_required {
+        return Err(Error::MissingColumn {
             path: path.to_path_buf(),
             column: cfg.label_column.clone(),
-        })?;
+        });
+    }
     let mut cells: Vec<Vec<String>> = Vec::new();
     let mut lines = Vec::new();
     let mut labels = Vec::new();
@@ -260,15 +297,20 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
     for rec in rdr.records() {
         let rec = rec.map_err(|e| csv_error(path, e))?;
         let line = rec.position().map_or(0, |p| p.line() as usize);
-        let s = rec.get(li).unwrap_or("");
-        let l = parse_number(s).ok_or_else(|| {
-            Error::invalid(
-                path,
-                Some(line),
-                Some(&cfg.label_column),
-                format!("not a label: {s:?}"),
-            )
-        })?;
+        let l = match li {
+            Some(li) => {
+                let s = rec.get(li).unwrap_or("");
+                parse_number(s).filter(|l| l.is_finite()).ok_or_else(|| {
+                    Error::invalid(
+                        path,
+                        Some(line),
+                        Some(&cfg.label_column),
+                        format!("not a label: {s:?}"),
+                    )
+                })?
+            }
+            None => 0.0,
+        };
         labels.push(u8::from(l != 0.0));
         classes.push(l);
         cells.push(rec.iter().map(str::to_string).collect());
@@ -282,7 +324,7 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
     let mut names = Vec::new();
     let mut columns: Vec<Vec<f64>> = Vec::new();
     for (c, name) in header.iter().enumerate() {
-        if c == li {
+        if Some(c) == li {
             continue;
         }
         let mut col = Vec::with_capacity(cells.len());
@@ -339,13 +381,16 @@ pub fn read_csv_table(path: impl AsRef<Path>, cfg: &TableConfig) -> Result<Table
     for r in 0..rows {
         features.extend(columns.iter().map(|c| c[r]));
     }
-    Ok(Table {
+    let mut table = Table {
         features,
         names,
         labels,
         classes,
         path: path.to_path_buf(),
-    })
+        lines,
+    };
+    table.resolve_non_finite(cfg.non_finite)?;
+    Ok(table)
 }
 
 fn table_from_arrays(x: NpyArray, y: NpyArray, path: &Path) -> Result<Table> {
@@ -374,7 +419,25 @@ fn table_from_arrays(x: NpyArray, y: NpyArray, path: &Path) -> Result<Table> {
         labels: y.data.iter().map(|&v| u8::from(v != 0.0)).collect(),
         classes: y.data,
         path: path.to_path_buf(),
+        lines: vec![],
     })
+}
+
+/// Reads the features of an unlabelled table from one NPY file `(rows, features)`; every row
+/// is labelled 0.
+///
+/// # Errors
+/// As [`read_npy`]; [`Error::ShapeMismatch`] for an array that is not 2-D.
+pub fn read_npy_features(path: impl AsRef<Path>) -> Result<Table> {
+    let path = path.as_ref();
+    let x = read_npy(path)?;
+    let rows = x.shape.first().copied().unwrap_or(0);
+    let y = NpyArray {
+        shape: vec![rows],
+        data: vec![0.0; rows],
+        descr: "<f8".into(),
+    };
+    table_from_arrays(x, y, path)
 }
 
 /// Reads a table from two NPY files: features `(rows, features)` and labels `(rows,)`.
@@ -499,6 +562,7 @@ mod tests {
             labels: vec![0; rows],
             classes: vec![0.0; rows],
             path: "t.csv".into(),
+            lines: vec![],
         }
     }
 

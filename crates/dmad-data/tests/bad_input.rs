@@ -633,6 +633,7 @@ fn csv_table_good_and_bad() {
         label_column: "y".into(),
         categorical: Categorical::OneHot,
         has_header: true,
+        ..TableConfig::default()
     };
     assert_eq!(read_csv_table(&p, &other).unwrap().labels, vec![1, 1, 1]);
 
