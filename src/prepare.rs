@@ -46,7 +46,54 @@ pub fn images(
     if channels == 3 {
         cfg.color = dmad_data::ColorMode::Rgb;
     }
+    let root = root.as_ref();
     let folder = ImageFolder::mvtec(root, split, &cfg)?;
+    if folder.is_empty() {
+        let part = match split {
+            Split::Train => "train/good",
+            Split::Test => "test/*",
+        };
+        return Err(no_files(
+            &root.join(part),
+            "no images: expected PNG, JPEG, BMP or TIFF files",
+        ));
+    }
+    stack_images(&folder, device)
+}
+
+fn no_files(path: &Path, reason: &str) -> crate::Error {
+    crate::Error::Data(dmad_data::Error::InvalidInput {
+        path: path.to_path_buf(),
+        line: None,
+        field: None,
+        reason: reason.to_string(),
+    })
+}
+
+/// Loads image files (a plain folder's, one file, the matches of a pattern) as grey or RGB
+/// `size x size` images in `[-1, 1]`, unlabelled (label 0, kind empty, no masks).
+///
+/// # Errors
+/// Errors of the loader, naming the bad file; [`dmad_data::Error::InvalidInput`] for an empty
+/// list.
+pub fn image_files(
+    files: &[std::path::PathBuf],
+    size: u32,
+    channels: usize,
+    device: &Device,
+) -> Result<Labelled> {
+    let mut cfg = ImageConfig::new(size, size);
+    if channels == 3 {
+        cfg.color = dmad_data::ColorMode::Rgb;
+    }
+    let folder = ImageFolder::files(files, &cfg)?;
+    if folder.is_empty() {
+        return Err(no_files(Path::new("."), "no image files given"));
+    }
+    stack_images(&folder, device)
+}
+
+fn stack_images(folder: &ImageFolder, device: &Device) -> Result<Labelled> {
     let mut xs = Vec::with_capacity(folder.len());
     let mut out = Labelled {
         x: Tensor::zeros(0, candle_core::DType::F32, device)?,
@@ -188,6 +235,50 @@ pub fn ucr_series(
     device: &Device,
 ) -> Result<SeriesTask> {
     let (split, name) = dmad_data::load_ucr_anomaly(path)?;
+    series_task(
+        split,
+        window,
+        train_stride,
+        test_stride,
+        Some((name.begin, name.end)),
+        device,
+    )
+}
+
+/// As [`ucr_series`], with a policy for NaN and infinite points (the loader itself reads
+/// `NaN` as a value): [`dmad_data::NonFinite::Reject`] fails naming the file and the point.
+///
+/// # Errors
+/// As [`ucr_series`]; [`dmad_data::Error::NonFinite`] naming the point (in whole-series
+/// coordinates).
+pub fn ucr_series_with(
+    path: impl AsRef<Path>,
+    window: usize,
+    train_stride: usize,
+    test_stride: usize,
+    non_finite: dmad_data::NonFinite,
+    device: &Device,
+) -> Result<SeriesTask> {
+    let path = path.as_ref();
+    let (mut split, name) = dmad_data::load_ucr_anomaly(path)?;
+    dmad_data::resolve_series(&mut split.train, path, non_finite)?;
+    let offset = split.test_offset;
+    dmad_data::resolve_series(&mut split.test, path, non_finite).map_err(|e| match e {
+        dmad_data::Error::NonFinite {
+            path,
+            row,
+            line,
+            column,
+            value,
+        } => dmad_data::Error::NonFinite {
+            path,
+            row: row + offset,
+            line,
+            column,
+            value,
+        },
+        e => e,
+    })?;
     series_task(
         split,
         window,
@@ -379,8 +470,58 @@ pub fn npy_one_class(
 pub struct TableTask {
     /// Train rows `[n, features]` (normal only).
     pub train: Tensor,
-    /// Test rows with labels.
+    /// Test rows with labels (every row, labelled 0, for an unlabelled table).
     pub test: Labelled,
+    /// The columns and the train rows' statistics the rows were standardised with.
+    pub columns: TableColumns,
+    /// Whether the file has labels (a label column, or an NPZ `y`).
+    pub labelled: bool,
+}
+
+/// A table model's columns and the statistics of its training rows, saved with the model so
+/// that new (unlabelled) rows are standardised exactly as the training rows were.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TableColumns {
+    /// The feature columns, in order.
+    pub names: Vec<String>,
+    /// The mean of each column over the training rows.
+    pub mean: Vec<f64>,
+    /// The population standard deviation of each column (0 for a constant column).
+    pub std: Vec<f64>,
+}
+
+/// Reads a table in any of the formats a user has, by its extension: `.npy` (features
+/// `(rows, features)`, unlabelled), `.npz` (arrays `X` and `y`, labelled) or CSV (optionally
+/// gzipped; labelled when it has a `label` column), with `non_finite` applied to its values.
+/// Returns the table and whether it is labelled.
+///
+/// # Errors
+/// Errors of the loaders, naming the file, the row and the column.
+pub fn read_table(
+    path: &Path,
+    non_finite: dmad_data::NonFinite,
+) -> Result<(dmad_data::Table, bool)> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let (mut table, labelled) = if name.ends_with(".npy") {
+        (dmad_data::tabular::read_npy_features(path)?, false)
+    } else if name.ends_with(".npz") {
+        (dmad_data::read_npz_table(path, "X", "y")?, true)
+    } else {
+        let cfg = dmad_data::TableConfig {
+            non_finite,
+            ..dmad_data::TableConfig::default()
+        };
+        if dmad_data::csv_has_column(path, &cfg.label_column, cfg.has_header)? {
+            (dmad_data::read_csv_table(path, &cfg)?, true)
+        } else {
+            (dmad_data::read_csv_features(path, &cfg)?, false)
+        }
+    };
+    table.resolve_non_finite(non_finite)?;
+    Ok((table, labelled))
 }
 
 /// Loads a CSV table (label column `label`) and the split `seed_index` of its split file
@@ -395,9 +536,40 @@ pub fn table(
     seed_index: usize,
     device: &Device,
 ) -> Result<TableTask> {
-    let csv = csv.as_ref();
-    let table = dmad_data::read_csv_table(csv, &dmad_data::TableConfig::default())?;
+    table_with(
+        csv.as_ref(),
+        split_file,
+        seed_index,
+        dmad_data::NonFinite::Reject,
+        device,
+    )
+}
+
+/// As [`table`] for any format of [`read_table`], with a policy for NaN and infinite
+/// values. An unlabelled table trains on every row, and every row is a test row.
+///
+/// # Errors
+/// Errors of the loaders; [`crate::Error::InvalidConfig`] for a split file given with an
+/// unlabelled table, or a split index the file does not have.
+pub fn table_with(
+    path: &Path,
+    split_file: Option<&Path>,
+    seed_index: usize,
+    non_finite: dmad_data::NonFinite,
+    device: &Device,
+) -> Result<TableTask> {
+    let (table, labelled) = read_table(path, non_finite)?;
     let split = match split_file {
+        Some(p) if !labelled => {
+            return Err(crate::Error::InvalidConfig {
+                field: "split",
+                reason: format!(
+                    "{} has no label column, so the split file {} cannot apply to it",
+                    path.display(),
+                    p.display()
+                ),
+            })
+        }
         Some(p) => {
             let f = dmad_data::read_split_file(p)?;
             let n = f.splits.len();
@@ -412,6 +584,11 @@ pub fn table(
                     ),
                 })?
         }
+        None if !labelled => dmad_data::tabular::Split {
+            seed: 0,
+            train: (0..table.rows()).collect(),
+            test: (0..table.rows()).collect(),
+        },
         None => {
             let normals: Vec<usize> = (0..table.rows())
                 .filter(|&r| table.labels[r] == 0)
@@ -438,13 +615,82 @@ pub fn table(
             kinds: s
                 .test_labels
                 .iter()
-                .map(|&l| if l == 1 { "anomaly" } else { "normal" }.to_string())
+                .map(|&l| match (labelled, l) {
+                    (false, _) => "",
+                    (true, 1) => "anomaly",
+                    (true, _) => "normal",
+                })
+                .map(str::to_string)
                 .collect(),
-            sources: vec![csv.display().to_string(); n_test],
+            sources: vec![path.display().to_string(); n_test],
             labels: s.test_labels,
             masks: None,
         },
+        columns: TableColumns {
+            names: table.names.clone(),
+            mean: s.standardiser.mean,
+            std: s.standardiser.std,
+        },
+        labelled,
     })
+}
+
+/// Every row of the table at `path` (any format of [`read_table`]), standardised with a
+/// model's saved `columns`: new data scored as the model's training rows were prepared.
+/// Returns the rows and whether the file is labelled.
+///
+/// # Errors
+/// Errors of the loaders; [`crate::Error::ShapeMismatch`] when the file has another number of
+/// columns than the model was trained on.
+pub fn table_rows(
+    path: &Path,
+    columns: &TableColumns,
+    non_finite: dmad_data::NonFinite,
+    device: &Device,
+) -> Result<(Labelled, bool)> {
+    let (table, labelled) = read_table(path, non_finite)?;
+    if table.cols() != columns.names.len() {
+        return Err(crate::Error::ShapeMismatch {
+            context: "table columns",
+            expected: format!(
+                "{} columns (the model was trained on {}), {} has {}",
+                columns.names.len(),
+                columns.names.len(),
+                path.display(),
+                table.cols()
+            ),
+            got: vec![table.rows(), table.cols()],
+        });
+    }
+    let st = dmad_data::tabular::Standardiser {
+        mean: columns.mean.clone(),
+        std: columns.std.clone(),
+    };
+    let rows: Vec<usize> = (0..table.rows()).collect();
+    let x = Tensor::from_vec(
+        st.apply(&table, &rows),
+        (table.rows(), table.cols()),
+        device,
+    )?;
+    Ok((
+        Labelled {
+            x,
+            kinds: table
+                .labels
+                .iter()
+                .map(|&l| match (labelled, l) {
+                    (false, _) => "",
+                    (true, 1) => "anomaly",
+                    (true, _) => "normal",
+                })
+                .map(str::to_string)
+                .collect(),
+            sources: vec![path.display().to_string(); table.rows()],
+            labels: table.labels,
+            masks: None,
+        },
+        labelled,
+    ))
 }
 
 /// The audio transform of a detector's input config: the log-power scalogram of dmad-data
@@ -490,7 +736,48 @@ pub fn audio(
         length: Some(input.sample_rate as usize),
         ..dmad_data::AudioConfig::default()
     };
+    let root = root.as_ref();
     let folder = dmad_data::DcaseFolder::open(root, split, &cfg)?;
+    if folder.is_empty() {
+        let part = match split {
+            Split::Train => "train",
+            Split::Test => "test",
+        };
+        return Err(no_files(
+            &root.join(part),
+            "no clips: expected WAV files named normal_*.wav (and anomaly_*.wav in test/)",
+        ));
+    }
+    scalograms(&folder, input, device)
+}
+
+/// Loads WAV files (a plain folder's, one file, the matches of a pattern) as scalograms
+/// `[n, 1, scales, frames]` as [`audio`] does, unlabelled (label 0, kind empty).
+///
+/// # Errors
+/// As [`audio`]; [`dmad_data::Error::InvalidInput`] for an empty list.
+pub fn audio_files(
+    files: &[std::path::PathBuf],
+    input: &crate::InputConfig,
+    device: &Device,
+) -> Result<Labelled> {
+    let cfg = dmad_data::AudioConfig {
+        sample_rate: input.sample_rate,
+        length: Some(input.sample_rate as usize),
+        ..dmad_data::AudioConfig::default()
+    };
+    let folder = dmad_data::DcaseFolder::files(files, &cfg)?;
+    if folder.is_empty() {
+        return Err(no_files(Path::new("."), "no WAV files given"));
+    }
+    scalograms(&folder, input, device)
+}
+
+fn scalograms(
+    folder: &dmad_data::DcaseFolder,
+    input: &crate::InputConfig,
+    device: &Device,
+) -> Result<Labelled> {
     let transform = audio_transform(input)?;
     let mut xs = Vec::with_capacity(folder.len());
     let mut out = Labelled {

@@ -10,14 +10,17 @@
 mod bench;
 mod demo;
 mod generate;
+mod layout;
+mod model;
 mod render;
 mod tasks;
+mod validate;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use dmad::Modality;
 
 /// Anomaly detection with diffusion models: images, time series, audio and tables.
@@ -32,15 +35,24 @@ use dmad::Modality;
   dmad fit --modality image --scorer feature-diffusion --efficientnet efficientnet-lite0.safetensors --data testdata/data/textures-ad/brick --out brick-fd.model
   dmad score --model brick.model --data testdata/data/textures-ad/brick --out scores
   dmad eval --model brick.model --data testdata/data/textures-ad/brick
-  dmad fit --modality table --data testdata/data/tabular/wbc.csv --split testdata/data/tabular/splits/wbc.json --out wbc.model"
+  dmad fit --modality table --data testdata/data/tabular/wbc.csv --split testdata/data/tabular/splits/wbc.json --out wbc.model
+
+Your own data (a plain folder of normal images, then any images to score):
+  dmad fit --modality image --data my-normal-images/ --out my.model
+  dmad score --model my.model --data new-images/ --out my-scores"
 )]
 struct Cli {
     /// Device: cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, global = true, default_value = "cpu")]
     device: DeviceArg,
-    /// Seed of training and scoring.
-    #[arg(long, global = true, default_value_t = 0)]
+    /// Seed of training and scoring (0 to 2^64 - 1).
+    #[arg(long, global = true, default_value_t = 0, allow_hyphen_values = true, value_parser = validate::seed)]
     seed: u64,
+    /// NaN and infinite values in tables and series: error (name the file, row and column),
+    /// drop (tables: the rows that hold one) or impute (tables: the column mean; series:
+    /// linear interpolation).
+    #[arg(long = "nan", global = true, value_enum, default_value = "error")]
+    nan: NanArg,
     /// No progress bars.
     #[arg(long, global = true)]
     quiet: bool,
@@ -52,6 +64,23 @@ struct Cli {
 enum DeviceArg {
     Cpu,
     Cuda,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum NanArg {
+    Error,
+    Drop,
+    Impute,
+}
+
+impl From<NanArg> for dmad::data::NonFinite {
+    fn from(n: NanArg) -> Self {
+        match n {
+            NanArg::Error => Self::Reject,
+            NanArg::Drop => Self::Drop,
+            NanArg::Impute => Self::Impute,
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -76,15 +105,18 @@ impl From<ModalityArg> for Modality {
 /// Where the data is and how to read it.
 #[derive(clap::Args, Debug, Clone)]
 struct DataArgs {
-    /// The data: an MVTec AD category folder (image), a UCR Anomaly Archive file (series), a
-    /// DCASE folder with train/ and test/ (audio), or a CSV with a `label` column (table).
+    /// The data. Images: a folder of PNG/JPEG/BMP/TIFF files, one file, a quoted pattern
+    /// ('shots/*.png'), or an MVTec AD category folder (train/good, test/). Audio: WAV files
+    /// likewise, or a DCASE folder (train/, test/). Series: a UCR Anomaly Archive file.
+    /// Tables: a CSV (a `label` column is optional), an NPY array (rows, features) or an NPZ
+    /// with X and y. Unlabelled data is scored without metrics.
     #[arg(long)]
     data: PathBuf,
     /// Tables: the split file (ADBench/DTE protocol); without it half the normal rows train.
     #[arg(long)]
     split: Option<PathBuf>,
-    /// Tables: which split of the split file.
-    #[arg(long, default_value_t = 0)]
+    /// Tables: which split of the split file (0 to 999).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true, value_parser = validate::split_index)]
     split_index: usize,
 }
 
@@ -97,11 +129,14 @@ enum Command {
         modality: ModalityArg,
         #[command(flatten)]
         data: DataArgs,
-        /// Where to save the model (a directory).
+        /// Where to save the model (a directory; an existing model is kept unless --force).
         #[arg(long)]
         out: PathBuf,
-        /// Training steps (default: the modality's default).
+        /// Replace the model at --out if there is one.
         #[arg(long)]
+        force: bool,
+        /// Training steps, 1 to 10000000 (default: the modality's default).
+        #[arg(long, allow_hyphen_values = true, value_parser = validate::train_steps)]
         steps: Option<usize>,
         /// Training checkpoints go here; an interrupted fit resumes from them.
         #[arg(long)]
@@ -163,8 +198,8 @@ enum Command {
         /// The classical peers' results (benches/peers/run_classical.sh).
         #[arg(long, default_value = "docs/results/classical.json")]
         classical: PathBuf,
-        /// Scale every training budget by this factor.
-        #[arg(long, default_value_t = 1.0)]
+        /// Scale every training budget by this factor, in (0, 100].
+        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = validate::budget)]
         budget: f64,
         /// Only datasets whose id contains this (repeatable), e.g. tabular, ucr/, mnist.
         #[arg(long)]
@@ -175,8 +210,8 @@ enum Command {
         /// Re-run cells that already have a record.
         #[arg(long)]
         force: bool,
-        /// Start no new cell after this many minutes.
-        #[arg(long)]
+        /// Start no new cell after this many minutes, in (0, 10080].
+        #[arg(long, allow_hyphen_values = true, value_parser = validate::minutes)]
         minutes: Option<f64>,
         /// The short version for CI: budget 0.05, two datasets (wbc and UCR #135), full and DTE.
         #[arg(long)]
@@ -195,8 +230,8 @@ enum Command {
         /// Output directory for the report and the models.
         #[arg(long, default_value = "dmad-demo")]
         out: PathBuf,
-        /// Scale every training budget by this factor (e.g. 0.1 for a smoke test).
-        #[arg(long, default_value_t = 1.0)]
+        /// Scale every training budget by this factor (e.g. 0.1 for a smoke test), in (0, 100].
+        #[arg(long, default_value_t = 1.0, allow_hyphen_values = true, value_parser = validate::budget)]
         budget: f64,
         /// EfficientNet-Lite0's safetensors: images then use the feature-space detector
         /// (default: $DMAD_EFFICIENTNET; without it, the pixel-space U-Net).
@@ -218,19 +253,90 @@ fn device(d: DeviceArg) -> Result<Device> {
     }
 }
 
-fn main() -> Result<()> {
+/// The command line, with the numeric arguments of `generate` (whose definitions live in
+/// generate.rs) checked against their ranges too.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("generate", |g| {
+        g.mut_arg("n", |a| {
+            a.allow_hyphen_values(true)
+                .value_parser(validate::sample_count)
+                .help("How many samples, 1 to 100000.")
+        })
+        .mut_arg("steps", |a| {
+            a.allow_hyphen_values(true)
+                .value_parser(validate::sampler_steps)
+                .help("Sampler steps of the normal samples and of harmonisation, 1 to 1000.")
+        })
+        .mut_arg("strength", |a| {
+            a.allow_hyphen_values(true).value_parser(validate::strength)
+        })
+        .mut_arg("split_index", |a| {
+            a.allow_hyphen_values(true)
+                .value_parser(validate::split_index)
+        })
+    })
+}
+
+/// Checks, from the model's configuration alone, that `generate` can hold what it is asked
+/// for before anything is allocated.
+fn check_generate(matches: &clap::ArgMatches) -> Result<()> {
+    let Some(("generate", g)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let (Some(model), Some(&n)) = (g.get_one::<PathBuf>("model"), g.get_one::<usize>("n")) else {
+        return Ok(());
+    };
+    let cfg = validate::saved_config(model)?;
+    validate::check_sample_memory(&cfg, n, "generating")
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if let Some(h) = hint(&e) {
+                eprintln!("hint: {h}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// What to do about an error, where the command line knows better than the library.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let non_finite = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<dmad::data::Error>(),
+            Some(dmad::data::Error::NonFinite { .. })
+        ) || matches!(
+            c.downcast_ref::<dmad::Error>(),
+            Some(dmad::Error::Data(dmad::data::Error::NonFinite { .. }))
+        )
+    });
+    non_finite.then_some(
+        "fix the value, or pass --nan drop (tables: drop such rows) or --nan impute (column \
+         means; series: interpolation)",
+    )
+}
+
+fn run() -> Result<()> {
     dmad::init_cpu();
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    check_generate(&matches)?;
     let dev = device(cli.device)?;
     let opts = tasks::Options {
         seed: cli.seed,
         quiet: cli.quiet,
     };
+    let non_finite: dmad::data::NonFinite = cli.nan.into();
     match cli.command {
         Command::Fit {
             modality,
             data,
             out,
+            force,
             steps,
             checkpoints,
             baseline,
@@ -238,6 +344,7 @@ fn main() -> Result<()> {
             scorer,
             efficientnet,
         } => {
+            model::check_out(&out, force)?;
             let args = tasks::FitArgs {
                 config: config.as_deref(),
                 scorer,
@@ -245,31 +352,46 @@ fn main() -> Result<()> {
                 steps,
                 baseline,
                 checkpoints: checkpoints.as_deref(),
+                non_finite,
             };
-            let det = tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
-            det.save(&out)
-                .with_context(|| format!("saving the model to {}", out.display()))?;
+            let (det, mut info) = tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
             let cal = det
                 .calibration()
-                .context("fitted model has a calibration")?;
-            println!(
-                "saved {} (threshold {:.6} from {} held-out normal samples)",
-                out.display(),
-                cal.threshold.value,
+                .context("fitted model has a calibration")?
+                .clone();
+            let rule = match det.config().threshold {
+                dmad::ThresholdRule::Quantile { q } => format!("the {q} quantile"),
+                dmad::ThresholdRule::MeanStd { k } => format!("the mean + {k} std"),
+            };
+            info.threshold = format!(
+                "{rule} of the scores of {} held-out normal samples",
                 cal.calibration_samples
             );
+            model::save(&det, &out, &info)?;
+            println!(
+                "saved {} (threshold {} = {})",
+                out.display(),
+                render::number(cal.threshold.value),
+                info.threshold
+            );
+            if cal.calibration_samples < 20 {
+                eprintln!(
+                    "warning: the threshold was set from only {} held-out normal samples; with \
+                     fewer than 20 it is a rough guess: give fit more normal data",
+                    cal.calibration_samples
+                );
+            }
         }
         Command::Score { model, data, out } => {
-            let det = dmad::Detector::load(&model, &dev)
-                .with_context(|| format!("loading the model {}", model.display()))?;
-            let scored = tasks::score_test(&det, &data.into(), &opts)?;
+            let (det, info) = load_for(&model, &data.data, &dev)?;
+            let scored = tasks::score_data(&det, info.as_ref(), &data.into(), non_finite, &opts)?;
             render::write_scores(&det, &scored, &out)?;
+            println!("{}", render::score_summary(&scored));
             println!("wrote scores and plots to {}", out.display());
         }
         Command::Eval { model, data, json } => {
-            let det = dmad::Detector::load(&model, &dev)
-                .with_context(|| format!("loading the model {}", model.display()))?;
-            let scored = tasks::score_test(&det, &data.into(), &opts)?;
+            let (det, info) = load_for(&model, &data.data, &dev)?;
+            let scored = tasks::score_data(&det, info.as_ref(), &data.into(), non_finite, &opts)?;
             let metrics = tasks::metrics(&det, &scored)?;
             println!(
                 "{}",
@@ -336,6 +458,35 @@ fn main() -> Result<()> {
         Command::Generate(args) => generate::run(&args, opts.seed, &dev)?,
     }
     Ok(())
+}
+
+/// Loads the model at `model` for the data at `data`: its configuration is read and checked
+/// against the data (modality, columns) before the weights are loaded.
+fn load_for(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    dev: &Device,
+) -> Result<(dmad::Detector, Option<model::DataInfo>)> {
+    let cfg = validate::saved_config(model)?;
+    validate::check_config(&cfg, &model.join("config.json").display().to_string())?;
+    let info = model::data_info(model)?;
+    layout::check_model_data(&cfg, model, data)?;
+    if let Some(t) = info.as_ref().and_then(|i| i.table.as_ref()) {
+        if let Some(cols) = layout::table_columns(data) {
+            if cols != t.names.len() {
+                anyhow::bail!(
+                    "model/data mismatch: the model {} was trained on {} columns, the file {} \
+                     has {cols}",
+                    model.display(),
+                    t.names.len(),
+                    data.display()
+                );
+            }
+        }
+    }
+    let det = dmad::Detector::load(model, dev)
+        .with_context(|| format!("loading the model {}", model.display()))?;
+    Ok((det, info))
 }
 
 impl From<DataArgs> for tasks::DataSpec {

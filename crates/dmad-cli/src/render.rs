@@ -16,12 +16,16 @@ pub fn write_scores(det: &dmad::Detector, s: &Scored, out: &Path) -> Result<()> 
     let threshold = det.threshold()?.value;
     let mut csv = String::from("index,source,kind,label,score,anomalous\n");
     for (i, &score) in s.scores.iter().enumerate() {
+        // Unlabelled data: the label column stays empty.
+        let label = match (s.labelled, s.labels.get(i)) {
+            (true, Some(l)) => l.to_string(),
+            _ => String::new(),
+        };
         let _ = writeln!(
             csv,
-            "{i},{},{},{},{score},{}",
-            s.sources.get(i).map(String::as_str).unwrap_or(""),
-            s.kinds.get(i).map(String::as_str).unwrap_or(""),
-            s.labels.get(i).copied().unwrap_or(0),
+            "{i},{},{},{label},{score},{}",
+            csv_field(s.sources.get(i).map(String::as_str).unwrap_or("")),
+            csv_field(s.kinds.get(i).map(String::as_str).unwrap_or("")),
             u8::from(score as f64 >= threshold)
         );
     }
@@ -42,6 +46,66 @@ pub fn write_scores(det: &dmad::Detector, s: &Scored, out: &Path) -> Result<()> 
             .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+/// A score or threshold at a precision that tells close values apart: 6 significant digits,
+/// in scientific notation when it is very small or very large.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() {
+        format!("{v}")
+    } else if !(1e-3..1e6).contains(&a) {
+        format!("{v:.5e}")
+    } else {
+        let decimals = (5 - a.log10().floor() as i32).clamp(0, 8) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+/// What `dmad score` prints: how many samples, how many above the threshold, and the highest
+/// scores with their sources.
+pub fn score_summary(s: &Scored) -> String {
+    let flagged = s
+        .scores
+        .iter()
+        .filter(|&&v| v as f64 >= s.threshold)
+        .count();
+    let unit = if s.series.is_some() {
+        "points"
+    } else {
+        "samples"
+    };
+    let mut out = format!(
+        "{} {unit} scored, {flagged} at or above the threshold {}",
+        s.scores.len(),
+        number(s.threshold)
+    );
+    if s.series.is_none() {
+        let mut order: Vec<usize> = (0..s.scores.len()).collect();
+        order.sort_by(|&a, &b| s.scores[b].total_cmp(&s.scores[a]));
+        out.push_str("\nhighest scores:");
+        for &i in order.iter().take(5) {
+            let _ = write!(
+                out,
+                "\n  {}  {}",
+                number(s.scores[i] as f64),
+                s.sources.get(i).map_or(format!("#{i}"), |v| v.clone())
+            );
+        }
+    }
+    if !s.labelled {
+        out.push_str("\n(unlabelled data: scores only; `dmad eval` needs labels)");
+    }
+    out
 }
 
 /// Normalises values to [0, 1] by their min and max.
@@ -255,5 +319,13 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
+    }
+
+    #[test]
+    fn numbers_keep_six_significant_digits() {
+        assert_eq!(number(0.123456789), "0.123457");
+        assert_eq!(number(1234.56789), "1234.57");
+        assert_eq!(number(0.00001234567), "1.23457e-5");
+        assert_eq!(number(0.0), "0");
     }
 }

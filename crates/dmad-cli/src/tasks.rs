@@ -1,13 +1,18 @@
 //! What each subcommand does with data of each modality.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
-use dmad::data::Split;
+use dmad::data::{NonFinite, Split};
 use dmad::prepare::{self, Labelled, SeriesTask};
 use dmad::{Detector, DetectorConfig, Modality, Report};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::layout::{self, Purpose, Source};
+use crate::model::DataInfo;
 use serde::Serialize;
 
 /// Options shared by every subcommand.
@@ -24,55 +29,133 @@ pub struct DataSpec {
     pub split_index: usize,
 }
 
-/// The training data of a modality.
+/// The training data of a detector, and what is recorded about it with the model.
 fn train_data(
-    modality: Modality,
     cfg: &DetectorConfig,
     spec: &DataSpec,
+    non_finite: NonFinite,
     dev: &Device,
-) -> Result<Tensor> {
+) -> Result<(Tensor, DataInfo)> {
     let input = &cfg.input;
-    Ok(match modality {
-        Modality::Image => {
-            let l = prepare::images(
-                &spec.path,
-                Split::Train,
-                input.image_size,
-                input.channels,
-                dev,
-            )?;
+    let modality = cfg.modality;
+    let mut info = DataInfo {
+        source: spec.path.display().to_string(),
+        non_finite: non_finite.name().to_string(),
+        ..DataInfo::default()
+    };
+    let source = layout::resolve(modality, &spec.path, Purpose::Fit)?;
+    let x = match (modality, source) {
+        (Modality::Image, source) => {
+            let l = match source {
+                Source::Structured(root) => {
+                    info.layout = "mvtec".into();
+                    prepare::images(&root, Split::Train, input.image_size, input.channels, dev)?
+                }
+                Source::Files(files) => {
+                    info.layout = "files".into();
+                    prepare::image_files(&files, input.image_size, input.channels, dev)?
+                }
+                Source::File(f) => {
+                    info.layout = "files".into();
+                    prepare::image_files(&[f], input.image_size, input.channels, dev)?
+                }
+            };
+            check_finite(&l)?;
+            info.samples = l.labels.len();
             if input.flip_augment {
                 prepare::with_flips(&l.x)?
             } else {
                 l.x
             }
         }
-        Modality::Series => {
-            prepare::ucr_series(
+        (Modality::Audio, source) => {
+            let (l, files) = match source {
+                Source::Structured(root) => {
+                    info.layout = "dcase".into();
+                    let l = prepare::audio(&root, Split::Train, input, dev)?;
+                    let files = l.sources.iter().map(PathBuf::from).collect::<Vec<_>>();
+                    (l, files)
+                }
+                Source::Files(files) => {
+                    info.layout = "files".into();
+                    (prepare::audio_files(&files, input, dev)?, files)
+                }
+                Source::File(f) => {
+                    info.layout = "files".into();
+                    (prepare::audio_files(&[f.clone()], input, dev)?, vec![f])
+                }
+            };
+            check_finite(&l)?;
+            info.samples = l.labels.len();
+            let mut rates: Vec<u32> = files
+                .iter()
+                .filter_map(|f| dmad::data::audio::wav_info(f).ok().map(|w| w.0))
+                .collect();
+            rates.sort_unstable();
+            rates.dedup();
+            info.sample_rates = rates;
+            l.x
+        }
+        (Modality::Series, _) => {
+            info.layout = "ucr".into();
+            let t = prepare::ucr_series_with(
                 &spec.path,
                 input.window,
                 input.train_stride,
                 input.test_stride,
+                non_finite,
                 dev,
-            )?
-            .train
+            )?;
+            info.samples = t.train.dim(0)?;
+            t.train
         }
-        Modality::Audio => prepare::audio(&spec.path, Split::Train, input, dev)?.x,
-        Modality::Table => {
-            prepare::table(&spec.path, spec.split.as_deref(), spec.split_index, dev)?.train
+        (Modality::Table, _) => {
+            info.layout = "table".into();
+            let t = prepare::table_with(
+                &spec.path,
+                spec.split.as_deref(),
+                spec.split_index,
+                non_finite,
+                dev,
+            )?;
+            info.samples = t.train.dim(0)?;
+            info.table = Some(t.columns);
+            t.train
         }
-    })
+    };
+    Ok((x, info))
+}
+
+/// Fails on the first sample with a NaN or infinite value, naming its file.
+fn check_finite(l: &Labelled) -> Result<()> {
+    let n = l.x.dim(0)?;
+    if n == 0 {
+        return Ok(());
+    }
+    // x - x is NaN exactly where x is not finite; a sum with one NaN is NaN.
+    let sums = l.x.sub(&l.x)?.flatten_from(1)?.sum(1)?.to_vec1::<f32>()?;
+    if let Some(i) = sums.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{} decodes to NaN or infinite values: fix or remove the file",
+            l.sources.get(i).map(String::as_str).unwrap_or("a sample")
+        );
+    }
+    Ok(())
 }
 
 /// The default configuration of a modality for the data at `spec`.
 pub fn default_config(modality: Modality, spec: &DataSpec, dev: &Device) -> Result<DetectorConfig> {
+    let _ = dev;
     Ok(match modality {
         Modality::Image => DetectorConfig::for_images(1),
         Modality::Series => DetectorConfig::for_series(1),
         Modality::Audio => DetectorConfig::for_audio(),
         Modality::Table => {
-            let t = prepare::table(&spec.path, spec.split.as_deref(), spec.split_index, dev)?;
-            DetectorConfig::for_tables(t.train.dim(1)?)
+            layout::resolve(modality, &spec.path, Purpose::Fit)?;
+            // The column count only: NaN handling is the loader's, when the rows are read.
+            let (t, _) = prepare::read_table(&spec.path, NonFinite::Impute)
+                .with_context(|| format!("reading the table {}", spec.path.display()))?;
+            DetectorConfig::for_tables(t.cols())
         }
     })
 }
@@ -91,50 +174,123 @@ pub fn read_config(path: &Path) -> Result<DetectorConfig> {
         .with_context(|| format!("{} is not a detector configuration", path.display()))?;
     cfg.validate()
         .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+    crate::validate::check_config(&cfg, &path.display().to_string())?;
     Ok(cfg)
 }
 
 fn bar(quiet: bool, len: u64, what: &str) -> ProgressBar {
-    if quiet {
+    if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb.set_prefix(what.to_string());
     pb
 }
 
+/// Progress of a long loop when stderr is not a terminal: a line every few seconds, with an
+/// ETA (a terminal gets the bar of [`bar`] instead).
+struct Lines {
+    on: bool,
+    start: Instant,
+    last: Instant,
+    what: &'static str,
+}
+
+impl Lines {
+    fn new(quiet: bool, what: &'static str) -> Self {
+        Self {
+            on: !quiet && !std::io::stderr().is_terminal(),
+            start: Instant::now(),
+            last: Instant::now(),
+            what,
+        }
+    }
+
+    fn tick(&mut self, done: usize, total: usize, extra: &str) {
+        if !self.on || self.last.elapsed() < Duration::from_secs(5) || done == 0 {
+            return;
+        }
+        self.last = Instant::now();
+        let spent = self.start.elapsed().as_secs_f64();
+        let eta = spent / done as f64 * total.saturating_sub(done) as f64;
+        eprintln!(
+            "{}: {done}/{total} {extra} ({spent:.0} s, ETA {eta:.0} s)",
+            self.what
+        );
+    }
+}
+
 /// Fits a detector of `cfg` on the training data at `spec`.
 pub fn fit_with(
-    mut cfg: DetectorConfig,
+    cfg: DetectorConfig,
     spec: &DataSpec,
     checkpoints: Option<&Path>,
     opts: &Options,
     dev: &Device,
 ) -> Result<Detector> {
+    fit_with_info(cfg, spec, checkpoints, NonFinite::Reject, opts, dev).map(|(det, _)| det)
+}
+
+/// As [`fit_with`], also returning what is recorded about the data with the model.
+pub fn fit_with_info(
+    mut cfg: DetectorConfig,
+    spec: &DataSpec,
+    checkpoints: Option<&Path>,
+    non_finite: NonFinite,
+    opts: &Options,
+    dev: &Device,
+) -> Result<(Detector, DataInfo)> {
     cfg.train.seed = opts.seed;
     cfg.scoring.seed = opts.seed;
-    let data = train_data(cfg.modality, &cfg, spec, dev)
+    let (data, info) = train_data(&cfg, spec, non_finite, dev)
         .with_context(|| format!("reading the training data at {}", spec.path.display()))?;
+    if !opts.quiet {
+        let work = match cfg.scorer {
+            dmad::ScorerConfig::Dte { .. } => "DTE keeps the samples: no training".to_string(),
+            _ => format!("{} training steps", cfg.train.steps),
+        };
+        eprintln!(
+            "fitting on {} {} samples from {} ({work})",
+            info.samples,
+            cfg.modality,
+            spec.path.display(),
+        );
+    }
+    if let Some(dir) = checkpoints {
+        match dmad::train::checkpoint::latest(dir)? {
+            Some(step) => eprintln!(
+                "resuming from the checkpoint {} (delete {} to start afresh)",
+                step.display(),
+                dir.display()
+            ),
+            None if !opts.quiet => eprintln!(
+                "checkpoints go to {}: if this fit is interrupted, run the same command again                  to resume",
+                dir.display()
+            ),
+            None => {}
+        }
+    }
     let pb = bar(opts.quiet, cfg.train.steps as u64, "training");
+    let mut lines = Lines::new(opts.quiet, "training");
+    let total = cfg.train.steps;
     let mut det = Detector::new(cfg, dev)?;
     det.fit_with_checkpoints(&data, checkpoints, |p| {
         pb.set_position(p.step as u64);
-        pb.set_message(format!(
-            "loss {:.4}, {:.0} samples/s",
-            p.loss, p.samples_per_sec
-        ));
+        let msg = format!("loss {:.4}, {:.0} samples/s", p.loss, p.samples_per_sec);
+        lines.tick(p.step, total, &msg);
+        pb.set_message(msg);
     })?;
     pb.finish_and_clear();
-    Ok(det)
+    Ok((det, info))
 }
 
-/// Fits the modality's default detector.
-#[allow(clippy::too_many_arguments)]
 /// The scorer `dmad fit --scorer` selects.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScorerArg {
@@ -166,16 +322,19 @@ pub struct FitArgs<'a> {
     pub baseline: bool,
     /// Training checkpoints (resumed from).
     pub checkpoints: Option<&'a Path>,
+    /// What to do with NaN and infinite values in the data (`--nan`).
+    pub non_finite: NonFinite,
 }
 
-/// Fits a detector of `modality` on the training data at `spec` as `args` asks.
+/// Fits a detector of `modality` on the training data at `spec` as `args` asks; returns it
+/// with what is recorded about the data.
 pub fn fit(
     modality: Modality,
     spec: &DataSpec,
     args: &FitArgs<'_>,
     opts: &Options,
     dev: &Device,
-) -> Result<Detector> {
+) -> Result<(Detector, DataInfo)> {
     let FitArgs {
         config,
         scorer,
@@ -183,6 +342,7 @@ pub fn fit(
         steps,
         baseline,
         checkpoints,
+        non_finite,
     } = *args;
     let mut cfg = match (config, scorer) {
         (Some(path), _) => read_config(path)?,
@@ -223,7 +383,7 @@ pub fn fit(
             *m = dmad::unet::ModulesConfig::none();
         }
     }
-    fit_with(cfg, spec, checkpoints, opts, dev)
+    fit_with_info(cfg, spec, checkpoints, non_finite, opts, dev)
 }
 
 /// Scored test data.
@@ -244,32 +404,55 @@ pub struct Scored {
     pub series: Option<Vec<f32>>,
     pub series_task: Option<SeriesTask>,
     pub threshold: f64,
+    /// Whether the data has labels (an MVTec or DCASE test folder, a labelled table or
+    /// series); unlabelled data gets scores but no metrics.
+    pub labelled: bool,
 }
 
+/// The test data at `spec` for `det`, whether it is labelled, and the series task of series.
 fn test_data(
     det: &Detector,
+    info: Option<&DataInfo>,
     spec: &DataSpec,
+    non_finite: NonFinite,
     dev: &Device,
-) -> Result<(Labelled, Option<SeriesTask>)> {
+) -> Result<(Labelled, Option<SeriesTask>, bool)> {
     let cfg = det.config();
     let input = &cfg.input;
-    Ok(match cfg.modality {
-        Modality::Image => (
-            prepare::images(
-                &spec.path,
-                Split::Test,
-                input.image_size,
-                input.channels,
-                dev,
-            )?,
+    let modality = cfg.modality;
+    let source = layout::resolve(modality, &spec.path, Purpose::Score)?;
+    Ok(match (modality, source) {
+        (Modality::Image, Source::Structured(root)) => (
+            prepare::images(&root, Split::Test, input.image_size, input.channels, dev)?,
             None,
+            true,
         ),
-        Modality::Series => {
-            let task = prepare::ucr_series(
+        (Modality::Image, Source::Files(files)) => (
+            prepare::image_files(&files, input.image_size, input.channels, dev)?,
+            None,
+            false,
+        ),
+        (Modality::Audio, source) => {
+            let files: Vec<PathBuf> = match &source {
+                Source::Structured(root) => layout_wavs(&root.join("test")),
+                Source::Files(f) => f.clone(),
+                Source::File(f) => vec![f.clone()],
+            };
+            check_rates(det, info, &files)?;
+            match source {
+                Source::Structured(root) => {
+                    (prepare::audio(&root, Split::Test, input, dev)?, None, true)
+                }
+                _ => (prepare::audio_files(&files, input, dev)?, None, false),
+            }
+        }
+        (Modality::Series, _) => {
+            let task = prepare::ucr_series_with(
                 &spec.path,
                 input.window,
                 input.train_stride,
                 input.test_stride,
+                non_finite,
                 dev,
             )?;
             let labelled = Labelled {
@@ -279,27 +462,114 @@ fn test_data(
                 sources: vec![],
                 masks: None,
             };
-            (labelled, Some(task))
+            (labelled, Some(task), true)
         }
-        Modality::Audio => (prepare::audio(&spec.path, Split::Test, input, dev)?, None),
-        Modality::Table => (
-            prepare::table(&spec.path, spec.split.as_deref(), spec.split_index, dev)?.test,
-            None,
-        ),
+        (Modality::Table, _) => {
+            let (_, labelled) = prepare::read_table(&spec.path, NonFinite::Impute)
+                .with_context(|| format!("reading the table {}", spec.path.display()))?;
+            let saved = info.and_then(|i| i.table.as_ref());
+            match (labelled || spec.split.is_some(), saved) {
+                (true, _) => {
+                    let t = prepare::table_with(
+                        &spec.path,
+                        spec.split.as_deref(),
+                        spec.split_index,
+                        non_finite,
+                        dev,
+                    )?;
+                    (t.test, None, true)
+                }
+                (false, Some(columns)) => {
+                    let (rows, _) =
+                        prepare::table_rows(&spec.path, columns, non_finite, dev)?;
+                    (rows, None, false)
+                }
+                (false, None) => bail!(
+                    "{} has no label column, and the model does not record the statistics of                      its training columns (it was saved without data.json): refit it with this                      dmad, or add a `label` column",
+                    spec.path.display()
+                ),
+            }
+        }
+        (m, source) => bail!("cannot read {source:?} as {m} data"),
     })
+}
+
+fn layout_wavs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Audio: each clip's sample rate must be one the model's training clips had (when the model
+/// records them); a clip at another rate has another band, and its scores would mislead.
+fn check_rates(det: &Detector, info: Option<&DataInfo>, files: &[PathBuf]) -> Result<()> {
+    let Some(rates) = info.map(|i| &i.sample_rates).filter(|r| !r.is_empty()) else {
+        return Ok(());
+    };
+    for f in files {
+        let Ok((rate, _, _)) = dmad::data::audio::wav_info(f) else {
+            continue; // the loader names a bad file
+        };
+        if !rates.contains(&rate) {
+            let list: Vec<String> = rates.iter().map(|r| format!("{r} Hz")).collect();
+            bail!(
+                "model/data mismatch: the model was trained on clips at {} (resampled to {}                  Hz); {} is {rate} Hz: resample it to the training rate, or fit a model on                  clips like it",
+                list.join(", "),
+                det.config().input.sample_rate,
+                f.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Scores the test data at `spec`.
 pub fn score_test(det: &Detector, spec: &DataSpec, opts: &Options) -> Result<Scored> {
+    score_data(det, None, spec, NonFinite::Reject, opts)
+}
+
+/// Scores the data at `spec` (a labelled test set, or unlabelled data) with `det`, using
+/// what `info` (the model's `data.json`) records about the training data.
+pub fn score_data(
+    det: &Detector,
+    info: Option<&DataInfo>,
+    spec: &DataSpec,
+    non_finite: NonFinite,
+    opts: &Options,
+) -> Result<Scored> {
     let dev = det.device().clone();
-    let (test, task) = test_data(det, spec, &dev)
-        .with_context(|| format!("reading the test data at {}", spec.path.display()))?;
+    let (test, task, labelled) = test_data(det, info, spec, non_finite, &dev)
+        .with_context(|| format!("reading the data at {}", spec.path.display()))?;
+    check_finite(&test)?;
     // The detector batches (and seeds each batch's noise) itself: one call scores the set
     // exactly as the library would.
     let pb = bar(opts.quiet, 1, "scoring");
+    if !opts.quiet {
+        eprintln!(
+            "scoring {} {} samples from {}",
+            test.x.dim(0)?,
+            det.config().modality,
+            spec.path.display()
+        );
+    }
     let scored = det.score(&test.x)?;
     pb.finish_and_clear();
     let (scores, maps) = (scored.scores, scored.maps);
+    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+        bail!(
+            "the model gives a non-finite score ({}) to {}: its weights or calibration are              corrupt (refit it), or the input is out of range",
+            scores[i],
+            test.sources
+                .get(i)
+                .map_or(format!("sample {i}"), |s| s.to_string())
+        );
+    }
     let threshold = det.threshold()?.value;
     let name = spec
         .path
@@ -308,7 +578,8 @@ pub fn score_test(det: &Detector, spec: &DataSpec, opts: &Options) -> Result<Sco
         .unwrap_or_default();
     if let Some(task) = task {
         let points = task.point_scores(&scores, None)?;
-        let split = dmad::data::load_ucr_anomaly(&spec.path)?.0;
+        let mut split = dmad::data::load_ucr_anomaly(&spec.path)?.0;
+        dmad::data::resolve_series(&mut split.test, &spec.path, NonFinite::Impute)?;
         return Ok(Scored {
             name,
             labels: task.test_labels.clone(),
@@ -321,6 +592,7 @@ pub fn score_test(det: &Detector, spec: &DataSpec, opts: &Options) -> Result<Sco
             series: Some(split.test.values.clone()),
             series_task: Some(task),
             threshold,
+            labelled: true,
         });
     }
     Ok(Scored {
@@ -336,6 +608,7 @@ pub fn score_test(det: &Detector, spec: &DataSpec, opts: &Options) -> Result<Sco
         series: None,
         series_task: None,
         threshold,
+        labelled,
     })
 }
 
@@ -377,10 +650,34 @@ pub fn pixel_metrics(maps: &Tensor, masks: &Tensor) -> Result<(f64, f64)> {
 
 /// Computes the metrics of `scored`.
 pub fn metrics(_det: &Detector, scored: &Scored) -> Result<Metrics> {
-    if scored.labels.iter().all(|&l| l == scored.labels[0]) {
+    if !scored.labelled {
         bail!(
-            "the test data of {} has one class only: metrics need normal and anomalous samples",
+            "{} has no labels, so there is nothing to evaluate against: `dmad eval` needs \
+             labelled data (an MVTec folder with test/good and defect folders, a DCASE folder \
+             with test/, a table with a `label` column); `dmad score` scores unlabelled data",
             scored.name
+        );
+    }
+    if scored.labels.is_empty() || scored.labels.iter().all(|&l| l == scored.labels[0]) {
+        bail!(
+            "the test data of {} has one class only ({} samples, all {}): metrics need normal \
+             and anomalous samples",
+            scored.name,
+            scored.labels.len(),
+            if scored.labels.first() == Some(&1) {
+                "anomalous"
+            } else {
+                "normal"
+            }
+        );
+    }
+    let anomalous = scored.labels.iter().filter(|&&l| l != 0).count();
+    let normal = scored.labels.len() - anomalous;
+    if normal < 10 || anomalous < 10 {
+        eprintln!(
+            "warning: a small test set ({normal} normal, {anomalous} anomalous samples): AUROC \
+             moves in steps of {:.3} and the metrics can change a lot with one sample",
+            1.0 / (normal.max(1) * anomalous.max(1)) as f64
         );
     }
     let report = dmad::evaluate(&scored.scores, &scored.labels, Some(scored.threshold))?;

@@ -1,0 +1,565 @@
+//! A new user's path through the built `dmad` binary: any folder of data, unlabelled scoring,
+//! every number checked, errors that say what to do. Each case asserts the exit code and a
+//! fragment of the message. Models are tiny (DTE, or a few training steps) to keep this fast.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+fn dmad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dmad"))
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("the dmad binary runs")
+}
+
+/// Runs `dmad args` and checks its exit code and that stdout or stderr holds each fragment.
+#[track_caller]
+fn expect(args: &[&str], code: i32, fragments: &[&str]) -> String {
+    let out = dmad(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "dmad {args:?} exited with {:?}:\n{text}",
+        out.status.code()
+    );
+    for f in fragments {
+        assert!(text.contains(f), "dmad {args:?}: no {f:?} in:\n{text}");
+    }
+    text
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 temp path")
+}
+
+/// A small grey PNG: a smooth pattern with a phase, plus a bright square when `defect`.
+fn png(path: &Path, phase: u32, defect: bool) {
+    let img = image::GrayImage::from_fn(32, 32, |x, y| {
+        let v = ((x * 7 + y * 3 + phase * 5) % 64) as u8 + 96;
+        let d = defect && (10..18).contains(&x) && (10..18).contains(&y);
+        image::Luma([if d { 255 } else { v }])
+    });
+    img.save(path).expect("writes a PNG");
+}
+
+fn folder_of_pngs(dir: &Path, n: u32, defect: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        png(&dir.join(format!("img_{i:02}.png")), i, defect);
+    }
+    dir.to_path_buf()
+}
+
+/// A CSV of `rows` normal rows with columns a, b, c (and `label` when `labelled`).
+fn csv(path: &Path, rows: usize, labelled: bool) -> PathBuf {
+    let mut text = String::from(if labelled { "a,b,c,label\n" } else { "a,b,c\n" });
+    for r in 0..rows {
+        let x = r as f64 / rows as f64;
+        let label = if labelled {
+            if r % 5 == 4 {
+                ",1"
+            } else {
+                ",0"
+            }
+        } else {
+            ""
+        };
+        let shift = if labelled && r % 5 == 4 { 5.0 } else { 0.0 };
+        text.push_str(&format!(
+            "{:.4},{:.4},{:.4}{label}\n",
+            x + shift,
+            1.0 - x,
+            (x * 6.0).sin()
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+/// An NPY file of f64 `(rows, cols)`.
+fn npy(path: &Path, rows: usize, cols: usize) -> PathBuf {
+    let mut h = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    for r in 0..rows {
+        for c in 0..cols {
+            b.extend_from_slice(&(((r * cols + c) % 7) as f64 * 0.3).to_le_bytes());
+        }
+    }
+    std::fs::write(path, b).unwrap();
+    path.to_path_buf()
+}
+
+fn fit_table(data: &Path, out: &Path) -> String {
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "table",
+            "--scorer",
+            "dte",
+            "--data",
+            s(data),
+            "--out",
+            s(out),
+        ],
+        0,
+        &["saved"],
+    )
+}
+
+#[test]
+fn non_finite_table_values_name_the_file_row_and_column() {
+    let d = TempDir::new().unwrap();
+    let p = d.path().join("nan.csv");
+    let mut text = String::from("a,b,label\n1,2,0\n3,NaN,0\n");
+    for r in 0..40 {
+        text.push_str(&format!("{},{},{}\n", r % 7, r % 5, u8::from(r % 9 == 0)));
+    }
+    text.push_str("2,inf,0\n");
+    std::fs::write(&p, text).unwrap();
+    let out = d.path().join("m");
+    let args = [
+        "fit",
+        "--modality",
+        "table",
+        "--scorer",
+        "dte",
+        "--data",
+        s(&p),
+        "--out",
+        s(&out),
+    ];
+    expect(
+        &args,
+        1,
+        &[
+            "non-finite value NaN",
+            "nan.csv",
+            "row 2 (line 3)",
+            "column `b`",
+            "--nan",
+        ],
+    );
+    assert!(!out.exists(), "no model is written from bad data");
+    let mut impute = args.to_vec();
+    impute.extend(["--nan", "impute"]);
+    expect(&impute, 0, &["saved"]);
+    let mut drop = args.to_vec();
+    drop.extend(["--nan", "drop", "--force"]);
+    expect(&drop, 0, &["saved"]);
+    let info = std::fs::read_to_string(out.join("data.json")).unwrap();
+    assert!(info.contains("\"non_finite\": \"drop\""), "{info}");
+}
+
+#[test]
+fn non_finite_series_points_are_named() {
+    let d = TempDir::new().unwrap();
+    let p = d.path().join("001_UCR_Anomaly_toy_100_150_160.txt");
+    let mut text = String::new();
+    for i in 0..200 {
+        if i == 42 {
+            text.push_str("NaN\n");
+        } else {
+            text.push_str(&format!("{}\n", (i as f64 * 0.3).sin()));
+        }
+    }
+    std::fs::write(&p, text).unwrap();
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "series",
+            "--scorer",
+            "dte",
+            "--data",
+            s(&p),
+            "--out",
+            s(&d.path().join("m")),
+        ],
+        1,
+        &["non-finite value NaN", "row 43", "001_UCR_Anomaly_toy"],
+    );
+}
+
+#[test]
+fn numbers_out_of_range_state_the_range() {
+    let d = TempDir::new().unwrap();
+    let data = csv(&d.path().join("t.csv"), 20, false);
+    let out = d.path().join("m");
+    let fit = |steps: &str| {
+        vec![
+            "fit".to_string(),
+            "--modality".into(),
+            "table".into(),
+            "--data".into(),
+            s(&data).into(),
+            "--out".into(),
+            s(&out).into(),
+            "--steps".into(),
+            steps.into(),
+        ]
+    };
+    for bad in ["-1", "0", "1e300", "NaN", "2.5"] {
+        let args = fit(bad);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect(
+            &args,
+            2,
+            &["training steps must be a whole number from 1 to 10000000"],
+        );
+    }
+    expect(
+        &["demo", "--budget", "0"],
+        2,
+        &["the budget factor must be a number in (0, 100]"],
+    );
+    expect(&["demo", "--budget", "NaN"], 2, &["not finite"]);
+    expect(&["demo", "--budget", "-1"], 2, &["(0, 100]"]);
+    expect(&["demo", "--budget", "1e300"], 2, &["(0, 100]"]);
+    expect(&["bench", "--minutes", "-5"], 2, &["(0, 10080]"]);
+    expect(
+        &[
+            "fit",
+            "--seed",
+            "-1",
+            "--modality",
+            "table",
+            "--data",
+            "x",
+            "--out",
+            "y",
+        ],
+        2,
+        &["the seed must be a whole number from 0"],
+    );
+    let model = d.path().join("none.model");
+    let m = s(&model);
+    expect(
+        &["generate", "--model", m, "--n", "4000000000"],
+        2,
+        &["the number of samples must be a whole number from 1 to 100000"],
+    );
+    expect(
+        &["generate", "--model", m, "--n", "-3"],
+        2,
+        &["from 1 to 100000"],
+    );
+    expect(
+        &["generate", "--model", m, "--strength", "1.5"],
+        2,
+        &["(0, 1]"],
+    );
+    expect(
+        &["generate", "--model", m, "--steps", "0"],
+        2,
+        &["from 1 to 1000"],
+    );
+    // A count in range on a path that is not a model: named, before anything is allocated.
+    expect(
+        &["generate", "--model", m, "--n", "10"],
+        1,
+        &["is not a model directory"],
+    );
+}
+
+#[test]
+fn a_plain_folder_fits_and_unlabelled_data_scores_without_metrics() {
+    let d = TempDir::new().unwrap();
+    let train = folder_of_pngs(&d.path().join("normal"), 6, false);
+    let new = folder_of_pngs(&d.path().join("new"), 3, true);
+    let model = d.path().join("plain.model");
+    let fit = [
+        "fit",
+        "--modality",
+        "image",
+        "--scorer",
+        "dte",
+        "--data",
+        s(&train),
+        "--out",
+        s(&model),
+    ];
+    let text = expect(&fit, 0, &["saved", "held-out normal samples"]);
+    assert!(
+        text.contains("fewer than 20"),
+        "a threshold from few samples warns:\n{text}"
+    );
+    let info = std::fs::read_to_string(model.join("data.json")).unwrap();
+    assert!(info.contains("\"layout\": \"files\""), "{info}");
+    assert!(
+        info.contains("quantile"),
+        "the saved data says how the threshold was set: {info}"
+    );
+
+    // Refuses to replace a model without --force; replaces it with.
+    expect(&fit, 1, &["already holds a model", "--force"]);
+    let mut forced = fit.to_vec();
+    forced.push("--force");
+    expect(&forced, 0, &["saved"]);
+
+    // Score a plain folder, one file and a pattern: scores.csv with an empty label column.
+    let scores = d.path().join("scores");
+    let one = new.join("img_00.png");
+    let pattern = new.join("img_0?.png");
+    for (data, n) in [(s(&new), 3), (s(&one), 1), (s(&pattern), 3)] {
+        expect(
+            &[
+                "score",
+                "--model",
+                s(&model),
+                "--data",
+                data,
+                "--out",
+                s(&scores),
+            ],
+            0,
+            &["samples scored", "unlabelled data"],
+        );
+        let csv = std::fs::read_to_string(scores.join("scores.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), n, "{csv}");
+        assert!(
+            rows.iter().all(|r| r.split(',').nth(3) == Some("")),
+            "{csv}"
+        );
+    }
+    expect(
+        &["eval", "--model", s(&model), "--data", s(&new)],
+        1,
+        &["has no labels", "dmad score"],
+    );
+}
+
+#[test]
+fn layouts_that_hold_no_data_say_what_was_expected_and_found() {
+    let d = TempDir::new().unwrap();
+    let empty = d.path().join("empty");
+    std::fs::create_dir_all(empty.join("train").join("good")).unwrap();
+    let out = d.path().join("m");
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--data",
+            s(&empty),
+            "--out",
+            s(&out),
+        ],
+        1,
+        &["no images", "train/good"],
+    );
+    let other = d.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "hello").unwrap();
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--data",
+            s(&other),
+            "--out",
+            s(&out),
+        ],
+        1,
+        &[
+            "no images found in",
+            "expected PNG, JPEG, BMP or TIFF files, or an MVTec folder with train/good",
+            "1 other files",
+        ],
+    );
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "audio",
+            "--data",
+            s(&other),
+            "--out",
+            s(&out),
+        ],
+        1,
+        &["no WAV files found in", "DCASE"],
+    );
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "table",
+            "--data",
+            s(&other),
+            "--out",
+            s(&out),
+        ],
+        1,
+        &["expected one CSV file"],
+    );
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--data",
+            s(&d.path().join("missing")),
+            "--out",
+            s(&out),
+        ],
+        1,
+        &["does not exist"],
+    );
+}
+
+#[test]
+fn the_wrong_model_for_the_data_is_named() {
+    let d = TempDir::new().unwrap();
+    let table = csv(&d.path().join("t.csv"), 40, false);
+    let table_model = d.path().join("table.model");
+    fit_table(&table, &table_model);
+    let images = folder_of_pngs(&d.path().join("imgs"), 4, false);
+    let scores = d.path().join("scores");
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&table_model),
+            "--data",
+            s(&images),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &[
+            "model/data mismatch",
+            "a table model (3 columns)",
+            "image data",
+        ],
+    );
+    // Another number of columns.
+    let narrow = d.path().join("narrow.csv");
+    std::fs::write(&narrow, "a,b\n1,2\n3,4\n").unwrap();
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&table_model),
+            "--data",
+            s(&narrow),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &["trained on 3 columns", "has 2"],
+    );
+    // An image model on a CSV.
+    let image_model = d.path().join("image.model");
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--scorer",
+            "dte",
+            "--data",
+            s(&images),
+            "--out",
+            s(&image_model),
+        ],
+        0,
+        &["saved"],
+    );
+    expect(
+        &["eval", "--model", s(&image_model), "--data", s(&table)],
+        1,
+        &["model/data mismatch", "an image model", "table data"],
+    );
+    // Not a model at all.
+    expect(
+        &["score", "--model", s(&images), "--data", s(&images)],
+        1,
+        &["not a dmad model directory"],
+    );
+}
+
+#[test]
+fn tables_in_npy_and_without_labels_fit_and_score() {
+    let d = TempDir::new().unwrap();
+    let x = npy(&d.path().join("x.npy"), 30, 4);
+    let model = d.path().join("npy.model");
+    fit_table(&x, &model);
+    let scores = d.path().join("scores");
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&x),
+            "--out",
+            s(&scores),
+        ],
+        0,
+        &["30 samples scored"],
+    );
+    let plain = csv(&d.path().join("plain.csv"), 30, false);
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&plain),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &["trained on 4 columns", "has 3"],
+    );
+    // A labelled CSV evaluates, with a warning for its small test set.
+    let labelled = csv(&d.path().join("labelled.csv"), 40, true);
+    let lm = d.path().join("labelled.model");
+    fit_table(&labelled, &lm);
+    expect(
+        &["eval", "--model", s(&lm), "--data", s(&labelled)],
+        0,
+        &["AUROC", "small test set"],
+    );
+}
+
+#[test]
+fn a_resumed_fit_says_so() {
+    let d = TempDir::new().unwrap();
+    let data = csv(&d.path().join("t.csv"), 40, false);
+    let ck = d.path().join("ck");
+    let out = d.path().join("m");
+    let args = [
+        "fit",
+        "--modality",
+        "table",
+        "--steps",
+        "3",
+        "--checkpoints",
+        s(&ck),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--force",
+    ];
+    expect(&args, 0, &["saved"]);
+    expect(&args, 0, &["resuming from the checkpoint"]);
+}
