@@ -900,17 +900,27 @@ fn run_unit(
     cfg.scoring.seed = opts.seed;
     let mut det = Detector::new(cfg, dev)?;
     let fit_start = Instant::now();
-    if variant == Variant::FeatureDiffusion && ds.modality() == Modality::Image {
-        // The denoising score's largest noise level, chosen on anomalies generated from a
-        // held-out fifth of the normal training images (no real anomaly used).
-        let copies = if det.config().input.flip_augment {
-            3
-        } else {
-            1
+    if variant == Variant::FeatureDiffusion {
+        // The denoising score's settings, chosen on anomalies generated from a held-out fifth
+        // of the normal training samples (no real anomaly used): images get injected image
+        // defects, audio clips the audio anomalies injected into their waveforms.
+        let copies = match ds.source {
+            Source::Mvtec(_) if det.config().input.flip_augment => 3,
+            _ => 1,
         };
         let (fit_part, held) = hold_out(&train, copies)?;
         det.fit(&fit_part, |_| {})?;
-        let (scorer, auroc) = feature_space::choose_max_strength(&mut det, &held, opts.seed)?;
+        let (normal, anomalies) = match &ds.source {
+            Source::Audio(dir) => {
+                let waves = audio_train_waves(dir, &det.config().input, dev)?;
+                let held_waves = hold_out(&waves, 1)?.1;
+                let gen = dmad::Generator::new(&det, dmad::GenerateConfig::default())?;
+                let a = gen.mixed_anomalies(&held_waves, GENERATED_STRENGTH, opts.seed, None)?;
+                (held, a.x)
+            }
+            _ => feature_space::image_choice_set(&held, opts.seed)?,
+        };
+        let (scorer, auroc) = feature_space::choose_max_strength(&mut det, &normal, &anomalies)?;
         if let ScorerConfig::Denoising {
             max_strength,
             noise_free,

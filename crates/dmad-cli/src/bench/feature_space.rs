@@ -101,26 +101,16 @@ pub(super) const MAX_STRENGTHS: [f64; 4] = [0.1, 0.2, 0.3, 0.5];
 /// Held-out normal images used for that choice, at most (evenly spaced).
 const CHOICE_IMAGES: usize = 32;
 
-/// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) and whether it
-/// scores noised copies or the noise-free input, on anomalies
-/// injected into held-out normal images, no real anomaly used: each image gets one anomaly of
+/// Held-out normal images for the choice of the scoring settings (at most [`CHOICE_IMAGES`],
+/// evenly spaced) and as many generated anomalies: each image gets one anomaly of
 /// `dmad::generate::ImageAnomaly::ALL` in turn (cut-paste, Perlin, scratch, blob; weight 0.7,
-/// not harmonised, since the detector's network denoises patch features, not pixels), and the
-/// candidate with the best image AUROC of the generated anomalies against their normal
-/// originals wins (the first candidate on ties). Leaves `det` scoring with it, its threshold
-/// set on the held-out normals. Returns the chosen scorer and its AUROC on the generated set.
-pub(super) fn choose_max_strength(
-    det: &mut Detector,
-    held: &Tensor,
-    seed: u64,
-) -> Result<(ScorerConfig, f64)> {
+/// not harmonised, since the detector's network denoises patch features, not pixels).
+pub(super) fn image_choice_set(held: &Tensor, seed: u64) -> Result<(Tensor, Tensor)> {
     use dmad::generate::{inject_image, ImageAnomaly};
     let n = held.dim(0)?;
-    let take: Vec<u32> = (0..CHOICE_IMAGES.min(n))
-        .map(|i| (i * n / CHOICE_IMAGES.min(n)) as u32)
-        .collect();
+    let m = CHOICE_IMAGES.min(n);
+    let take: Vec<u32> = (0..m).map(|i| (i * n / m) as u32).collect();
     let normal = held.index_select(&Tensor::new(take.as_slice(), held.device())?, 0)?;
-    let m = normal.dim(0)?;
     let anomalies = (0..m)
         .map(|i| {
             let kind = ImageAnomaly::ALL[i % ImageAnomaly::ALL.len()];
@@ -133,8 +123,22 @@ pub(super) fn choose_max_strength(
             .x)
         })
         .collect::<Result<Vec<_>>>()?;
-    let x = Tensor::cat(&[normal.clone(), Tensor::cat(&anomalies, 0)?], 0)?;
-    let labels: Vec<bool> = (0..2 * m).map(|i| i >= m).collect();
+    Ok((normal, Tensor::cat(&anomalies, 0)?))
+}
+
+/// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) and whether it
+/// scores noised copies or the noise-free input, on generated anomalies against held-out
+/// normal samples (no real anomaly used): the candidate with the best AUROC of `anomalies`
+/// against `normal` wins (the first candidate on ties). Leaves `det` scoring with it, its
+/// threshold set on `normal`. Returns the chosen scorer and its AUROC on the generated set.
+pub(super) fn choose_max_strength(
+    det: &mut Detector,
+    normal: &Tensor,
+    anomalies: &Tensor,
+) -> Result<(ScorerConfig, f64)> {
+    let x = Tensor::cat(&[normal, anomalies], 0)?;
+    let (m, k) = (normal.dim(0)?, anomalies.dim(0)?);
+    let labels: Vec<bool> = (0..m + k).map(|i| i >= m).collect();
     let ScorerConfig::Denoising { levels, .. } = det.config().scorer else {
         anyhow::bail!("the level choice needs the denoising scorer");
     };
@@ -161,7 +165,7 @@ pub(super) fn choose_max_strength(
         }
     }
     let scoring = det.config().scoring.clone();
-    det.set_scoring(best.0, scoring, &normal)?;
+    det.set_scoring(best.0, scoring, normal)?;
     Ok(best)
 }
 
@@ -236,9 +240,10 @@ pub(super) fn write_section(
          `feature diffusion`: an MLP denoiser (width 256, 3 blocks) trained on the standardised \
          EfficientNet-Lite0 patch features (blocks 4 and 10, 3x3 local means, 28x28 x 152 per \
          224x224 image) of the normal images, each patch scored by its denoising error over 8 \
-         noise levels (images: on 4/5 of the training images, the largest level and noised or \
-         noise-free scoring chosen on anomalies generated from the other fifth; audio: fixed, \
-         up to strength 0.5, noised); the map resized to the input, smoothed (sigma 4 px), its \
+         noise levels, fitted on 4/5 of the normal training samples, the largest level (0.1, \
+         0.2, 0.3, 0.5) and noised or noise-free scoring chosen on anomalies generated from \
+         the other fifth (images: injected cut-paste, Perlin, scratch and blob defects; audio: \
+         the audio anomalies injected into the held-out clips' waveforms); the map resized to the input, smoothed (sigma 4 px), its \
          maximum the image score. `PatchCore`: the same features, a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. Audio rows add the DCASE-style log-mel kNN peers \
