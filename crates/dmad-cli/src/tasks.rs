@@ -82,7 +82,10 @@ fn train_data(
                 }
                 Source::File(f) => {
                     info.layout = "files".into();
-                    (prepare::audio_files(&[f.clone()], input, dev)?, vec![f])
+                    (
+                        prepare::audio_files(std::slice::from_ref(&f), input, dev)?,
+                        vec![f],
+                    )
                 }
             };
             check_finite(&l)?;
