@@ -486,7 +486,41 @@ fn load_for(
     }
     let det = dmad::Detector::load(model, dev)
         .with_context(|| format!("loading the model {}", model.display()))?;
+    check_weights(model)?;
     Ok((det, info))
+}
+
+/// Fails when a model's weights hold NaN or infinite values (a corrupt or diverged model),
+/// naming the file and the tensor, instead of letting them surface as non-finite scores.
+fn check_weights(model: &std::path::Path) -> Result<()> {
+    for file in [
+        "weights.safetensors",
+        "dte.safetensors",
+        "feature_space.safetensors",
+    ] {
+        let path = model.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut names: Vec<&String> = tensors.keys().collect();
+        names.sort();
+        for name in names {
+            let t = &tensors[name];
+            let t = t.to_dtype(candle_core::DType::F32)?.flatten_all()?;
+            let bad = t.to_vec1::<f32>()?.iter().any(|v| !v.is_finite());
+            if bad {
+                anyhow::bail!(
+                    "the model {} is corrupt: {} holds NaN or infinite values in tensor `{name}` \
+                     (a damaged file, or a fit that diverged): refit it",
+                    model.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 impl From<DataArgs> for tasks::DataSpec {

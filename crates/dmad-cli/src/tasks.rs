@@ -274,7 +274,8 @@ pub fn fit_with_info(
                 dir.display()
             ),
             None if !opts.quiet => eprintln!(
-                "checkpoints go to {}: if this fit is interrupted, run the same command again                  to resume",
+                "checkpoints go to {}: if this fit is interrupted, run the same command again \
+                 to resume",
                 dir.display()
             ),
             None => {}
@@ -483,12 +484,13 @@ fn test_data(
                     (t.test, None, true)
                 }
                 (false, Some(columns)) => {
-                    let (rows, _) =
-                        prepare::table_rows(&spec.path, columns, non_finite, dev)?;
+                    let (rows, _) = prepare::table_rows(&spec.path, columns, non_finite, dev)?;
                     (rows, None, false)
                 }
                 (false, None) => bail!(
-                    "{} has no label column, and the model does not record the statistics of                      its training columns (it was saved without data.json): refit it with this                      dmad, or add a `label` column",
+                    "{} has no label column, and the model does not record the statistics of \
+                     its training columns (it was saved without data.json): refit it with this \
+                     dmad, or add a `label` column",
                     spec.path.display()
                 ),
             }
@@ -522,7 +524,9 @@ fn check_rates(det: &Detector, info: Option<&DataInfo>, files: &[PathBuf]) -> Re
         if !rates.contains(&rate) {
             let list: Vec<String> = rates.iter().map(|r| format!("{r} Hz")).collect();
             bail!(
-                "model/data mismatch: the model was trained on clips at {} (resampled to {}                  Hz); {} is {rate} Hz: resample it to the training rate, or fit a model on                  clips like it",
+                "model/data mismatch: the model was trained on clips at {} (resampled to {} \
+                 Hz); {} is {rate} Hz: resample it to the training rate, or fit a model on \
+                 clips like it",
                 list.join(", "),
                 det.config().input.sample_rate,
                 f.display()
@@ -566,7 +570,8 @@ pub fn score_data(
     let (scores, maps) = (scored.scores, scored.maps);
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
         bail!(
-            "the model gives a non-finite score ({}) to {}: its weights or calibration are              corrupt (refit it), or the input is out of range",
+            "the model gives a non-finite score ({}) to {}: its weights or calibration are \
+             corrupt (refit it), or the input is out of range",
             scores[i],
             test.sources
                 .get(i)

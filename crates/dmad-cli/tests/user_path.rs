@@ -563,3 +563,159 @@ fn a_resumed_fit_says_so() {
     expect(&args, 0, &["saved"]);
     expect(&args, 0, &["resuming from the checkpoint"]);
 }
+
+/// A mono 16-bit PCM WAV of `seconds` of a tone at `rate` Hz.
+fn wav(path: &Path, rate: u32, freq: f32, seconds: f32) {
+    let n = (rate as f32 * seconds) as u32;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(2 * rate).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let v = (std::f32::consts::TAU * freq * i as f32 / rate as f32).sin() * 8000.0;
+        b.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn a_folder_of_wav_files_fits_and_another_sample_rate_is_named() {
+    let d = TempDir::new().unwrap();
+    let train = d.path().join("hum");
+    std::fs::create_dir_all(&train).unwrap();
+    for i in 0..6 {
+        wav(
+            &train.join(format!("take{i}.wav")),
+            8_000,
+            200.0 + i as f32,
+            1.0,
+        );
+    }
+    let model = d.path().join("hum.model");
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "audio",
+            "--scorer",
+            "dte",
+            "--data",
+            s(&train),
+            "--out",
+            s(&model),
+        ],
+        0,
+        &["saved"],
+    );
+    let scores = d.path().join("scores");
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&train.join("take0.wav")),
+            "--out",
+            s(&scores),
+        ],
+        0,
+        &["1 samples scored"],
+    );
+    let other = d.path().join("other.wav");
+    wav(&other, 16_000, 200.0, 1.0);
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&other),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &["model/data mismatch", "8000 Hz", "is 16000 Hz"],
+    );
+}
+
+#[test]
+fn one_class_test_sets_and_corrupt_weights_are_errors() {
+    let d = TempDir::new().unwrap();
+    // Labelled, but every row normal: nothing to evaluate against.
+    let p = d.path().join("normal.csv");
+    let mut text = String::from("a,b,label\n");
+    for r in 0..40 {
+        text.push_str(&format!("{},{},0\n", r % 7, r % 3));
+    }
+    std::fs::write(&p, text).unwrap();
+    let model = d.path().join("m");
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "table",
+            "--steps",
+            "2",
+            "--data",
+            s(&p),
+            "--out",
+            s(&model),
+        ],
+        0,
+        &["saved"],
+    );
+    expect(
+        &["eval", "--model", s(&model), "--data", s(&p)],
+        1,
+        &["one class only", "all normal"],
+    );
+    // Weights overwritten with NaN: named as a corrupt model, not as a score error.
+    let w = model.join("weights.safetensors");
+    let mut tensors = candle_core::safetensors::load(&w, &candle_core::Device::Cpu).unwrap();
+    let (name, t) = tensors
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .unwrap();
+    let nan = (t.ones_like().unwrap() * f64::NAN).unwrap();
+    tensors.insert(name, nan);
+    candle_core::safetensors::save(&tensors, &w).unwrap();
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&p),
+            "--out",
+            s(&d.path().join("sc")),
+        ],
+        1,
+        &["is corrupt", "weights.safetensors", "NaN or infinite"],
+    );
+}
+
+#[test]
+fn generate_checks_its_memory_before_allocating() {
+    let d = TempDir::new().unwrap();
+    let model = d.path().join("big.model");
+    std::fs::create_dir_all(&model).unwrap();
+    let mut cfg = dmad::DetectorConfig::for_images(3);
+    cfg.input.image_size = 4096;
+    let saved = serde_json::json!({ "format_version": 1, "detector": cfg });
+    std::fs::write(model.join("config.json"), saved.to_string()).unwrap();
+    expect(
+        &["generate", "--model", s(&model), "--n", "1000"],
+        1,
+        &["generating 1000 samples", "ask for at most"],
+    );
+}
