@@ -367,6 +367,39 @@ pub fn check_model_data(cfg: &DetectorConfig, model: &Path, path: &Path) -> Resu
     Ok(())
 }
 
+/// The channels of an image file (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA) from its header.
+pub fn image_channels(path: &Path) -> Option<u8> {
+    use image::ImageDecoder;
+    let decoder = image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_decoder()
+        .ok()?;
+    Some(decoder.color_type().channel_count())
+}
+
+/// A warning when the model's channels and the images' differ: the loader converts them
+/// (colour to grey by luma, grey replicated to RGB), which is rarely what was meant.
+pub fn channel_warning(cfg: &DetectorConfig, files: &[PathBuf]) -> Option<String> {
+    let model = cfg.input.channels;
+    let first = files.first()?;
+    let colour = image_channels(first)? >= 3;
+    match (model, colour) {
+        (1, true) => Some(format!(
+            "warning: the model was trained on grey images; {} is in colour and is converted \
+             to grey",
+            first.display()
+        )),
+        (3, false) => Some(format!(
+            "warning: the model was trained on RGB images; {} is grey and is replicated to \
+             three channels",
+            first.display()
+        )),
+        _ => None,
+    }
+}
+
 /// The number of feature columns of a table file, from its header (CSV) or shape (NPY/NPZ),
 /// when it can be read.
 pub fn table_columns(path: &Path) -> Option<usize> {

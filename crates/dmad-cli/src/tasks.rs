@@ -431,11 +431,16 @@ fn test_data(
             None,
             true,
         ),
-        (Modality::Image, Source::Files(files)) => (
-            prepare::image_files(&files, input.image_size, input.channels, dev)?,
-            None,
-            false,
-        ),
+        (Modality::Image, Source::Files(files)) => {
+            if let Some(w) = layout::channel_warning(cfg, &files) {
+                eprintln!("{w}");
+            }
+            (
+                prepare::image_files(&files, input.image_size, input.channels, dev)?,
+                None,
+                false,
+            )
+        }
         (Modality::Audio, source) => {
             let files: Vec<PathBuf> = match &source {
                 Source::Structured(root) => layout_wavs(&root.join("test")),

@@ -719,3 +719,39 @@ fn generate_checks_its_memory_before_allocating() {
         &["generating 1000 samples", "ask for at most"],
     );
 }
+
+#[test]
+fn colour_images_for_a_grey_model_are_a_warning() {
+    let d = TempDir::new().unwrap();
+    let train = folder_of_pngs(&d.path().join("grey"), 6, false);
+    let model = d.path().join("grey.model");
+    let fit = [
+        "fit",
+        "--modality",
+        "image",
+        "--scorer",
+        "dte",
+        "--data",
+        s(&train),
+        "--out",
+        s(&model),
+    ];
+    expect(&fit, 0, &["saved"]);
+    let colour = d.path().join("colour.png");
+    image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 90]))
+        .save(&colour)
+        .unwrap();
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&colour),
+            "--out",
+            s(&d.path().join("sc")),
+        ],
+        0,
+        &["trained on grey images", "converted to grey"],
+    );
+}
