@@ -289,6 +289,63 @@ pub fn ucr_series_with(
     )
 }
 
+/// A plain (unlabelled) series file as windows for a model: [`dmad_data::read_plain_series`],
+/// with a policy for NaN and infinite points, standardised per channel.
+#[derive(Debug, Clone)]
+pub struct PlainSeries {
+    /// The windows `[n, dims, window]`.
+    pub windows: Tensor,
+    /// The first point of each window.
+    pub starts: Vec<usize>,
+    /// The series, standardised, time-major `[points, dims]`.
+    pub series: dmad_data::Series,
+    /// The per-channel statistics it was standardised with.
+    pub normaliser: dmad_data::Normaliser,
+}
+
+/// Reads the plain series file at `path` and cuts windows of `window` points every `stride`,
+/// standardised with `stats` (a model's training statistics) or, without them, the file's
+/// own (for a fit).
+///
+/// # Errors
+/// Errors of the loader (naming the file, line and column); [`crate::Error::ShapeMismatch`]
+/// for `stats` of another channel count; errors of windowing (a series shorter than a window).
+pub fn plain_series(
+    path: &Path,
+    window: usize,
+    stride: usize,
+    non_finite: dmad_data::NonFinite,
+    stats: Option<&dmad_data::Normaliser>,
+    device: &Device,
+) -> Result<PlainSeries> {
+    let mut series = dmad_data::read_plain_series(path)?;
+    dmad_data::resolve_series(&mut series, path, non_finite)?;
+    let normaliser = match stats {
+        Some(n) if n.mean.len() != series.dims => {
+            return Err(crate::Error::ShapeMismatch {
+                context: "series channels",
+                expected: format!(
+                    "{} channels (the model's), {} has {}",
+                    n.mean.len(),
+                    path.display(),
+                    series.dims
+                ),
+                got: vec![series.len(), series.dims],
+            })
+        }
+        Some(n) => n.clone(),
+        None => dmad_data::Normaliser::fit(&series),
+    };
+    normaliser.apply(&mut series);
+    let (windows, starts) = dmad_data::windows(&series, window, stride, device)?;
+    Ok(PlainSeries {
+        windows,
+        starts,
+        series,
+        normaliser,
+    })
+}
+
 /// A labelled series in any of the layouts of `data/PROTOCOL.md`, split as the protocol says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SeriesSource {

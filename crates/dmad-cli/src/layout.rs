@@ -33,8 +33,9 @@ const IMAGE_EXT: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
 const TABLE_EXPECTED: &str =
     "expected one CSV file (optionally .csv.gz; a `label` column is optional), an NPY file of \
      (rows, features) or an NPZ file with arrays X and y";
-const SERIES_EXPECTED: &str = "expected a UCR Anomaly Archive file named \
-     NNN_UCR_Anomaly_<name>_<trainEnd>_<begin>_<end>.txt";
+const SERIES_EXPECTED: &str = "expected one series file: numbers, one time step a line and \
+     one column per channel (a header line is optional), or a UCR Anomaly Archive file named \
+     NNN_UCR_Anomaly_<name>_<trainEnd>_<begin>_<end>.txt (labelled by its name)";
 
 fn ext(p: &Path) -> String {
     let name = p
@@ -320,7 +321,10 @@ fn data_modality(path: &Path) -> Option<Modality> {
 /// # Errors
 /// One that names the model, what it was trained on and what the data is.
 pub fn check_model_data(cfg: &DetectorConfig, model: &Path, path: &Path) -> Result<()> {
-    let found = data_modality(path);
+    // A CSV file is a table or a series (one time step a line): either fits those models.
+    let found = data_modality(path).filter(|&m| {
+        !(m == Modality::Table && cfg.modality == Modality::Series && ext(path) == "csv")
+    });
     if let Some(m) = found.filter(|&m| m != cfg.modality) {
         let what = if path.is_dir() {
             describe(path)
@@ -353,12 +357,20 @@ pub fn check_model_data(cfg: &DetectorConfig, model: &Path, path: &Path) -> Resu
             }
         }
     }
-    if cfg.modality == Modality::Series && path.is_file() {
+    if cfg.modality == Modality::Series
+        && path.is_file()
+        && matches!(cfg.network, dmad::NetworkConfig::Unet1d(_))
+    {
         let dims = crate::validate::network_channels(cfg).unwrap_or(1);
-        if dims != 1 && matches!(cfg.network, dmad::NetworkConfig::Unet1d(_)) {
+        let found = if crate::tasks::is_ucr(path) {
+            Some(1)
+        } else {
+            dmad::data::read_plain_series(path).ok().map(|s| s.dims)
+        };
+        if let Some(found) = found.filter(|&f| f != dims) {
             bail!(
                 "model/data mismatch: the model {} was trained on series of {dims} channels, \
-                 {} is a one-channel UCR series",
+                 {} has {found}",
                 model.display(),
                 path.display()
             );

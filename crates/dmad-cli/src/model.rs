@@ -29,9 +29,22 @@ pub struct DataInfo {
     /// Tables: the columns and the training rows' statistics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<TableColumns>,
+    /// Plain series files: the per-channel statistics the training points were standardised
+    /// with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesStats>,
     /// Audio: the sample rates of the training clips (before resampling), each once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sample_rates: Vec<u32>,
+}
+
+/// The per-channel mean and standard deviation of a plain series model's training points.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesStats {
+    /// The mean of each channel.
+    pub mean: Vec<f64>,
+    /// The standard deviation of each channel (1 for a constant channel).
+    pub std: Vec<f64>,
 }
 
 /// Reads a model's `data.json`, if it has one (models saved by `fit` before it existed, or

@@ -12,7 +12,7 @@ use dmad::{Detector, DetectorConfig, Modality, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::layout::{self, Purpose, Source};
-use crate::model::DataInfo;
+use crate::model::{DataInfo, SeriesStats};
 use serde::Serialize;
 
 /// Options shared by every subcommand.
@@ -99,6 +99,23 @@ fn train_data(
             info.sample_rates = rates;
             l.x
         }
+        (Modality::Series, _) if !is_ucr(&spec.path) => {
+            info.layout = "series".into();
+            let p = prepare::plain_series(
+                &spec.path,
+                input.window,
+                input.train_stride,
+                non_finite,
+                None,
+                dev,
+            )?;
+            info.samples = p.windows.dim(0)?;
+            info.series = Some(SeriesStats {
+                mean: p.normaliser.mean.clone(),
+                std: p.normaliser.std.clone(),
+            });
+            p.windows
+        }
         (Modality::Series, _) => {
             info.layout = "ucr".into();
             let t = prepare::ucr_series_with(
@@ -129,6 +146,11 @@ fn train_data(
     Ok((x, info))
 }
 
+/// Whether `path` is named as a file of the UCR Anomaly Archive (labelled by its name).
+pub fn is_ucr(path: &Path) -> bool {
+    dmad::data::timeseries::UcrAnomalyName::parse(path).is_ok()
+}
+
 /// Fails on the first sample with a NaN or infinite value, naming its file.
 fn check_finite(l: &Labelled) -> Result<()> {
     let n = l.x.dim(0)?;
@@ -151,7 +173,12 @@ pub fn default_config(modality: Modality, spec: &DataSpec, dev: &Device) -> Resu
     let _ = dev;
     Ok(match modality {
         Modality::Image => DetectorConfig::for_images(1),
-        Modality::Series => DetectorConfig::for_series(1),
+        Modality::Series if is_ucr(&spec.path) => DetectorConfig::for_series(1),
+        Modality::Series => {
+            layout::resolve(modality, &spec.path, Purpose::Fit)?;
+            let s = dmad::data::read_plain_series(&spec.path)?;
+            DetectorConfig::for_series(s.dims)
+        }
         Modality::Audio => DetectorConfig::for_audio(),
         Modality::Table => {
             layout::resolve(modality, &spec.path, Purpose::Fit)?;
@@ -455,6 +482,47 @@ fn test_data(
                 _ => (prepare::audio_files(&files, input, dev)?, None, false),
             }
         }
+        (Modality::Series, _) if !is_ucr(&spec.path) => {
+            let Some(stats) = info.and_then(|i| i.series.as_ref()) else {
+                bail!(
+                    "{} is not a UCR Anomaly Archive file, and the model does not record the \
+                     statistics of plain series (it was fitted on UCR files, or saved without \
+                     data.json): fit a model on plain series files to score them",
+                    spec.path.display()
+                );
+            };
+            let normaliser = dmad::data::Normaliser {
+                mean: stats.mean.clone(),
+                std: stats.std.clone(),
+            };
+            let p = prepare::plain_series(
+                &spec.path,
+                input.window,
+                input.test_stride,
+                non_finite,
+                Some(&normaliser),
+                dev,
+            )?;
+            let points = p.series.len();
+            let task = SeriesTask {
+                name: spec.path.display().to_string(),
+                train: p.windows.narrow(0, 0, 0)?,
+                test: p.windows.clone(),
+                test_starts: p.starts,
+                window: input.window,
+                test_labels: vec![0; points],
+                test_offset: 0,
+                anomaly: None,
+            };
+            let l = Labelled {
+                x: p.windows,
+                labels: vec![],
+                kinds: vec![],
+                sources: vec![],
+                masks: None,
+            };
+            (l, Some(task), false)
+        }
         (Modality::Series, _) => {
             let task = prepare::ucr_series_with(
                 &spec.path,
@@ -591,8 +659,15 @@ pub fn score_data(
         .unwrap_or_default();
     if let Some(task) = task {
         let points = task.point_scores(&scores, None)?;
-        let mut split = dmad::data::load_ucr_anomaly(&spec.path)?.0;
-        dmad::data::resolve_series(&mut split.test, &spec.path, NonFinite::Impute)?;
+        let values = if labelled {
+            let mut split = dmad::data::load_ucr_anomaly(&spec.path)?.0;
+            dmad::data::resolve_series(&mut split.test, &spec.path, NonFinite::Impute)?;
+            split.test.values
+        } else {
+            let mut s = dmad::data::read_plain_series(&spec.path)?;
+            dmad::data::resolve_series(&mut s, &spec.path, NonFinite::Impute)?;
+            s.channel(0)
+        };
         return Ok(Scored {
             name,
             labels: task.test_labels.clone(),
@@ -602,10 +677,10 @@ pub fn score_data(
             inputs: None,
             maps: None,
             masks: None,
-            series: Some(split.test.values.clone()),
+            series: Some(values),
             series_task: Some(task),
             threshold,
-            labelled: true,
+            labelled,
         });
     }
     Ok(Scored {

@@ -755,3 +755,80 @@ fn colour_images_for_a_grey_model_are_a_warning() {
         &["trained on grey images", "converted to grey"],
     );
 }
+
+#[test]
+fn a_plain_series_file_fits_and_scores_without_labels() {
+    let d = TempDir::new().unwrap();
+    let two = d.path().join("two.csv");
+    let mut text = String::from("x,y\n");
+    for i in 0..300 {
+        let t = i as f64 * 0.2;
+        text.push_str(&format!("{:.4},{:.4}\n", t.sin(), t.cos()));
+    }
+    std::fs::write(&two, text).unwrap();
+    let model = d.path().join("series.model");
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "series",
+            "--scorer",
+            "dte",
+            "--data",
+            s(&two),
+            "--out",
+            s(&model),
+        ],
+        0,
+        &["saved"],
+    );
+    let scores = d.path().join("scores");
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&two),
+            "--out",
+            s(&scores),
+        ],
+        0,
+        &["300 points scored", "unlabelled data"],
+    );
+    expect(
+        &["eval", "--model", s(&model), "--data", s(&two)],
+        1,
+        &["has no labels"],
+    );
+    let one = d.path().join("one.txt");
+    std::fs::write(&one, "1\n2\n3\n".repeat(40)).unwrap();
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&one),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &["trained on series of 2 channels", "has 1"],
+    );
+    let bad = d.path().join("bad.txt");
+    std::fs::write(&bad, "1,2\n3,x\n").unwrap();
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&bad),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &["bad.txt at line 2", "not a number"],
+    );
+}

@@ -9,7 +9,7 @@
 //! - Time series ([`timeseries`]): the UCR Anomaly Archive ([`load_ucr_anomaly`]), NAB
 //!   ([`load_nab`]), labelled CSV ([`load_labelled_csv`]), GutenTAG ([`load_gutentag`]) and the
 //!   UCR 2018 / UEA classification files used one-class ([`load_ucr_one_class`], [`read_ts`]);
-//!   sliding windows ([`windows`]), per-series normalisation fitted on the train part
+//!   plain unlabelled series files ([`read_plain_series`]); sliding windows ([`windows`]), per-series normalisation fitted on the train part
 //!   ([`Normaliser`]) and window scores mapped back to points ([`window_to_points`]).
 //! - Audio ([`audio`]): WAV files (8/16/24/32-bit PCM, float; first channel) resampled with a
 //!   windowed-sinc filter ([`Resampler`]), DCASE task-2 folders ([`DcaseFolder`]).
@@ -65,6 +65,7 @@ mod error;
 mod finite;
 pub mod image;
 pub mod npy;
+mod plain;
 pub mod scalogram;
 pub mod tabular;
 pub mod timeseries;
@@ -78,6 +79,7 @@ pub use finite::{resolve_series, NonFinite, NonFiniteReport};
 pub use image::{
     ColorMode, ImageConfig, ImageFolder, ImageSample, NpyImages, ResizeFilter, ResizeMode, Split,
 };
+pub use plain::read_plain_series;
 pub use scalogram::{
     AudioScalogram, AudioScalogramConfig, DcaseScalograms, ScalogramItem, ScalogramSample,
 };

@@ -149,8 +149,16 @@ fn series_loaders_never_panic() {
     let dir = TempDir::new().unwrap();
     let small = dir.path().join("head.txt");
     std::fs::write(&small, head).unwrap();
-    fuzz(&[small], "001_UCR_Anomaly_x_100_150_160.txt", 8, |p| {
-        let _ = dmad_data::load_ucr_anomaly(p);
+    fuzz(
+        std::slice::from_ref(&small),
+        "001_UCR_Anomaly_x_100_150_160.txt",
+        8,
+        |p| {
+            let _ = dmad_data::load_ucr_anomaly(p);
+        },
+    );
+    fuzz(&[small], "plain.csv", 9, |p| {
+        let _ = dmad_data::read_plain_series(p);
     });
 }
 
