@@ -307,6 +307,14 @@ pub fn fit_with_info(
             ),
             None => {}
         }
+    } else if !opts.quiet
+        && cfg.train.steps >= 500
+        && !matches!(cfg.scorer, dmad::ScorerConfig::Dte { .. })
+    {
+        eprintln!(
+            "tip: --checkpoints DIR saves the training as it goes, so that an interrupted fit \
+             resumes where it stopped"
+        );
     }
     let pb = bar(opts.quiet, cfg.train.steps as u64, "training");
     let mut lines = Lines::new(opts.quiet, "training");
