@@ -166,6 +166,9 @@ enum Command {
         /// Output directory.
         #[arg(long, default_value = "dmad-scores")]
         out: PathBuf,
+        /// Also write an HTML report (scores, anomaly maps or the series plot) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Evaluate on the labelled test data of PATH: metrics as JSON and as a table.
     Eval {
@@ -177,6 +180,9 @@ enum Command {
         /// Also write the metrics to this JSON file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also write an HTML report (metrics, ROC curve, scores, anomaly maps) to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Run every dataset of data/PROTOCOL.md with its protocol (dmad full, the DDPM baseline,
     /// DTE and the ablations) and write docs/RESULTS.md with the classical peers beside them.
@@ -382,17 +388,41 @@ fn run() -> Result<()> {
                 );
             }
         }
-        Command::Score { model, data, out } => {
+        Command::Score {
+            model,
+            data,
+            out,
+            report,
+        } => {
             let (det, info) = load_for(&model, &data.data, &dev)?;
+            let start = std::time::Instant::now();
             let scored = tasks::score_data(&det, info.as_ref(), &data.into(), non_finite, &opts)?;
+            let seconds = start.elapsed().as_secs_f64();
             render::write_scores(&det, &scored, &out)?;
+            if let Some(path) = &report {
+                let title = format!("dmad score: {} with {}", scored.name, model.display());
+                render::write_report(path, &title, &scored, None, seconds)?;
+                println!("report: {}", path.display());
+            }
             println!("{}", render::score_summary(&scored));
             println!("wrote scores and plots to {}", out.display());
         }
-        Command::Eval { model, data, json } => {
+        Command::Eval {
+            model,
+            data,
+            json,
+            report,
+        } => {
             let (det, info) = load_for(&model, &data.data, &dev)?;
+            let start = std::time::Instant::now();
             let scored = tasks::score_data(&det, info.as_ref(), &data.into(), non_finite, &opts)?;
+            let seconds = start.elapsed().as_secs_f64();
             let metrics = tasks::metrics(&det, &scored)?;
+            if let Some(path) = &report {
+                let title = format!("dmad eval: {} with {}", scored.name, model.display());
+                render::write_report(path, &title, &scored, Some(&metrics), seconds)?;
+                println!("report: {}", path.display());
+            }
             println!(
                 "{}",
                 render::metrics_table(&[(scored.name.clone(), metrics.clone())])

@@ -108,6 +108,98 @@ pub fn score_summary(s: &Scored) -> String {
     out
 }
 
+/// Escapes text for HTML.
+fn html_escape(v: &str) -> String {
+    v.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Writes the HTML report of one `dmad score` or `dmad eval` run to `path`: the metrics when
+/// there are labels (with the ROC curve), every sample's score at 6 significant digits,
+/// highest first, with its anomaly-map overlay (images and scalograms, the first 200), or
+/// the series plot.
+pub fn write_report(
+    path: &Path,
+    title: &str,
+    s: &Scored,
+    metrics: Option<&Metrics>,
+    score_seconds: f64,
+) -> Result<()> {
+    let mut html = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:sans-serif}} td{{padding:0 8px}} \
+         figure{{display:inline-block;margin:4px}}</style><h1>{t}</h1>",
+        t = html_escape(title)
+    );
+    let flagged = s
+        .scores
+        .iter()
+        .filter(|&&v| v as f64 >= s.threshold)
+        .count();
+    let _ = write!(
+        html,
+        "<p>{} scores, {flagged} at or above the threshold {}; scoring took {score_seconds:.3} s.</p>",
+        s.scores.len(),
+        number(s.threshold)
+    );
+    match metrics {
+        Some(m) => {
+            let _ = write!(
+                html,
+                "<pre>{}</pre>",
+                html_escape(&metrics_table(&[(s.name.clone(), m.clone())]))
+            );
+            html.push_str(&roc_svg(&s.scores, &s.labels, "ROC")?);
+        }
+        None if !s.labelled => html.push_str("<p>Unlabelled data: scores only.</p>"),
+        None => {}
+    }
+    if let Some(values) = &s.series {
+        let img = series_plot(values, &s.scores, s.threshold, &s.labels, 1000, 260);
+        let _ = write!(
+            html,
+            "<p>Series (top), point scores and threshold (bottom).</p><img src=\"{}\">",
+            png_data_url(&img)?
+        );
+    } else {
+        let mut order: Vec<usize> = (0..s.scores.len()).collect();
+        order.sort_by(|&a, &b| s.scores[b].total_cmp(&s.scores[a]));
+        if let (Some(x), Some(maps)) = (&s.inputs, &s.maps) {
+            html.push_str("<h2>Highest scores: input and anomaly map</h2><div>");
+            for &i in order.iter().take(200) {
+                let img = overlay(&x.get(i)?, &maps.get(i)?)?;
+                let _ = write!(
+                    html,
+                    "<figure><img src=\"{}\"><figcaption>{} {}</figcaption></figure>",
+                    png_data_url(&img)?,
+                    html_escape(s.sources.get(i).map(String::as_str).unwrap_or("")),
+                    number(s.scores[i] as f64)
+                );
+            }
+            html.push_str("</div>");
+        }
+        html.push_str("<h2>Scores</h2><table><tr><th>source</th><th>kind</th><th>score</th><th>anomalous</th></tr>");
+        for &i in &order {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html_escape(s.sources.get(i).map(String::as_str).unwrap_or("")),
+                html_escape(s.kinds.get(i).map(String::as_str).unwrap_or("")),
+                number(s.scores[i] as f64),
+                if s.scores[i] as f64 >= s.threshold {
+                    "yes"
+                } else {
+                    ""
+                }
+            );
+        }
+        html.push_str("</table>");
+    }
+    std::fs::write(path, html).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Normalises values to [0, 1] by their min and max.
 fn unit(v: &[f32]) -> Vec<f32> {
     let (lo, hi) = v

@@ -342,6 +342,27 @@ fn a_plain_folder_fits_and_unlabelled_data_scores_without_metrics() {
         1,
         &["has no labels", "dmad score"],
     );
+    let report = d.path().join("report.html");
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&new),
+            "--out",
+            s(&scores),
+            "--report",
+            s(&report),
+        ],
+        0,
+        &["report:"],
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("img_00.png") && html.contains("Unlabelled data"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -533,11 +554,22 @@ fn tables_in_npy_and_without_labels_fit_and_score() {
     let labelled = csv(&d.path().join("labelled.csv"), 40, true);
     let lm = d.path().join("labelled.model");
     fit_table(&labelled, &lm);
+    let report = d.path().join("eval.html");
     expect(
-        &["eval", "--model", s(&lm), "--data", s(&labelled)],
+        &[
+            "eval",
+            "--model",
+            s(&lm),
+            "--data",
+            s(&labelled),
+            "--report",
+            s(&report),
+        ],
         0,
         &["AUROC", "small test set"],
     );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("AUROC"), "{html}");
 }
 
 #[test]
