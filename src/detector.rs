@@ -44,6 +44,10 @@ pub struct Calibration {
     /// The combined scorer: each term's statistics on the calibration normals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normaliser: Option<Normaliser>,
+    /// How the threshold was set, in words (rule and data), e.g. "the 0.99 quantile of the
+    /// scores of 24 held-out normal samples". Empty in models saved before this field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
 }
 
 /// Scores of a batch.
@@ -354,6 +358,19 @@ impl Detector {
             .map(|&s| (s as f64 - mean).powi(2))
             .sum::<f64>()
             / scores.len() as f64;
+        let rule = match self.cfg.threshold {
+            ThresholdRule::Quantile { q } => format!("the {q} quantile"),
+            ThresholdRule::MeanStd { k } => format!("the mean + {k} standard deviations"),
+        };
+        let method = format!(
+            "{rule} of the scores of {} held-out normal samples{}",
+            scores.len(),
+            if scores.len() < 20 {
+                " (fewer than 20: a rough threshold)"
+            } else {
+                ""
+            }
+        );
         self.calibration = Some(Calibration {
             threshold,
             normal_mean: mean,
@@ -361,6 +378,7 @@ impl Detector {
             calibration_samples: scores.len(),
             train_samples,
             normaliser,
+            method,
         });
         Ok(())
     }

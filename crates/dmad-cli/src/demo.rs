@@ -211,7 +211,7 @@ fn section(
 ) -> Result<()> {
     let _ = write!(
         html,
-        "<h2>{name}</h2><p>AUROC {:.3}, AUPRC {:.3}, F1-max {:.3}; fit {fit_s:.0} s, scoring {score_s:.0} s.</p>",
+        "<h2>{name}</h2><p>AUROC {:.3}, AUPRC {:.3}, F1-max {:.3}; fit {fit_s:.1} s, scoring {score_s:.2} s.</p>",
         m.report.auroc, m.report.auprc, m.report.f1_max
     );
     html.push_str(&render::roc_svg(&s.scores, &s.labels, "ROC")?);
@@ -229,10 +229,10 @@ fn section(
             );
             let _ = write!(
                 html,
-                "<figure style=\"display:inline-block\"><img src=\"{}\"><figcaption>{} {:.4}</figcaption></figure>",
+                "<figure style=\"display:inline-block\"><img src=\"{}\"><figcaption>{} {}</figcaption></figure>",
                 render::png_data_url(&big)?,
                 s.kinds.get(i).map(String::as_str).unwrap_or(""),
-                s.scores[i]
+                render::number(f64::from(s.scores[i]))
             );
         }
         html.push_str("</div>");

@@ -138,7 +138,9 @@ enum Command {
         /// Training steps, 1 to 10000000 (default: the modality's default).
         #[arg(long, allow_hyphen_values = true, value_parser = validate::train_steps)]
         steps: Option<usize>,
-        /// Training checkpoints go here; an interrupted fit resumes from them.
+        /// Training checkpoints go here; an interrupted fit resumes from them. Default: a
+        /// hidden folder beside --out (`.NAME.checkpoints`), removed once the model is saved,
+        /// so running the same command again after an interruption resumes.
         #[arg(long)]
         checkpoints: Option<PathBuf>,
         /// Ablation: switch all four modules of the method off (the DDPM baseline).
@@ -351,13 +353,24 @@ fn run() -> Result<()> {
             efficientnet,
         } => {
             model::check_out(&out, force)?;
+            // Without --checkpoints the training is checkpointed beside the model, so that the
+            // same command after an interruption resumes (and says so); the folder goes once the
+            // model is saved.
+            let own_checkpoints = checkpoints.is_none();
+            let checkpoints = checkpoints.unwrap_or_else(|| {
+                let name = out
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into());
+                out.with_file_name(format!(".{name}.checkpoints"))
+            });
             let args = tasks::FitArgs {
                 config: config.as_deref(),
                 scorer,
                 efficientnet: efficientnet.as_deref(),
                 steps,
                 baseline,
-                checkpoints: checkpoints.as_deref(),
+                checkpoints: Some(&checkpoints),
                 non_finite,
             };
             let (det, mut info) = tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
@@ -374,6 +387,10 @@ fn run() -> Result<()> {
                 cal.calibration_samples
             );
             model::save(&det, &out, &info)?;
+            if own_checkpoints && checkpoints.is_dir() {
+                std::fs::remove_dir_all(&checkpoints)
+                    .with_context(|| format!("removing {}", checkpoints.display()))?;
+            }
             println!(
                 "saved {} (threshold {} = {})",
                 out.display(),

@@ -596,6 +596,49 @@ fn a_resumed_fit_says_so() {
     expect(&args, 0, &["resuming from the checkpoint"]);
 }
 
+#[test]
+fn a_fit_without_checkpoints_resumes_from_its_own_folder() {
+    let d = TempDir::new().unwrap();
+    let data = csv(&d.path().join("t.csv"), 40, false);
+    let out = d.path().join("m");
+    let own = d.path().join(".m.checkpoints");
+    let args = [
+        "fit",
+        "--modality",
+        "table",
+        "--steps",
+        "3",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--force",
+    ];
+    // A completed fit leaves no checkpoint folder behind.
+    expect(&args, 0, &["saved"]);
+    assert!(out.join("config.json").is_file());
+    assert!(!own.exists(), "{} was left behind", own.display());
+    // An interrupted fit leaves its checkpoints there: the next run resumes from them.
+    let other = d.path().join("other");
+    let ck_args = [
+        "fit",
+        "--modality",
+        "table",
+        "--steps",
+        "3",
+        "--checkpoints",
+        s(&own),
+        "--data",
+        s(&data),
+        "--out",
+        s(&other),
+    ];
+    expect(&ck_args, 0, &["saved"]);
+    assert!(own.is_dir());
+    expect(&args, 0, &["resuming from the checkpoint", "saved"]);
+    assert!(!own.exists());
+}
+
 /// A mono 16-bit PCM WAV of `seconds` of a tone at `rate` Hz.
 fn wav(path: &Path, rate: u32, freq: f32, seconds: f32) {
     let n = (rate as f32 * seconds) as u32;

@@ -253,7 +253,7 @@ pub(super) fn write_section(
     let _ = writeln!(
         md,
         "| dataset | method | seeds | image AUROC | AUPRC | pixel AUROC | AUPRO@0.3 | pAUC@0.1 | \
-         fit s | score s | chosen (max level, noise-free) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+         fit s | score s | chosen per seed (max level, nf = noise-free) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
     let ranged = |r: &super::Record, name: &str, v: Option<f64>| -> String {
@@ -285,9 +285,19 @@ pub(super) fn write_section(
         }
         last = r.dataset.clone();
         let m = &r.metrics;
-        let chosen = match (m.calibrated_strength, m.noise_free) {
-            (Some(s), Some(nf)) => format!("{s} , {}", if nf { "yes" } else { "no" }),
-            _ => "-".into(),
+        // Per seed: the chosen largest level, with "nf" where the noise-free score won.
+        let chosen: Vec<String> = r
+            .per_unit
+            .iter()
+            .filter_map(|u| {
+                let s = u.calibrated_strength?;
+                Some(format!("{s}{}", if u.noise_free? { " nf" } else { "" }))
+            })
+            .collect();
+        let chosen = if chosen.is_empty() {
+            "-".to_string()
+        } else {
+            chosen.join(", ")
         };
         let _ = writeln!(
             md,
