@@ -450,8 +450,26 @@ impl Detector {
         self.score_with(x, normaliser)
     }
 
+    /// As [`Detector::score`], calling `progress(done, total)` after each batch of
+    /// `scoring.batch_size` samples (the same scores: batching and seeding are unchanged).
+    ///
+    /// # Errors
+    /// As [`Detector::score`].
+    pub fn score_with_progress(
+        &self,
+        x: &Tensor,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Scores> {
+        let normaliser = self
+            .calibration
+            .as_ref()
+            .and_then(|c| c.normaliser.as_ref());
+        let mut all = self.score_each(x, normaliser, &[self.cfg.scorer], &mut progress)?;
+        Ok(all.pop().expect("one scorer, one result"))
+    }
+
     fn score_with(&self, x: &Tensor, normaliser: Option<&Normaliser>) -> Result<Scores> {
-        let mut all = self.score_each(x, normaliser, &[self.cfg.scorer])?;
+        let mut all = self.score_each(x, normaliser, &[self.cfg.scorer], &mut |_, _| {})?;
         Ok(all.pop().expect("one scorer, one result"))
     }
 
@@ -488,7 +506,7 @@ impl Detector {
             .calibration
             .as_ref()
             .and_then(|c| c.normaliser.as_ref());
-        self.score_each(x, normaliser, scorers)
+        self.score_each(x, normaliser, scorers, &mut |_, _| {})
     }
 
     fn score_each(
@@ -496,6 +514,7 @@ impl Detector {
         x: &Tensor,
         normaliser: Option<&Normaliser>,
         scorers: &[ScorerConfig],
+        progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<Scores>> {
         self.check_input(x)?;
         let x = x.to_device(&self.device)?;
@@ -521,6 +540,7 @@ impl Detector {
                 }
             }
             start += len;
+            progress(start, n);
         }
         scores
             .into_iter()

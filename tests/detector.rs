@@ -377,3 +377,18 @@ fn combined_scorer_fits_saves_and_rescores() -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn scoring_with_progress_gives_the_same_scores_and_reports_every_batch() {
+    let mut cfg = tiny_table(ScorerConfig::Reconstruction);
+    cfg.scoring.batch_size = 4;
+    let x = Tensor::randn(0f32, 1.0, (10, 4), &Device::Cpu).unwrap();
+    let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+    det.fit(&x, |_| {}).unwrap();
+    let mut seen = Vec::new();
+    let with = det
+        .score_with_progress(&x, |done, total| seen.push((done, total)))
+        .unwrap();
+    assert_eq!(with.scores, det.score(&x).unwrap().scores);
+    assert_eq!(seen, [(4, 10), (8, 10), (10, 10)]);
+}

@@ -637,16 +637,20 @@ pub fn score_data(
     check_finite(&test)?;
     // The detector batches (and seeds each batch's noise) itself: one call scores the set
     // exactly as the library would.
-    let pb = bar(opts.quiet, 1, "scoring");
+    let total = test.x.dim(0)?;
+    let pb = bar(opts.quiet, total as u64, "scoring");
+    let mut lines = Lines::new(opts.quiet, "scoring");
     if !opts.quiet {
         eprintln!(
-            "scoring {} {} samples from {}",
-            test.x.dim(0)?,
+            "scoring {total} {} samples from {}",
             det.config().modality,
             spec.path.display()
         );
     }
-    let scored = det.score(&test.x)?;
+    let scored = det.score_with_progress(&test.x, |done, total| {
+        pb.set_position(done as u64);
+        lines.tick(done, total, "samples");
+    })?;
     pb.finish_and_clear();
     let (scores, maps) = (scored.scores, scored.maps);
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
