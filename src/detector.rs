@@ -558,7 +558,7 @@ impl Detector {
 
     fn reconstructor(&self, offset: u64) -> Result<Reconstructor<&Network, AnySampler>> {
         let s = &self.cfg.scoring;
-        let sampler = AnySampler::new(
+        let sampler = crate::sampler::build(
             s.sampler,
             &self.schedule,
             s.steps,

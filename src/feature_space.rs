@@ -55,6 +55,16 @@ impl Default for FeatureSpaceConfig {
 }
 
 impl FeatureSpaceConfig {
+    /// The extractor's preprocessing and taps: [`FeatureSpaceConfig::blocks`] of a
+    /// [`FeatureSpaceConfig::extractor_size`] square input, ImageNet's normalisation.
+    pub fn extractor_config(&self) -> ExtractorConfig {
+        ExtractorConfig {
+            image_size: Some((self.extractor_size, self.extractor_size)),
+            taps: FeatureTaps::Blocks(self.blocks.clone()),
+            ..ExtractorConfig::default()
+        }
+    }
+
     /// Checks the fields that need no network.
     ///
     /// # Errors
@@ -151,12 +161,7 @@ impl FeatureSpace {
                 });
             }
         }
-        let config = ExtractorConfig {
-            image_size: Some((cfg.extractor_size, cfg.extractor_size)),
-            taps: FeatureTaps::Blocks(cfg.blocks.clone()),
-            ..ExtractorConfig::default()
-        };
-        let extractor = EfficientNetExtractor::lite0_with(weights, config, device)?;
+        let extractor = EfficientNetExtractor::lite0_with(weights, cfg.extractor_config(), device)?;
         let dims = extractor.tap_channels().iter().sum();
         Ok(Self {
             extractor: Arc::new(extractor),
@@ -203,22 +208,12 @@ impl FeatureSpace {
 
     /// Raw patch rows `[n * h * w, dims]` of images `x` (`[n, c, H, W]`), and `(h, w)`.
     pub(crate) fn raw_rows(&self, x: &Tensor) -> Result<(Tensor, (usize, usize))> {
-        let n = x.dim(0)?;
-        let mut parts = Vec::new();
-        let mut hw = (0, 0);
-        let mut start = 0;
-        while start < n {
-            let len = EXTRACT_BATCH.min(n - start);
-            let maps = dmad_score::patch::patch_features(
-                self.extractor.as_ref(),
-                &x.narrow(0, start, len)?,
-                self.cfg.pool,
-            )?;
-            hw = (maps.dim(2)?, maps.dim(3)?);
-            parts.push(dmad_score::patch::to_rows(&maps)?);
-            start += len;
-        }
-        Ok((Tensor::cat(&parts, 0)?, hw))
+        Ok(dmad_score::patch::patch_rows(
+            self.extractor.as_ref(),
+            x,
+            self.cfg.pool,
+            EXTRACT_BATCH,
+        )?)
     }
 
     /// Learns the per-feature mean and standard deviation of the training rows (a feature

@@ -186,7 +186,7 @@ impl<'a> Generator<'a> {
     }
 
     fn sampler(&self, steps: usize) -> Result<AnySampler> {
-        AnySampler::new(
+        crate::sampler::build(
             self.cfg.sampler,
             self.det.schedule(),
             steps,
@@ -476,7 +476,7 @@ pub fn score_terms(
     features: Option<&dyn FeatureExtractor>,
 ) -> Result<ScoreTerms> {
     let s = &det.config().scoring;
-    let sampler = AnySampler::new(
+    let sampler = crate::sampler::build(
         s.sampler,
         det.schedule(),
         s.steps,

@@ -669,16 +669,7 @@ pub fn table_with(
         train,
         test: Labelled {
             x,
-            kinds: s
-                .test_labels
-                .iter()
-                .map(|&l| match (labelled, l) {
-                    (false, _) => "",
-                    (true, 1) => "anomaly",
-                    (true, _) => "normal",
-                })
-                .map(str::to_string)
-                .collect(),
+            kinds: table_kinds(&s.test_labels, labelled),
             sources: vec![path.display().to_string(); n_test],
             labels: s.test_labels,
             masks: None,
@@ -732,16 +723,7 @@ pub fn table_rows(
     Ok((
         Labelled {
             x,
-            kinds: table
-                .labels
-                .iter()
-                .map(|&l| match (labelled, l) {
-                    (false, _) => "",
-                    (true, 1) => "anomaly",
-                    (true, _) => "normal",
-                })
-                .map(str::to_string)
-                .collect(),
+            kinds: table_kinds(&table.labels, labelled),
             sources: vec![path.display().to_string(); table.rows()],
             labels: table.labels,
             masks: None,
@@ -854,6 +836,20 @@ fn scalograms(
     }
     out.x = Tensor::stack(&xs, 0)?;
     Ok(out)
+}
+
+/// The kind of each table row: `anomaly` / `normal` from its label, empty when the file has no
+/// labels.
+fn table_kinds(labels: &[u8], labelled: bool) -> Vec<String> {
+    labels
+        .iter()
+        .map(|&l| match (labelled, l) {
+            (false, _) => "",
+            (true, 1) => "anomaly",
+            (true, _) => "normal",
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -88,6 +88,36 @@ pub fn to_rows(maps: &Tensor) -> Result<Tensor> {
         .reshape((b * h * w, c))?)
 }
 
+/// Patch rows `[n * h * w, channels]` of images `x` (`[n, ...]`) and the patch grid `(h, w)`:
+/// [`patch_features`] then [`to_rows`], `batch` images at a time so that the extractor's
+/// activations stay small.
+///
+/// # Errors
+/// As [`patch_features`]; [`dmad_core::Error::InvalidConfig`] (field `batch`) for a zero
+/// batch.
+pub fn patch_rows<F: FeatureExtractor + ?Sized>(
+    extractor: &F,
+    x: &Tensor,
+    pool: usize,
+    batch: usize,
+) -> Result<(Tensor, (usize, usize))> {
+    if batch == 0 {
+        return Err(Error::config("batch", "must be at least 1"));
+    }
+    let n = x.dim(0)?;
+    let mut parts = Vec::with_capacity(n.div_ceil(batch));
+    let mut hw = (0, 0);
+    for start in (0..n).step_by(batch) {
+        let maps = patch_features(extractor, &x.narrow(0, start, batch.min(n - start))?, pool)?;
+        hw = (maps.dim(2)?, maps.dim(3)?);
+        parts.push(to_rows(&maps)?);
+    }
+    if parts.is_empty() {
+        return Err(Error::shape("patch_rows: x", "[n >= 1, ...]", x.dims()));
+    }
+    Ok((Tensor::cat(&parts, 0)?, hw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +184,18 @@ mod tests {
         assert_eq!(rows[1], [1.0, 5.0, 9.0]);
         // Image 1, position (1, 0): 12 + 2, 12 + 6, 12 + 10.
         assert_eq!(rows[6], [14.0, 18.0, 22.0]);
+    }
+
+    #[test]
+    fn rows_in_batches_equal_rows_at_once() {
+        let x = Tensor::zeros((5, 1, 8, 8), DType::F32, &Device::Cpu).unwrap();
+        let (rows, hw) = patch_rows(&Two, &x, 3, 2).unwrap();
+        let whole = to_rows(&patch_features(&Two, &x, 3).unwrap()).unwrap();
+        assert_eq!(hw, (4, 4));
+        assert_eq!(
+            rows.to_vec2::<f32>().unwrap(),
+            whole.to_vec2::<f32>().unwrap()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
-use dmad::score::efficientnet::{EfficientNetExtractor, ExtractorConfig, FeatureTaps};
+use dmad::score::efficientnet::EfficientNetExtractor;
 use dmad::score::{maps, patch, PatchCore, PatchCoreConfig};
 use dmad::{Detector, DetectorConfig, FeatureSpaceConfig, Modality, ScorerConfig};
 
@@ -49,27 +49,8 @@ pub(super) fn patchcore(
         format!("{EFFICIENTNET_ENV} must name EfficientNet-Lite0's safetensors")
     })?;
     let space = FeatureSpaceConfig::default();
-    let extractor = EfficientNetExtractor::lite0_with(
-        &weights,
-        ExtractorConfig {
-            image_size: Some((space.extractor_size, space.extractor_size)),
-            taps: FeatureTaps::Blocks(space.blocks.clone()),
-            ..ExtractorConfig::default()
-        },
-        dev,
-    )?;
-    let rows_of = |x: &Tensor| -> Result<(Tensor, (usize, usize))> {
-        let n = x.dim(0)?;
-        let mut parts = Vec::new();
-        let mut hw = (0, 0);
-        for start in (0..n).step_by(BATCH) {
-            let len = BATCH.min(n - start);
-            let f = patch::patch_features(&extractor, &x.narrow(0, start, len)?, space.pool)?;
-            hw = (f.dim(2)?, f.dim(3)?);
-            parts.push(patch::to_rows(&f)?);
-        }
-        Ok((Tensor::cat(&parts, 0)?, hw))
-    };
+    let extractor = EfficientNetExtractor::lite0_with(&weights, space.extractor_config(), dev)?;
+    let rows_of = |x: &Tensor| patch::patch_rows(&extractor, x, space.pool, BATCH);
     let t0 = Instant::now();
     let (train_rows, _) = rows_of(train)?;
     let pc = PatchCore::fit(
