@@ -253,6 +253,27 @@ impl Detector {
         checkpoint_dir: Option<&Path>,
         mut progress: impl FnMut(&Progress),
     ) -> Result<()> {
+        self.fit_until(data, checkpoint_dir, |p| {
+            progress(p);
+            Control::Continue
+        })
+        .map(|_| ())
+    }
+
+    /// As [`Detector::fit_with_checkpoints`], with a `progress` callback that may stop the
+    /// training (a user's Ctrl-C): when it returns [`Control::Stop`], training ends after that
+    /// step and the fit returns `Ok(false)` without calibrating, so the detector stays
+    /// unfitted (with a checkpoint directory, the next fit resumes). `Ok(true)` when the fit
+    /// completed.
+    ///
+    /// # Errors
+    /// As [`Detector::fit_with_checkpoints`].
+    pub fn fit_until(
+        &mut self,
+        data: &Tensor,
+        checkpoint_dir: Option<&Path>,
+        mut progress: impl FnMut(&Progress) -> Control,
+    ) -> Result<bool> {
         self.check_input(data)?;
         let data = data.to_device(&self.device)?;
         let n = data.dim(0)?;
@@ -311,10 +332,15 @@ impl Detector {
             // from the distances to the k nearest training samples.
             self.dte = Some(self.fit_dte(k, &train.flatten_from(1)?)?);
         } else {
+            let mut stopped = false;
             trainer.fit(&self.net, &train, None, checkpoint_dir, |p| {
-                progress(p);
-                Control::Continue
+                let control = progress(p);
+                stopped |= control == Control::Stop;
+                control
             })?;
+            if stopped {
+                return Ok(false);
+            }
             trainer.apply_ema()?;
         }
 
@@ -324,7 +350,8 @@ impl Detector {
         } else {
             pick(cal_idx)?
         };
-        self.calibrate_on(&cal, train_idx.len())
+        self.calibrate_on(&cal, train_idx.len())?;
+        Ok(true)
     }
 
     /// Sets the threshold (and, for the combined scorer, each term's normalisation) from
