@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::tasks::Options;
 
 mod feature_space;
+mod series_peers;
 
 /// What `dmad bench` runs.
 pub struct BenchArgs {
@@ -1655,6 +1656,8 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
 
     let audio_peers = args.classical.with_file_name("audio_dcase.json");
     feature_space::write_section(&mut md, &records, &audio_peers);
+    let series_peers = args.classical.with_file_name("series_peers.json");
+    series_peers::write_section(&mut md, &args.classical, &series_peers);
 
     // Hand-written reading of the figures, kept beside the records.
     let notes = args.results.parent().map(|p| p.join("notes.md"));
