@@ -1,0 +1,74 @@
+"""Each modality end to end on tiny data and budgets: shapes, thresholds, save and load."""
+
+import numpy as np
+
+import dmad
+
+TINY_UNET = {"steps": 2, "warmup_steps": 0, "scoring_steps": 4, "strength": 0.5}
+
+
+def test_tables_score_outliers_above_normals_and_predict_by_the_threshold(rng, tmp_path):
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    det = dmad.Detector("table", steps=150, seed=1).fit(X)
+    Xt = np.vstack([rng.normal(size=(40, 4)), rng.normal(size=(10, 4)) + 6.0]).astype(np.float32)
+    y = np.r_[np.zeros(40), np.ones(10)]
+    scores = det.decision_function(Xt)
+    assert scores.dtype == np.float64 and scores.shape == (50,)
+    assert dmad.roc_auc(y, scores) > 0.9
+    np.testing.assert_array_equal(det.predict(Xt), (scores >= det.threshold_).astype(int))
+    assert det.calibration_["calibration_samples"] == 60
+    det.save(tmp_path / "m")
+    again = dmad.Detector.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.decision_function(Xt), scores)
+    assert again.threshold_ == det.threshold_
+    # float32 and float64 input give the same scores (values exact in both).
+    np.testing.assert_array_equal(det.decision_function(Xt.astype(np.float64)), scores)
+
+
+def test_series_are_scored_per_point_with_one_or_more_channels(rng):
+    t = np.arange(700)
+    x = np.stack([np.sin(t / 7.0), np.cos(t / 11.0)], axis=1) + 0.05 * rng.normal(size=(700, 2))
+    det = dmad.Detector("series", scorer="dte", window=16, train_stride=2, test_stride=4)
+    det.fit(x[:400])
+    test = x[400:].copy()
+    test[150:160, 1] += 4.0
+    scores = det.decision_function(test)
+    assert scores.shape == (300,)
+    assert 140 <= int(np.argmax(scores)) < 170
+    one = dmad.Detector("series", window=16, **TINY_UNET).fit(x[:400, 0])
+    assert one.decision_function(x[400:, 0]).shape == (300,)
+
+
+def test_images_give_scores_and_maps_of_their_size(rng):
+    X = rng.uniform(0.4, 0.6, size=(6, 16, 16)).astype(np.float32)
+    det = dmad.Detector("image", **TINY_UNET).fit(X)
+    assert det.config_["input"]["channels"] == 1
+    assert det.decision_function(X).shape == (6,)
+    maps = det.anomaly_map(X[:2])
+    assert maps.shape == (2, 16, 16) and np.isfinite(maps).all()
+    rgb = (rng.uniform(size=(4, 3, 16, 16)) * 255).astype(np.uint8)
+    det3 = dmad.Detector("image", **TINY_UNET).fit(rgb)
+    assert det3.anomaly_map(rgb).shape == (4, 16, 16)
+
+
+def test_audio_waveforms_with_a_sample_rate_become_scalogram_maps(rng):
+    rate = 4000
+    t = np.arange(rate) / rate
+    clips = np.stack([np.sin(2 * np.pi * 440 * t + p) for p in rng.uniform(0, 6, 6)])
+    det = dmad.Detector("audio", sample_rate=rate, scales=16, frames=4, **TINY_UNET)
+    det.fit(clips.astype(np.float32), sample_rate=rate)
+    assert det.decision_function(clips, sample_rate=rate).shape == (6,)
+    # Clips at another rate are resampled to the model's, as the WAV loader does.
+    slow = clips[:, ::2]
+    assert det.anomaly_map(slow, sample_rate=rate // 2).shape == (6, 16, 4)
+
+
+def test_generate_gives_samples_in_the_units_fit_took(rng):
+    X = rng.normal(size=(200, 3)) * [1.0, 10.0, 100.0] + [0.0, 50.0, -500.0]
+    det = dmad.Detector("table", steps=100).fit(X)
+    samples, masks = dmad.generate(det, 64, steps=10)
+    assert samples.shape == (64, 3) and masks is None
+    assert abs(float(np.median(samples[:, 2])) + 500.0) < 200.0
+    anomalies, masks = det.generate(8, kind="global", steps=10)
+    assert anomalies.shape == (8, 3) and masks.shape == (8, 3)
+
