@@ -1,5 +1,7 @@
 """The metrics against scikit-learn, and the loaders of data on disk."""
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,23 @@ def test_the_table_and_series_loaders_read_what_the_cli_reads(rng, tmp_path):
     with pytest.raises(ValueError, match="bad.csv"):
         (tmp_path / "bad.csv").write_text("a,b\n1,zz\n")
         dmad.read_table(tmp_path / "bad.csv")
+
+
+SHIPPED = pathlib.Path(__file__).resolve().parents[3] / "testdata" / "data"
+
+
+def test_the_folder_loaders_read_the_shipped_data_as_the_cli_does():
+    test = dmad.load_images(SHIPPED / "textures-ad" / "brick", split="test", image_size=32)
+    n = len(test.y)
+    assert test.X.shape == (n, 1, 32, 32) and test.X.min() >= 0.0 and test.X.max() <= 1.0
+    assert test.masks.shape == (n, 32, 32)
+    assert set(test.y) == {0, 1} and "good" not in {k for k, y in zip(test.kinds, test.y) if y}
+    clips = dmad.load_audio(SHIPPED / "audio" / "hum", split="test", sample_rate=8000)
+    assert clips.X.shape == (len(clips.y), 8000) and 1 in clips.y
+    train, test_part, labels, (begin, end) = dmad.load_ucr_anomaly(
+        SHIPPED / "ucr-anomaly" / "135_UCR_Anomaly_InternalBleeding16_1200_4187_4199.txt")
+    assert len(train) == 1200 and len(labels) == len(test_part)
+    assert (begin, end) == (4187, 4199) and labels.sum() == end - begin
+    X, y, _ = dmad.read_table(SHIPPED / "tabular" / "wbc.csv")
+    tr, te = dmad.read_split(SHIPPED / "tabular" / "splits" / "wbc.json", 0)
+    assert y is not None and len(X) == len(y) and y[tr].sum() == 0 and len(te) > 0

@@ -63,3 +63,13 @@ def test_fit_returns_self_and_the_detector_works_in_a_pipeline(rng):
     assert set(np.unique(pipe.predict(outliers))) == {1}
     pipe.set_params(detector__k=3)
     assert pipe.named_steps["detector"].k == 3
+
+
+def test_config_merges_any_part_of_the_detector_config(rng):
+    det = dmad.Detector("table", steps=7, config={"train": {"batch_size": 8},
+                                                  "threshold": {"kind": "mean_std", "k": 3.0}})
+    det.fit(rng.normal(size=(40, 2)))
+    assert det.config_["train"]["steps"] == 7 and det.config_["train"]["batch_size"] == 8
+    assert det.config_["threshold"] == {"kind": "mean_std", "k": 3.0}
+    with pytest.raises(ValueError, match="unknown variant"):
+        dmad.Detector("table", config={"scorer": {"kind": "nope"}}).fit(rng.normal(size=(9, 2)))

@@ -117,6 +117,10 @@ def pixel_auroc(masks: Any, maps: Any) -> float:
 
 # -- loaders (the CLI's, for data on disk) ----------------------------------------------------
 
+def _u8(labels: bytes) -> np.ndarray:
+    return np.frombuffer(labels, dtype=np.uint8).copy()
+
+
 def _array(out, dtype=np.float32) -> np.ndarray:
     data, shape = out
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
@@ -156,7 +160,7 @@ def load_images(path: str | os.PathLike, split: str = "train", image_size: int =
         os.fspath(path), split, int(image_size), int(channels)
     )
     m = None if masks is None else _array(masks)
-    return Images(_array(x), np.asarray(y, dtype=np.uint8), kinds, m, sources)
+    return Images(_array(x), _u8(y), kinds, m, sources)
 
 
 class Clips(NamedTuple):
@@ -175,7 +179,7 @@ def load_audio(path: str | os.PathLike, split: str = "train",
     """WAV clips as ``dmad fit/score`` read them: a DCASE folder (its ``split``), a plain
     folder or one file, resampled to ``sample_rate`` and cropped or padded to one second."""
     x, y, kinds, sources = _native.load_audio(os.fspath(path), split, int(sample_rate))
-    return Clips(_array(x), np.asarray(y, dtype=np.uint8), kinds, sources, int(sample_rate))
+    return Clips(_array(x), _u8(y), kinds, sources, int(sample_rate))
 
 
 def read_series(path: str | os.PathLike) -> np.ndarray:
@@ -192,7 +196,7 @@ def load_ucr_anomaly(path: str | os.PathLike):
     return (
         np.frombuffer(train, dtype=np.float32).copy(),
         np.frombuffer(test, dtype=np.float32).copy(),
-        np.asarray(labels, dtype=np.uint8),
+        _u8(labels),
         tuple(anomaly),
     )
 

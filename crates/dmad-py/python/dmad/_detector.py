@@ -271,9 +271,14 @@ class Detector:
     def _config(self, dims: int) -> dict:
         if self.modality not in MODALITIES:
             raise ValueError(f"modality {self.modality!r}: expected one of {MODALITIES}")
-        if self.scorer not in SCORERS:
-            raise ValueError(f"scorer {self.scorer!r}: expected one of {SCORERS}")
-        cfg = json.loads(_native.default_config(self.modality, dims, self.scorer))
+        base = self.scorer
+        if base not in SCORERS:
+            # A loaded model's scorer that has no name here (its config= holds the scorer).
+            given = getattr(self, "config", None)
+            if not (isinstance(given, dict) and "scorer" in given):
+                raise ValueError(f"scorer {self.scorer!r}: expected one of {SCORERS}")
+            base = "reconstruction"
+        cfg = json.loads(_native.default_config(self.modality, dims, base))
         for key in sorted(self._options, key=lambda k: k == "config"):
             value = getattr(self, key)
             if value is not None:
