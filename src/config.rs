@@ -1,6 +1,7 @@
 //! The detector's configuration: one JSON-serialisable value that says everything about a
 //! model, saved as `config.json` next to its weights.
 
+use dmad_core::masking::GratingMasks;
 use dmad_diffusion::{BetaSchedule, NoiseScheduleConfig};
 use dmad_train::TrainConfig;
 use dmad_unet::{DownBlockType, MlpConfig, ModulesConfig, UNetConfig, UpBlockType};
@@ -140,9 +141,30 @@ pub enum ScorerConfig {
         #[serde(default)]
         noise_free: bool,
     },
+    /// The imputation error of series windows (ImDiffusion, arXiv 2307.00754): each window is
+    /// masked by `phases` shifts of the grating the network was trained with
+    /// ([`dmad_train::TrainConfig::imputation`]), its masked steps noised to `levels` levels
+    /// evenly spaced in strength up to `max_strength` (1: pure imputation from the observed
+    /// steps) with [`ScoringConfig::draws`] draws each, and the network's estimate of the clean
+    /// steps compared with the window's; the per-step map's mean over the windows covering a
+    /// point is the point's score ([`DetectorConfig::series_imputation`]).
+    Imputation {
+        /// Noise levels averaged, at least 1.
+        levels: usize,
+        /// The largest level's strength, in `(0, 1]`.
+        max_strength: f64,
+        /// Shifts of the grating per window (2: its two complementary masks), at least 1.
+        phases: usize,
+    },
 }
 
 impl ScorerConfig {
+    /// Whether a series point takes the per-step map of the windows covering it (the
+    /// imputation score is per step) rather than their window scores.
+    pub fn scores_steps(&self) -> bool {
+        matches!(self, Self::Imputation { .. })
+    }
+
     /// Whether the scorer needs the EfficientNet-Lite0 feature network.
     pub fn needs_features(&self) -> bool {
         matches!(self, Self::Feature | Self::Combined { .. })
@@ -234,7 +256,30 @@ pub struct InputConfig {
     pub audio_reference_db: Option<f64>,
     /// Images: add flipped copies of the training images. Default true.
     pub flip_augment: bool,
+    /// Series: how each window is normalised before the network sees it, on top of the
+    /// series' standardisation with its train part's statistics. Default
+    /// [`WindowNorm::Global`] (no more).
+    pub window_norm: WindowNorm,
 }
+
+/// How series windows are normalised (see [`InputConfig::window_norm`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowNorm {
+    /// Only the series' standardisation with its train part's mean and deviation.
+    #[default]
+    Global,
+    /// Each window also z-normalised on its own (per channel), as the matrix profile
+    /// compares subsequences: the score ignores a window's level and scale, so a drifting
+    /// level is not an anomaly, and only its shape counts. A window whose deviation is below
+    /// [`WINDOW_STD_FLOOR`] (nearly constant) is divided by the floor instead, so its noise is
+    /// not blown up.
+    Window,
+}
+
+/// The smallest deviation a window is divided by under [`WindowNorm::Window`], in units of the
+/// series' train deviation.
+pub const WINDOW_STD_FLOOR: f64 = 0.05;
 
 impl Default for InputConfig {
     fn default() -> Self {
@@ -250,6 +295,7 @@ impl Default for InputConfig {
             audio_dynamic_range_db: 80.0,
             audio_reference_db: None,
             flip_augment: true,
+            window_norm: WindowNorm::Global,
         }
     }
 }
@@ -396,6 +442,56 @@ impl DetectorConfig {
         }
     }
 
+    /// Imputation diffusion for series windows of `dims` channels and `window` steps (issue
+    /// 21; ImDiffusion, arXiv 2307.00754): a small 1D U-Net with the method's four modules,
+    /// fed the window with its masked steps noised and the mask as one more channel
+    /// (`dims + 1` inputs), trained to predict the clean window (`sample`) on grating masks of
+    /// `window / 8` steps with random shifts, the loss on the masked steps only; scored by
+    /// [`ScorerConfig::Imputation`] (both complementary masks, 4 levels up to pure noise).
+    /// Windows are z-normalised on their own ([`WindowNorm::Window`]), as the matrix profile
+    /// compares subsequences, so a drifting level does not count; set
+    /// `input.window_norm` to [`WindowNorm::Global`] where the level itself matters.
+    ///
+    /// The window is best a period or two of the series (`dmad_data::find_length` estimates
+    /// the period from the train part, as TSB-AD does); a multiple of 4 suits the U-Net.
+    pub fn series_imputation(dims: usize, window: usize) -> Self {
+        let mut unet = small_unet(dims, &[32, 64, 64]);
+        unet.in_channels = dims + 1;
+        unet.prediction_type = dmad_core::PredictionType::Sample;
+        let base = Self::for_series(dims);
+        Self {
+            modality: Modality::Series,
+            input: InputConfig {
+                window,
+                train_stride: 4,
+                test_stride: (window / 8).max(1),
+                window_norm: WindowNorm::Window,
+                ..base.input.clone()
+            },
+            network: NetworkConfig::Unet1d(unet),
+            scorer: ScorerConfig::Imputation {
+                levels: 4,
+                max_strength: 1.0,
+                phases: 2,
+            },
+            scoring: ScoringConfig {
+                batch_size: 64,
+                ..ScoringConfig::default()
+            },
+            train: TrainConfig {
+                steps: 1500,
+                batch_size: 32,
+                learning_rate: 5e-4,
+                lr_warmup_steps: 100,
+                imputation: Some(GratingMasks {
+                    segment: (window / 8).max(1),
+                }),
+                ..TrainConfig::default()
+            },
+            ..base
+        }
+    }
+
     /// Defaults for audio scalograms `[1, scales, frames]`: the image defaults on one channel,
     /// with 64 scales of the narrow-band `cmor10-1.0` wavelet, each clip's maximum as the top
     /// level and 4 frames of a quarter of the clip each. On the protocol's machine sounds
@@ -494,6 +590,20 @@ impl DetectorConfig {
                     ),
                 )
             }
+            ScorerConfig::Imputation {
+                levels,
+                max_strength,
+                phases,
+            } if levels == 0 || phases == 0 || !(max_strength > 0.0 && max_strength <= 1.0) => {
+                return bad(
+                    "scorer",
+                    format!(
+                        "the imputation score needs levels >= 1, phases >= 1 and max_strength \
+                         in (0, 1], got levels {levels}, phases {phases}, max_strength \
+                         {max_strength}"
+                    ),
+                )
+            }
             s if s.needs_features()
                 && !matches!(self.modality, Modality::Image | Modality::Audio) =>
             {
@@ -508,6 +618,7 @@ impl DetectorConfig {
             }
             _ => {}
         }
+        self.validate_imputation()?;
         if let Some(space) = &self.feature_space {
             space.validate()?;
             if !matches!(self.modality, Modality::Image | Modality::Audio) {
@@ -555,6 +666,59 @@ impl DetectorConfig {
             );
         }
         Ok(())
+    }
+
+    /// An imputation scorer needs an imputation network and training, on series, and the
+    /// other way round.
+    fn validate_imputation(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        let scorer = matches!(self.scorer, ScorerConfig::Imputation { .. });
+        let Some(masks) = self.train.imputation else {
+            if scorer {
+                return bad(
+                    "train.imputation",
+                    "the imputation scorer needs a network trained to impute: set \
+                     train.imputation (DetectorConfig::series_imputation does)"
+                        .to_string(),
+                );
+            }
+            return Ok(());
+        };
+        if !scorer {
+            return bad(
+                "scorer",
+                "a network trained to impute (train.imputation) is scored by the imputation \
+                 scorer only"
+                    .to_string(),
+            );
+        }
+        if self.modality != Modality::Series {
+            return bad(
+                "modality",
+                format!(
+                    "imputation diffusion is for series windows, not {} data",
+                    self.modality
+                ),
+            );
+        }
+        if let Err(e) = masks.validate(self.input.window) {
+            return bad("train.imputation.segment", e.to_string());
+        }
+        match &self.network {
+            NetworkConfig::Unet1d(u) if u.in_channels == u.out_channels + 1 => Ok(()),
+            NetworkConfig::Unet1d(u) => bad(
+                "network",
+                format!(
+                    "an imputation U-Net takes the window's channels plus the mask: \
+                     in_channels must be out_channels + 1, got {} and {}",
+                    u.in_channels, u.out_channels
+                ),
+            ),
+            _ => bad(
+                "network",
+                "imputation diffusion needs a 1D U-Net (unet1d)".to_string(),
+            ),
+        }
     }
 
     fn network_kind(&self) -> &'static str {

@@ -9,16 +9,19 @@ use dmad_diffusion::{NoiseSchedule, Start};
 use dmad_metrics::Threshold;
 use dmad_score::dte::{DteNonParametric, DteNonParametricConfig};
 use dmad_score::{
-    DenoisingErrorConfig, DenoisingErrorScorer, EfficientNetExtractor, FeatureScorer, NormKind,
-    Normaliser, ReconstructionConfig, ReconstructionScorer, Reconstructor, ScoreOutput, Scorer,
-    Terms,
+    DenoisingErrorConfig, DenoisingErrorScorer, EfficientNetExtractor, FeatureScorer,
+    ImputationConfig, ImputationScorer, NormKind, Normaliser, ReconstructionConfig,
+    ReconstructionScorer, Reconstructor, ScoreOutput, Scorer, Terms,
 };
 use dmad_train::{Control, Progress, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DetectorConfig, NetworkConfig, ScorerConfig, ScoringConfig, ThresholdRule};
+use crate::config::{
+    DetectorConfig, Modality, NetworkConfig, ScorerConfig, ScoringConfig, ThresholdRule,
+    WindowNorm, WINDOW_STD_FLOOR,
+};
 use crate::feature_space::{self, FeatureSpace};
 use crate::network::Network;
 use crate::sampler::AnySampler;
@@ -288,7 +291,7 @@ impl Detector {
             Ok(data.index_select(&idx, 0)?)
         };
         let (cal_idx, train_idx) = order.split_at(n_cal);
-        let train = pick(train_idx)?;
+        let train = self.normalise_windows(&pick(train_idx)?)?;
         // In feature space the model learns the standardised patch vectors of the images.
         let train = match self.space.as_mut() {
             Some(space) => {
@@ -544,7 +547,7 @@ impl Detector {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<Scores>> {
         self.check_input(x)?;
-        let x = x.to_device(&self.device)?;
+        let x = self.normalise_windows(&x.to_device(&self.device)?)?;
         let n = x.dim(0)?;
         let bs = self.cfg.scoring.batch_size;
         let mut scores = vec![Vec::with_capacity(n); scorers.len()];
@@ -581,6 +584,55 @@ impl Detector {
                 Ok(Scores { scores, maps })
             })
             .collect()
+    }
+
+    /// Series windows z-normalised on their own under [`WindowNorm::Window`] (as fitting and
+    /// scoring both see them); anything else unchanged.
+    fn normalise_windows(&self, x: &Tensor) -> Result<Tensor> {
+        if self.cfg.modality != Modality::Series || self.cfg.input.window_norm != WindowNorm::Window
+        {
+            return Ok(x.clone());
+        }
+        let mean = x.mean_keepdim(2)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let std = centred
+            .sqr()?
+            .mean_keepdim(2)?
+            .sqrt()?
+            .clamp(WINDOW_STD_FLOOR as f32, f32::MAX)?;
+        Ok(centred.broadcast_div(&std)?)
+    }
+
+    fn imputation_scorer(
+        &self,
+        levels: usize,
+        max_strength: f64,
+        phases: usize,
+        offset: u64,
+    ) -> Result<ImputationScorer<&Network>> {
+        let masks = self.cfg.train.imputation.ok_or(Error::InvalidConfig {
+            field: "train.imputation",
+            reason: "the imputation scorer needs a network trained to impute".to_string(),
+        })?;
+        let s = &self.cfg.scoring;
+        let cfg = ImputationConfig {
+            masks,
+            phases,
+            timesteps: dmad_score::levels(
+                levels,
+                max_strength,
+                self.schedule.num_train_timesteps(),
+            ),
+            draws: s.draws,
+            seed: s
+                .seed
+                .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+        };
+        Ok(ImputationScorer::new(
+            &self.frozen,
+            self.schedule.clone(),
+            cfg,
+        )?)
     }
 
     fn reconstructor(&self, offset: u64) -> Result<Reconstructor<&Network, AnySampler>> {
@@ -701,10 +753,13 @@ impl Detector {
             } => self
                 .denoising_scorer(levels, max_strength, noise_free, offset)?
                 .score(rows)?,
-            ScorerConfig::Feature | ScorerConfig::Combined { .. } => {
+            ScorerConfig::Feature
+            | ScorerConfig::Combined { .. }
+            | ScorerConfig::Imputation { .. } => {
                 return Err(Error::InvalidConfig {
                     field: "scorer",
-                    reason: "the feature and combined scorers do not apply in feature space"
+                    reason: "the feature, combined and imputation scorers do not apply in \
+                             feature space"
                         .to_string(),
                 })
             }
@@ -732,6 +787,13 @@ impl Detector {
                 noise_free,
             } => self
                 .denoising_scorer(levels, max_strength, noise_free, offset)?
+                .score(x0)?,
+            ScorerConfig::Imputation {
+                levels,
+                max_strength,
+                phases,
+            } => self
+                .imputation_scorer(levels, max_strength, phases, offset)?
                 .score(x0)?,
             ScorerConfig::Feature => self.terms_chunk(x0, offset)?.feat,
             ScorerConfig::Combined { lambda } => normaliser

@@ -371,9 +371,22 @@ pub fn series(
     test_stride: usize,
     device: &Device,
 ) -> Result<SeriesTask> {
-    let (split, anomaly) = match source {
+    let (split, anomaly) = series_split(source)?;
+    series_task(split, window, train_stride, test_stride, anomaly, device)
+}
+
+/// Loads a [`SeriesSource`] split as the protocol says, not normalised or windowed, with the
+/// UCR anomaly `[begin, end)` (whole-series coordinates) where there is one.
+///
+/// # Errors
+/// Errors of the loaders, naming the file.
+pub fn series_split(
+    source: &SeriesSource,
+) -> Result<(dmad_data::SeriesSplit, Option<(usize, usize)>)> {
+    Ok(match source {
         SeriesSource::UcrAnomaly(p) => {
-            return ucr_series(p, window, train_stride, test_stride, device)
+            let (split, name) = dmad_data::load_ucr_anomaly(p)?;
+            (split, Some((name.begin, name.end)))
         }
         SeriesSource::Nab(root, key) => (dmad_data::load_nab(root, key)?, None),
         SeriesSource::LabelledCsv(p) => (
@@ -381,8 +394,25 @@ pub fn series(
             None,
         ),
         SeriesSource::Gutentag(dir, name) => (dmad_data::load_gutentag(dir, name)?, None),
-    };
-    series_task(split, window, train_stride, test_stride, anomaly, device)
+    })
+}
+
+/// The dominant period of a series' train part ([`dmad_data::find_length`] on its first
+/// channel): a window length chosen without looking at the test part.
+pub fn train_period(train: &dmad_data::Series) -> usize {
+    let first: Vec<f32> = train
+        .values
+        .iter()
+        .step_by(train.dims.max(1))
+        .copied()
+        .collect();
+    dmad_data::find_length(&first)
+}
+
+/// A window length for imputation diffusion from a period: two periods, rounded up to a
+/// multiple of 8 (the U-Net halves it twice, the grating takes an eighth), within `[32, 512]`.
+pub fn imputation_window(period: usize) -> usize {
+    (2 * period).div_ceil(8).saturating_mul(8).clamp(32, 512)
 }
 
 /// A UCR/UEA classification archive used one-class (`data/PROTOCOL.md`): the train rows of

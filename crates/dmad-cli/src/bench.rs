@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::tasks::Options;
 
 mod feature_space;
+mod imputation;
 mod series_peers;
 
 /// What `dmad bench` runs.
@@ -97,11 +98,15 @@ pub enum Variant {
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
+    /// Series: imputation diffusion (issue 21): a 1D U-Net with the four modules trained to
+    /// fill grating-masked segments of z-normalised windows (two periods of the train part),
+    /// each point scored by its imputation error over both masks and 4 noise levels.
+    Imputation,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 15] = [
+    pub const ALL: [Variant; 16] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -117,6 +122,7 @@ impl Variant {
         Variant::PatchCore10,
         Variant::FeatureDiffusion,
         Variant::FeatureRecon,
+        Variant::Imputation,
     ];
 
     fn id(self) -> &'static str {
@@ -136,6 +142,7 @@ impl Variant {
             Variant::PatchCore10 => "patchcore-10",
             Variant::FeatureDiffusion => "feature-diffusion",
             Variant::FeatureRecon => "feature-recon",
+            Variant::Imputation => "imputation",
         }
     }
 
@@ -156,6 +163,7 @@ impl Variant {
             Variant::PatchCore10 => "PatchCore 10% (peer)",
             Variant::FeatureDiffusion => "feature diffusion",
             Variant::FeatureRecon => "feature diffusion, recon",
+            Variant::Imputation => "imputation diffusion",
         }
     }
 
@@ -167,6 +175,9 @@ impl Variant {
     /// Whether the variant means something for a modality (tables have no U-Net modules; the
     /// perceptual term needs images or scalograms).
     fn applies(self, modality: Modality) -> bool {
+        if self == Variant::Imputation {
+            return modality == Modality::Series;
+        }
         if self.uses_features() {
             return matches!(modality, Modality::Image | Modality::Audio);
         }
@@ -250,7 +261,8 @@ impl Variant {
             | Variant::PatchCore
             | Variant::PatchCore10
             | Variant::FeatureDiffusion
-            | Variant::FeatureRecon => {}
+            | Variant::FeatureRecon
+            | Variant::Imputation => {}
             Variant::Ddpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
@@ -975,7 +987,11 @@ fn run_unit(
     match test {
         TestSet::Points(task) => {
             let s = det.score(&task.test)?;
-            let points = task.point_scores(&s.scores, None)?;
+            let maps = s
+                .maps
+                .as_ref()
+                .filter(|_| det.config().scorer.scores_steps());
+            let points = task.point_scores(&s.scores, maps)?;
             let r = dmad::evaluate(&points, &task.test_labels, Some(threshold))?;
             (m.auroc, m.auprc, m.f1_max, m.f1_at_threshold) =
                 (r.auroc, r.auprc, r.f1_max, r.f1_at_threshold);
@@ -1327,6 +1343,9 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
             }
             let mut cfg = base_config(ds, features, args.budget);
             variant.apply(&mut cfg);
+            if variant == Variant::Imputation {
+                cfg = imputation::config(ds, args.budget)?;
+            }
             if variant.patch_features() {
                 let input = cfg.input.clone();
                 if let Some(scorer) = variant.feature_scorer() {

@@ -190,6 +190,22 @@ pub fn default_config(modality: Modality, spec: &DataSpec, dev: &Device) -> Resu
     })
 }
 
+/// The imputation detector of the series at `spec`: [`DetectorConfig::series_imputation`]
+/// with a window of two periods of the training series ([`prepare::train_period`]).
+fn imputation_config(modality: Modality, spec: &DataSpec) -> Result<DetectorConfig> {
+    if modality != Modality::Series {
+        bail!("--scorer imputation fills masked segments of series windows, not {modality} data");
+    }
+    let train = if is_ucr(&spec.path) {
+        dmad::data::load_ucr_anomaly(&spec.path)?.0.train
+    } else {
+        layout::resolve(modality, &spec.path, Purpose::Fit)?;
+        dmad::data::read_plain_series(&spec.path)?
+    };
+    let window = prepare::imputation_window(prepare::train_period(&train));
+    Ok(DetectorConfig::series_imputation(train.dims, window))
+}
+
 /// Reads a detector configuration: a `DetectorConfig` as JSON, or a saved model's
 /// config.json (which wraps it in `detector`).
 pub fn read_config(path: &Path) -> Result<DetectorConfig> {
@@ -344,6 +360,10 @@ pub enum ScorerArg {
     FeatureRecon,
     /// Non-parametric diffusion-time estimation (no network, k = 5 neighbours).
     Dte,
+    /// Series: imputation diffusion (a 1D U-Net fills grating-masked segments of z-normalised
+    /// windows; each point scored by its imputation error), the window two periods of the
+    /// training series (its autocorrelation's peak, as TSB-AD's find_length).
+    Imputation,
 }
 
 /// What `dmad fit` was asked for besides the data.
@@ -394,6 +414,7 @@ pub fn fit(
             }
             DetectorConfig::feature_diffusion(modality, 1)
         }
+        (None, Some(ScorerArg::Imputation)) => imputation_config(modality, spec)?,
         (None, _) => default_config(modality, spec, dev)?,
     };
     match scorer {
@@ -670,7 +691,8 @@ pub fn score_data(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     if let Some(task) = task {
-        let points = task.point_scores(&scores, None)?;
+        let steps = maps.as_ref().filter(|_| det.config().scorer.scores_steps());
+        let points = task.point_scores(&scores, steps)?;
         let values = if labelled {
             let mut split = dmad::data::load_ucr_anomaly(&spec.path)?.0;
             dmad::data::resolve_series(&mut split.test, &spec.path, NonFinite::Impute)?;

@@ -9,6 +9,7 @@
 //!   (`v_prediction`) or the clean sample (`sample`), with diffusers' names.
 //! - [`FeatureExtractor`]: a frozen network giving feature maps, for perceptual losses and
 //!   scores.
+//! - [`masking`]: grating masks and the conditioned input of imputation diffusion (series).
 //! - [`Error`] and [`Result`]: the shared error.
 //! - [`alloc::zeroed`]: large zero-filled buffers prefaulted in one system call, for the
 //!   workspace's CPU kernels.
@@ -55,6 +56,7 @@ pub mod alloc;
 mod denoiser;
 mod error;
 mod features;
+pub mod masking;
 mod prediction;
 
 pub use denoiser::Denoiser;

@@ -65,6 +65,7 @@ mod error;
 mod finite;
 pub mod image;
 pub mod npy;
+mod period;
 mod plain;
 pub mod scalogram;
 pub mod tabular;
@@ -79,6 +80,7 @@ pub use finite::{resolve_series, NonFinite, NonFiniteReport};
 pub use image::{
     ColorMode, ImageConfig, ImageFolder, ImageSample, NpyImages, ResizeFilter, ResizeMode, Split,
 };
+pub use period::{find_length, DEFAULT_LENGTH};
 pub use plain::read_plain_series;
 pub use scalogram::{
     AudioScalogram, AudioScalogramConfig, DcaseScalograms, ScalogramItem, ScalogramSample,

@@ -18,6 +18,8 @@
 //!   [`DdpmTableScorer`], the DTE paper's DDPM reconstruction baseline.
 //! - [`DenoisingErrorScorer`]: the denoising error `||eps_theta(x_t, t) - eps||^2` averaged
 //!   over several noise levels (an ELBO-style density score), one network call per level.
+//! - [`ImputationScorer`]: series windows masked by a grating, the masked steps noised and
+//!   imputed from the rest by an imputation denoiser; the per-step error map (ImDiffusion).
 //! - [`patch`]: PatchCore's locally aware patch features of a frozen extractor, the space in
 //!   which dmad's feature-space diffusion detector works; [`PatchCore`]: the memory-bank
 //!   baseline on the same features (greedy k-center coreset, nearest-neighbour distance).
@@ -98,6 +100,7 @@ pub mod dte;
 pub mod efficientnet;
 mod error;
 mod feature;
+mod imputation;
 pub mod maps;
 pub mod patch;
 pub mod patchcore;
@@ -116,6 +119,7 @@ pub use dte::{
 pub use efficientnet::EfficientNetExtractor;
 pub use error::{Error, Result};
 pub use feature::{feature_error, FeatureScorer, Terms};
+pub use imputation::{ImputationConfig, ImputationScorer};
 pub use patchcore::{PatchCore, PatchCoreConfig};
 pub use reconstruction::{
     draw_seed, squared_error, ReconstructionConfig, ReconstructionScorer, Reconstructor,

@@ -1,3 +1,4 @@
+use dmad_core::masking::GratingMasks;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -36,6 +37,12 @@ pub struct TrainConfig {
     pub checkpoint_every: Option<usize>,
     /// How many checkpoints to keep on disk (the newest). Default 2.
     pub keep_checkpoints: usize,
+    /// Train an imputation denoiser on series windows `[batch, channels, length]`: each sample
+    /// gets a grating mask with a random shift, the network sees
+    /// [`dmad_core::masking::imputation_input`] (`channels + 1` input channels) and the loss
+    /// counts the masked steps only. `None` (default): the plain diffusion loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imputation: Option<GratingMasks>,
 }
 
 impl Default for TrainConfig {
@@ -55,6 +62,7 @@ impl Default for TrainConfig {
             seed: 0,
             checkpoint_every: Some(500),
             keep_checkpoints: 2,
+            imputation: None,
         }
     }
 }
@@ -114,6 +122,15 @@ impl TrainConfig {
         }
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints", "must be at least 1");
+        }
+        if self.imputation.is_some_and(|g| g.segment == 0) {
+            return bad("imputation.segment", "must be at least 1");
+        }
+        if self.imputation.is_some() && self.feature_loss_weight > 0.0 {
+            return bad(
+                "feature_loss_weight",
+                "the feature loss compares images; an imputation run trains on series windows",
+            );
         }
         Ok(())
     }

@@ -3,6 +3,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
+use dmad_core::masking::{imputation_input, masked_squared_error};
 use dmad_core::{Denoiser, FeatureExtractor, PredictionType};
 use dmad_diffusion::NoiseSchedule;
 use rand::{Rng, SeedableRng};
@@ -228,14 +229,40 @@ impl Trainer {
         let noise = Tensor::from_vec(noise, x0.shape(), &device)?;
 
         let x_t = self.schedule.add_noise(&x0, &noise, &t)?;
-        let pred = model.predict(&x_t, &t)?;
         let kind = model.prediction_type();
         let target = match kind {
             PredictionType::Epsilon => noise.clone(),
             PredictionType::VPrediction => self.schedule.velocity(&x0, &noise, &t)?,
             PredictionType::Sample => x0.clone(),
         };
-        let mse = (&pred - &target)?.sqr()?.mean_all()?;
+        let (pred, mse) = match self.cfg.imputation {
+            None => {
+                let pred = model.predict(&x_t, &t)?;
+                let mse = (&pred - &target)?.sqr()?.mean_all()?;
+                (pred, mse)
+            }
+            Some(g) => {
+                // Drawn after the noise, so that runs without imputation keep their stream.
+                let dims = x0.dims().to_vec();
+                if dims.len() != 3 {
+                    return Err(Error::InvalidData(format!(
+                        "imputation training needs series windows [batch, channels, length], \
+                         got {dims:?}"
+                    )));
+                }
+                g.validate(dims[2])?;
+                let shifts: Vec<usize> = (0..b)
+                    .map(|_| self.rng.random_range(0..g.period()))
+                    .collect();
+                let mask = g.mask_tensor(dims[2], &shifts, &device)?;
+                let input = imputation_input(&x_t, &x0, &mask)?;
+                let pred = model.predict(&input, &t)?;
+                // The mean over the masked steps (every channel) of the squared error.
+                let err = masked_squared_error(&pred, &target, &mask)?.sum_all()?;
+                let masked = mask.sum_all()?.to_scalar::<f32>()?.max(1.0);
+                (pred, (err / masked as f64)?)
+            }
+        };
         let (loss, feature_loss) = match features {
             Some(f) if gamma > 0.0 => {
                 let x0_hat = self.schedule.convert_prediction(
