@@ -377,7 +377,14 @@ impl Detector {
             }
             _ => None,
         };
-        let scores = self.score_with(cal, normaliser.as_ref())?.scores;
+        let out = self.score_with(cal, normaliser.as_ref())?;
+        let samples = out.scores.len();
+        // A scorer whose series points take the per-step map is thresholded on its steps.
+        let steps = self.cfg.scorer.scores_steps() && out.maps.is_some();
+        let scores = match (&out.maps, steps) {
+            (Some(m), true) => m.flatten_all()?.to_vec1::<f32>()?,
+            _ => out.scores,
+        };
         let threshold = match self.cfg.threshold {
             ThresholdRule::Quantile { q } => Threshold::quantile(&scores, q)?,
             ThresholdRule::MeanStd { k } => Threshold::mean_std(&scores, k)?,
@@ -393,9 +400,9 @@ impl Detector {
             ThresholdRule::MeanStd { k } => format!("the mean + {k} standard deviations"),
         };
         let method = format!(
-            "{rule} of the scores of {} held-out normal samples{}",
-            scores.len(),
-            if scores.len() < 20 {
+            "{rule} of the {}scores of {samples} held-out normal samples{}",
+            if steps { "per-step " } else { "" },
+            if samples < 20 {
                 " (fewer than 20: a rough threshold)"
             } else {
                 ""
@@ -405,7 +412,7 @@ impl Detector {
             threshold,
             normal_mean: mean,
             normal_std: var.sqrt(),
-            calibration_samples: scores.len(),
+            calibration_samples: samples,
             train_samples,
             normaliser,
             method,

@@ -102,11 +102,19 @@ pub enum Variant {
     /// fill grating-masked segments of z-normalised windows (two periods of the train part),
     /// each point scored by its imputation error over both masks and 4 noise levels.
     Imputation,
+    /// The imputation recipe with the U-Net's four modules off (a plain DDPM U-Net).
+    ImputationDdpm,
+    /// The imputation recipe without the wavelet pyramid.
+    ImputationNoWavelet,
+    /// The imputation recipe without the input adapter.
+    ImputationNoAdapter,
+    /// The imputation recipe without the hybrid (Conv1d) time embedding.
+    ImputationNoTimeConv,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 16] = [
+    pub const ALL: [Variant; 20] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -123,6 +131,10 @@ impl Variant {
         Variant::FeatureDiffusion,
         Variant::FeatureRecon,
         Variant::Imputation,
+        Variant::ImputationDdpm,
+        Variant::ImputationNoWavelet,
+        Variant::ImputationNoAdapter,
+        Variant::ImputationNoTimeConv,
     ];
 
     fn id(self) -> &'static str {
@@ -143,6 +155,10 @@ impl Variant {
             Variant::FeatureDiffusion => "feature-diffusion",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
+            Variant::ImputationDdpm => "imputation-ddpm",
+            Variant::ImputationNoWavelet => "imputation-no-wavelet",
+            Variant::ImputationNoAdapter => "imputation-no-adapter",
+            Variant::ImputationNoTimeConv => "imputation-no-time-conv",
         }
     }
 
@@ -164,6 +180,10 @@ impl Variant {
             Variant::FeatureDiffusion => "feature diffusion",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
+            Variant::ImputationDdpm => "imputation, DDPM U-Net",
+            Variant::ImputationNoWavelet => "imputation - wavelet",
+            Variant::ImputationNoAdapter => "imputation - adapter",
+            Variant::ImputationNoTimeConv => "imputation - time conv",
         }
     }
 
@@ -175,7 +195,7 @@ impl Variant {
     /// Whether the variant means something for a modality (tables have no U-Net modules; the
     /// perceptual term needs images or scalograms).
     fn applies(self, modality: Modality) -> bool {
-        if self == Variant::Imputation {
+        if self.imputes() {
             return modality == Modality::Series;
         }
         if self.uses_features() {
@@ -190,6 +210,18 @@ impl Variant {
                     | Variant::Calibrated
                     | Variant::Fidelity
             )
+    }
+
+    /// Whether the variant is the imputation recipe (or one of its ablations).
+    fn imputes(self) -> bool {
+        matches!(
+            self,
+            Variant::Imputation
+                | Variant::ImputationDdpm
+                | Variant::ImputationNoWavelet
+                | Variant::ImputationNoAdapter
+                | Variant::ImputationNoTimeConv
+        )
     }
 
     /// Whether the variant scores with the perceptual (EfficientNet-Lite0) term.
@@ -263,11 +295,11 @@ impl Variant {
             | Variant::FeatureDiffusion
             | Variant::FeatureRecon
             | Variant::Imputation => {}
-            Variant::Ddpm => *m = dmad::unet::ModulesConfig::none(),
-            Variant::NoWavelet => m.wavelet_pyramid = false,
+            Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
+            Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
-            Variant::NoAdapter => m.input_adapter = false,
-            Variant::NoTimeConv => m.hybrid_time_embedding = false,
+            Variant::NoAdapter | Variant::ImputationNoAdapter => m.input_adapter = false,
+            Variant::NoTimeConv | Variant::ImputationNoTimeConv => m.hybrid_time_embedding = false,
         }
     }
 }
@@ -640,6 +672,9 @@ struct UnitMetrics {
     /// Feature-diffusion variant: whether the noise-free score norm was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     noise_free: Option<bool>,
+    /// Imputation variants: the window normalisation chosen on generated anomalies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_norm: Option<String>,
     /// Combined, calibrated variant: the chosen weight of the reconstruction term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibrated_lambda: Option<f64>,
@@ -911,9 +946,16 @@ fn run_unit(
     let mut cfg = cfg.clone();
     cfg.train.seed = opts.seed;
     cfg.scoring.seed = opts.seed;
-    let mut det = Detector::new(cfg, dev)?;
+    let mut det = Detector::new(cfg.clone(), dev)?;
     let fit_start = Instant::now();
-    if variant == Variant::FeatureDiffusion {
+    if variant.imputes() {
+        // The window normalisation, chosen on anomalies injected into the last fifth of the
+        // training windows (no real anomaly used); the detector keeps the other four fifths.
+        let (chosen, norm, auroc) = imputation::fit_choosing_norm(&cfg, &train, opts.seed, dev)?;
+        det = chosen;
+        m.window_norm = Some(format!("{norm:?}").to_lowercase());
+        m.generated_auroc = Some(auroc);
+    } else if variant == Variant::FeatureDiffusion {
         // The denoising score's settings, chosen on anomalies generated from a held-out fifth
         // of the normal training samples (no real anomaly used): images get injected image
         // defects, audio clips the audio anomalies injected into their waveforms.
@@ -1237,6 +1279,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         wall_s: units.iter().map(|u| u.wall_s).sum(),
         fit_s: mean_opt(&|u| u.fit_s),
         noise_free: units.first().and_then(|u| u.noise_free),
+        window_norm: units.first().and_then(|u| u.window_norm.clone()),
         score_s: mean_opt(&|u| u.score_s),
     }
 }
@@ -1341,11 +1384,12 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 // Ten digits of 10,000 test images through EfficientNet at 224x224: hours.
                 continue;
             }
-            let mut cfg = base_config(ds, features, args.budget);
+            let mut cfg = if variant.imputes() {
+                imputation::config(ds, args.budget)?
+            } else {
+                base_config(ds, features, args.budget)
+            };
             variant.apply(&mut cfg);
-            if variant == Variant::Imputation {
-                cfg = imputation::config(ds, args.budget)?;
-            }
             if variant.patch_features() {
                 let input = cfg.input.clone();
                 if let Some(scorer) = variant.feature_scorer() {
@@ -2286,6 +2330,16 @@ mod tests {
             assert!(!v.applies(Modality::Series) && !v.applies(Modality::Table));
         }
         assert!(Variant::CombinedCalibrated.calibrates() && !Variant::Combined.calibrates());
+        // The imputation recipe and its ablations are for series only; each ablation turns
+        // its module off and keeps the imputation network and scorer.
+        let mut c = DetectorConfig::series_imputation(1, 64);
+        Variant::ImputationNoAdapter.apply(&mut c);
+        let m = c.network.modules_mut().unwrap();
+        assert!(!m.input_adapter && m.wavelet_pyramid && m.hybrid_time_embedding);
+        assert!(c.scorer.scores_steps() && c.train.imputation.is_some());
+        for v in [Variant::Imputation, Variant::ImputationDdpm] {
+            assert!(v.applies(Modality::Series) && !v.applies(Modality::Image));
+        }
     }
 
     #[test]

@@ -378,14 +378,8 @@ fn run() -> Result<()> {
                 .calibration()
                 .context("fitted model has a calibration")?
                 .clone();
-            let rule = match det.config().threshold {
-                dmad::ThresholdRule::Quantile { q } => format!("the {q} quantile"),
-                dmad::ThresholdRule::MeanStd { k } => format!("the mean + {k} std"),
-            };
-            info.threshold = format!(
-                "{rule} of the scores of {} held-out normal samples",
-                cal.calibration_samples
-            );
+            // The library's own account of the threshold (rule, data, per-step or not).
+            info.threshold = cal.method.clone();
             model::save(&det, &out, &info)?;
             if own_checkpoints && checkpoints.is_dir() {
                 std::fs::remove_dir_all(&checkpoints)

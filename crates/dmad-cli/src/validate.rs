@@ -114,10 +114,11 @@ pub fn sample_values(cfg: &DetectorConfig) -> u128 {
     }
 }
 
-/// The input channels (U-Nets) or features (MLPs) of the detector's network.
+/// The channels (U-Nets) or features (MLPs) of the data the detector's network models: a
+/// U-Net's output channels (an imputation U-Net takes one more input channel, the mask).
 pub fn network_channels(cfg: &DetectorConfig) -> Option<usize> {
     match &cfg.network {
-        NetworkConfig::Unet2d(u) | NetworkConfig::Unet1d(u) => Some(u.in_channels),
+        NetworkConfig::Unet2d(u) | NetworkConfig::Unet1d(u) => Some(u.out_channels),
         NetworkConfig::Mlp(m) => Some(m.in_features),
     }
 }

@@ -907,3 +907,103 @@ fn a_plain_series_file_fits_and_scores_without_labels() {
         &["bad.txt at line 2", "not a number"],
     );
 }
+
+#[test]
+fn a_multivariate_series_fits_and_scores_with_imputation_diffusion() {
+    let d = TempDir::new().unwrap();
+    // Three channels of period 30 with a flat stretch (a discord) at points 450..465.
+    let multi = d.path().join("multi.csv");
+    let mut text = String::from("a,b,c\n");
+    for i in 0..600 {
+        let t = 2.0 * std::f64::consts::PI * i as f64 / 30.0;
+        let v = if (450..465).contains(&i) {
+            [0.0; 3]
+        } else {
+            [t.sin(), t.cos(), (2.0 * t).sin()]
+        };
+        text.push_str(&format!("{:.4},{:.4},{:.4}\n", v[0], v[1], v[2]));
+    }
+    std::fs::write(&multi, text).unwrap();
+    let model = d.path().join("multi.model");
+    let fit = |data: &Path, out: &Path| -> Vec<String> {
+        [
+            "fit",
+            "--modality",
+            "series",
+            "--scorer",
+            "imputation",
+            "--steps",
+            "10",
+            "--data",
+            s(data),
+            "--out",
+            s(out),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = fit(&multi, &model);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    expect(&args, 0, &["saved"]);
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    // Two periods of the training series, from its autocorrelation.
+    assert_eq!(config["detector"]["input"]["window"], 64);
+    assert_eq!(config["detector"]["network"]["in_channels"], 4);
+    let scores = d.path().join("scores");
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&multi),
+            "--out",
+            s(&scores),
+        ],
+        0,
+        &["600 points scored"],
+    );
+    // The model takes three channels, not the mask's fourth.
+    let one = d.path().join("one.txt");
+    std::fs::write(&one, "1\n2\n3\n".repeat(40)).unwrap();
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&model),
+            "--data",
+            s(&one),
+            "--out",
+            s(&scores),
+        ],
+        1,
+        &["trained on series of 3 channels", "has 1"],
+    );
+    // Too short for any period: the default window (256 points) does not fit 20 points.
+    let short = d.path().join("short.txt");
+    std::fs::write(&short, "1\n2\n".repeat(10)).unwrap();
+    let args = fit(&short, &d.path().join("short.model"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    expect(&args, 1, &["short.txt", "window"]);
+    // A constant series: no period (the default window), every window centred, finite scores.
+    let flat = d.path().join("flat.txt");
+    std::fs::write(&flat, "1.0\n".repeat(400)).unwrap();
+    let flat_model = d.path().join("flat.model");
+    let args = fit(&flat, &flat_model);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    expect(&args, 0, &["saved"]);
+    expect(
+        &[
+            "score",
+            "--model",
+            s(&flat_model),
+            "--data",
+            s(&flat),
+            "--out",
+            s(&scores),
+        ],
+        0,
+        &["400 points scored"],
+    );
+}
