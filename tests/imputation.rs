@@ -33,7 +33,10 @@ fn the_discord_of_a_periodic_series_peaks_the_imputation_score() -> dmad::Result
     dmad::init_cpu();
     let (split, _) = prepare::series_split(&shipped())?;
     let period = prepare::train_period(&split.train);
-    assert_eq!(period, 40, "the shipped wave's period, from the train part alone");
+    assert_eq!(
+        period, 40,
+        "the shipped wave's period, from the train part alone"
+    );
     let window = prepare::imputation_window(period);
     assert_eq!(window, 80);
     let cfg = tiny(window);
