@@ -62,7 +62,7 @@ pub(super) fn fit_choosing_norm(
     }
     let fit_part = train.narrow(0, 0, n - held_n)?;
     let held = train.narrow(0, n - held_n, held_n)?;
-    let mut anomalies = Vec::new();
+    let mut parts = vec![held.clone()];
     for (k, kind) in SeriesAnomaly::ALL.into_iter().enumerate() {
         let injected = dmad::generate::inject_series(
             &held,
@@ -70,9 +70,9 @@ pub(super) fn fit_choosing_norm(
             GENERATED_STRENGTH,
             seed.wrapping_add(k as u64),
         )?;
-        anomalies.push(injected.x);
+        parts.push(injected.x);
     }
-    let x = Tensor::cat(&[&[held.clone()], anomalies.as_slice()].concat(), 0)?;
+    let x = Tensor::cat(&parts, 0)?;
     let labels: Vec<bool> = (0..x.dim(0)?).map(|i| i >= held_n).collect();
     let mut best: Option<(Detector, WindowNorm, f64)> = None;
     for norm in [WindowNorm::Window, WindowNorm::Global] {
