@@ -103,24 +103,7 @@ impl GaussianDenoiser {
 
 impl Denoiser for GaussianDenoiser {
     fn predict(&self, x_t: &Tensor, t: &Tensor) -> dmad_core::Result<Tensor> {
-        self.predict_impl(x_t, t).map_err(|e| match e {
-            Error::Candle(c) => dmad_core::Error::Candle(c),
-            Error::Core(c) => c,
-            Error::ShapeMismatch {
-                context,
-                expected,
-                got,
-            } => dmad_core::Error::ShapeMismatch {
-                context,
-                expected,
-                got,
-            },
-            other => dmad_core::Error::InvalidInput {
-                path: None,
-                line: None,
-                reason: other.to_string(),
-            },
-        })
+        self.predict_impl(x_t, t).map_err(Error::into_core)
     }
 
     fn prediction_type(&self) -> PredictionType {

@@ -114,3 +114,29 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// This error as a [`dmad_core::Error`], for a [`dmad_core::Denoiser`] implemented in
+    /// this crate: candle, core and shape errors keep their kind, anything else becomes
+    /// `InvalidInput` with this error's message.
+    pub(crate) fn into_core(self) -> dmad_core::Error {
+        match self {
+            Error::Candle(c) => dmad_core::Error::Candle(c),
+            Error::Core(c) => c,
+            Error::ShapeMismatch {
+                context,
+                expected,
+                got,
+            } => dmad_core::Error::ShapeMismatch {
+                context,
+                expected,
+                got,
+            },
+            other => dmad_core::Error::InvalidInput {
+                path: None,
+                line: None,
+                reason: other.to_string(),
+            },
+        }
+    }
+}

@@ -20,6 +20,8 @@
 //!   denoise back), optionally returning their [`Trajectory`], with noise from a
 //!   [`NoiseSource`] such as the reproducible [`SeededNoise`].
 //! - [`GaussianDenoiser`]: the exact denoiser of Gaussian data, an oracle for samplers.
+//! - [`Conditioned`]: a denoiser nudged toward a reference at every step (DDAD's conditioned
+//!   reconstruction).
 //!
 //! Every schedule table, timestep list, forward-process value and sampler trajectory is tested
 //! against reference values from diffusers 0.42.1 (`testdata/diffusers/`): each sampler option
@@ -89,6 +91,7 @@
 #![warn(missing_docs)]
 
 mod analytic;
+mod conditioned;
 mod ddim;
 mod ddpm;
 mod diffusers_config;
@@ -105,6 +108,7 @@ mod timesteps;
 mod util;
 
 pub use analytic::GaussianDenoiser;
+pub use conditioned::Conditioned;
 pub use ddim::{DdimConfig, DdimInverseConfig, DdimInverseSampler, DdimSampler};
 pub use ddpm::{DdpmConfig, DdpmSampler};
 pub use diffusers_config::{AnySampler, SamplerConfig, SchedulerConfig, DIFFUSERS_VERSION};

@@ -5,7 +5,7 @@ use candle_core::{DType, Tensor};
 use dmad_core::{Denoiser, FeatureExtractor};
 use dmad_diffusion::Sampler;
 
-use crate::maps::resize_map;
+use crate::maps::{resize_map, smooth_and_reduce, MapScore};
 use crate::reconstruction::{average, squared_error, Reconstructor};
 use crate::scorer::{batches, check_batch, ScoreOutput, Scorer};
 use crate::{Error, Result};
@@ -29,11 +29,61 @@ pub fn feature_error<F: FeatureExtractor + ?Sized>(
     f0: &[Tensor],
     x0_hat: &Tensor,
 ) -> Result<ScoreOutput> {
-    let f1 = extractor.features(x0_hat)?;
-    feature_error_of(f0, &f1, x0_hat.dims())
+    feature_error_with(extractor, f0, x0_hat, FeatureDistance::SquaredError)
 }
 
-fn feature_error_of(f0: &[Tensor], f1: &[Tensor], input: &[usize]) -> Result<ScoreOutput> {
+/// How the features of a sample and of its reconstruction are compared at each position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum FeatureDistance {
+    /// The squared difference, averaged over the channels (the method's `||f - f_hat||^2`
+    /// per element). The default.
+    #[default]
+    SquaredError,
+    /// `1 - cos(f, f_hat)` of the channel vectors at each position, as DDAD compares feature
+    /// maps: insensitive to the features' scale, which differs from layer to layer.
+    Cosine,
+}
+
+/// As [`feature_error`], comparing the layers with `distance` at each position; the score of
+/// a sample is the sum over layers of the mean over positions.
+///
+/// # Errors
+/// As [`feature_error`].
+pub fn feature_error_with<F: FeatureExtractor + ?Sized>(
+    extractor: &F,
+    f0: &[Tensor],
+    x0_hat: &Tensor,
+    distance: FeatureDistance,
+) -> Result<ScoreOutput> {
+    let f1 = extractor.features(x0_hat)?;
+    feature_error_of(f0, &f1, x0_hat.dims(), distance)
+}
+
+/// The per-position distance `[batch, ...positions]` of two layers `[batch, channel, ...]`.
+fn position_distance(a: &Tensor, h: &Tensor, distance: FeatureDistance) -> Result<Tensor> {
+    let (a, h) = (a.to_dtype(DType::F32)?, h.to_dtype(DType::F32)?);
+    Ok(match distance {
+        FeatureDistance::SquaredError => (a - h)?.sqr()?.mean(1)?,
+        FeatureDistance::Cosine => {
+            let dot = (&a * &h)?.sum(1)?;
+            let na = a.sqr()?.sum(1)?.sqrt()?;
+            let nh = h.sqr()?.sum(1)?.sqrt()?;
+            // As PyTorch's `cosine_similarity`: the product of the norms floored at a small
+            // epsilon, so a zero vector has similarity 0, not NaN.
+            let cos = (dot / (na * nh)?.maximum(1e-12)?)?;
+            cos.affine(-1.0, 1.0)?
+        }
+    })
+}
+
+fn feature_error_of(
+    f0: &[Tensor],
+    f1: &[Tensor],
+    input: &[usize],
+    distance: FeatureDistance,
+) -> Result<ScoreOutput> {
     if f0.is_empty() || f0.len() != f1.len() {
         return Err(Error::shape(
             "feature_error: layers",
@@ -53,18 +103,30 @@ fn feature_error_of(f0: &[Tensor], f1: &[Tensor], input: &[usize]) -> Result<Sco
                 h.dims(),
             ));
         }
-        let d = (a.to_dtype(DType::F32)? - h.to_dtype(DType::F32)?)?.sqr()?;
-        let per = d.reshape((b, ()))?.mean(1)?.to_vec1::<f32>()?;
+        if a.rank() < 2 {
+            return Err(Error::shape(
+                "feature_error: layer",
+                "[batch, channel, ...]",
+                a.dims(),
+            ));
+        }
+        // `[batch, ...positions]`; a layer without positions (`[batch, features]`) is `[batch]`.
+        let d = position_distance(a, h, distance)?;
+        let per = if d.rank() == 1 {
+            d.to_vec1::<f32>()?
+        } else {
+            d.reshape((b, ()))?.mean(1)?.to_vec1::<f32>()?
+        };
         scores.iter_mut().zip(per).for_each(|(s, v)| *s += v);
         if !spatial.is_empty() {
-            if d.rank() != input.len() {
+            if d.rank() + 1 != input.len() {
                 return Err(Error::shape(
                     "feature_error: layer (same rank as the input, to map it)",
                     format!("rank {}", input.len()),
-                    d.dims(),
+                    a.dims(),
                 ));
             }
-            let m = resize_map(&d.mean(1)?, spatial)?;
+            let m = resize_map(&d, spatial)?;
             map = Some(match map {
                 None => m,
                 Some(acc) => (acc + m)?,
@@ -84,6 +146,20 @@ pub struct Terms {
 }
 
 impl Terms {
+    /// Each term's map smoothed with a Gaussian of `sigma` positions and, unless `how` is
+    /// [`MapScore::Inner`], its scores replaced by that summary of the smoothed map
+    /// ([`crate::maps::smooth_and_reduce`]): how a map-level score (DDAD's maximum of the smoothed
+    /// map) is made of both terms.
+    ///
+    /// # Errors
+    /// As [`crate::maps::smooth_and_reduce`].
+    pub fn pooled(self, sigma: f64, how: MapScore) -> Result<Terms> {
+        Ok(Terms {
+            recon: smooth_and_reduce(self.recon, sigma, how)?,
+            feat: smooth_and_reduce(self.feat, sigma, how)?,
+        })
+    }
+
     /// Joins the terms of several batches, in order.
     ///
     /// # Errors
@@ -112,12 +188,28 @@ impl Terms {
 pub struct FeatureScorer<D, S, F> {
     rec: Reconstructor<D, S>,
     extractor: F,
+    distance: FeatureDistance,
 }
 
 impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> FeatureScorer<D, S, F> {
     /// The feature scorer of `rec` through `extractor`.
     pub fn new(rec: Reconstructor<D, S>, extractor: F) -> Self {
-        Self { rec, extractor }
+        Self {
+            rec,
+            extractor,
+            distance: FeatureDistance::SquaredError,
+        }
+    }
+
+    /// Compares the features with `distance` ([`FeatureDistance::SquaredError`] by default).
+    pub fn with_distance(mut self, distance: FeatureDistance) -> Self {
+        self.distance = distance;
+        self
+    }
+
+    /// How the features are compared.
+    pub fn distance(&self) -> FeatureDistance {
+        self.distance
     }
 
     /// The reconstructor.
@@ -142,7 +234,7 @@ impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> FeatureScorer<D, S, F
         let mut feat = Vec::new();
         for r in self.rec.reconstruct(x)? {
             recon.push(squared_error(x, &r)?);
-            feat.push(feature_error(&self.extractor, &f0, &r)?);
+            feat.push(feature_error_with(&self.extractor, &f0, &r, self.distance)?);
         }
         Ok(Terms {
             recon: average(recon)?,
@@ -174,7 +266,7 @@ impl<D: Denoiser, S: Sampler + Clone, F: FeatureExtractor> Scorer for FeatureSco
             .rec
             .reconstruct(x)?
             .iter()
-            .map(|r| feature_error(&self.extractor, &f0, r))
+            .map(|r| feature_error_with(&self.extractor, &f0, r, self.distance))
             .collect::<Result<Vec<_>>>()?;
         average(outs)
     }

@@ -7,9 +7,12 @@
 //!
 //! - [`ReconstructionScorer`]: partial diffusion with any `dmad_diffusion` sampler
 //!   ([`Reconstructor`], seeded noise, optionally averaged over draws) and
-//!   `E_recon = ||x0 - x0_hat||^2`, with a map per pixel or time step.
-//! - [`FeatureScorer`]: `E_feat = sum_l ||f_l(x0) - f_l(x0_hat)||^2` through a frozen
-//!   [`dmad_core::FeatureExtractor`], layer maps upsampled to the input.
+//!   `E_recon = ||x0 - x0_hat||^2`, with a map per pixel or time step; optionally conditioned
+//!   on the input at every step (DDAD's guidance, [`Reconstructor::conditioned`]).
+//! - [`FeatureScorer`]: `E_feat = sum_l ||f_l(x0) - f_l(x0_hat)||^2` (or DDAD's per-position
+//!   `1 - cos`, [`FeatureDistance`]) through a frozen [`dmad_core::FeatureExtractor`], layer
+//!   maps upsampled to the input; [`Terms::pooled`] makes both terms map-level scores (the
+//!   maximum or top-k mean of the smoothed map).
 //! - [`CombinedScorer`]: `A = lambda z(E_recon) + (1 - lambda) z(E_feat)`, both terms
 //!   normalised by a [`Normaliser`] fitted on normal data; [`fit_lambda`] picks `lambda` by
 //!   AUROC from normal and (real or generated) anomalous samples.
@@ -24,7 +27,8 @@
 //!   which dmad's feature-space diffusion detector works; [`PatchCore`]: the memory-bank
 //!   baseline on the same features (greedy k-center coreset, nearest-neighbour distance).
 //! - [`maps`]: Gaussian smoothing (scipy's `gaussian_filter`), resizing to the input, and one
-//!   score per point of a series from overlapping windows.
+//!   score per point of a series from overlapping windows; [`Tiling`]: overlapping tiles of
+//!   large images and their maps stitched back.
 //! - [`efficientnet`]: EfficientNet-Lite0 in candle, matching the PyTorch reference
 //!   (`efficientnet-lite-pytorch` 0.1.0) block by block, and [`EfficientNetExtractor`], dmad's
 //!   [`dmad_core::FeatureExtractor`]: the frozen perceptual network of the feature score and
@@ -106,6 +110,7 @@ pub mod patch;
 pub mod patchcore;
 mod reconstruction;
 mod scorer;
+mod tiling;
 
 pub use combined::{
     default_lambda_grid, fit_lambda, CombinedScorer, LambdaFit, NormKind, Normaliser, TermStats,
@@ -118,10 +123,11 @@ pub use dte::{
 };
 pub use efficientnet::EfficientNetExtractor;
 pub use error::{Error, Result};
-pub use feature::{feature_error, FeatureScorer, Terms};
+pub use feature::{feature_error, feature_error_with, FeatureDistance, FeatureScorer, Terms};
 pub use imputation::{ImputationConfig, ImputationScorer};
 pub use patchcore::{PatchCore, PatchCoreConfig};
 pub use reconstruction::{
     draw_seed, squared_error, ReconstructionConfig, ReconstructionScorer, Reconstructor,
 };
 pub use scorer::{ScoreOutput, Scorer};
+pub use tiling::Tiling;

@@ -320,25 +320,39 @@ impl<S: crate::Scorer> Smoothed<S> {
 
 impl<S: crate::Scorer> crate::Scorer for Smoothed<S> {
     fn score(&self, x: &Tensor) -> Result<crate::ScoreOutput> {
-        let out = self.inner.score(x)?;
-        let Some(map) = out.map else {
-            if self.score != MapScore::Inner {
-                return Err(Error::Core(dmad_core::Error::Unsupported(
-                    "a map score (MapScore::Max/Mean) of a scorer without maps",
-                )));
-            }
-            return Ok(out);
-        };
-        let map = gaussian_smooth(&map, self.sigma)?;
-        let scores = match self.score {
-            MapScore::Inner => out.scores,
-            how => reduce_maps(&map, how)?,
-        };
-        Ok(crate::ScoreOutput {
-            scores,
-            map: Some(map),
-        })
+        smooth_and_reduce(self.inner.score(x)?, self.sigma, self.score)
     }
+}
+
+/// Smooths the map of `out` with a Gaussian of `sigma` positions ([`gaussian_smooth`]; 0: none)
+/// and replaces its scores by the summary `how` of the smoothed map ([`MapScore::Inner`]:
+/// keeps them). An output without a map passes through with [`MapScore::Inner`].
+///
+/// # Errors
+/// [`dmad_core::Error::Unsupported`] for a map summary of an output without a map; the errors
+/// of [`gaussian_smooth`] and [`reduce_maps`].
+pub fn smooth_and_reduce(
+    out: crate::ScoreOutput,
+    sigma: f64,
+    how: MapScore,
+) -> Result<crate::ScoreOutput> {
+    let Some(map) = out.map else {
+        if how != MapScore::Inner {
+            return Err(Error::Core(dmad_core::Error::Unsupported(
+                "a map score (MapScore::Max/Mean) of a scorer without maps",
+            )));
+        }
+        return Ok(out);
+    };
+    let map = gaussian_smooth(&map, sigma)?;
+    let scores = match how {
+        MapScore::Inner => out.scores,
+        how => reduce_maps(&map, how)?,
+    };
+    Ok(crate::ScoreOutput {
+        scores,
+        map: Some(map),
+    })
 }
 
 #[cfg(test)]

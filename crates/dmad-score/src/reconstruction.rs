@@ -2,7 +2,9 @@
 
 use candle_core::{DType, Tensor};
 use dmad_core::Denoiser;
-use dmad_diffusion::{reconstruct, start_index, Sampler, SeededNoise, Start};
+use dmad_diffusion::{
+    reconstruct, start_index, Conditioned, NoiseSchedule, Sampler, SeededNoise, Start,
+};
 
 use crate::scorer::{check_batch, ScoreOutput, Scorer};
 use crate::{Error, Result};
@@ -48,6 +50,7 @@ pub struct Reconstructor<D, S> {
     denoiser: D,
     sampler: S,
     cfg: ReconstructionConfig,
+    condition: Option<(NoiseSchedule, f64)>,
 }
 
 impl<D: Denoiser, S: Sampler + Clone> Reconstructor<D, S> {
@@ -77,7 +80,32 @@ impl<D: Denoiser, S: Sampler + Clone> Reconstructor<D, S> {
             denoiser,
             sampler,
             cfg,
+            condition: None,
         })
+    }
+
+    /// Conditions every reconstruction on its input with DDAD's weight `weight`
+    /// ([`Conditioned`]: each step's clean-sample estimate moves a fraction `min(1, w (1 -
+    /// alpha_bar))` toward the input; 0 leaves the reconstruction unguided). `schedule` is the
+    /// one the denoiser was trained with.
+    ///
+    /// # Errors
+    /// [`dmad_core::Error::InvalidConfig`] (field `condition`) unless `weight` is finite and
+    /// `>= 0`.
+    pub fn conditioned(mut self, schedule: &NoiseSchedule, weight: f64) -> Result<Self> {
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(Error::config(
+                "condition",
+                format!("the conditioning weight must be finite and >= 0, got {weight}"),
+            ));
+        }
+        self.condition = (weight > 0.0).then(|| (schedule.clone(), weight));
+        Ok(self)
+    }
+
+    /// DDAD's conditioning weight (0: unguided).
+    pub fn condition(&self) -> f64 {
+        self.condition.as_ref().map_or(0.0, |c| c.1)
     }
 
     /// The configuration.
@@ -109,13 +137,15 @@ impl<D: Denoiser, S: Sampler + Clone> Reconstructor<D, S> {
             .map(|d| {
                 let mut sampler = self.sampler.clone();
                 let mut noise = SeededNoise::new(draw_seed(self.cfg.seed, d));
-                Ok(reconstruct(
-                    &self.denoiser,
-                    &mut sampler,
-                    x0,
-                    self.cfg.start,
-                    &mut noise,
-                )?)
+                Ok(match &self.condition {
+                    None => {
+                        reconstruct(&self.denoiser, &mut sampler, x0, self.cfg.start, &mut noise)?
+                    }
+                    Some((schedule, w)) => {
+                        let guided = Conditioned::new(&self.denoiser, schedule, x0.clone(), *w)?;
+                        reconstruct(&guided, &mut sampler, x0, self.cfg.start, &mut noise)?
+                    }
+                })
             })
             .collect()
     }

@@ -8,11 +8,11 @@ use dmad_diffusion::{
     DdimConfig, DdimSampler, DdpmConfig, DdpmSampler, GaussianDenoiser, NoiseSchedule,
     NoiseScheduleConfig, NoiseSource, SeededNoise, Start,
 };
-use dmad_score::maps::{gaussian_smooth, series_point_scores, Reduce};
+use dmad_score::maps::{self, gaussian_smooth, series_point_scores, MapScore, Reduce};
 use dmad_score::{
-    default_lambda_grid, fit_lambda, squared_error, CombinedScorer, Error, FeatureScorer, NormKind,
-    Normaliser, ReconstructionConfig, ReconstructionScorer, Reconstructor, ScoreOutput, Scorer,
-    Terms,
+    default_lambda_grid, fit_lambda, squared_error, CombinedScorer, Error, FeatureDistance,
+    FeatureScorer, NormKind, Normaliser, ReconstructionConfig, ReconstructionScorer, Reconstructor,
+    ScoreOutput, Scorer, Terms,
 };
 
 fn schedule() -> NoiseSchedule {
@@ -505,5 +505,111 @@ fn batched_scoring_joins_batches_in_order() -> Result<()> {
         let mx = m.get(b)?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
         assert_eq!(o.scores[b], mx);
     }
+    Ok(())
+}
+
+#[test]
+fn cosine_feature_distance_ignores_scale_and_localises() -> Result<()> {
+    let s = schedule();
+    let x = defective_images(2, 7);
+    let rec = || Reconstructor::new(gaussian(&s), ddim(&s, 10), ReconstructionConfig::default());
+    let cos = |gain| -> Result<ScoreOutput> {
+        FeatureScorer::new(rec()?, PoolExtractor { gain })
+            .with_distance(FeatureDistance::Cosine)
+            .score(&x)
+            .map_err(Into::into)
+    };
+    let (a, b) = (cos(1.0)?, cos(5.0)?);
+    for (u, v) in a.scores.iter().zip(&b.scores) {
+        assert!((u - v).abs() <= 1e-5 * u.abs().max(1.0), "{u} vs {v}");
+    }
+    let map = a.map.unwrap();
+    assert_eq!(map.dims(), &[2, 10, 12]);
+    let (lo, hi) = (
+        map.min_all()?.to_scalar::<f32>()?,
+        map.max_all()?.to_scalar::<f32>()?,
+    );
+    // Two layers, each 1 - cos in [0, 2].
+    assert!(lo >= -1e-6 && hi <= 4.0 + 1e-6, "{lo} {hi}");
+    // On a three-channel "network" (the input itself): a position whose vector turns by 90
+    // degrees is at distance 1, rescaled positions at 0.
+    #[derive(Debug)]
+    struct Identity;
+    impl FeatureExtractor for Identity {
+        fn features(&self, x: &Tensor) -> dmad_core::Result<Vec<Tensor>> {
+            Ok(vec![x.clone()])
+        }
+    }
+    let x0 = Tensor::ones((1, 3, 4, 4), DType::F32, &Device::Cpu)?;
+    let mut v = (x0.clone() * 3.0)?.flatten_all()?.to_vec1::<f32>()?;
+    // Position (1, 2) becomes (1, -1, 0): orthogonal to (1, 1, 1).
+    for (c, val) in [1.0f32, -1.0, 0.0].into_iter().enumerate() {
+        v[c * 16 + 4 + 2] = val;
+    }
+    let x1 = Tensor::from_vec(v, (1, 3, 4, 4), &Device::Cpu)?;
+    let out = dmad_score::feature_error_with(
+        &Identity,
+        &Identity.features(&x0)?,
+        &x1,
+        FeatureDistance::Cosine,
+    )?;
+    let m = out.map.unwrap().to_vec3::<f32>()?;
+    for (r, row) in m[0].iter().enumerate() {
+        for (c, &d) in row.iter().enumerate() {
+            let want = if (r, c) == (1, 2) { 1.0 } else { 0.0 };
+            assert!((d - want).abs() < 1e-6, "({r}, {c}): {d}");
+        }
+    }
+    assert!((out.scores[0] - 1.0 / 16.0).abs() < 1e-6);
+    // Identical inputs are at distance 0.
+    let f0 = PoolExtractor { gain: 1.0 }.features(&x)?;
+    let zero = dmad_score::feature_error_with(
+        &PoolExtractor { gain: 1.0 },
+        &f0,
+        &x,
+        FeatureDistance::Cosine,
+    )?;
+    assert!(zero.scores.iter().all(|&v| v.abs() < 1e-6));
+    Ok(())
+}
+
+#[test]
+fn pooled_terms_score_the_smoothed_maps_maximum() -> Result<()> {
+    let s = schedule();
+    let rec = Reconstructor::new(gaussian(&s), ddim(&s, 10), ReconstructionConfig::default())?;
+    let terms =
+        FeatureScorer::new(rec, PoolExtractor { gain: 1.0 }).terms(&defective_images(2, 3))?;
+    let pooled = terms.clone().pooled(1.0, MapScore::Max)?;
+    for (t, p) in [(&terms.recon, &pooled.recon), (&terms.feat, &pooled.feat)] {
+        let smooth = maps::gaussian_smooth(t.map.as_ref().unwrap(), 1.0)?;
+        assert_eq!(p.scores, maps::reduce_maps(&smooth, MapScore::Max)?);
+    }
+    // MapScore::Inner with sigma 0 changes nothing.
+    let same = terms.clone().pooled(0.0, MapScore::Inner)?;
+    assert_eq!(same.recon.scores, terms.recon.scores);
+    Ok(())
+}
+
+#[test]
+fn conditioning_pulls_the_reconstruction_to_the_input() -> Result<()> {
+    let s = schedule();
+    let x = defective_images(2, 5);
+    let err = |w: f64| -> Result<f32> {
+        let rec = Reconstructor::new(gaussian(&s), ddim(&s, 10), ReconstructionConfig::default())?
+            .conditioned(&s, w)?;
+        assert_eq!(rec.condition(), w);
+        let out = ReconstructionScorer::new(rec).score(&x)?;
+        Ok(out.scores.iter().sum())
+    };
+    let (free, some, full) = (err(0.0)?, err(1.0)?, err(1e9)?);
+    assert!(
+        full < 1e-8 && some < free && some > full,
+        "{free} {some} {full}"
+    );
+    let rec = Reconstructor::new(gaussian(&s), ddim(&s, 10), ReconstructionConfig::default())?;
+    assert!(is_config(
+        &rec.conditioned(&s, -1.0).unwrap_err(),
+        "condition"
+    ));
     Ok(())
 }
