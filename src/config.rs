@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::feature_space::FeatureSpaceConfig;
 use crate::{Error, Result};
 pub use dmad_score::maps::MapScore;
+pub use dmad_score::FeatureDistance;
 
 /// The kind of data a detector models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,6 +193,23 @@ pub struct ScoringConfig {
     /// takes the environment variable `DMAD_EFFICIENTNET`. Default `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_weights: Option<std::path::PathBuf>,
+    /// DDAD's conditioning weight `w` (arXiv 2305.15956): every denoising step of the
+    /// reconstruction moves its clean-sample estimate a fraction `min(1, w (1 - alpha_bar))`
+    /// toward the input ([`dmad_diffusion::Conditioned`]), so normal regions stay put while
+    /// the model still replaces what it has not seen. 0 (the default): unguided.
+    pub condition: f64,
+    /// How the feature and combined scorers compare the features of the input and of its
+    /// reconstruction at each position: the squared error (the default, the method's `E_feat`)
+    /// or DDAD's `1 - cos`.
+    pub feature_distance: FeatureDistance,
+    /// Standard deviation, in pixels (or steps), of the Gaussian that smooths the
+    /// reconstruction and feature maps before they are summarised; 0 (the default): none.
+    pub smoothing_sigma: f64,
+    /// How each term's (smoothed) map becomes the sample's score: [`MapScore::Inner`] (the
+    /// default) keeps the mean over all positions; [`MapScore::Max`] (DDAD, PatchCore) or
+    /// [`MapScore::TopKMean`] let a small defect count in full instead of being averaged away.
+    /// The combined scorer combines the summaries of its two terms.
+    pub map_score: MapScore,
 }
 
 impl Default for ScoringConfig {
@@ -204,6 +222,10 @@ impl Default for ScoringConfig {
             seed: 0,
             batch_size: 16,
             feature_weights: None,
+            condition: 0.0,
+            feature_distance: FeatureDistance::SquaredError,
+            smoothing_sigma: 0.0,
+            map_score: MapScore::Inner,
         }
     }
 }
@@ -260,6 +282,15 @@ pub struct InputConfig {
     /// series' standardisation with its train part's statistics. Default
     /// [`WindowNorm::Global`] (no more).
     pub window_norm: WindowNorm,
+    /// Images: the side of the square tiles the network works on, for images larger than it
+    /// (high-resolution inspection). Training takes every tile of the training images;
+    /// scoring scores every tile and stitches the tiles' maps back into one map per image
+    /// (the mean where tiles overlap, [`dmad_score::Tiling`]), then summarises it. `None` (the
+    /// default): the network sees whole images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile_size: Option<u32>,
+    /// Images: the pixels neighbouring tiles share, at least (below `tile_size`). Default 0.
+    pub tile_overlap: u32,
 }
 
 /// How series windows are normalised (see [`InputConfig::window_norm`]).
@@ -296,6 +327,8 @@ impl Default for InputConfig {
             audio_reference_db: None,
             flip_augment: true,
             window_norm: WindowNorm::Global,
+            tile_size: None,
+            tile_overlap: 0,
         }
     }
 }
@@ -567,6 +600,31 @@ impl DetectorConfig {
                 "steps, draws and batch_size must be at least 1".to_string(),
             );
         }
+        if !(s.condition.is_finite() && s.condition >= 0.0) {
+            return bad(
+                "scoring.condition",
+                format!(
+                    "the conditioning weight must be finite and >= 0, got {}",
+                    s.condition
+                ),
+            );
+        }
+        if !(s.smoothing_sigma.is_finite() && s.smoothing_sigma >= 0.0) {
+            return bad(
+                "scoring.smoothing_sigma",
+                format!("must be finite and >= 0, got {}", s.smoothing_sigma),
+            );
+        }
+        if let MapScore::TopKMean { k: 0 } = s.map_score {
+            return bad("scoring.map_score", "a top-k mean needs k >= 1".to_string());
+        }
+        if s.map_score != MapScore::Inner && self.modality == Modality::Table {
+            return bad(
+                "scoring.map_score",
+                "table rows have no map to summarise; keep `inner`".to_string(),
+            );
+        }
+        self.validate_image_size()?;
         if !(0.0..=0.5).contains(&self.calibration_fraction) {
             return bad(
                 "calibration_fraction",
@@ -642,6 +700,14 @@ impl DetectorConfig {
                     "network",
                     "a feature-space detector denoises patch vectors: its network must be \
                      an MLP"
+                        .to_string(),
+                );
+            }
+            if self.input.tile_size.is_some() {
+                return bad(
+                    "input.tile_size",
+                    "a feature-space detector sees whole images (the extractor resizes them); \
+                     tiling is for the pixel-space U-Net"
                         .to_string(),
                 );
             }
@@ -725,6 +791,65 @@ impl DetectorConfig {
                 "imputation diffusion needs a 1D U-Net (unet1d)".to_string(),
             ),
         }
+    }
+
+    /// Images: a size the network can take (its levels halve the side), and a tiling that
+    /// fits the image.
+    fn validate_image_size(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        let input = &self.input;
+        if self.modality != Modality::Image {
+            if input.tile_size.is_some() {
+                return bad(
+                    "input.tile_size",
+                    format!("tiling is for images, not {} data", self.modality),
+                );
+            }
+            return Ok(());
+        }
+        if !(8..=4096).contains(&input.image_size) {
+            return bad(
+                "input.image_size",
+                format!("must be in [8, 4096] pixels, got {}", input.image_size),
+            );
+        }
+        let side = match input.tile_size {
+            Some(t) if t == 0 || t > input.image_size => {
+                return bad(
+                    "input.tile_size",
+                    format!("must be in [1, image_size = {}], got {t}", input.image_size),
+                )
+            }
+            Some(t) if input.tile_overlap >= t => {
+                return bad(
+                    "input.tile_overlap",
+                    format!(
+                        "must be below the tile size {t}, got {}",
+                        input.tile_overlap
+                    ),
+                )
+            }
+            Some(t) => t,
+            None => input.image_size,
+        };
+        if let (NetworkConfig::Unet2d(u), None) = (&self.network, &self.feature_space) {
+            let halvings = u.block_out_channels.len().saturating_sub(1) as u32;
+            let unit = 1u32 << halvings;
+            if side % unit != 0 {
+                return bad(
+                    if input.tile_size.is_some() {
+                        "input.tile_size"
+                    } else {
+                        "input.image_size"
+                    },
+                    format!(
+                        "the U-Net's {} levels halve the side {halvings} times: it must be a                          multiple of {unit}, got {side}",
+                        u.block_out_channels.len()
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn network_kind(&self) -> &'static str {

@@ -5,13 +5,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use dmad_core::Denoiser;
-use dmad_diffusion::{NoiseSchedule, Start};
+use dmad_diffusion::NoiseSchedule;
 use dmad_metrics::Threshold;
 use dmad_score::dte::{DteNonParametric, DteNonParametricConfig};
 use dmad_score::{
-    DenoisingErrorConfig, DenoisingErrorScorer, EfficientNetExtractor, FeatureScorer,
-    ImputationConfig, ImputationScorer, NormKind, Normaliser, ReconstructionConfig,
-    ReconstructionScorer, Reconstructor, ScoreOutput, Scorer, Terms,
+    DenoisingErrorConfig, DenoisingErrorScorer, EfficientNetExtractor, ImputationConfig,
+    ImputationScorer, NormKind, Normaliser, ReconstructionScorer, ScoreOutput, Scorer, Terms,
 };
 use dmad_train::{Control, Progress, Trainer};
 use rand::seq::SliceRandom;
@@ -24,8 +23,9 @@ use crate::config::{
 };
 use crate::feature_space::{self, FeatureSpace};
 use crate::network::Network;
-use crate::sampler::AnySampler;
 use crate::{Error, Result};
+
+mod pixel;
 
 /// The format version of saved models written by this dmad.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -292,6 +292,11 @@ impl Detector {
         };
         let (cal_idx, train_idx) = order.split_at(n_cal);
         let train = self.normalise_windows(&pick(train_idx)?)?;
+        // A network that sees images in tiles learns from every tile of the training images.
+        let train = match self.tiling()? {
+            Some(t) => t.split(&train)?,
+            None => train,
+        };
         // In feature space the model learns the standardised patch vectors of the images.
         let train = match self.space.as_mut() {
             Some(space) => {
@@ -642,53 +647,6 @@ impl Detector {
         )?)
     }
 
-    fn reconstructor(&self, offset: u64) -> Result<Reconstructor<&Network, AnySampler>> {
-        let s = &self.cfg.scoring;
-        let sampler = crate::sampler::build(
-            s.sampler,
-            &self.schedule,
-            s.steps,
-            self.frozen.prediction_type(),
-        )?;
-        Ok(Reconstructor::new(
-            &self.frozen,
-            sampler,
-            ReconstructionConfig {
-                start: Start::Strength(s.strength),
-                draws: s.draws,
-                // Each batch of the data set gets its own noise stream.
-                seed: s
-                    .seed
-                    .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
-            },
-        )?)
-    }
-
-    /// The reconstruction and feature terms of the same reconstructions, batched as
-    /// [`Detector::score`] batches.
-    fn terms(&self, x: &Tensor) -> Result<Terms> {
-        let x = x.to_device(&self.device)?;
-        let n = x.dim(0)?;
-        let bs = self.cfg.scoring.batch_size;
-        let mut parts = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let len = bs.min(n - start);
-            parts.push(self.terms_chunk(&x.narrow(0, start, len)?, start as u64)?);
-            start += len;
-        }
-        Ok(Terms::concat(&parts)?)
-    }
-
-    fn terms_chunk(&self, x0: &Tensor, offset: u64) -> Result<Terms> {
-        let features = self.features.as_deref().ok_or(Error::InvalidConfig {
-            field: "scorer",
-            reason: "the feature network is not loaded".to_string(),
-        })?;
-        let scorer = FeatureScorer::new(self.reconstructor(offset)?, features);
-        Ok(scorer.terms(x0)?)
-    }
-
     fn denoising_scorer(
         &self,
         levels: usize,
@@ -751,7 +709,8 @@ impl Detector {
         Ok(match scorer {
             ScorerConfig::Dte { .. } => self.dte.as_ref().ok_or(Error::NotFitted)?.score(rows)?,
             ScorerConfig::Reconstruction => {
-                ReconstructionScorer::new(self.reconstructor(offset)?).score(rows)?
+                ReconstructionScorer::new(self.reconstructor(offset, self.cfg.scoring.strength)?)
+                    .score(rows)?
             }
             ScorerConfig::Denoising {
                 levels,
@@ -786,7 +745,8 @@ impl Detector {
                 dte.score(&x0.flatten_from(1)?)?
             }
             ScorerConfig::Reconstruction => {
-                ReconstructionScorer::new(self.reconstructor(offset)?).score(x0)?
+                self.pixel_terms(x0, offset, self.cfg.scoring.strength, None)?
+                    .0
             }
             ScorerConfig::Denoising {
                 levels,
@@ -802,10 +762,26 @@ impl Detector {
             } => self
                 .imputation_scorer(levels, max_strength, phases, offset)?
                 .score(x0)?,
-            ScorerConfig::Feature => self.terms_chunk(x0, offset)?.feat,
-            ScorerConfig::Combined { lambda } => normaliser
-                .ok_or(Error::NotFitted)?
-                .combine(lambda, &self.terms_chunk(x0, offset)?)?,
+            ScorerConfig::Feature => self
+                .pixel_terms(
+                    x0,
+                    offset,
+                    self.cfg.scoring.strength,
+                    Some(self.perceptual()?),
+                )?
+                .1
+                .expect("features were given"),
+            ScorerConfig::Combined { lambda } => {
+                let normaliser = normaliser.ok_or(Error::NotFitted)?;
+                let (recon, feat) = self.pixel_terms(
+                    x0,
+                    offset,
+                    self.cfg.scoring.strength,
+                    Some(self.perceptual()?),
+                )?;
+                let feat = feat.expect("features were given");
+                normaliser.combine(lambda, &Terms { recon, feat })?
+            }
         })
     }
 

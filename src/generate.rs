@@ -32,7 +32,6 @@
 use candle_core::{DType, Tensor};
 use dmad_core::FeatureExtractor;
 use dmad_diffusion::Start;
-use dmad_score::{feature_error, squared_error, ReconstructionConfig, Reconstructor};
 
 pub use dmad_generate::{
     calibrate, destandardise, feature_frechet_distance, frame_mask, frechet_distance, harmonise,
@@ -464,8 +463,9 @@ pub struct AudioAnomalies {
 }
 
 /// The per-sample score terms of `x` by `det`'s network at the scoring start `strength`
-/// (the detector's sampler, steps, draws and seed): `E_recon` and, with `features`, `E_feat`
-/// of the same reconstructions, in batches of the detector's scoring batch size.
+/// (everything else as the detector scores: sampler, steps, draws, seed, conditioning,
+/// feature distance, tiling and map summary; [`Detector::score_terms`]): `E_recon` and, with
+/// `features`, `E_feat` of the same reconstructions.
 ///
 /// # Errors
 /// Errors of the network, the sampler and the extractor.
@@ -475,50 +475,9 @@ pub fn score_terms(
     strength: f64,
     features: Option<&dyn FeatureExtractor>,
 ) -> Result<ScoreTerms> {
-    let s = &det.config().scoring;
-    let sampler = crate::sampler::build(
-        s.sampler,
-        det.schedule(),
-        s.steps,
-        det.denoiser().prediction_type(),
-    )?;
-    let n = x.dim(0)?;
-    let mut recon = Vec::with_capacity(n);
-    let mut feat = features.map(|_| Vec::with_capacity(n));
-    let mut start = 0;
-    while start < n {
-        let len = s.batch_size.min(n - start);
-        let chunk = x.narrow(0, start, len)?.to_device(det.device())?;
-        let rec = Reconstructor::new(
-            det.denoiser(),
-            sampler.clone(),
-            ReconstructionConfig {
-                start: Start::Strength(strength),
-                draws: s.draws,
-                seed: s
-                    .seed
-                    .wrapping_add((start as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)),
-            },
-        )?;
-        let f0 = features.map(|f| f.features(&chunk)).transpose()?;
-        let draws = rec.reconstruct(&chunk)?;
-        let mut r_sum = vec![0f32; len];
-        let mut f_sum = vec![0f32; len];
-        for r in &draws {
-            let e = squared_error(&chunk, r)?;
-            r_sum.iter_mut().zip(e.scores).for_each(|(a, b)| *a += b);
-            if let (Some(f), Some(f0)) = (features, f0.as_ref()) {
-                let e = feature_error(f, f0, r)?;
-                f_sum.iter_mut().zip(e.scores).for_each(|(a, b)| *a += b);
-            }
-        }
-        let k = draws.len() as f32;
-        recon.extend(r_sum.iter().map(|v| v / k));
-        if let Some(f) = feat.as_mut() {
-            f.extend(f_sum.iter().map(|v| v / k));
-        }
-        start += len;
-    }
+    let (recon, feat) = det.score_terms(x, strength, features)?;
+    let recon = recon.scores;
+    let feat = feat.map(|f| f.scores);
     Ok(ScoreTerms { recon, feat })
 }
 

@@ -54,8 +54,8 @@ mod runtime;
 mod sampler;
 
 pub use config::{
-    DetectorConfig, FeatureSpaceConfig, InputConfig, MapScore, Modality, NetworkConfig,
-    SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule, WindowNorm,
+    DetectorConfig, FeatureDistance, FeatureSpaceConfig, InputConfig, MapScore, Modality,
+    NetworkConfig, SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule, WindowNorm,
 };
 pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};
