@@ -807,7 +807,22 @@ impl Detector {
     /// # Errors
     /// [`Error::NotFitted`] before [`Detector::fit`] or [`Detector::load`].
     pub fn set_threshold(&mut self, threshold: Threshold) -> Result<()> {
-        self.calibration.as_mut().ok_or(Error::NotFitted)?.threshold = threshold;
+        self.set_threshold_described(
+            threshold,
+            "set by the caller (Detector::set_threshold)".into(),
+        )
+    }
+
+    /// As [`Detector::set_threshold`], recording how the threshold was set in
+    /// [`Calibration::method`].
+    pub(crate) fn set_threshold_described(
+        &mut self,
+        threshold: Threshold,
+        method: String,
+    ) -> Result<()> {
+        let cal = self.calibration.as_mut().ok_or(Error::NotFitted)?;
+        cal.threshold = threshold;
+        cal.method = method;
         Ok(())
     }
 

@@ -12,7 +12,8 @@
 //! - [`calibrate_on_generated`]: the scoring start strength, `lambda` (when a feature
 //!   extractor is given) and an F1-optimal threshold from generated anomalies against held-out
 //!   normal samples; [`apply_calibration`] makes the detector score as calibrated (strength,
-//!   scorer, threshold).
+//!   scorer, threshold); [`calibrate_on_validation`] does both with the real anomalies of a
+//!   small labelled validation set instead.
 //!
 //! # Example
 //! ```no_run
@@ -513,6 +514,51 @@ pub fn calibrate_on_generated(
     calibrate(&candidates, cfg).map_err(from_gen)
 }
 
+/// The start strengths [`calibrate_on_validation`] chooses among.
+pub const VALIDATION_STRENGTHS: [f64; 5] = [0.05, 0.1, 0.2, 0.3, 0.5];
+
+/// Chooses the scoring start strength, `lambda` (with `features`) and the threshold on a small
+/// labelled validation set (`normal` and `anomalous` samples in the detector's input space)
+/// instead of on generated anomalies, and makes `det` score so ([`calibrate_on_generated`] and
+/// [`apply_calibration`] with real anomalies; the start among those of
+/// [`VALIDATION_STRENGTHS`] that run at least one step of the scoring plan).
+/// Returns the calibration. For when the user has a few labelled anomalies: the choice then
+/// fits their anomalies, not the generator's; keep the validation set apart from any test set.
+///
+/// # Errors
+/// As [`calibrate_on_generated`] and [`apply_calibration`].
+pub fn calibrate_on_validation(
+    det: &mut Detector,
+    normal: &Tensor,
+    anomalous: &Tensor,
+    features: Option<&dyn FeatureExtractor>,
+) -> Result<Calibrated> {
+    // A strength that runs no step of the scoring plan is not a candidate.
+    let steps = det.config().scoring.steps as f64;
+    let strengths: Vec<f64> = VALIDATION_STRENGTHS
+        .into_iter()
+        .filter(|s| (steps * s).floor() >= 1.0)
+        .collect();
+    if strengths.is_empty() {
+        return Err(Error::InvalidConfig {
+            field: "scoring.steps",
+            reason: format!(
+                "{steps} scoring steps run no step at any candidate strength {VALIDATION_STRENGTHS:?}"
+            ),
+        });
+    }
+    let c = calibrate_on_generated(
+        det,
+        normal,
+        anomalous,
+        &strengths,
+        features,
+        &CalibrationConfig::default(),
+    )?;
+    apply_calibration(det, &c, normal)?;
+    Ok(c)
+}
+
 /// The whole loop in one call: anomalies of every kind of the detector's modality, with weight
 /// `anomaly_strength`, are injected into `bases` and harmonised
 /// ([`Generator::mixed_anomalies`]), then [`calibrate_on_generated`] chooses the scoring start
@@ -570,7 +616,7 @@ pub fn apply_calibration(
                 scoring,
                 held_out_normal,
             )?;
-            det.set_threshold(raw)
+            det.set_threshold_described(raw, describe(c, held_out_normal))
         }
         _ => {
             det.set_scoring(
@@ -578,9 +624,21 @@ pub fn apply_calibration(
                 scoring,
                 held_out_normal,
             )?;
-            det.set_threshold(c.threshold)
+            det.set_threshold_described(c.threshold, describe(c, held_out_normal))
         }
     }
+}
+
+/// How [`apply_calibration`] set the threshold, for [`crate::Calibration::method`].
+fn describe(c: &Calibrated, normal: &Tensor) -> String {
+    format!(
+        "the F1-optimal threshold on {} normal samples against anomalies (start strength {}, \
+         lambda {}, AUROC {:.3} on them)",
+        normal.dims().first().copied().unwrap_or(0),
+        c.strength,
+        c.lambda,
+        c.auroc
+    )
 }
 
 #[cfg(test)]

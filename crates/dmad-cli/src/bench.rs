@@ -24,6 +24,7 @@ use crate::tasks::Options;
 
 mod feature_space;
 mod imputation;
+mod pixel;
 mod series_peers;
 
 /// What `dmad bench` runs.
@@ -110,11 +111,24 @@ pub enum Variant {
     ImputationNoAdapter,
     /// The imputation recipe without the hybrid (Conv1d) time embedding.
     ImputationNoTimeConv,
+    /// Images and scalograms (issue 18): the `combined` cell's scoring on a U-Net trained at
+    /// 128x128 (images; scalograms keep their size), fitted on 4/5 of the normal images.
+    #[value(name = "pixel-128")]
+    Pixel128,
+    /// `pixel-128` + the map-level feature term (DDAD's per-position cosine distance) and both
+    /// maps smoothed and summarised by their maximum; the same network.
+    PixelMap,
+    /// `pixel-128` + the reconstruction conditioned on the input (DDAD); the same network.
+    PixelCond,
+    /// The repairs chosen on anomalies generated from the held-out fifth of the normal images
+    /// (conditioning, map summary, feature distance, `lambda`, start strength); the same
+    /// network.
+    PixelDdad,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 20] = [
+    pub const ALL: [Variant; 24] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -135,6 +149,10 @@ impl Variant {
         Variant::ImputationNoWavelet,
         Variant::ImputationNoAdapter,
         Variant::ImputationNoTimeConv,
+        Variant::Pixel128,
+        Variant::PixelMap,
+        Variant::PixelCond,
+        Variant::PixelDdad,
     ];
 
     fn id(self) -> &'static str {
@@ -159,6 +177,10 @@ impl Variant {
             Variant::ImputationNoWavelet => "imputation-no-wavelet",
             Variant::ImputationNoAdapter => "imputation-no-adapter",
             Variant::ImputationNoTimeConv => "imputation-no-time-conv",
+            Variant::Pixel128 => "pixel-128",
+            Variant::PixelMap => "pixel-map",
+            Variant::PixelCond => "pixel-cond",
+            Variant::PixelDdad => "pixel-ddad",
         }
     }
 
@@ -184,6 +206,10 @@ impl Variant {
             Variant::ImputationNoWavelet => "imputation - wavelet",
             Variant::ImputationNoAdapter => "imputation - adapter",
             Variant::ImputationNoTimeConv => "imputation - time conv",
+            Variant::Pixel128 => "pixel 128, combined",
+            Variant::PixelMap => "pixel 128 + map-level cosine",
+            Variant::PixelCond => "pixel 128 + conditioned",
+            Variant::PixelDdad => "pixel DDAD-style, calibrated",
         }
     }
 
@@ -224,9 +250,21 @@ impl Variant {
         )
     }
 
+    /// The repairs of a pixel-space cell (issue 18).
+    fn pixel_repair(self) -> Option<pixel::Repair> {
+        match self {
+            Variant::Pixel128 => Some(pixel::Repair::Resolution),
+            Variant::PixelMap => Some(pixel::Repair::MapLevel),
+            Variant::PixelCond => Some(pixel::Repair::Conditioned),
+            Variant::PixelDdad => Some(pixel::Repair::Calibrated),
+            _ => None,
+        }
+    }
+
     /// Whether the variant scores with the perceptual (EfficientNet-Lite0) term.
     fn uses_features(self) -> bool {
         matches!(self, Variant::Combined | Variant::CombinedCalibrated)
+            || self.pixel_repair().is_some()
             || self.patchcore_ratio().is_some()
             || self.feature_scorer().is_some()
     }
@@ -294,7 +332,11 @@ impl Variant {
             | Variant::PatchCore10
             | Variant::FeatureDiffusion
             | Variant::FeatureRecon
-            | Variant::Imputation => {}
+            | Variant::Imputation
+            | Variant::Pixel128
+            | Variant::PixelMap
+            | Variant::PixelCond
+            | Variant::PixelDdad => {}
             Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
@@ -675,6 +717,9 @@ struct UnitMetrics {
     /// Imputation variants: the window normalisation chosen on generated anomalies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window_norm: Option<String>,
+    /// Pixel variants: the scoring options chosen on generated anomalies, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scoring_choice: Option<String>,
     /// Combined, calibrated variant: the chosen weight of the reconstruction term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibrated_lambda: Option<f64>,
@@ -986,6 +1031,8 @@ fn run_unit(
             m.noise_free = Some(noise_free);
         }
         m.generated_auroc = Some(auroc);
+    } else if let Some(repair) = variant.pixel_repair() {
+        det = pixel::run(ds, &cfg, &train, repair, opts, dev, &mut m)?;
     } else if variant.calibrates() {
         let copies = match ds.source {
             Source::Mvtec(_) if det.config().input.flip_augment => 3,
@@ -1023,7 +1070,8 @@ fn run_unit(
     } else {
         det.fit(&train, |_| {})?;
     }
-    m.fit_s = Some(fit_start.elapsed().as_secs_f64());
+    // A pixel cell's network may come from the cache: its fit time is the fit's own.
+    m.fit_s.get_or_insert(fit_start.elapsed().as_secs_f64());
     let score_start = Instant::now();
     let threshold = det.threshold()?.value;
     match test {
@@ -1280,6 +1328,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         fit_s: mean_opt(&|u| u.fit_s),
         noise_free: units.first().and_then(|u| u.noise_free),
         window_norm: units.first().and_then(|u| u.window_norm.clone()),
+        scoring_choice: units.first().and_then(|u| u.scoring_choice.clone()),
         score_s: mean_opt(&|u| u.score_s),
     }
 }
@@ -1390,6 +1439,17 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 base_config(ds, features, args.budget)
             };
             variant.apply(&mut cfg);
+            if variant.pixel_repair().is_some() && ds.modality() == Modality::Image {
+                cfg = pixel::config(&cfg, args.budget);
+            } else if variant.pixel_repair().is_some() {
+                // Scalograms keep their size (4 frames do not halve three times).
+                cfg.calibration_fraction = 0.0;
+                cfg.scorer = ScorerConfig::Combined {
+                    lambda: COMBINED_LAMBDA,
+                };
+                cfg.scoring.steps = 40;
+                cfg.scoring.strength = pixel::STRENGTH;
+            }
             if variant.patch_features() {
                 let input = cfg.input.clone();
                 if let Some(scorer) = variant.feature_scorer() {

@@ -157,6 +157,12 @@ enum Command {
         /// scorers; default: $DMAD_EFFICIENTNET.
         #[arg(long)]
         efficientnet: Option<PathBuf>,
+        /// Images: a small labelled validation set, an MVTec AD category folder whose test/
+        /// holds it (good/ and one folder per defect). The scoring start strength, lambda (the
+        /// combined scorer) and the threshold are then chosen on it (best AUROC, F1-optimal
+        /// threshold) instead of kept as configured. Keep it apart from the data you evaluate on.
+        #[arg(long)]
+        validation: Option<PathBuf>,
     },
     /// Score the test data of PATH: scores.csv, heat-map overlays (images) and plots (series).
     Score {
@@ -351,6 +357,7 @@ fn run() -> Result<()> {
             config,
             scorer,
             efficientnet,
+            validation,
         } => {
             model::check_out(&out, force)?;
             // Without --checkpoints the training is checkpointed beside the model, so that the
@@ -373,7 +380,14 @@ fn run() -> Result<()> {
                 checkpoints: Some(&checkpoints),
                 non_finite,
             };
-            let (det, mut info) = tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
+            let (mut det, mut info) =
+                tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
+            if let Some(dir) = &validation {
+                let chosen = tasks::choose_on_validation(&mut det, dir, &dev)?;
+                if !opts.quiet {
+                    println!("{chosen}");
+                }
+            }
             let cal = det
                 .calibration()
                 .context("fitted model has a calibration")?

@@ -446,6 +446,68 @@ pub fn fit(
     fit_with_info(cfg, spec, checkpoints, non_finite, opts, dev)
 }
 
+/// Chooses `det`'s scoring start strength, `lambda` (combined scorer) and threshold on the
+/// labelled validation images of `dir` (an MVTec AD category folder; its `test/` split), with
+/// [`dmad::generate::calibrate_on_validation`]; returns what was chosen, in words.
+pub fn choose_on_validation(det: &mut Detector, dir: &Path, dev: &Device) -> Result<String> {
+    let cfg = det.config().clone();
+    if cfg.modality != Modality::Image {
+        bail!(
+            "--validation takes labelled images (an MVTec AD folder), not {} data",
+            cfg.modality
+        );
+    }
+    let v = dmad::prepare::images(
+        dir,
+        Split::Test,
+        cfg.input.image_size,
+        cfg.input.channels,
+        dev,
+    )
+    .with_context(|| format!("reading the validation images of {}", dir.display()))?;
+    let pick = |want: u8| -> Result<Tensor> {
+        let idx: Vec<u32> = (0..v.labels.len() as u32)
+            .filter(|&i| v.labels[i as usize] == want)
+            .collect();
+        if idx.is_empty() {
+            bail!(
+                "the validation set {} has no {} image",
+                dir.display(),
+                if want == 0 {
+                    "normal (good)"
+                } else {
+                    "anomalous"
+                }
+            );
+        }
+        let n = idx.len();
+        Ok(v.x.index_select(&Tensor::from_vec(idx, n, dev)?, 0)?)
+    };
+    let (normal, anomalous) = (pick(0)?, pick(1)?);
+    let extractor = if matches!(cfg.scorer, dmad::ScorerConfig::Combined { .. }) {
+        let path = match &cfg.scoring.feature_weights {
+            Some(p) => p.clone(),
+            None => std::env::var_os("DMAD_EFFICIENTNET")
+                .map(std::path::PathBuf::from)
+                .context("the combined scorer needs EfficientNet-Lite0 (--efficientnet or DMAD_EFFICIENTNET)")?,
+        };
+        Some(dmad::score::EfficientNetExtractor::lite0(&path, dev)?)
+    } else {
+        None
+    };
+    let features = extractor.as_ref().map(|e| e as &dyn dmad::FeatureExtractor);
+    let c = dmad::generate::calibrate_on_validation(det, &normal, &anomalous, features)?;
+    Ok(format!(
+        "chosen on {} normal and {} anomalous validation images: start strength {}, lambda {}, \
+         validation AUROC {:.3}",
+        normal.dim(0)?,
+        anomalous.dim(0)?,
+        c.strength,
+        c.lambda,
+        c.auroc
+    ))
+}
+
 /// Scored test data.
 pub struct Scored {
     pub name: String,

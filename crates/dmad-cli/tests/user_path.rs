@@ -1007,3 +1007,79 @@ fn a_multivariate_series_fits_and_scores_with_imputation_diffusion() {
         &["400 points scored"],
     );
 }
+
+/// A tiny pixel-space image config (no attention, 16x16, a few steps): fast enough for a test.
+fn tiny_image_config(dir: &Path) -> PathBuf {
+    let cfg = serde_json::json!({
+        "modality": "image",
+        "input": {"image_size": 16, "flip_augment": false},
+        "network": {
+            "kind": "unet2d", "in_channels": 1, "out_channels": 1,
+            "down_block_types": ["DownBlock2D", "DownBlock2D"],
+            "up_block_types": ["UpBlock2D", "UpBlock2D"],
+            "block_out_channels": [8, 8], "layers_per_block": 1, "norm_num_groups": 4,
+            "modules": {"wavelet_pyramid": false, "multi_head_attention": false,
+                        "input_adapter": false, "hybrid_time_embedding": false}
+        },
+        "schedule": {},
+        "scoring": {"steps": 10, "smoothing_sigma": 1.0, "map_score": "Max", "condition": 1.0},
+        "scorer": {"kind": "reconstruction"},
+        "train": {"steps": 3, "batch_size": 4, "lr_warmup_steps": 0},
+        "threshold": {"kind": "quantile", "q": 0.99},
+        "calibration_fraction": 0.2
+    });
+    let path = dir.join("tiny_image.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_labelled_validation_set_chooses_the_start_and_the_threshold() {
+    let tmp = TempDir::new().unwrap();
+    let root = tmp.path().join("parts");
+    folder_of_pngs(&root.join("train/good"), 8, false);
+    folder_of_pngs(&root.join("test/good"), 4, false);
+    folder_of_pngs(&root.join("test/square"), 4, true);
+    let cfg = tiny_image_config(tmp.path());
+    let out = tmp.path().join("m");
+    let text = expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--data",
+            s(&root),
+            "--out",
+            s(&out),
+            "--config",
+            s(&cfg),
+            "--validation",
+            s(&root),
+        ],
+        0,
+        &["saved", "F1-optimal threshold on 4 normal samples"],
+    );
+    let saved = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert!(saved.contains("\"condition\": 1.0"), "{text}\n{saved}");
+    // A folder without labelled images is named.
+    let empty = tmp.path().join("empty");
+    folder_of_pngs(&empty.join("test/good"), 3, false);
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--data",
+            s(&root),
+            "--out",
+            s(&out),
+            "--force",
+            "--config",
+            s(&cfg),
+            "--validation",
+            s(&empty),
+        ],
+        1,
+        &["has no anomalous image", "empty"],
+    );
+}
