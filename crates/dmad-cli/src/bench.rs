@@ -1779,6 +1779,7 @@ fn write_report(args: &BenchArgs, all: &[Dataset]) -> Result<()> {
 
     let audio_peers = args.classical.with_file_name("audio_dcase.json");
     feature_space::write_section(&mut md, &records, &audio_peers);
+    pixel::write_section(&mut md, &records);
     let series_peers = args.classical.with_file_name("series_peers.json");
     series_peers::write_section(&mut md, &args.classical, &series_peers);
 
