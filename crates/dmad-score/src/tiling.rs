@@ -98,7 +98,7 @@ impl Tiling {
         let (rows, cols) = (self.starts(height)?, self.starts(width)?);
         let per = rows.len() * cols.len();
         let (n, s) = (maps.dims().first().copied().unwrap_or(0), self.size);
-        if maps.rank() != 3 || n == 0 || n % per != 0 || maps.dims()[1..] != [s, s] {
+        if maps.rank() != 3 || n == 0 || !n.is_multiple_of(per) || maps.dims()[1..] != [s, s] {
             return Err(Error::shape(
                 "Tiling::stitch: maps",
                 format!("[batch * {per}, {s}, {s}]"),
@@ -136,7 +136,7 @@ impl Tiling {
     /// [`dmad_core::Error::ShapeMismatch`] when the count is not a multiple of the tiles.
     pub fn mean_scores(&self, scores: &[f32], height: usize, width: usize) -> Result<Vec<f32>> {
         let per = self.count(height, width)?;
-        if scores.is_empty() || scores.len() % per != 0 {
+        if scores.is_empty() || !scores.len().is_multiple_of(per) {
             return Err(Error::shape(
                 "Tiling::mean_scores: scores",
                 format!("a multiple of {per} (the tiles of an image)"),
