@@ -7,7 +7,7 @@ use dmad_train::TrainConfig;
 use dmad_unet::{DownBlockType, MlpConfig, ModulesConfig, UNetConfig, UpBlockType};
 use serde::{Deserialize, Serialize};
 
-pub use crate::feature_space::FeatureSpaceConfig;
+pub use crate::feature_space::{FeatureSpaceConfig, PatchNorm};
 use crate::{Error, Result};
 pub use dmad_score::maps::MapScore;
 pub use dmad_score::FeatureDistance;

@@ -300,12 +300,12 @@ impl Detector {
         // In feature space the model learns the standardised patch vectors of the images.
         let train = match self.space.as_mut() {
             Some(space) => {
-                let (rows, _) = space.raw_rows(&train)?;
-                space.fit_stats(&rows)?;
+                let (rows, hw) = space.raw_rows(&train)?;
+                space.fit_stats(&rows, hw)?;
                 if let Some(fs) = self.cfg.feature_space.as_mut() {
                     fs.extractor_sha256 = Some(space.sha256().to_string());
                 }
-                space.standardise(&rows)?
+                space.standardise(&rows, hw)?
             }
             None => train,
         };

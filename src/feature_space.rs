@@ -34,6 +34,10 @@ pub struct FeatureSpaceConfig {
     /// How the smoothed map becomes the image score: [`MapScore::Max`] (the default, as
     /// PatchCore and DDAD), [`MapScore::TopKMean`] or [`MapScore::Mean`].
     pub map_score: MapScore,
+    /// How the patch features are standardised before the diffusion model sees them:
+    /// [`PatchNorm::Global`] (one mean and standard deviation per feature, the default) or
+    /// [`PatchNorm::PerPosition`] (one per feature and patch position, for aligned objects).
+    pub normalisation: PatchNorm,
     /// SHA-256 (hex) of the extractor's weights file the model was fitted with; set by
     /// fitting, checked whenever the model is built again, so a model never runs on features
     /// of another network. Default `None` (not fitted yet).
@@ -49,9 +53,26 @@ impl Default for FeatureSpaceConfig {
             pool: 3,
             smoothing_sigma: 4.0,
             map_score: MapScore::Max,
+            normalisation: PatchNorm::Global,
             extractor_sha256: None,
         }
     }
+}
+
+/// How patch features are standardised with the training patches' statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchNorm {
+    /// One mean and standard deviation per feature, over every training patch: the model
+    /// learns one distribution of patches wherever they lie (textures, shifted objects).
+    #[default]
+    Global,
+    /// One mean and standard deviation per feature and patch position, over the training
+    /// images (PaDiM's per-position statistics): for aligned objects (solar cells, screws in a
+    /// jig, scalograms, whose rows are frequencies), where what is normal depends on where.
+    /// A position's standard deviation is floored at a tenth of the feature's global one, so
+    /// a position that barely varies in training does not blow small changes up.
+    PerPosition,
 }
 
 impl FeatureSpaceConfig {
@@ -132,7 +153,8 @@ pub(crate) struct FeatureSpace {
     cfg: FeatureSpaceConfig,
     sha256: String,
     dims: usize,
-    /// `[1, dims]` mean and standard deviation of the training patches.
+    /// Mean and standard deviation of the training patches: `[1, dims]` for
+    /// [`PatchNorm::Global`], `[h * w, dims]` (position-major) for [`PatchNorm::PerPosition`].
     stats: Option<(Tensor, Tensor)>,
 }
 
@@ -187,17 +209,26 @@ impl FeatureSpace {
         self.stats.as_ref()
     }
 
-    /// Sets the standardisation (from a saved model).
+    /// Sets the standardisation (from a saved model): `[1, dims]` tensors for
+    /// [`PatchNorm::Global`], `[positions, dims]` for [`PatchNorm::PerPosition`].
     pub(crate) fn set_stats(&mut self, mean: Tensor, std: Tensor) -> Result<()> {
         for (name, t) in [(MEAN, &mean), (STD, &std)] {
-            if t.dims() != [1, self.dims] {
+            let ok = match (self.cfg.normalisation, t.dims()) {
+                (PatchNorm::Global, [1, d]) => *d == self.dims,
+                (PatchNorm::PerPosition, [k, d]) => *k > 0 && *d == self.dims,
+                _ => false,
+            };
+            if !ok || t.dims() != mean.dims() {
                 return Err(Error::ShapeMismatch {
                     context: if name == MEAN {
                         "feature-space mean"
                     } else {
                         "feature-space std"
                     },
-                    expected: format!("[1, {}]", self.dims),
+                    expected: match self.cfg.normalisation {
+                        PatchNorm::Global => format!("[1, {}]", self.dims),
+                        PatchNorm::PerPosition => format!("[positions, {}]", self.dims),
+                    },
                     got: t.dims().to_vec(),
                 });
             }
@@ -216,28 +247,69 @@ impl FeatureSpace {
         )?)
     }
 
-    /// Learns the per-feature mean and standard deviation of the training rows (a feature
-    /// that does not vary is divided by 1).
-    pub(crate) fn fit_stats(&mut self, rows: &Tensor) -> Result<()> {
+    /// Learns the mean and standard deviation of the training rows (`[n * h * w, dims]`,
+    /// image by image, `hw` patches per image) as [`FeatureSpaceConfig::normalisation`] says.
+    /// A feature that does not vary is divided by 1; per position, a standard deviation is at
+    /// least a tenth of the feature's global one.
+    pub(crate) fn fit_stats(&mut self, rows: &Tensor, hw: (usize, usize)) -> Result<()> {
         let mean = rows.mean_keepdim(0)?;
         let var = rows.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?;
         let std = var.sqrt()?;
         let ones = Tensor::ones_like(&std)?;
         let std = std.ge(1e-6)?.where_cond(&std, &ones)?;
-        self.stats = Some((mean, std));
+        self.stats = Some(match self.cfg.normalisation {
+            PatchNorm::Global => (mean, std),
+            PatchNorm::PerPosition => {
+                let per_image = self.images_of(rows, hw)?;
+                let pmean = per_image.mean(0)?;
+                let pvar = per_image.broadcast_sub(&pmean)?.sqr()?.mean(0)?;
+                let floor = (std * 0.1)?;
+                let pstd = pvar.sqrt()?.broadcast_maximum(&floor)?;
+                (pmean, pstd)
+            }
+        });
         Ok(())
     }
 
-    /// Standardised rows.
-    pub(crate) fn standardise(&self, rows: &Tensor) -> Result<Tensor> {
+    /// Rows `[n * h * w, dims]` as `[n, h * w, dims]`.
+    fn images_of(&self, rows: &Tensor, (h, w): (usize, usize)) -> Result<Tensor> {
+        let (total, dims) = rows.dims2()?;
+        let k = h * w;
+        if k == 0 || !total.is_multiple_of(k) {
+            return Err(Error::ShapeMismatch {
+                context: "feature-space rows",
+                expected: format!("[n * {k}, {dims}]"),
+                got: vec![total, dims],
+            });
+        }
+        Ok(rows.reshape((total / k, k, dims))?)
+    }
+
+    /// Standardised rows (`hw` patches per image).
+    pub(crate) fn standardise(&self, rows: &Tensor, hw: (usize, usize)) -> Result<Tensor> {
         let (mean, std) = self.stats.as_ref().ok_or(Error::NotFitted)?;
-        Ok(rows.broadcast_sub(mean)?.broadcast_div(std)?)
+        match self.cfg.normalisation {
+            PatchNorm::Global => Ok(rows.broadcast_sub(mean)?.broadcast_div(std)?),
+            PatchNorm::PerPosition => {
+                let k = hw.0 * hw.1;
+                if mean.dim(0)? != k {
+                    return Err(Error::ShapeMismatch {
+                        context: "feature-space rows: the model's per-position statistics",
+                        expected: format!("{} patch positions", mean.dim(0)?),
+                        got: vec![hw.0, hw.1],
+                    });
+                }
+                let x = self.images_of(rows, hw)?;
+                let z = x.broadcast_sub(mean)?.broadcast_div(std)?;
+                Ok(z.reshape(rows.shape())?)
+            }
+        }
     }
 
     /// Standardised patch rows of images `x`, and `(h, w)`.
     pub(crate) fn rows(&self, x: &Tensor) -> Result<(Tensor, (usize, usize))> {
         let (rows, hw) = self.raw_rows(x)?;
-        Ok((self.standardise(&rows)?, hw))
+        Ok((self.standardise(&rows, hw)?, hw))
     }
 
     /// Per-patch scores (`n * h * w`, image by image) as image scores and maps `[n, H, W]` at
@@ -324,10 +396,86 @@ mod tests {
         }
     }
 
+    /// A feature space on a seeded random Lite0 written to a temporary file.
+    fn space(normalisation: PatchNorm) -> (tempfile::TempDir, FeatureSpace) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("lite0.safetensors");
+        let mut net = dmad_score::efficientnet::EfficientNetConfig::lite0();
+        net.num_classes = None;
+        let w = dmad_score::efficientnet::random_weights(&net, 1).unwrap();
+        candle_core::safetensors::save(&w, &path).unwrap();
+        let cfg = FeatureSpaceConfig {
+            normalisation,
+            extractor_size: 64,
+            ..FeatureSpaceConfig::default()
+        };
+        let space = FeatureSpace::load(&cfg, &path, &Device::Cpu).unwrap();
+        (tmp, space)
+    }
+
+    #[test]
+    fn per_position_statistics_standardise_each_position_and_floor_its_spread() {
+        let (_tmp, mut space) = space(PatchNorm::PerPosition);
+        let (n, hw, d) = (6usize, (2usize, 3usize), space.dims());
+        let k = hw.0 * hw.1;
+        // Feature j at position p of image i: 3 p + j + 10 (i - 2.5) for p > 0; position 0
+        // is constant over the images (its spread is floored).
+        let v: Vec<f32> = (0..n * k * d)
+            .map(|idx| {
+                let (i, p, j) = (idx / (k * d), idx / d % k, idx % d);
+                let wobble = if p == 0 { 0.0 } else { 10.0 * (i as f32 - 2.5) };
+                3.0 * p as f32 + j as f32 + wobble
+            })
+            .collect();
+        let rows = Tensor::from_vec(v, (n * k, d), &Device::Cpu).unwrap();
+        space.fit_stats(&rows, hw).unwrap();
+        let (mean, std) = space.stats().unwrap().clone();
+        assert_eq!(mean.dims(), &[k, d]);
+        assert_eq!(std.dims(), &[k, d]);
+        let z = space.standardise(&rows, hw).unwrap();
+        let z = z.reshape((n, k, d)).unwrap();
+        let zm: Vec<Vec<f32>> = z.mean(0).unwrap().to_vec2().unwrap();
+        assert!(zm.iter().flatten().all(|m| m.abs() < 1e-4), "{zm:?}");
+        // Positions 1..: their own spread (population std of 10 (i - 2.5) is 17.08).
+        let s: Vec<Vec<f32>> = std.to_vec2().unwrap();
+        assert!((s[1][0] - 17.078).abs() < 1e-2, "{}", s[1][0]);
+        // Position 0 does not vary: floored at a tenth of the feature's global spread.
+        let global = rows.var_keepdim(0).unwrap(); // unbiased; recompute the population one
+        let g0 =
+            (global.to_vec2::<f32>().unwrap()[0][0] * (n * k - 1) as f32 / (n * k) as f32).sqrt();
+        assert!(
+            (s[0][0] - 0.1 * g0).abs() < 1e-3 * g0,
+            "{} vs {}",
+            s[0][0],
+            0.1 * g0
+        );
+        // Rows of another patch grid are named.
+        let err = space.standardise(&rows, (3, 3)).unwrap_err().to_string();
+        assert!(err.contains("patch positions"), "{err}");
+        // Statistics of the wrong shape are refused when set.
+        let err = space
+            .set_stats(mean.narrow(1, 0, 3).unwrap(), std.clone())
+            .unwrap_err();
+        assert!(err.to_string().contains("positions"), "{err}");
+    }
+
+    #[test]
+    fn global_statistics_are_one_row() {
+        let (_tmp, mut space) = space(PatchNorm::Global);
+        let d = space.dims();
+        let rows = Tensor::randn(0f32, 2.0, (24, d), &Device::Cpu).unwrap();
+        space.fit_stats(&rows, (2, 3)).unwrap();
+        assert_eq!(space.stats().unwrap().0.dims(), &[1, d]);
+        let z = space.standardise(&rows, (2, 3)).unwrap();
+        let m: Vec<Vec<f32>> = z.mean_keepdim(0).unwrap().to_vec2().unwrap();
+        assert!(m[0].iter().all(|v| v.abs() < 1e-4));
+    }
+
     #[test]
     fn a_config_round_trips_through_json() {
         let cfg = FeatureSpaceConfig {
             map_score: MapScore::TopKMean { k: 10 },
+            normalisation: PatchNorm::PerPosition,
             extractor_sha256: Some("ab".into()),
             ..FeatureSpaceConfig::default()
         };

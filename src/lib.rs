@@ -55,7 +55,7 @@ mod sampler;
 
 pub use config::{
     DetectorConfig, FeatureDistance, FeatureSpaceConfig, InputConfig, MapScore, Modality,
-    NetworkConfig, SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule, WindowNorm,
+    NetworkConfig, PatchNorm, SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule, WindowNorm,
 };
 pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};

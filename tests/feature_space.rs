@@ -181,3 +181,38 @@ fn feature_space_configs_are_checked() {
     let err = Detector::new(tiny(weights), &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("unused.safetensors"), "{err}");
 }
+
+#[test]
+fn a_per_position_model_saves_its_statistics_and_scores_the_same_after_loading() {
+    dmad::init_cpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = tmp.path().join("lite0.safetensors");
+    write_lite0(&weights, 7);
+    let mut cfg = tiny(weights);
+    cfg.train.steps = 5;
+    cfg.feature_space.as_mut().unwrap().normalisation = dmad::PatchNorm::PerPosition;
+    let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+    det.fit(&data(Split::Train).x, |_| {}).unwrap();
+    let test = data(Split::Test).x;
+    let out = det.score(&test).unwrap();
+    let model = tmp.path().join("model");
+    det.save(&model).unwrap();
+    // One mean and spread per patch position (96 / 8 = 12: 12x12) and feature.
+    let stats =
+        candle_core::safetensors::load(model.join("feature_space.safetensors"), &Device::Cpu)
+            .unwrap();
+    assert!(
+        stats.values().all(|t| t.dims() == [144, 152]),
+        "{:?}",
+        stats
+            .values()
+            .map(|t| t.dims().to_vec())
+            .collect::<Vec<_>>()
+    );
+    let back = Detector::load(&model, &Device::Cpu).unwrap();
+    assert_eq!(
+        back.config().feature_space.as_ref().unwrap().normalisation,
+        dmad::PatchNorm::PerPosition
+    );
+    assert_eq!(back.score(&test).unwrap().scores, out.scores);
+}

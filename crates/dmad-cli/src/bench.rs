@@ -96,6 +96,10 @@ pub enum Variant {
     /// images it is fitted on 4/5 of the normal images and the largest noise level is chosen
     /// on anomalies generated from the other fifth (`feature_space::choose_max_strength`).
     FeatureDiffusion,
+    /// Feature diffusion with the patch features standardised per position
+    /// (`PatchNorm::PerPosition`, PaDiM's statistics) instead of globally.
+    #[value(name = "feature-diffusion-pos")]
+    FeatureDiffusionPos,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -128,7 +132,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 24] = [
+    pub const ALL: [Variant; 25] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -143,6 +147,7 @@ impl Variant {
         Variant::PatchCore,
         Variant::PatchCore10,
         Variant::FeatureDiffusion,
+        Variant::FeatureDiffusionPos,
         Variant::FeatureRecon,
         Variant::Imputation,
         Variant::ImputationDdpm,
@@ -171,6 +176,7 @@ impl Variant {
             Variant::PatchCore => "patchcore",
             Variant::PatchCore10 => "patchcore-10",
             Variant::FeatureDiffusion => "feature-diffusion",
+            Variant::FeatureDiffusionPos => "feature-diffusion-pos",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
             Variant::ImputationDdpm => "imputation-ddpm",
@@ -200,6 +206,7 @@ impl Variant {
             Variant::PatchCore => "PatchCore 1% (peer)",
             Variant::PatchCore10 => "PatchCore 10% (peer)",
             Variant::FeatureDiffusion => "feature diffusion",
+            Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationDdpm => "imputation, DDPM U-Net",
@@ -281,11 +288,13 @@ impl Variant {
     /// The scorer of a feature-space variant.
     fn feature_scorer(self) -> Option<ScorerConfig> {
         match self {
-            Variant::FeatureDiffusion => Some(ScorerConfig::Denoising {
-                levels: 8,
-                max_strength: 0.5,
-                noise_free: false,
-            }),
+            Variant::FeatureDiffusion | Variant::FeatureDiffusionPos => {
+                Some(ScorerConfig::Denoising {
+                    levels: 8,
+                    max_strength: 0.5,
+                    noise_free: false,
+                })
+            }
             Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
             _ => None,
         }
@@ -331,6 +340,7 @@ impl Variant {
             | Variant::PatchCore
             | Variant::PatchCore10
             | Variant::FeatureDiffusion
+            | Variant::FeatureDiffusionPos
             | Variant::FeatureRecon
             | Variant::Imputation
             | Variant::Pixel128
@@ -1000,7 +1010,10 @@ fn run_unit(
         det = chosen;
         m.window_norm = Some(format!("{norm:?}").to_lowercase());
         m.generated_auroc = Some(auroc);
-    } else if variant == Variant::FeatureDiffusion {
+    } else if matches!(
+        variant,
+        Variant::FeatureDiffusion | Variant::FeatureDiffusionPos
+    ) {
         // The denoising score's settings, chosen on anomalies generated from a held-out fifth
         // of the normal training samples (no real anomaly used): images get injected image
         // defects, audio clips the audio anomalies injected into their waveforms.
@@ -1455,6 +1468,11 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 if let Some(scorer) = variant.feature_scorer() {
                     cfg = feature_space::config(ds.modality(), args.budget, scorer);
                     cfg.scoring.strength = 0.3;
+                    if variant == Variant::FeatureDiffusionPos {
+                        if let Some(fs) = cfg.feature_space.as_mut() {
+                            fs.normalisation = dmad::PatchNorm::PerPosition;
+                        }
+                    }
                 }
                 cfg.input = input;
                 if ds.modality() == Modality::Image {

@@ -205,6 +205,7 @@ pub(super) fn write_section(
         "patchcore",
         "patchcore-10",
         "feature-diffusion",
+        "feature-diffusion-pos",
         "feature-recon",
     ];
     let mut rows: Vec<&super::Record> = records
@@ -225,7 +226,8 @@ pub(super) fn write_section(
          0.2, 0.3, 0.5) and noised or noise-free scoring chosen on anomalies generated from \
          the other fifth (images: injected cut-paste, Perlin, scratch and blob defects; audio: \
          the audio anomalies injected into the held-out clips' waveforms); the map resized to the input, smoothed (sigma 4 px), its \
-         maximum the image score. `PatchCore`: the same features, a greedy k-center coreset \
+         maximum the image score; `per-position norm`: the same, with the features standardised \
+         per patch position (PaDiM's statistics) instead of globally. `PatchCore`: the same features, a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. Audio rows add the DCASE-style log-mel kNN peers \
          (`benches/peers/audio_dcase.py`; deterministic). AUROC cells with several seeds read \
