@@ -50,6 +50,10 @@ def test_an_exception_in_the_callback_stops_the_fit(rng):
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT to oneself")
 def test_ctrl_c_stops_a_long_fit(rng):
     det = dmad.Detector("table", steps=1_000_000)
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then never turns it into KeyboardInterrupt (the fit would run its million
+    # steps): give SIGINT Python's own handler for this test, as an interactive session has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -57,4 +61,5 @@ def test_ctrl_c_stops_a_long_fit(rng):
             det.fit(rng.normal(size=(64, 3)))
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert not hasattr(det, "model_")
