@@ -107,6 +107,10 @@ pub enum Variant {
     /// fill grating-masked segments of z-normalised windows (two periods of the train part),
     /// each point scored by its imputation error over both masks and 4 noise levels.
     Imputation,
+    /// The imputation recipe with masked segments of a quarter window (half a period) instead
+    /// of an eighth: the imputer cannot copy a segment from its immediate neighbours.
+    #[value(name = "imputation-long")]
+    ImputationLong,
     /// The imputation recipe with the U-Net's four modules off (a plain DDPM U-Net).
     ImputationDdpm,
     /// The imputation recipe without the wavelet pyramid.
@@ -132,7 +136,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 25] = [
+    pub const ALL: [Variant; 26] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -150,6 +154,7 @@ impl Variant {
         Variant::FeatureDiffusionPos,
         Variant::FeatureRecon,
         Variant::Imputation,
+        Variant::ImputationLong,
         Variant::ImputationDdpm,
         Variant::ImputationNoWavelet,
         Variant::ImputationNoAdapter,
@@ -179,6 +184,7 @@ impl Variant {
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
+            Variant::ImputationLong => "imputation-long",
             Variant::ImputationDdpm => "imputation-ddpm",
             Variant::ImputationNoWavelet => "imputation-no-wavelet",
             Variant::ImputationNoAdapter => "imputation-no-adapter",
@@ -209,6 +215,7 @@ impl Variant {
             Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
+            Variant::ImputationLong => "imputation, quarter-window segments",
             Variant::ImputationDdpm => "imputation, DDPM U-Net",
             Variant::ImputationNoWavelet => "imputation - wavelet",
             Variant::ImputationNoAdapter => "imputation - adapter",
@@ -250,6 +257,7 @@ impl Variant {
         matches!(
             self,
             Variant::Imputation
+                | Variant::ImputationLong
                 | Variant::ImputationDdpm
                 | Variant::ImputationNoWavelet
                 | Variant::ImputationNoAdapter
@@ -327,6 +335,11 @@ impl Variant {
                 lambda: COMBINED_LAMBDA,
             };
         }
+        if self == Variant::ImputationLong {
+            if let Some(g) = cfg.train.imputation.as_mut() {
+                g.segment = (cfg.input.window / 4).max(1);
+            }
+        }
         let Some(m) = cfg.network.modules_mut() else {
             return;
         };
@@ -343,6 +356,7 @@ impl Variant {
             | Variant::FeatureDiffusionPos
             | Variant::FeatureRecon
             | Variant::Imputation
+            | Variant::ImputationLong
             | Variant::Pixel128
             | Variant::PixelMap
             | Variant::PixelCond
