@@ -87,6 +87,27 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
     serde_json::to_string(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// The imputation-diffusion configuration (JSON) of a series of `dims` channels, as `dmad fit
+/// --scorer imputation` builds it: a window of two periods of the training series
+/// (`first_channel`, float64 bytes; TSB-AD's `find_length`), or `window` when given.
+#[pyfunction]
+#[pyo3(signature = (first_channel, dims, window=None))]
+fn imputation_config(first_channel: &[u8], dims: usize, window: Option<usize>) -> PyResult<String> {
+    if dims == 0 {
+        return Err(PyValueError::new_err("the data has 0 channels"));
+    }
+    let window = match window {
+        Some(w) => w,
+        None => {
+            let x = f64s("X", first_channel, &[first_channel.len() / 8])?;
+            let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            dmad::prepare::imputation_window(dmad::data::find_length(&x))
+        }
+    };
+    let cfg = DetectorConfig::series_imputation(dims, window);
+    serde_json::to_string(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// Validates a configuration (JSON): `ValueError` naming the field when it is not valid.
 #[pyfunction]
 fn validate_config(config: &str) -> PyResult<()> {
@@ -437,6 +458,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_function(wrap_pyfunction!(validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(imputation_config, m)?)?;
     m.add_function(wrap_pyfunction!(roc_auc, m)?)?;
     m.add_function(wrap_pyfunction!(auprc, m)?)?;
     m.add_function(wrap_pyfunction!(f1_max, m)?)?;

@@ -1,6 +1,7 @@
 """Each modality end to end on tiny data and budgets: shapes, thresholds, save and load."""
 
 import numpy as np
+import pytest
 
 import dmad
 
@@ -72,3 +73,21 @@ def test_generate_gives_samples_in_the_units_fit_took(rng):
     anomalies, masks = det.generate(8, kind="global", steps=10)
     assert anomalies.shape == (8, 3) and masks.shape == (8, 3)
 
+
+
+def test_imputation_takes_its_window_from_the_training_period(rng):
+    t = np.arange(800)
+    x = np.sin(2 * np.pi * t / 20) + 0.05 * rng.normal(size=800)
+    det = dmad.Detector("series", scorer="imputation", steps=2, warmup_steps=0).fit(x[:500])
+    window = det.config_["input"]["window"]
+    # Two periods of 20, rounded up to a multiple of 8, as `dmad fit --scorer imputation`.
+    assert window in (40, 48), window
+    assert det.config_["train"]["imputation"]["segment"] == window // 8
+    assert det.get_params()["scorer"] == "imputation"
+    assert det.decision_function(x[500:]).shape == (300,)
+    fixed = dmad.Detector("series", scorer="imputation", window=64, steps=1, warmup_steps=0)
+    fixed.fit(x[:500])
+    assert fixed.config_["input"]["window"] == 64
+    assert fixed.config_["train"]["imputation"]["segment"] == 8
+    with pytest.raises(ValueError, match="series windows"):
+        dmad.Detector("table", scorer="imputation").fit(rng.normal(size=(20, 3)))

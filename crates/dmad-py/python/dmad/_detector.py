@@ -22,6 +22,7 @@ SCORERS = (
     "combined",
     "feature-diffusion",
     "feature-recon",
+    "imputation",
 )
 
 
@@ -173,6 +174,8 @@ def _dims(a: np.ndarray, modality: str) -> int:
 
 def _scorer_name(cfg: dict) -> str:
     kind = cfg["scorer"]["kind"]
+    if kind == "imputation":
+        return "imputation"
     if cfg.get("feature_space"):
         return "feature-diffusion" if kind == "denoising" else "feature-recon"
     return kind
@@ -268,7 +271,7 @@ class Detector:
 
     # -- configuration ------------------------------------------------------------------
 
-    def _config(self, dims: int) -> dict:
+    def _config(self, dims: int, a: Optional[np.ndarray] = None) -> dict:
         if self.modality not in MODALITIES:
             raise ValueError(f"modality {self.modality!r}: expected one of {MODALITIES}")
         base = self.scorer
@@ -278,7 +281,24 @@ class Detector:
             if not (isinstance(given, dict) and "scorer" in given):
                 raise ValueError(f"scorer {self.scorer!r}: expected one of {SCORERS}")
             base = "reconstruction"
-        cfg = json.loads(_native.default_config(self.modality, dims, base))
+        if base == "imputation":
+            if self.modality != "series":
+                raise ValueError(
+                    f"scorer 'imputation' fills masked segments of series windows, not "
+                    f"{self.modality} data"
+                )
+            # The window: two periods of the training series (its first channel), as
+            # `dmad fit --scorer imputation` chooses it, unless window= is given.
+            first = np.zeros(0) if a is None else (a[:, 0] if a.ndim == 2 else a.reshape(-1))
+            first = np.ascontiguousarray(first, dtype=np.float64)
+            window = getattr(self, "window", None)
+            cfg = json.loads(
+                _native.imputation_config(
+                    first.tobytes(), dims, None if window is None else int(window)
+                )
+            )
+        else:
+            cfg = json.loads(_native.default_config(self.modality, dims, base))
         for key in sorted(self._options, key=lambda k: k == "config"):
             value = getattr(self, key)
             if value is not None:
@@ -303,7 +323,7 @@ class Detector:
         unfitted).
         """
         a = _as_float(X, self.modality)
-        cfg = self._config(_dims(a, self.modality))
+        cfg = self._config(_dims(a, self.modality), a)
         if self.modality == "image" and a.ndim in (3, 4):
             cfg["input"]["image_size"] = int(a.shape[-1])
         model = _native.Model(json.dumps(cfg))
