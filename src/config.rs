@@ -480,15 +480,36 @@ impl DetectorConfig {
     /// modules, attention at the lowest level only), 800 steps,
     /// fed the window with its masked steps noised and the mask as one more channel
     /// (`dims + 1` inputs), trained to predict the clean window (`sample`) on grating masks of
-    /// `window / 8` steps with random shifts, the loss on the masked steps only; scored by
+    /// [`crate::prepare::imputation_segment`]`(window / 2)` steps (a fifth of a period when
+    /// the window is two periods: see there why an odd number of segments per period) with
+    /// random shifts, the loss on the masked steps only; scored by
     /// [`ScorerConfig::Imputation`] (both complementary masks, 4 levels up to pure noise).
     /// Windows are z-normalised on their own ([`WindowNorm::Window`]), as the matrix profile
     /// compares subsequences, so a drifting level does not count; set
     /// `input.window_norm` to [`WindowNorm::Global`] where the level itself matters.
     ///
-    /// The window is best a period or two of the series (`dmad_data::find_length` estimates
+    /// The window is best two periods of the series (`dmad_data::find_length` estimates
     /// the period from the train part, as TSB-AD does); a multiple of 4 suits the U-Net.
+    /// [`DetectorConfig::series_imputation_for_period`] takes the period itself.
     pub fn series_imputation(dims: usize, window: usize) -> Self {
+        Self::imputation_with(dims, window, crate::prepare::imputation_segment(window / 2))
+    }
+
+    /// [`DetectorConfig::series_imputation`] for a series of this period: windows of
+    /// [`crate::prepare::imputation_window`]`(period)` (two periods, rounded up to a multiple
+    /// of 8) and grating segments of [`crate::prepare::imputation_segment`]`(period)` (a
+    /// fifth of a period, exact where rounding the window up would shift it). What `dmad fit
+    /// --scorer imputation`, the Python `scorer="imputation"` and the benchmark use, with the
+    /// period of the training series.
+    pub fn series_imputation_for_period(dims: usize, period: usize) -> Self {
+        Self::imputation_with(
+            dims,
+            crate::prepare::imputation_window(period),
+            crate::prepare::imputation_segment(period),
+        )
+    }
+
+    fn imputation_with(dims: usize, window: usize, segment: usize) -> Self {
         // The benchmark's measured recipe: a small U-Net, attention at the lowest level only
         // (at every stage it cost 2.4x the training time on 368-step windows).
         let mut unet = small_unet(dims, &[16, 32, 32]);
@@ -522,9 +543,7 @@ impl DetectorConfig {
                 batch_size: 32,
                 learning_rate: 5e-4,
                 lr_warmup_steps: 100,
-                imputation: Some(GratingMasks {
-                    segment: (window / 8).max(1),
-                }),
+                imputation: Some(GratingMasks { segment }),
                 ..TrainConfig::default()
             },
             ..base

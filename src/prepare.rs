@@ -410,9 +410,49 @@ pub fn train_period(train: &dmad_data::Series) -> usize {
 }
 
 /// A window length for imputation diffusion from a period: two periods, rounded up to a
-/// multiple of 8 (the U-Net halves it twice, the grating takes an eighth), within `[32, 512]`.
+/// multiple of 8 (the U-Net halves it twice), within `[32, 512]`.
 pub fn imputation_window(period: usize) -> usize {
     (2 * period).div_ceil(8).saturating_mul(8).clamp(32, 512)
+}
+
+/// The grating segment for imputation diffusion of a series with this period: about a fifth
+/// of it, chosen so that the step one period away from a masked step falls in the grating's
+/// other phase, where it is observed.
+///
+/// The imputer of a periodic series predicts a masked step best from the same phase of the
+/// neighbouring period. With a segment of a quarter period (the first recipe: an eighth of a
+/// two-period window) the grating's period, half the series' period, divided it: the same
+/// phase of every period was masked together, the imputer never saw it, and on sharp
+/// periodic shapes (GutenTAG's ECG beats) its error was as large on normal windows as on
+/// anomalous ones (AUROC 0.51). Here, among the segments from an eighth to a third of the
+/// period, those that put the step a period away in the other phase best (within 5 % of the
+/// best share of masked steps whose partner is observed) are kept, and the one nearest a
+/// fifth of the period is taken: 20 -> 4, 24 -> 8, 48 -> 16, 184 -> 37.
+pub fn imputation_segment(period: usize) -> usize {
+    if period < 3 {
+        return 1;
+    }
+    let lo = (period / 8).max(1);
+    let hi = period.div_ceil(3).max(lo);
+    let best = (lo..=hi)
+        .map(|s| opposite_phase_share(period, s))
+        .fold(0.0, f64::max);
+    let fifth = period as f64 / 5.0;
+    (lo..=hi)
+        .filter(|&s| opposite_phase_share(period, s) >= best - 0.05)
+        .min_by(|&a, &b| {
+            (a as f64 - fifth)
+                .abs()
+                .total_cmp(&(b as f64 - fifth).abs())
+        })
+        .unwrap_or(lo)
+}
+
+/// The share of a grating's masked steps (segments of `segment`, period `2 * segment`) whose
+/// step `period` later is observed: 1 when `period` is an odd number of segments.
+pub fn opposite_phase_share(period: usize, segment: usize) -> f64 {
+    let r = (period % (2 * segment)) as f64;
+    1.0 - (r - segment as f64).abs() / segment as f64
 }
 
 /// A UCR/UEA classification archive used one-class (`data/PROTOCOL.md`): the train rows of
@@ -884,6 +924,32 @@ fn table_kinds(labels: &[u8], labelled: bool) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn imputation_segments_put_the_next_period_in_the_other_phase() {
+        for (period, segment) in [(20, 4), (24, 8), (40, 8), (48, 16), (184, 37)] {
+            assert_eq!(imputation_segment(period), segment, "period {period}");
+        }
+        for period in 8..=512 {
+            let s = imputation_segment(period);
+            assert!(
+                (period / 8..=period.div_ceil(3)).contains(&s),
+                "period {period}: segment {s}"
+            );
+            let share = opposite_phase_share(period, s);
+            assert!(share >= 0.6, "period {period}: segment {s}, share {share}");
+            // The share read off the masks themselves, over one period of the grating.
+            let g = dmad_core::masking::GratingMasks { segment: s };
+            let m = g.mask(g.period() + period, 0);
+            let masked: Vec<usize> = (0..g.period()).filter(|&i| m[i] == 1.0).collect();
+            let observed = masked.iter().filter(|&&i| m[i + period] == 0.0).count();
+            let direct = observed as f64 / masked.len() as f64;
+            assert!(
+                (direct - share).abs() < 1e-12,
+                "period {period}: {direct} vs {share}"
+            );
+        }
+    }
     use super::*;
 
     /// A 1 kHz tone of `amplitude`, one second at 4 kHz.

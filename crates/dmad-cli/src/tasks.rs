@@ -190,8 +190,9 @@ pub fn default_config(modality: Modality, spec: &DataSpec, dev: &Device) -> Resu
     })
 }
 
-/// The imputation detector of the series at `spec`: [`DetectorConfig::series_imputation`]
-/// with a window of two periods of the training series ([`prepare::train_period`]).
+/// The imputation detector of the series at `spec`:
+/// [`DetectorConfig::series_imputation_for_period`] with the period of the training series
+/// ([`prepare::train_period`]).
 fn imputation_config(modality: Modality, spec: &DataSpec) -> Result<DetectorConfig> {
     if modality != Modality::Series {
         bail!("--scorer imputation fills masked segments of series windows, not {modality} data");
@@ -202,8 +203,10 @@ fn imputation_config(modality: Modality, spec: &DataSpec) -> Result<DetectorConf
         layout::resolve(modality, &spec.path, Purpose::Fit)?;
         dmad::data::read_plain_series(&spec.path)?
     };
-    let window = prepare::imputation_window(prepare::train_period(&train));
-    Ok(DetectorConfig::series_imputation(train.dims, window))
+    Ok(DetectorConfig::series_imputation_for_period(
+        train.dims,
+        prepare::train_period(&train),
+    ))
 }
 
 /// Reads a detector configuration: a `DetectorConfig` as JSON, or a saved model's

@@ -88,23 +88,23 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
 }
 
 /// The imputation-diffusion configuration (JSON) of a series of `dims` channels, as `dmad fit
-/// --scorer imputation` builds it: a window of two periods of the training series
-/// (`first_channel`, float64 bytes; TSB-AD's `find_length`), or `window` when given.
+/// --scorer imputation` builds it: windows of two periods of the training series and grating
+/// segments of a fifth of one (`first_channel`, float64 bytes; TSB-AD's `find_length`), or
+/// `window` (segments of a tenth of it) when given.
 #[pyfunction]
 #[pyo3(signature = (first_channel, dims, window=None))]
 fn imputation_config(first_channel: &[u8], dims: usize, window: Option<usize>) -> PyResult<String> {
     if dims == 0 {
         return Err(PyValueError::new_err("the data has 0 channels"));
     }
-    let window = match window {
-        Some(w) => w,
+    let cfg = match window {
+        Some(w) => DetectorConfig::series_imputation(dims, w),
         None => {
             let x = f64s("X", first_channel, &[first_channel.len() / 8])?;
             let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-            dmad::prepare::imputation_window(dmad::data::find_length(&x))
+            DetectorConfig::series_imputation_for_period(dims, dmad::data::find_length(&x))
         }
     };
-    let cfg = DetectorConfig::series_imputation(dims, window);
     serde_json::to_string(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
