@@ -450,7 +450,7 @@ pub fn imputation_segment(period: usize) -> usize {
 
 /// The share of a grating's masked steps (segments of `segment`, period `2 * segment`) whose
 /// step `period` later is observed: 1 when `period` is an odd number of segments.
-pub fn opposite_phase_share(period: usize, segment: usize) -> f64 {
+fn opposite_phase_share(period: usize, segment: usize) -> f64 {
     let r = (period % (2 * segment)) as f64;
     1.0 - (r - segment as f64).abs() / segment as f64
 }
@@ -924,6 +924,7 @@ fn table_kinds(labels: &[u8], labelled: bool) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn imputation_segments_put_the_next_period_in_the_other_phase() {
@@ -950,7 +951,6 @@ mod tests {
             );
         }
     }
-    use super::*;
 
     /// A 1 kHz tone of `amplitude`, one second at 4 kHz.
     fn tone(amplitude: f32) -> Vec<f32> {

@@ -16,8 +16,8 @@ const UCR_CLASS_WINDOW: usize = 64;
 /// The benchmark's imputation detector of a series dataset:
 /// [`DetectorConfig::series_imputation_for_period`] with the period of the train part alone
 /// ([`prepare::train_period`]: windows of two periods, segments of a fifth); the UCR
-/// classification sets' whole series are resampled to 64 steps, as the other variants do. `STEPS * budget` steps
-/// of the benchmark's small U-Net.
+/// classification sets' whole series are resampled to 64 steps, as the other variants do.
+/// `STEPS * budget` steps of the benchmark's small U-Net.
 pub(super) fn config(ds: &Dataset, budget: f64) -> Result<DetectorConfig> {
     let mut cfg = match &ds.source {
         Source::Series(src) => {
@@ -25,7 +25,7 @@ pub(super) fn config(ds: &Dataset, budget: f64) -> Result<DetectorConfig> {
             DetectorConfig::series_imputation_for_period(1, prepare::train_period(&split.train))
         }
         _ => {
-            // Not periodic: the whole series resampled; segments of an eighth, as measured.
+            // Not periodic (whole series resampled): segments of an eighth, the first recipe's.
             let mut c = DetectorConfig::series_imputation(1, UCR_CLASS_WINDOW);
             c.train.imputation = Some(GratingMasks {
                 segment: UCR_CLASS_WINDOW / 8,
