@@ -82,12 +82,15 @@ def test_imputation_takes_its_window_from_the_training_period(rng):
     window = det.config_["input"]["window"]
     # Two periods of 20, rounded up to a multiple of 8, as `dmad fit --scorer imputation`.
     assert window in (40, 48), window
-    assert det.config_["train"]["imputation"]["segment"] == window // 8
+    # A fifth of the period, an odd number of segments per period (prepare::imputation_segment):
+    # the step one period away from a masked step is observed.
+    assert det.config_["train"]["imputation"]["segment"] == 4
     assert det.get_params()["scorer"] == "imputation"
     assert det.decision_function(x[500:]).shape == (300,)
     fixed = dmad.Detector("series", scorer="imputation", window=64, steps=1, warmup_steps=0)
     fixed.fit(x[:500])
     assert fixed.config_["input"]["window"] == 64
-    assert fixed.config_["train"]["imputation"]["segment"] == 8
+    # A given window is taken as two periods: imputation_segment(32) = 11 (32 / 11 ~ 3, odd).
+    assert fixed.config_["train"]["imputation"]["segment"] == 11
     with pytest.raises(ValueError, match="series windows"):
         dmad.Detector("table", scorer="imputation").fit(rng.normal(size=(20, 3)))
