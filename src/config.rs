@@ -210,6 +210,13 @@ pub struct ScoringConfig {
     /// [`MapScore::TopKMean`] let a small defect count in full instead of being averaged away.
     /// The combined scorer combines the summaries of its two terms.
     pub map_score: MapScore,
+    /// Series: standard deviation, in steps, of the Gaussian that smooths the per-point scores
+    /// (after each point has taken the mean over the windows covering it); 0 (the default):
+    /// none. An imputation error peaks at the sharp parts of a periodic series, normal or
+    /// not; smoothing over about a period lets an anomalous stretch stand out as a whole.
+    /// [`crate::series::fit_series`] chooses it on anomalies injected into a held-out part
+    /// of the training series.
+    pub point_sigma: f64,
 }
 
 impl Default for ScoringConfig {
@@ -226,6 +233,7 @@ impl Default for ScoringConfig {
             feature_distance: FeatureDistance::SquaredError,
             smoothing_sigma: 0.0,
             map_score: MapScore::Inner,
+            point_sigma: 0.0,
         }
     }
 }
@@ -632,6 +640,18 @@ impl DetectorConfig {
             return bad(
                 "scoring.smoothing_sigma",
                 format!("must be finite and >= 0, got {}", s.smoothing_sigma),
+            );
+        }
+        if !(s.point_sigma.is_finite() && s.point_sigma >= 0.0) {
+            return bad(
+                "scoring.point_sigma",
+                format!("must be finite and >= 0, got {}", s.point_sigma),
+            );
+        }
+        if s.point_sigma > 0.0 && self.modality != Modality::Series {
+            return bad(
+                "scoring.point_sigma",
+                "smooths the point scores of a series; keep 0 for other modalities".to_string(),
             );
         }
         if let MapScore::TopKMean { k: 0 } = s.map_score {

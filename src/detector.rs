@@ -467,6 +467,20 @@ impl Detector {
         Ok(())
     }
 
+    /// Sets `scoring.point_sigma`, the smoothing of a series' point scores
+    /// ([`crate::series::point_scores`]); window scores, maps and the threshold are unchanged.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a negative or non-finite sigma, or a detector that does not
+    /// score series (nothing changes then).
+    pub fn set_point_sigma(&mut self, sigma: f64) -> Result<()> {
+        let mut cfg = self.cfg.clone();
+        cfg.scoring.point_sigma = sigma;
+        cfg.validate()?;
+        self.cfg = cfg;
+        Ok(())
+    }
+
     fn fit_dte(&self, k: usize, train: &Tensor) -> Result<DteNonParametric> {
         let sc = &self.cfg.schedule;
         let cfg = DteNonParametricConfig {

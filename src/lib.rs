@@ -52,6 +52,7 @@ pub mod prepare;
 pub mod report;
 mod runtime;
 mod sampler;
+pub mod series;
 
 pub use config::{
     DetectorConfig, FeatureDistance, FeatureSpaceConfig, InputConfig, MapScore, Modality,

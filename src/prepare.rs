@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use dmad_data::{Dataset, ImageConfig, ImageFolder, Reduce, Split};
+use dmad_data::{Dataset, ImageConfig, ImageFolder, Split};
 
 use crate::Result;
 
@@ -165,31 +165,39 @@ pub struct SeriesTask {
 impl SeriesTask {
     /// Maps one score per test window (or a per-step map `[m, window]`) to one score per test
     /// point, taking the mean over the windows that cover a point (a score peaks where the
-    /// anomaly is, instead of spreading over every window that touches it).
+    /// anomaly is, instead of spreading over every window that touches it). Not smoothed:
+    /// [`SeriesTask::detector_points`] is what a detector's scores need.
     ///
     /// # Errors
     /// Errors of the mapping (lengths that do not fit).
     pub fn point_scores(&self, window_scores: &[f32], maps: Option<&Tensor>) -> Result<Vec<f32>> {
-        let n = self.test_labels.len();
-        match maps {
-            Some(m) => {
-                let flat = m.flatten_all()?.to_vec1::<f32>()?;
-                Ok(dmad_data::timeseries::steps_to_points(
-                    &flat,
-                    &self.test_starts,
-                    self.window,
-                    n,
-                    Reduce::Mean,
-                )?)
-            }
-            None => Ok(dmad_data::window_to_points(
-                window_scores,
-                &self.test_starts,
-                self.window,
-                n,
-                Reduce::Mean,
-            )?),
-        }
+        crate::series::covering_mean(
+            window_scores,
+            maps,
+            &self.test_starts,
+            self.window,
+            self.test_labels.len(),
+        )
+    }
+
+    /// The test points' scores from `det`'s scores of the test windows, as
+    /// [`crate::series::point_scores`]: per-step maps where the scorer scores steps, smoothed
+    /// by `scoring.point_sigma`.
+    ///
+    /// # Errors
+    /// Errors of the mapping (lengths that do not fit).
+    pub fn detector_points(
+        &self,
+        det: &crate::Detector,
+        scored: &crate::Scores,
+    ) -> Result<Vec<f32>> {
+        crate::series::point_scores(
+            det,
+            scored,
+            &self.test_starts,
+            self.window,
+            self.test_labels.len(),
+        )
     }
 }
 
@@ -259,6 +267,26 @@ pub fn ucr_series_with(
     non_finite: dmad_data::NonFinite,
     device: &Device,
 ) -> Result<SeriesTask> {
+    let (split, name) = ucr_split_with(path, non_finite)?;
+    series_task(
+        split,
+        window,
+        train_stride,
+        test_stride,
+        Some((name.begin, name.end)),
+        device,
+    )
+}
+
+/// A UCR Anomaly Archive file's split, NaN and infinite points treated by `non_finite` (a
+/// test point named in whole-series coordinates), not normalised.
+///
+/// # Errors
+/// As [`ucr_series_with`].
+pub fn ucr_split_with(
+    path: impl AsRef<Path>,
+    non_finite: dmad_data::NonFinite,
+) -> Result<(dmad_data::SeriesSplit, dmad_data::UcrAnomalyName)> {
     let path = path.as_ref();
     let (mut split, name) = dmad_data::load_ucr_anomaly(path)?;
     dmad_data::resolve_series(&mut split.train, path, non_finite)?;
@@ -279,14 +307,7 @@ pub fn ucr_series_with(
         },
         e => e,
     })?;
-    series_task(
-        split,
-        window,
-        train_stride,
-        test_stride,
-        Some((name.begin, name.end)),
-        device,
-    )
+    Ok((split, name))
 }
 
 /// A plain (unlabelled) series file as windows for a model: [`dmad_data::read_plain_series`],

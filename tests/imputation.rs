@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
+use dmad::data::Series;
 use dmad::prepare::{self, SeriesSource};
+use dmad::series;
+use dmad::train::Control;
 use dmad::{Detector, DetectorConfig, Error, ScorerConfig, WindowNorm};
 
 fn shipped() -> SeriesSource {
@@ -130,4 +133,93 @@ fn bad_imputation_settings_are_named() {
     let short = Tensor::zeros((2, 1, 8), DType::F32, &Device::Cpu).unwrap();
     let e = det.score(&short).unwrap_err().to_string();
     assert!(e.contains("segment"), "{e}");
+    // A negative or NaN point smoothing, and one for data without points.
+    for bad in [-1.0, f64::NAN] {
+        let mut c = tiny(64);
+        c.scoring.point_sigma = bad;
+        let e = Detector::new(c, &Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("scoring.point_sigma"), "{e}");
+    }
+    let mut c = DetectorConfig::for_tables(3);
+    c.scoring.point_sigma = 2.0;
+    let e = Detector::new(c, &Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("scoring.point_sigma"), "{e}");
+}
+
+/// A wave of period 16 with a slower component, `n` points.
+fn wave(n: usize) -> Series {
+    let tau = std::f32::consts::TAU;
+    let values = (0..n)
+        .map(|i| {
+            let t = i as f32;
+            (tau * t / 16.0).sin() + 0.3 * (tau * t / 5.0).sin().powi(3) + 0.1 * (t / 97.0).sin()
+        })
+        .collect();
+    Series {
+        values,
+        dims: 1,
+        labels: vec![0; n],
+    }
+}
+
+#[test]
+fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<()> {
+    dmad::init_cpu();
+    let mut cfg = tiny(32);
+    cfg.train.steps = 30;
+    cfg.train.lr_warmup_steps = 3;
+    let train = wave(3000);
+    let mut det = Detector::new(cfg.clone(), &Device::Cpu)?;
+    let fit = series::fit_series(&mut det, &train, None, |_| Control::Continue)?;
+    assert!(fit.finished);
+    let c = fit
+        .choice
+        .expect("a held-out fifth of 600 points holds 9 chunks of 64");
+    // The held fifth, cut to whole chunks of two windows.
+    assert_eq!(c.held_out, 576);
+    let sigmas: Vec<f64> = c.candidates.iter().map(|p| p.0).collect();
+    assert_eq!(sigmas, [0.0, 4.0, 8.0, 16.0, 32.0]);
+    assert!(c.candidates.iter().all(|p| (0.0..=1.0).contains(&p.1)));
+    let best = c.candidates.iter().map(|p| p.1).fold(0.0, f64::max);
+    let first_best = c.candidates.iter().find(|p| p.1 == best).unwrap().0;
+    assert_eq!(c.point_sigma, first_best, "{:?}", c.candidates);
+    assert_eq!(det.config().scoring.point_sigma, c.point_sigma);
+
+    // The point scores are the covering windows' step maps, smoothed by the chosen sigma.
+    let part = train.slice(0..400);
+    let (x, starts) = dmad::data::windows(&part, 32, 4, &Device::Cpu)?;
+    let scored = det.score(&x)?;
+    let raw = series::covering_mean(&scored.scores, scored.maps.as_ref(), &starts, 32, 400)?;
+    let points = series::point_scores(&det, &scored, &starts, 32, 400)?;
+    let expected = if c.point_sigma > 0.0 {
+        let t = Tensor::from_vec(raw.clone(), (1, 400), &Device::Cpu)?;
+        dmad::score::maps::gaussian_smooth(&t, c.point_sigma)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+    } else {
+        raw.clone()
+    };
+    assert_eq!(points, expected);
+
+    // Saved and loaded, the smoothing stays.
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        path: PathBuf::from("tempdir"),
+        source: e,
+    })?;
+    det.save(dir.path().join("m"))?;
+    let back = Detector::load(dir.path().join("m"), &Device::Cpu)?;
+    assert_eq!(back.config().scoring.point_sigma, c.point_sigma);
+    assert_eq!(
+        series::point_scores(&back, &scored, &starts, 32, 400)?,
+        points
+    );
+
+    // Too short to hold a fifth out (120 points, fewer than two chunks): fitted on every
+    // window, the configured smoothing kept.
+    cfg.scoring.point_sigma = 3.0;
+    let mut det = Detector::new(cfg, &Device::Cpu)?;
+    let fit = series::fit_series(&mut det, &train.slice(0..600), None, |_| Control::Continue)?;
+    assert!(fit.finished && fit.choice.is_none());
+    assert_eq!(det.config().scoring.point_sigma, 3.0);
+    Ok(())
 }

@@ -742,6 +742,10 @@ struct UnitMetrics {
     /// Imputation variants: the window normalisation chosen on generated anomalies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window_norm: Option<String>,
+    /// Imputation variants on point-labelled series: the smoothing of the point scores (in
+    /// steps) chosen on anomalies injected into the held-out fifth of the training series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    point_sigma: Option<f64>,
     /// Pixel variants: the scoring options chosen on generated anomalies, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scoring_choice: Option<String>,
@@ -1019,12 +1023,42 @@ fn run_unit(
     let mut det = Detector::new(cfg.clone(), dev)?;
     let fit_start = Instant::now();
     if variant.imputes() {
-        // The library's recipe as `dmad fit --scorer imputation` runs it: every training
-        // window, each window z-normalised. (The window normalisation was once chosen on
-        // GutenTAG-kind anomalies injected into a held-out fifth; that choice took `global`
-        // wherever the anomalies were level changes and lost to the a-priori `window` on
-        // UCR #135, NAB and GutenTAG: docs/results/notes.md.)
-        det.fit(&train, |_| {})?;
+        // The library's recipe as `dmad fit --scorer imputation` runs it: each window
+        // z-normalised (the normalisation was once chosen on GutenTAG-kind anomalies injected
+        // into a held-out fifth; that choice took `global` wherever the anomalies were level
+        // changes and lost to the a-priori `window` on UCR #135, NAB and GutenTAG:
+        // docs/results/notes.md). A point-labelled series is fitted by
+        // `dmad::series::fit_series`: on the first four fifths of its train part, the point
+        // smoothing chosen on anomalies injected into the last fifth.
+        match &ds.source {
+            Source::Series(src) => {
+                let (mut split, _) = prepare::series_split(src)?;
+                split.normalise();
+                let fit = dmad::series::fit_series(&mut det, &split.train, None, |_| {
+                    dmad::train::Control::Continue
+                })?;
+                if let Some(c) = fit.choice {
+                    m.point_sigma = Some(c.point_sigma);
+                    let each: Vec<String> = c
+                        .candidates
+                        .iter()
+                        .map(|(s, a)| format!("{s}: {a:.3}"))
+                        .collect();
+                    m.scoring_choice = Some(format!(
+                        "point sigma (steps) by injected-point AUROC on the last {} train \
+                         points: {}",
+                        c.held_out,
+                        each.join(", ")
+                    ));
+                    m.generated_auroc = c
+                        .candidates
+                        .iter()
+                        .find(|(s, _)| *s == c.point_sigma)
+                        .map(|(_, a)| *a);
+                }
+            }
+            _ => det.fit(&train, |_| {})?,
+        }
         m.window_norm = Some(format!("{:?}", det.config().input.window_norm).to_lowercase());
     } else if matches!(
         variant,
@@ -1106,11 +1140,7 @@ fn run_unit(
     match test {
         TestSet::Points(task) => {
             let s = det.score(&task.test)?;
-            let maps = s
-                .maps
-                .as_ref()
-                .filter(|_| det.config().scorer.scores_steps());
-            let points = task.point_scores(&s.scores, maps)?;
+            let points = task.detector_points(&det, &s)?;
             let r = dmad::evaluate(&points, &task.test_labels, Some(threshold))?;
             (m.auroc, m.auprc, m.f1_max, m.f1_at_threshold) =
                 (r.auroc, r.auprc, r.f1_max, r.f1_at_threshold);
@@ -1357,6 +1387,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         fit_s: mean_opt(&|u| u.fit_s),
         noise_free: units.first().and_then(|u| u.noise_free),
         window_norm: units.first().and_then(|u| u.window_norm.clone()),
+        point_sigma: mean_opt(&|u| u.point_sigma),
         scoring_choice: units.first().and_then(|u| u.scoring_choice.clone()),
         score_s: mean_opt(&|u| u.score_s),
     }

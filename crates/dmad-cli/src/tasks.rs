@@ -35,8 +35,11 @@ fn train_data(
     spec: &DataSpec,
     non_finite: NonFinite,
     dev: &Device,
-) -> Result<(Tensor, DataInfo)> {
+) -> Result<(Tensor, Option<dmad::data::Series>, DataInfo)> {
     let input = &cfg.input;
+    // Series keep the standardised training series: `dmad::series::fit_series` holds a part
+    // of it out.
+    let mut train_series = None;
     let modality = cfg.modality;
     let mut info = DataInfo {
         source: spec.path.display().to_string(),
@@ -114,18 +117,22 @@ fn train_data(
                 mean: p.normaliser.mean.clone(),
                 std: p.normaliser.std.clone(),
             });
+            train_series = Some(p.series);
             p.windows
         }
         (Modality::Series, _) => {
             info.layout = "ucr".into();
-            let t = prepare::ucr_series_with(
-                &spec.path,
+            let (mut split, name) = prepare::ucr_split_with(&spec.path, non_finite)?;
+            let t = prepare::series_task(
+                split.clone(),
                 input.window,
                 input.train_stride,
                 input.test_stride,
-                non_finite,
+                Some((name.begin, name.end)),
                 dev,
             )?;
+            split.normalise();
+            train_series = Some(split.train);
             info.samples = t.train.dim(0)?;
             t.train
         }
@@ -143,7 +150,7 @@ fn train_data(
             t.train
         }
     };
-    Ok((x, info))
+    Ok((x, train_series, info))
 }
 
 /// Whether `path` is named as a file of the UCR Anomaly Archive (labelled by its name).
@@ -298,7 +305,7 @@ pub fn fit_with_info(
 ) -> Result<(Detector, DataInfo)> {
     cfg.train.seed = opts.seed;
     cfg.scoring.seed = opts.seed;
-    let (data, info) = train_data(&cfg, spec, non_finite, dev)
+    let (data, train_series, info) = train_data(&cfg, spec, non_finite, dev)
         .with_context(|| format!("reading the training data at {}", spec.path.display()))?;
     if !opts.quiet {
         let work = match cfg.scorer {
@@ -339,13 +346,33 @@ pub fn fit_with_info(
     let mut lines = Lines::new(opts.quiet, "training");
     let total = cfg.train.steps;
     let mut det = Detector::new(cfg, dev)?;
-    det.fit_with_checkpoints(&data, checkpoints, |p| {
+    let progress = |p: &dmad::train::Progress| {
         pb.set_position(p.step as u64);
         let msg = format!("loss {:.4}, {:.0} samples/s", p.loss, p.samples_per_sec);
         lines.tick(p.step, total, &msg);
         pb.set_message(msg);
-    })?;
-    pb.finish_and_clear();
+    };
+    match &train_series {
+        Some(series) => {
+            let mut progress = progress;
+            let fit = dmad::series::fit_series(&mut det, series, checkpoints, |p| {
+                progress(p);
+                dmad::train::Control::Continue
+            })?;
+            pb.finish_and_clear();
+            if let (Some(c), false) = (fit.choice, opts.quiet) {
+                eprintln!(
+                    "point smoothing: sigma {} steps, chosen on anomalies injected into the \
+                     last {} training points (held out of the fit)",
+                    c.point_sigma, c.held_out
+                );
+            }
+        }
+        None => {
+            det.fit_with_checkpoints(&data, checkpoints, progress)?;
+            pb.finish_and_clear();
+        }
+    }
     Ok((det, info))
 }
 
@@ -756,8 +783,13 @@ pub fn score_data(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     if let Some(task) = task {
-        let steps = maps.as_ref().filter(|_| det.config().scorer.scores_steps());
-        let points = task.point_scores(&scores, steps)?;
+        let points = task.detector_points(
+            &det,
+            &dmad::Scores {
+                scores: scores.clone(),
+                maps: maps.clone(),
+            },
+        )?;
         let values = if labelled {
             let mut split = dmad::data::load_ucr_anomaly(&spec.path)?.0;
             dmad::data::resolve_series(&mut split.test, &spec.path, NonFinite::Impute)?;

@@ -92,5 +92,5 @@ pub use tabular::{
 pub use timeseries::{
     load_gutentag, load_labelled_csv, load_nab, load_nab_all, load_ucr_anomaly, load_ucr_one_class,
     read_ts, read_ucr_tsv, window_starts, window_to_points, windows, Normaliser, Reduce, Series,
-    SeriesSplit,
+    SeriesSplit, UcrAnomalyName,
 };

@@ -103,6 +103,8 @@ enum Purpose {
 struct Prepared {
     x: Tensor,
     task: Option<SeriesTask>,
+    /// A series to fit on, standardised (`dmad::series::fit_series` holds a part out).
+    series: Option<Series>,
 }
 
 /// The native detector.
@@ -186,7 +188,11 @@ impl Model {
                     },
                 };
                 let x = Tensor::from_vec(st.apply(&table, &rows), (n, cols), &dev).or_raise()?;
-                Ok(Prepared { x, task: None })
+                Ok(Prepared {
+                    x,
+                    task: None,
+                    series: None,
+                })
             }
             Modality::Series => {
                 let (points, dims) = match shape.as_slice() {
@@ -256,7 +262,11 @@ impl Model {
                     test_offset: 0,
                     anomaly: None,
                 });
-                Ok(Prepared { x: windows, task })
+                Ok(Prepared {
+                    x: windows,
+                    task,
+                    series: (purpose == Purpose::Fit).then_some(series),
+                })
             }
             Modality::Image => {
                 let (n, c, h, w) = match shape.as_slice() {
@@ -294,7 +304,11 @@ impl Model {
                 } else {
                     x
                 };
-                Ok(Prepared { x, task: None })
+                Ok(Prepared {
+                    x,
+                    task: None,
+                    series: None,
+                })
             }
             Modality::Audio => {
                 let (n, len) = match shape.as_slice() {
@@ -332,7 +346,11 @@ impl Model {
                     images.push(transform.forward(&wave, &dev).or_raise()?.image);
                 }
                 let x = Tensor::stack(&images, 0).or_raise()?;
-                Ok(Prepared { x, task: None })
+                Ok(Prepared {
+                    x,
+                    task: None,
+                    series: None,
+                })
             }
         }
     }
@@ -408,14 +426,20 @@ impl Model {
         let mut det = Detector::new(self.cfg.clone(), &Device::Cpu).or_raise()?;
         let mut err: Option<PyErr> = None;
         let finished = py.detach(|| {
-            det.fit_until(&prepared.x, None, |p| {
+            let progress = |p: &dmad::train::Progress| {
                 call_back(progress.as_ref(), (p.step, p.total_steps, p.loss), &mut err);
                 if err.is_some() {
                     Control::Stop
                 } else {
                     Control::Continue
                 }
-            })
+            };
+            match &prepared.series {
+                Some(series) => {
+                    dmad::series::fit_series(&mut det, series, None, progress).map(|f| f.finished)
+                }
+                None => det.fit_until(&prepared.x, None, progress),
+            }
         });
         let finished = finished.or_raise()?;
         if let Some(e) = err {
@@ -469,7 +493,7 @@ impl Model {
             return Err(e);
         }
         let scores = match &prepared.task {
-            Some(task) => task.point_scores(&scored.scores, None).or_raise()?,
+            Some(task) => task.detector_points(det, &scored).or_raise()?,
             None => scored.scores,
         };
         let maps = match (&scored.maps, self.cfg.modality) {

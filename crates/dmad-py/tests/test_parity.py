@@ -49,6 +49,24 @@ def test_a_series_model_saved_from_python_scores_the_same_in_the_cli(cli, rng, t
     assert 480 <= int(np.argmax(ours)) < 540
 
 
+def test_an_imputation_model_smooths_its_points_the_same_in_python_and_the_cli(cli, rng, tmp_path):
+    # 2000 training points of period 20: the last fifth (400 points, five chunks of two
+    # 40-step windows) is held out to choose the point smoothing (dmad::series::fit_series).
+    t = np.arange(2600)
+    x = (np.sin(2 * np.pi * t / 20) + 0.05 * rng.normal(size=2600)).astype(np.float32)
+    x[2300:2330] += 2.0
+    det = dmad.Detector("series", scorer="imputation", steps=20, warmup_steps=2, seed=1)
+    det.fit(x[:2000]).save(tmp_path / "model")
+    window = det.config_["input"]["window"]
+    sigma = det.config_["scoring"]["point_sigma"]
+    assert sigma in [f * window for f in (0.0, 0.125, 0.25, 0.5, 1.0)], sigma
+    write_series_csv(tmp_path / "test.csv", x[2000:])
+    ours = det.decision_function(x[2000:])
+    theirs = cli_scores(cli, tmp_path / "model", tmp_path / "test.csv", tmp_path / "out")
+    assert ours.shape == theirs.shape == (600,)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
 def test_a_model_fitted_by_the_cli_loads_in_python_with_the_same_scores(cli, rng, tmp_path):
     X = rng.normal(size=(160, 4)) * [1.0, 2.0, 0.5, 3.0] + [0.0, 1.0, -2.0, 5.0]
     Xt = rng.normal(size=(25, 4)) * 2

@@ -1,0 +1,272 @@
+//! Series point scores and the fit that chooses their smoothing.
+//!
+//! A detector scores windows; a series needs one score per point. Each point takes the mean
+//! over the windows covering it, of the per-step maps where the scorer scores steps
+//! ([`crate::ScorerConfig::scores_steps`]: the imputation error) and of the window scores
+//! otherwise, then a Gaussian of `scoring.point_sigma` steps smooths the result
+//! ([`point_scores`]).
+//!
+//! The imputation error of a periodic series peaks at its sharp parts (an ECG beat's R wave),
+//! normal or not, while an anomalous stretch raises it over the whole stretch: the smoothing
+//! decides whether a point's score is its own step's error or its neighbourhood's.
+//! [`fit_series`] chooses it without test data: it fits the detector on the first four fifths
+//! of the training series and scores the last fifth with each GutenTAG anomaly kind injected
+//! ([`crate::generate::inject_series`]), keeping the smoothing under which those points are
+//! told from the rest best.
+
+use candle_core::Tensor;
+use dmad_data::timeseries::Reduce;
+use dmad_data::Series;
+
+use std::path::Path;
+
+use crate::{Detector, Error, Result, Scores};
+use dmad_train::{Control, Progress};
+
+/// The candidate smoothings of [`fit_series`], as fractions of the window (two periods for
+/// the imputation recipe): none, a quarter, half, one and two periods.
+pub const POINT_SIGMA_FRACTIONS: [f64; 5] = [0.0, 0.125, 0.25, 0.5, 1.0];
+
+/// The share of the training series [`fit_series`] holds out for the choice.
+pub const HELD_OUT_FRACTION: f64 = 0.2;
+
+/// Strength of the anomalies injected for the choice.
+pub const CHOICE_STRENGTH: f64 = 0.5;
+
+/// Anomalies are injected one per chunk of this many windows of the held-out part (each
+/// anomaly a quarter to a half window long, a spike a single point).
+const CHUNK_WINDOWS: usize = 2;
+
+/// The fewest chunks the held-out part must hold for a choice.
+const MIN_CHUNKS: usize = 2;
+
+/// One score per point of an `n`-point series from the scores of its windows (starting at
+/// `starts`, `window` long), as the detector's configuration says: the mean over the covering
+/// windows of the per-step maps (a scorer that scores steps) or of the window scores, then a
+/// Gaussian of `scoring.point_sigma` steps (reflected at the ends).
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the scores, maps and starts do not fit; the errors of the
+/// mapping.
+pub fn point_scores(
+    det: &Detector,
+    scored: &Scores,
+    starts: &[usize],
+    window: usize,
+    n: usize,
+) -> Result<Vec<f32>> {
+    points_with(
+        det,
+        scored,
+        starts,
+        window,
+        n,
+        det.config().scoring.point_sigma,
+    )
+}
+
+/// `points` smoothed by a Gaussian of `sigma` steps; `sigma = 0` returns them unchanged.
+fn smooth_points(points: Vec<f32>, sigma: f64) -> Result<Vec<f32>> {
+    if sigma == 0.0 || points.is_empty() {
+        return Ok(points);
+    }
+    let n = points.len();
+    let t = Tensor::from_vec(points, (1, n), &candle_core::Device::Cpu)?;
+    Ok(dmad_score::maps::gaussian_smooth(&t, sigma)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+/// What [`fit_series`] chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointSigmaChoice {
+    /// The chosen `scoring.point_sigma`.
+    pub point_sigma: f64,
+    /// Each candidate sigma with the AUROC of the injected points under it.
+    pub candidates: Vec<(f64, f64)>,
+    /// Points of the training series held out for the choice (the detector was fitted on
+    /// the rest).
+    pub held_out: usize,
+}
+
+/// What [`fit_series`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesFit {
+    /// Whether the fit completed (`false`: the progress callback stopped it, as
+    /// [`Detector::fit_until`]; the detector stays unfitted).
+    pub finished: bool,
+    /// The choice of the point smoothing, where one was made.
+    pub choice: Option<PointSigmaChoice>,
+}
+
+/// Fits `det` on the standardised training series `train` (windows of `input.window` every
+/// `input.train_stride`), with checkpoints and a `progress` callback that may stop it as
+/// [`Detector::fit_until`]. For a scorer that scores steps, when the last fifth of `train`
+/// holds at least four windows, the detector is fitted on the first four fifths and
+/// `scoring.point_sigma` is chosen on the last fifth ([`choose_point_sigma`]); otherwise it
+/// is fitted on every window and the configured smoothing is kept.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for a detector that is not a series detector, or a series
+/// shorter than one window; the errors of fitting and scoring.
+pub fn fit_series(
+    det: &mut Detector,
+    train: &Series,
+    checkpoints: Option<&Path>,
+    progress: impl FnMut(&Progress) -> Control,
+) -> Result<SeriesFit> {
+    let input = det.config().input.clone();
+    if det.config().modality != crate::Modality::Series {
+        return Err(Error::InvalidConfig {
+            field: "modality",
+            reason: "fit_series fits series detectors".to_string(),
+        });
+    }
+    let (w, n) = (input.window, train.len());
+    let held_n = (n as f64 * HELD_OUT_FRACTION) as usize;
+    let chunk = CHUNK_WINDOWS * w;
+    let choose = det.config().scorer.scores_steps() && held_n >= MIN_CHUNKS * chunk;
+    let fit_part = if choose {
+        train.slice(0..n - held_n)
+    } else {
+        train.clone()
+    };
+    let (windows, _) = dmad_data::windows(&fit_part, w, input.train_stride, det.device())?;
+    let finished = det.fit_until(&windows, checkpoints, progress)?;
+    if !(finished && choose) {
+        return Ok(SeriesFit {
+            finished,
+            choice: None,
+        });
+    }
+    let choice = choose_point_sigma(det, &train.slice(n - held_n..n))?;
+    det.set_point_sigma(choice.point_sigma)?;
+    Ok(SeriesFit {
+        finished,
+        choice: Some(choice),
+    })
+}
+
+/// Chooses `scoring.point_sigma` for a fitted detector on `held`, a standardised normal
+/// series it was not fitted on: copies of it with each [`crate::generate::SeriesAnomaly`]
+/// injected (one anomaly per two windows, strength [`CHOICE_STRENGTH`]) are scored, and the
+/// candidate under which the injected points' AUROC against the others is largest is kept.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when `held` is shorter than two chunks of two windows; the
+/// errors of scoring.
+pub fn choose_point_sigma(det: &Detector, held: &Series) -> Result<PointSigmaChoice> {
+    let input = &det.config().input;
+    let w = input.window;
+    let chunk = CHUNK_WINDOWS * w;
+    let chunks = held.len() / chunk;
+    if chunks < MIN_CHUNKS {
+        return Err(Error::InvalidConfig {
+            field: "held-out series",
+            reason: format!(
+                "{} points hold fewer than {MIN_CHUNKS} chunks of {chunk} (two windows)",
+                held.len()
+            ),
+        });
+    }
+    let held = held.slice(0..chunks * chunk);
+    let dev = det.device();
+    let (pieces, _) = dmad_data::windows(&held, chunk, chunk, dev)?;
+    let sigmas: Vec<f64> = POINT_SIGMA_FRACTIONS.iter().map(|f| f * w as f64).collect();
+    let mut points: Vec<Vec<f32>> = vec![Vec::new(); sigmas.len()];
+    let mut labels: Vec<bool> = Vec::new();
+    let seed = det.config().train.seed;
+    for (k, kind) in crate::generate::SeriesAnomaly::ALL.into_iter().enumerate() {
+        let injected = crate::generate::inject_series(
+            &pieces,
+            kind,
+            CHOICE_STRENGTH,
+            seed.wrapping_add(k as u64),
+        )
+        .map_err(|e| Error::InvalidConfig {
+            field: "held-out series",
+            reason: format!("injecting {} anomalies: {e}", kind.name()),
+        })?;
+        let series = unchunk(&injected.x, &injected.mask)?;
+        let (x, starts) = dmad_data::windows(&series, w, input.test_stride, dev)?;
+        let scored = det.score(&x)?;
+        for (p, &sigma) in points.iter_mut().zip(&sigmas) {
+            p.extend(points_with(det, &scored, &starts, w, series.len(), sigma)?);
+        }
+        labels.extend(series.labels.iter().map(|&l| l != 0));
+    }
+    let mut candidates = Vec::with_capacity(sigmas.len());
+    for (p, &sigma) in points.iter().zip(&sigmas) {
+        candidates.push((sigma, dmad_metrics::auroc(p, &labels)?));
+    }
+    let best = candidates
+        .iter()
+        .fold(candidates[0], |b, &c| if c.1 > b.1 { c } else { b });
+    Ok(PointSigmaChoice {
+        point_sigma: best.0,
+        candidates,
+        held_out: held.len(),
+    })
+}
+
+/// [`point_scores`] with `sigma` in place of the detector's smoothing.
+fn points_with(
+    det: &Detector,
+    scored: &Scores,
+    starts: &[usize],
+    window: usize,
+    n: usize,
+    sigma: f64,
+) -> Result<Vec<f32>> {
+    let maps = scored
+        .maps
+        .as_ref()
+        .filter(|_| det.config().scorer.scores_steps());
+    smooth_points(
+        covering_mean(&scored.scores, maps, starts, window, n)?,
+        sigma,
+    )
+}
+
+/// One score per point of an `n`-point series: the mean over the windows (starting at
+/// `starts`, `window` long) that cover it of their per-step maps `[m, window]` where given,
+/// else of their scores. Not smoothed.
+///
+/// # Errors
+/// Errors of the mapping (lengths that do not fit).
+pub fn covering_mean(
+    window_scores: &[f32],
+    maps: Option<&Tensor>,
+    starts: &[usize],
+    window: usize,
+    n: usize,
+) -> Result<Vec<f32>> {
+    Ok(match maps {
+        Some(m) => {
+            let flat = m.flatten_all()?.to_vec1::<f32>()?;
+            dmad_data::timeseries::steps_to_points(&flat, starts, window, n, Reduce::Mean)?
+        }
+        None => dmad_data::window_to_points(window_scores, starts, window, n, Reduce::Mean)?,
+    })
+}
+
+/// The chunks `[n, dims, chunk]` laid end to end as one series, labelled by `mask`
+/// (`[n, chunk]`, 1 on injected points).
+fn unchunk(x: &Tensor, mask: &Tensor) -> Result<Series> {
+    let (n, d, c) = x.dims3()?;
+    let v = x.to_vec3::<f32>()?;
+    let m = mask.to_vec2::<f32>()?;
+    let mut values = Vec::with_capacity(n * d * c);
+    let mut labels = Vec::with_capacity(n * c);
+    for (chunk, mask) in v.iter().zip(&m) {
+        for t in 0..c {
+            values.extend((0..d).map(|ch| chunk[ch][t]));
+            labels.push(u8::from(mask[t] > 0.5));
+        }
+    }
+    Ok(Series {
+        values,
+        dims: d,
+        labels,
+    })
+}
