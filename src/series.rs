@@ -84,9 +84,11 @@ pub struct PointSigmaChoice {
     pub point_sigma: f64,
     /// Each candidate sigma with the AUROC of the injected points under it.
     pub candidates: Vec<(f64, f64)>,
-    /// Points of the training series held out for the choice (the detector was fitted on
-    /// the rest).
+    /// Points of the training series the anomalies were injected into.
     pub held_out: usize,
+    /// Whether those points were part of the fit (a training series too short to hold a
+    /// fifth out) rather than held out of it.
+    pub in_sample: bool,
 }
 
 /// What [`fit_series`] did.
@@ -103,8 +105,11 @@ pub struct SeriesFit {
 /// `input.train_stride`), with checkpoints and a `progress` callback that may stop it as
 /// [`Detector::fit_until`]. For a scorer that scores steps, when the last fifth of `train`
 /// holds at least four windows, the detector is fitted on the first four fifths and
-/// `scoring.point_sigma` is chosen on the last fifth ([`choose_point_sigma`]); otherwise it
-/// is fitted on every window and the configured smoothing is kept.
+/// `scoring.point_sigma` is chosen on the last fifth ([`choose_point_sigma`]). A shorter
+/// series that still holds four windows is fitted whole and the smoothing chosen on the
+/// series itself (in sample: the normal points' errors are those of data the network has
+/// seen, which favours less smoothing); a series shorter than that keeps the configured
+/// smoothing.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a detector that is not a series detector, or a series
@@ -125,21 +130,28 @@ pub fn fit_series(
     let (w, n) = (input.window, train.len());
     let held_n = (n as f64 * HELD_OUT_FRACTION) as usize;
     let chunk = CHUNK_WINDOWS * w;
-    let choose = det.config().scorer.scores_steps() && held_n >= MIN_CHUNKS * chunk;
-    let fit_part = if choose {
+    let steps = det.config().scorer.scores_steps();
+    let held_out = steps && held_n >= MIN_CHUNKS * chunk;
+    let in_sample = steps && !held_out && n >= MIN_CHUNKS * chunk;
+    let fit_part = if held_out {
         train.slice(0..n - held_n)
     } else {
         train.clone()
     };
     let (windows, _) = dmad_data::windows(&fit_part, w, input.train_stride, det.device())?;
     let finished = det.fit_until(&windows, checkpoints, progress)?;
-    if !(finished && choose) {
-        return Ok(SeriesFit {
-            finished,
-            choice: None,
-        });
-    }
-    let choice = choose_point_sigma(det, &train.slice(n - held_n..n))?;
+    let choice_part = match (finished, held_out, in_sample) {
+        (true, true, _) => train.slice(n - held_n..n),
+        (true, false, true) => train.clone(),
+        _ => {
+            return Ok(SeriesFit {
+                finished,
+                choice: None,
+            })
+        }
+    };
+    let mut choice = choose_point_sigma(det, &choice_part)?;
+    choice.in_sample = in_sample;
     det.set_point_sigma(choice.point_sigma)?;
     Ok(SeriesFit {
         finished,
@@ -206,6 +218,7 @@ pub fn choose_point_sigma(det: &Detector, held: &Series) -> Result<PointSigmaCho
         point_sigma: best.0,
         candidates,
         held_out: held.len(),
+        in_sample: false,
     })
 }
 

@@ -214,11 +214,18 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
         points
     );
 
-    // Too short to hold a fifth out (120 points, fewer than two chunks): fitted on every
-    // window, the configured smoothing kept.
+    assert!(!c.in_sample);
+
+    // Too short to hold a fifth out (120 points, fewer than two chunks of 64): fitted on
+    // every window, the smoothing chosen on the series itself.
+    let mut det = Detector::new(cfg.clone(), &Device::Cpu)?;
+    let fit = series::fit_series(&mut det, &train.slice(0..600), None, |_| Control::Continue)?;
+    let c = fit.choice.expect("600 points hold 9 chunks");
+    assert!(c.in_sample && c.held_out == 576);
+    // Shorter than two chunks: the configured smoothing kept.
     cfg.scoring.point_sigma = 3.0;
     let mut det = Detector::new(cfg, &Device::Cpu)?;
-    let fit = series::fit_series(&mut det, &train.slice(0..600), None, |_| Control::Continue)?;
+    let fit = series::fit_series(&mut det, &train.slice(0..100), None, |_| Control::Continue)?;
     assert!(fit.finished && fit.choice.is_none());
     assert_eq!(det.config().scoring.point_sigma, 3.0);
     Ok(())

@@ -1045,8 +1045,8 @@ fn run_unit(
                         .map(|(s, a)| format!("{s}: {a:.3}"))
                         .collect();
                     m.scoring_choice = Some(format!(
-                        "point sigma (steps) by injected-point AUROC on the last {} train \
-                         points: {}",
+                        "point sigma (steps) by injected-point AUROC on {} {} train points: {}",
+                        if c.in_sample { "all (in sample)" } else { "the last" },
                         c.held_out,
                         each.join(", ")
                     ));

@@ -361,10 +361,14 @@ pub fn fit_with_info(
             })?;
             pb.finish_and_clear();
             if let (Some(c), false) = (fit.choice, opts.quiet) {
+                let part = if c.in_sample {
+                    "the training series (too short to hold a fifth out of the fit)"
+                } else {
+                    "the training series' last fifth (held out of the fit)"
+                };
                 eprintln!(
-                    "point smoothing: sigma {} steps, chosen on anomalies injected into the \
-                     last {} training points (held out of the fit)",
-                    c.point_sigma, c.held_out
+                    "point smoothing: sigma {} steps, chosen on anomalies injected into {part}",
+                    c.point_sigma
                 );
             }
         }
