@@ -37,8 +37,9 @@ pub const CHOICE_STRENGTH: f64 = 0.5;
 /// anomaly a quarter to a half window long, a spike a single point).
 const CHUNK_WINDOWS: usize = 2;
 
-/// The fewest chunks the held-out part must hold for a choice.
-const MIN_CHUNKS: usize = 2;
+/// The fewest chunks a held-out fifth must hold for a choice on it; a series whose fifth
+/// holds fewer is chosen on in sample if the whole series holds one.
+const MIN_HELD_CHUNKS: usize = 2;
 
 /// One score per point of an `n`-point series from the scores of its windows (starting at
 /// `starts`, `window` long), as the detector's configuration says: the mean over the covering
@@ -106,7 +107,7 @@ pub struct SeriesFit {
 /// [`Detector::fit_until`]. For a scorer that scores steps, when the last fifth of `train`
 /// holds at least four windows, the detector is fitted on the first four fifths and
 /// `scoring.point_sigma` is chosen on the last fifth ([`choose_point_sigma`]). A shorter
-/// series that still holds four windows is fitted whole and the smoothing chosen on the
+/// series that still holds two windows is fitted whole and the smoothing chosen on the
 /// series itself (in sample: the normal points' errors are those of data the network has
 /// seen, which favours less smoothing); a series shorter than that keeps the configured
 /// smoothing.
@@ -131,8 +132,8 @@ pub fn fit_series(
     let held_n = (n as f64 * HELD_OUT_FRACTION) as usize;
     let chunk = CHUNK_WINDOWS * w;
     let steps = det.config().scorer.scores_steps();
-    let held_out = steps && held_n >= MIN_CHUNKS * chunk;
-    let in_sample = steps && !held_out && n >= MIN_CHUNKS * chunk;
+    let held_out = steps && held_n >= MIN_HELD_CHUNKS * chunk;
+    let in_sample = steps && !held_out && n >= chunk;
     let fit_part = if held_out {
         train.slice(0..n - held_n)
     } else {
@@ -165,20 +166,17 @@ pub fn fit_series(
 /// candidate under which the injected points' AUROC against the others is largest is kept.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] when `held` is shorter than two chunks of two windows; the
+/// [`Error::InvalidConfig`] when `held` is shorter than two windows; the
 /// errors of scoring.
 pub fn choose_point_sigma(det: &Detector, held: &Series) -> Result<PointSigmaChoice> {
     let input = &det.config().input;
     let w = input.window;
     let chunk = CHUNK_WINDOWS * w;
     let chunks = held.len() / chunk;
-    if chunks < MIN_CHUNKS {
+    if chunks == 0 {
         return Err(Error::InvalidConfig {
             field: "held-out series",
-            reason: format!(
-                "{} points hold fewer than {MIN_CHUNKS} chunks of {chunk} (two windows)",
-                held.len()
-            ),
+            reason: format!("{} points are fewer than two windows ({chunk})", held.len()),
         });
     }
     let held = held.slice(0..chunks * chunk);

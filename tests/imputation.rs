@@ -222,10 +222,10 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
     let fit = series::fit_series(&mut det, &train.slice(0..600), None, |_| Control::Continue)?;
     let c = fit.choice.expect("600 points hold 9 chunks");
     assert!(c.in_sample && c.held_out == 576);
-    // Shorter than two chunks: the configured smoothing kept.
+    // Shorter than two windows: the configured smoothing kept.
     cfg.scoring.point_sigma = 3.0;
     let mut det = Detector::new(cfg, &Device::Cpu)?;
-    let fit = series::fit_series(&mut det, &train.slice(0..100), None, |_| Control::Continue)?;
+    let fit = series::fit_series(&mut det, &train.slice(0..60), None, |_| Control::Continue)?;
     assert!(fit.finished && fit.choice.is_none());
     assert_eq!(det.config().scoring.point_sigma, 3.0);
     Ok(())
