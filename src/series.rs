@@ -12,7 +12,7 @@
 //! [`fit_series`] chooses it without test data: it fits the detector on the first four fifths
 //! of the training series and scores the last fifth with each GutenTAG anomaly kind injected
 //! ([`crate::generate::inject_series`]), keeping the smoothing under which those points are
-//! told from the rest best.
+//! told from the rest best (the mean over the kinds of each kind's AUROC).
 
 use candle_core::Tensor;
 use dmad_data::timeseries::Reduce;
@@ -83,7 +83,8 @@ fn smooth_points(points: Vec<f32>, sigma: f64) -> Result<Vec<f32>> {
 pub struct PointSigmaChoice {
     /// The chosen `scoring.point_sigma`.
     pub point_sigma: f64,
-    /// Each candidate sigma with the AUROC of the injected points under it.
+    /// Each candidate sigma with the mean over the anomaly kinds of the AUROC of their
+    /// injected points under it.
     pub candidates: Vec<(f64, f64)>,
     /// Points of the training series the anomalies were injected into.
     pub held_out: usize,
@@ -163,7 +164,9 @@ pub fn fit_series(
 /// Chooses `scoring.point_sigma` for a fitted detector on `held`, a standardised normal
 /// series it was not fitted on: copies of it with each [`crate::generate::SeriesAnomaly`]
 /// injected (one anomaly per two windows, strength [`CHOICE_STRENGTH`]) are scored, and the
-/// candidate under which the injected points' AUROC against the others is largest is kept.
+/// candidate with the largest mean over the kinds of the AUROC of a kind's injected points
+/// against the other points of its copy is kept (each kind counts equally: pooled, the
+/// single-point spikes weighed nothing against anomalies of half a period or more).
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] when `held` is shorter than two windows; the
@@ -183,10 +186,12 @@ pub fn choose_point_sigma(det: &Detector, held: &Series) -> Result<PointSigmaCho
     let dev = det.device();
     let (pieces, _) = dmad_data::windows(&held, chunk, chunk, dev)?;
     let sigmas: Vec<f64> = POINT_SIGMA_FRACTIONS.iter().map(|f| f * w as f64).collect();
-    let mut points: Vec<Vec<f32>> = vec![Vec::new(); sigmas.len()];
-    let mut labels: Vec<bool> = Vec::new();
+    // Each kind's AUROC (its injected points against the other points of its copy), per
+    // candidate: the kinds count equally, however long their anomalies (a spike is one point).
+    let kinds = crate::generate::SeriesAnomaly::ALL;
+    let mut sums = vec![0f64; sigmas.len()];
     let seed = det.config().train.seed;
-    for (k, kind) in crate::generate::SeriesAnomaly::ALL.into_iter().enumerate() {
+    for (k, kind) in kinds.into_iter().enumerate() {
         let injected = crate::generate::inject_series(
             &pieces,
             kind,
@@ -198,17 +203,19 @@ pub fn choose_point_sigma(det: &Detector, held: &Series) -> Result<PointSigmaCho
             reason: format!("injecting {} anomalies: {e}", kind.name()),
         })?;
         let series = unchunk(&injected.x, &injected.mask)?;
+        let labels: Vec<bool> = series.labels.iter().map(|&l| l != 0).collect();
         let (x, starts) = dmad_data::windows(&series, w, input.test_stride, dev)?;
         let scored = det.score(&x)?;
-        for (p, &sigma) in points.iter_mut().zip(&sigmas) {
-            p.extend(points_with(det, &scored, &starts, w, series.len(), sigma)?);
+        for (sum, &sigma) in sums.iter_mut().zip(&sigmas) {
+            let p = points_with(det, &scored, &starts, w, series.len(), sigma)?;
+            *sum += dmad_metrics::auroc(&p, &labels)?;
         }
-        labels.extend(series.labels.iter().map(|&l| l != 0));
     }
-    let mut candidates = Vec::with_capacity(sigmas.len());
-    for (p, &sigma) in points.iter().zip(&sigmas) {
-        candidates.push((sigma, dmad_metrics::auroc(p, &labels)?));
-    }
+    let candidates: Vec<(f64, f64)> = sigmas
+        .iter()
+        .zip(&sums)
+        .map(|(&sigma, &sum)| (sigma, sum / kinds.len() as f64))
+        .collect();
     let best = candidates
         .iter()
         .fold(candidates[0], |b, &c| if c.1 > b.1 { c } else { b });

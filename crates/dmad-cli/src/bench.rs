@@ -1046,7 +1046,11 @@ fn run_unit(
                         .collect();
                     m.scoring_choice = Some(format!(
                         "point sigma (steps) by injected-point AUROC on {} {} train points: {}",
-                        if c.in_sample { "all (in sample)" } else { "the last" },
+                        if c.in_sample {
+                            "all (in sample)"
+                        } else {
+                            "the last"
+                        },
                         c.held_out,
                         each.join(", ")
                     ));
