@@ -14,14 +14,14 @@
 //! ([`crate::generate::inject_series`]), keeping the smoothing under which those points are
 //! told from the rest best (the mean over the kinds of each kind's AUROC).
 
+use std::path::Path;
+
 use candle_core::Tensor;
 use dmad_data::timeseries::Reduce;
 use dmad_data::Series;
-
-use std::path::Path;
+use dmad_train::{Control, Progress};
 
 use crate::{Detector, Error, Result, Scores};
-use dmad_train::{Control, Progress};
 
 /// The candidate smoothings of [`fit_series`], as fractions of the window (two periods for
 /// the imputation recipe): none, a quarter, half, one and two periods.
@@ -34,11 +34,11 @@ pub const HELD_OUT_FRACTION: f64 = 0.2;
 pub const CHOICE_STRENGTH: f64 = 0.5;
 
 /// Anomalies are injected one per chunk of this many windows of the held-out part (each
-/// anomaly a quarter to a half window long, a spike a single point).
+/// anomaly a quarter to a half window long, half a period to a period; a spike one point).
 const CHUNK_WINDOWS: usize = 2;
 
 /// The fewest chunks a held-out fifth must hold for a choice on it; a series whose fifth
-/// holds fewer is chosen on in sample if the whole series holds one.
+/// holds fewer is chosen in sample, if the whole series holds one.
 const MIN_HELD_CHUNKS: usize = 2;
 
 /// One score per point of an `n`-point series from the scores of its windows (starting at
