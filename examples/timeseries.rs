@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         }
     })?;
     let s = det.score(&task.test)?;
-    let points = task.point_scores(&s.scores, None)?;
+    let points = task.detector_points(&det, &s)?;
     let r = dmad::evaluate(&points, &task.test_labels, None)?;
     let (begin, end) = task.anomaly.expect("UCR files name their anomaly");
     let hit = dmad::metrics::ucr_top1_hit(&points, task.test_offset, begin, end)?;
