@@ -788,7 +788,7 @@ pub fn score_data(
         .unwrap_or_default();
     if let Some(task) = task {
         let points = task.detector_points(
-            &det,
+            det,
             &dmad::Scores {
                 scores: scores.clone(),
                 maps: maps.clone(),
