@@ -280,17 +280,12 @@ impl Detector {
         self.check_input(data)?;
         let data = data.to_device(&self.device)?;
         let n = data.dim(0)?;
-        let n_cal = ((n as f64) * self.cfg.calibration_fraction).round() as usize;
-        let n_cal = if n - n_cal < 1 { 0 } else { n_cal };
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-            self.cfg.train.seed,
-        ));
+        let (cal_idx, train_idx) = self.calibration_split(n);
+        let (cal_idx, train_idx) = (cal_idx.as_slice(), train_idx.as_slice());
         let pick = |idx: &[u32]| -> Result<Tensor> {
             let idx = Tensor::new(idx, &self.device)?;
             Ok(data.index_select(&idx, 0)?)
         };
-        let (cal_idx, train_idx) = order.split_at(n_cal);
         let train = self.normalise_windows(&pick(train_idx)?)?;
         // A network that sees images in tiles learns from every tile of the training images.
         let train = match self.tiling()? {
@@ -362,6 +357,20 @@ impl Detector {
         Ok(true)
     }
 
+    /// Which of `n` fitting samples [`Detector::fit`] holds out to calibrate the threshold
+    /// (the first `calibration_fraction` of a shuffle seeded by `train.seed`; none when that
+    /// would leave nothing to train on) and which it trains on, as indices.
+    pub fn calibration_split(&self, n: usize) -> (Vec<u32>, Vec<u32>) {
+        let n_cal = ((n as f64) * self.cfg.calibration_fraction).round() as usize;
+        let n_cal = if n - n_cal.min(n) < 1 { 0 } else { n_cal };
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.cfg.train.seed,
+        ));
+        let train = order.split_off(n_cal);
+        (order, train)
+    }
+
     /// Sets the threshold (and, for the combined scorer, each term's normalisation) from
     /// normal samples `normal`, as fitting does with its held-out normals.
     ///
@@ -386,7 +395,13 @@ impl Detector {
         let samples = out.scores.len();
         // A scorer whose series points take the per-step map is thresholded on its steps.
         let steps = self.cfg.scorer.scores_steps() && out.maps.is_some();
+        // Smoothed as the points will be (each window on its own: an approximation of the
+        // smoothing over the whole series).
+        let sigma = self.cfg.scoring.point_sigma;
         let scores = match (&out.maps, steps) {
+            (Some(m), true) if sigma > 0.0 => dmad_score::maps::gaussian_smooth(m, sigma)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
             (Some(m), true) => m.flatten_all()?.to_vec1::<f32>()?,
             _ => out.scores,
         };
@@ -406,7 +421,11 @@ impl Detector {
         };
         let method = format!(
             "{rule} of the {}scores of {samples} held-out normal samples{}",
-            if steps { "per-step " } else { "" },
+            match (steps, sigma > 0.0) {
+                (true, true) => "smoothed per-step ",
+                (true, false) => "per-step ",
+                _ => "",
+            },
             if samples < 20 {
                 " (fewer than 20: a rough threshold)"
             } else {
@@ -468,7 +487,9 @@ impl Detector {
     }
 
     /// Sets `scoring.point_sigma`, the smoothing of a series' point scores
-    /// ([`crate::series::point_scores`]); window scores, maps and the threshold are unchanged.
+    /// ([`crate::series::point_scores`]); window scores and maps are unchanged, and so is the
+    /// threshold until [`Detector::calibrate`] is called (calibration smooths the per-step
+    /// scores by `point_sigma` as the points are).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a negative or non-finite sigma, or a detector that does not

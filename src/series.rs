@@ -111,7 +111,8 @@ pub struct SeriesFit {
 /// series that still holds two windows is fitted whole and the smoothing chosen on the
 /// series itself (in sample: the normal points' errors are those of data the network has
 /// seen, which favours less smoothing); a series shorter than that keeps the configured
-/// smoothing.
+/// smoothing. After a choice the threshold is calibrated again on the fit's held-out
+/// windows, their per-step scores smoothed as the points are.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a detector that is not a series detector, or a series
@@ -155,6 +156,15 @@ pub fn fit_series(
     let mut choice = choose_point_sigma(det, &choice_part)?;
     choice.in_sample = in_sample;
     det.set_point_sigma(choice.point_sigma)?;
+    // The threshold again, on the windows the fit calibrated on, now smoothed.
+    let (cal_idx, _) = det.calibration_split(windows.dim(0)?);
+    let cal = if cal_idx.is_empty() {
+        windows
+    } else {
+        let idx = Tensor::new(cal_idx.as_slice(), windows.device())?;
+        windows.index_select(&idx, 0)?
+    };
+    det.calibrate(&cal)?;
     Ok(SeriesFit {
         finished,
         choice: Some(choice),

@@ -184,6 +184,13 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
     let first_best = c.candidates.iter().find(|p| p.1 == best).unwrap().0;
     assert_eq!(c.point_sigma, first_best, "{:?}", c.candidates);
     assert_eq!(det.config().scoring.point_sigma, c.point_sigma);
+    // The threshold is set on smoothed per-step scores when a smoothing was chosen.
+    let method = &det.calibration().expect("calibrated").method;
+    assert_eq!(
+        method.contains("smoothed per-step"),
+        c.point_sigma > 0.0,
+        "{method}"
+    );
 
     // The point scores are the covering windows' step maps, smoothed by the chosen sigma.
     let part = train.slice(0..400);
