@@ -111,8 +111,10 @@ pub struct SeriesFit {
 /// series that still holds two windows is fitted whole and the smoothing chosen on the
 /// series itself (in sample: the normal points' errors are those of data the network has
 /// seen, which favours less smoothing); a series shorter than that keeps the configured
-/// smoothing. After a choice the threshold is calibrated again on the fit's held-out
-/// windows, their per-step scores smoothed as the points are.
+/// smoothing. After a choice the threshold is set again by the configured rule on the point
+/// scores of the held-out fifth (unseen by the network) or, in sample, of the series, computed
+/// as a test series' are: the fit's own calibration windows overlap its training windows and
+/// their per-step scores are not points.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a detector that is not a series detector, or a series
@@ -156,15 +158,31 @@ pub fn fit_series(
     let mut choice = choose_point_sigma(det, &choice_part)?;
     choice.in_sample = in_sample;
     det.set_point_sigma(choice.point_sigma)?;
-    // The threshold again, on the windows the fit calibrated on, now smoothed.
-    let (cal_idx, _) = det.calibration_split(windows.dim(0)?);
-    let cal = if cal_idx.is_empty() {
-        windows
-    } else {
-        let idx = Tensor::new(cal_idx.as_slice(), windows.device())?;
-        windows.index_select(&idx, 0)?
+    // The threshold again, on point scores computed as a test series' are (covering-window
+    // means, smoothed) of the clean choice part: held out, or in sample (seen by the network:
+    // a lower threshold than unseen data needs).
+    let (x, starts) = dmad_data::windows(&choice_part, w, input.test_stride, det.device())?;
+    let points = point_scores(det, &det.score(&x)?, &starts, w, choice_part.len())?;
+    let threshold = match det.config().threshold {
+        crate::ThresholdRule::Quantile { q } => dmad_metrics::Threshold::quantile(&points, q)?,
+        crate::ThresholdRule::MeanStd { k } => dmad_metrics::Threshold::mean_std(&points, k)?,
     };
-    det.calibrate(&cal)?;
+    let rule = match det.config().threshold {
+        crate::ThresholdRule::Quantile { q } => format!("the {q} quantile"),
+        crate::ThresholdRule::MeanStd { k } => format!("the mean + {k} standard deviations"),
+    };
+    det.set_threshold_described(
+        threshold,
+        format!(
+            "{rule} of the smoothed point scores of {} {} training points",
+            choice_part.len(),
+            if held_out {
+                "held-out"
+            } else {
+                "(in sample: seen by the network)"
+            }
+        ),
+    )?;
     Ok(SeriesFit {
         finished,
         choice: Some(choice),

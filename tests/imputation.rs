@@ -184,13 +184,17 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
     let first_best = c.candidates.iter().find(|p| p.1 == best).unwrap().0;
     assert_eq!(c.point_sigma, first_best, "{:?}", c.candidates);
     assert_eq!(det.config().scoring.point_sigma, c.point_sigma);
-    // The threshold is set on smoothed per-step scores when a smoothing was chosen.
+    // The threshold: the 0.99 quantile of the held-out fifth's point scores.
     let method = &det.calibration().expect("calibrated").method;
-    assert_eq!(
-        method.contains("smoothed per-step"),
-        c.point_sigma > 0.0,
+    assert!(
+        method.contains("smoothed point scores of 600 held-out"),
         "{method}"
     );
+    let held = train.slice(2400..3000);
+    let (x, starts) = dmad::data::windows(&held, 32, det.config().input.test_stride, &Device::Cpu)?;
+    let held_points = series::point_scores(&det, &det.score(&x)?, &starts, 32, 600)?;
+    let q = dmad::metrics::Threshold::quantile(&held_points, 0.99)?.value;
+    assert_eq!(det.threshold()?.value, q);
 
     // The point scores are the covering windows' step maps, smoothed by the chosen sigma.
     let part = train.slice(0..400);
