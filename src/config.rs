@@ -254,6 +254,28 @@ pub enum ThresholdRule {
     },
 }
 
+impl ThresholdRule {
+    /// The threshold this rule sets on normal `scores`.
+    ///
+    /// # Errors
+    /// The errors of [`Threshold::quantile`] and [`Threshold::mean_std`] (no scores, a
+    /// non-finite one, a bad parameter).
+    pub fn threshold(&self, scores: &[f32]) -> crate::Result<dmad_metrics::Threshold> {
+        Ok(match *self {
+            Self::Quantile { q } => dmad_metrics::Threshold::quantile(scores, q)?,
+            Self::MeanStd { k } => dmad_metrics::Threshold::mean_std(scores, k)?,
+        })
+    }
+
+    /// The rule in words: "the 0.99 quantile", "the mean + 3 standard deviations".
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Quantile { q } => format!("the {q} quantile"),
+            Self::MeanStd { k } => format!("the mean + {k} standard deviations"),
+        }
+    }
+}
+
 /// How raw data becomes the network's input; saved with the model so that scoring prepares
 /// data exactly as fitting did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

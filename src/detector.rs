@@ -18,8 +18,8 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    DetectorConfig, Modality, NetworkConfig, ScorerConfig, ScoringConfig, ThresholdRule,
-    WindowNorm, WINDOW_STD_FLOOR,
+    DetectorConfig, Modality, NetworkConfig, ScorerConfig, ScoringConfig, WindowNorm,
+    WINDOW_STD_FLOOR,
 };
 use crate::feature_space::{self, FeatureSpace};
 use crate::network::Network;
@@ -405,20 +405,14 @@ impl Detector {
             (Some(m), true) => m.flatten_all()?.to_vec1::<f32>()?,
             _ => out.scores,
         };
-        let threshold = match self.cfg.threshold {
-            ThresholdRule::Quantile { q } => Threshold::quantile(&scores, q)?,
-            ThresholdRule::MeanStd { k } => Threshold::mean_std(&scores, k)?,
-        };
+        let threshold = self.cfg.threshold.threshold(&scores)?;
         let mean = scores.iter().map(|&s| s as f64).sum::<f64>() / scores.len() as f64;
         let var = scores
             .iter()
             .map(|&s| (s as f64 - mean).powi(2))
             .sum::<f64>()
             / scores.len() as f64;
-        let rule = match self.cfg.threshold {
-            ThresholdRule::Quantile { q } => format!("the {q} quantile"),
-            ThresholdRule::MeanStd { k } => format!("the mean + {k} standard deviations"),
-        };
+        let rule = self.cfg.threshold.describe();
         let method = format!(
             "{rule} of the {}scores of {samples} held-out normal samples{}",
             match (steps, sigma > 0.0) {

@@ -163,18 +163,13 @@ pub fn fit_series(
     // a lower threshold than unseen data needs).
     let (x, starts) = dmad_data::windows(&choice_part, w, input.test_stride, det.device())?;
     let points = point_scores(det, &det.score(&x)?, &starts, w, choice_part.len())?;
-    let threshold = match det.config().threshold {
-        crate::ThresholdRule::Quantile { q } => dmad_metrics::Threshold::quantile(&points, q)?,
-        crate::ThresholdRule::MeanStd { k } => dmad_metrics::Threshold::mean_std(&points, k)?,
-    };
-    let rule = match det.config().threshold {
-        crate::ThresholdRule::Quantile { q } => format!("the {q} quantile"),
-        crate::ThresholdRule::MeanStd { k } => format!("the mean + {k} standard deviations"),
-    };
+    let rule = det.config().threshold;
+    let threshold = rule.threshold(&points)?;
     det.set_threshold_described(
         threshold,
         format!(
-            "{rule} of the smoothed point scores of {} {} training points",
+            "{} of the smoothed point scores of {} {} training points",
+            rule.describe(),
             choice_part.len(),
             if held_out {
                 "held-out"

@@ -31,6 +31,16 @@ fn tiny(window: usize) -> DetectorConfig {
     cfg
 }
 
+/// `det` saved to a temporary directory and loaded back.
+fn round_trip(det: &Detector) -> dmad::Result<Detector> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        path: PathBuf::from("tempdir"),
+        source: e,
+    })?;
+    det.save(dir.path().join("m"))?;
+    Detector::load(dir.path().join("m"), &Device::Cpu)
+}
+
 #[test]
 fn the_discord_of_a_periodic_series_peaks_the_imputation_score() -> dmad::Result<()> {
     dmad::init_cpu();
@@ -70,12 +80,7 @@ fn the_discord_of_a_periodic_series_peaks_the_imputation_score() -> dmad::Result
     assert!(auroc > 0.95, "point AUROC {auroc}");
 
     // Saved and loaded, the same scores.
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        path: PathBuf::from("tempdir"),
-        source: e,
-    })?;
-    det.save(dir.path().join("m"))?;
-    let back = Detector::load(dir.path().join("m"), &Device::Cpu)?;
+    let back = round_trip(&det)?;
     assert_eq!(back.score(&task.test)?.scores, s.scores);
     Ok(())
 }
@@ -213,12 +218,7 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
     assert_eq!(points, expected);
 
     // Saved and loaded, the smoothing stays.
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        path: PathBuf::from("tempdir"),
-        source: e,
-    })?;
-    det.save(dir.path().join("m"))?;
-    let back = Detector::load(dir.path().join("m"), &Device::Cpu)?;
+    let back = round_trip(&det)?;
     assert_eq!(back.config().scoring.point_sigma, c.point_sigma);
     assert_eq!(
         series::point_scores(&back, &scored, &starts, 32, 400)?,
