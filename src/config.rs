@@ -258,7 +258,8 @@ impl ThresholdRule {
     /// The threshold this rule sets on normal `scores`.
     ///
     /// # Errors
-    /// The errors of [`Threshold::quantile`] and [`Threshold::mean_std`] (no scores, a
+    /// The errors of [`dmad_metrics::Threshold::quantile`] and
+    /// [`dmad_metrics::Threshold::mean_std`] (no scores, a
     /// non-finite one, a bad parameter).
     pub fn threshold(&self, scores: &[f32]) -> crate::Result<dmad_metrics::Threshold> {
         Ok(match *self {
