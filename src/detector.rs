@@ -489,7 +489,30 @@ impl Detector {
     /// [`Error::InvalidConfig`] for a negative or non-finite sigma, or a detector that does not
     /// score series (nothing changes then).
     pub fn set_point_sigma(&mut self, sigma: f64) -> Result<()> {
+        self.set_point_scoring(self.cfg.scorer, sigma)
+    }
+
+    /// Sets the settings of a scorer of the kind the detector has (for example the imputation
+    /// scorer's noise levels, as [`crate::series::fit_series`] chooses them) and
+    /// `scoring.point_sigma`, without retraining or recalibrating: the threshold is unchanged
+    /// until [`Detector::calibrate`] or [`Detector::set_threshold`] is called.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a scorer of another kind (use [`Detector::set_scoring`]),
+    /// settings the configuration rejects, or a sigma as [`Detector::set_point_sigma`]
+    /// rejects (nothing changes then).
+    pub fn set_point_scoring(&mut self, scorer: ScorerConfig, sigma: f64) -> Result<()> {
+        if std::mem::discriminant(&scorer) != std::mem::discriminant(&self.cfg.scorer) {
+            return Err(Error::InvalidConfig {
+                field: "scorer",
+                reason: format!(
+                    "set_point_scoring keeps the scorer's kind ({:?}); got {scorer:?}",
+                    self.cfg.scorer
+                ),
+            });
+        }
         let mut cfg = self.cfg.clone();
+        cfg.scorer = scorer;
         cfg.scoring.point_sigma = sigma;
         cfg.validate()?;
         self.cfg = cfg;

@@ -134,10 +134,24 @@ fn bad_imputation_settings_are_named() {
     let e = Detector::new(c, &Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("in_channels must be out_channels + 1"), "{e}");
     // Windows of the wrong length for the grating.
-    let det = Detector::new(ok, &Device::Cpu).unwrap();
+    let mut det = Detector::new(ok, &Device::Cpu).unwrap();
     let short = Tensor::zeros((2, 1, 8), DType::F32, &Device::Cpu).unwrap();
     let e = det.score(&short).unwrap_err().to_string();
     assert!(e.contains("segment"), "{e}");
+    // Point scoring keeps the scorer's kind and rejects bad levels; nothing changes then.
+    let before = det.config().clone();
+    let e = det
+        .set_point_scoring(ScorerConfig::Reconstruction, 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("keeps the scorer's kind"), "{e}");
+    let bad_levels = ScorerConfig::Imputation {
+        levels: 0,
+        max_strength: 0.1,
+        phases: 2,
+    };
+    assert!(det.set_point_scoring(bad_levels, 1.0).is_err());
+    assert_eq!(det.config(), &before);
     // A negative or NaN point smoothing, and one for data without points.
     for bad in [-1.0, f64::NAN] {
         let mut c = tiny(64);
@@ -182,13 +196,39 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
         .expect("a held-out fifth of 600 points holds 9 chunks of 64");
     // The held fifth, cut to whole chunks of two windows.
     assert_eq!(c.held_out, 576);
-    let sigmas: Vec<f64> = c.candidates.iter().map(|p| p.0).collect();
-    assert_eq!(sigmas, [0.0, 4.0, 8.0, 16.0, 32.0]);
-    assert!(c.candidates.iter().all(|p| (0.0..=1.0).contains(&p.1)));
-    let best = c.candidates.iter().map(|p| p.1).fold(0.0, f64::max);
-    let first_best = c.candidates.iter().find(|p| p.1 == best).unwrap().0;
-    assert_eq!(c.point_sigma, first_best, "{:?}", c.candidates);
+    // The configured levels (to pure noise) and the light-noise ones, each with every sigma.
+    let scorers = series::scorer_candidates(cfg.scorer);
+    assert_eq!(scorers.len(), 2);
+    assert_eq!(
+        scorers[1],
+        ScorerConfig::Imputation {
+            levels: 2,
+            max_strength: series::LIGHT_NOISE_STRENGTH,
+            phases: 2
+        }
+    );
+    let tried: Vec<(ScorerConfig, f64)> = c
+        .candidates
+        .iter()
+        .map(|p| (p.scorer, p.point_sigma))
+        .collect();
+    let want: Vec<(ScorerConfig, f64)> = scorers
+        .iter()
+        .flat_map(|&s| [0.0, 4.0, 8.0, 16.0, 32.0].map(|sigma| (s, sigma)))
+        .collect();
+    assert_eq!(tried, want);
+    assert!(c.candidates.iter().all(|p| (0.0..=1.0).contains(&p.auroc)));
+    let best = c.candidates.iter().map(|p| p.auroc).fold(0.0, f64::max);
+    let first_best = c.candidates.iter().find(|p| p.auroc == best).unwrap();
+    assert_eq!(
+        (c.scorer, c.point_sigma),
+        (first_best.scorer, first_best.point_sigma),
+        "{:?}",
+        c.candidates
+    );
+    assert_eq!(c.auroc(), best);
     assert_eq!(det.config().scoring.point_sigma, c.point_sigma);
+    assert_eq!(det.config().scorer, c.scorer);
     // The threshold: the 0.99 quantile of the held-out fifth's point scores.
     let method = &det.calibration().expect("calibrated").method;
     assert!(
@@ -217,9 +257,10 @@ fn fit_series_chooses_the_point_smoothing_on_a_held_out_fifth() -> dmad::Result<
     };
     assert_eq!(points, expected);
 
-    // Saved and loaded, the smoothing stays.
+    // Saved and loaded, the levels and smoothing stay.
     let back = round_trip(&det)?;
     assert_eq!(back.config().scoring.point_sigma, c.point_sigma);
+    assert_eq!(back.config().scorer, c.scorer);
     assert_eq!(
         series::point_scores(&back, &scored, &starts, 32, 400)?,
         points

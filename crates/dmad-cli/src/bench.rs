@@ -746,6 +746,10 @@ struct UnitMetrics {
     /// steps) chosen on anomalies injected into the held-out fifth of the training series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     point_sigma: Option<f64>,
+    /// Imputation variants on point-labelled series: the largest noise level of the scorer (a
+    /// strength), chosen with the smoothing (mean over seeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    imputation_strength: Option<f64>,
     /// Pixel variants: the scoring options chosen on generated anomalies, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scoring_choice: Option<String>,
@@ -1039,26 +1043,21 @@ fn run_unit(
                 })?;
                 if let Some(c) = fit.choice {
                     m.point_sigma = Some(c.point_sigma);
-                    let each: Vec<String> = c
-                        .candidates
-                        .iter()
-                        .map(|(s, a)| format!("{s}: {a:.3}"))
-                        .collect();
+                    if let dmad::ScorerConfig::Imputation { max_strength, .. } = c.scorer {
+                        m.imputation_strength = Some(max_strength);
+                    }
                     m.scoring_choice = Some(format!(
-                        "point sigma (steps) by injected-point AUROC on {} {} train points: {}",
+                        "noise levels and point sigma (steps) by injected-point AUROC on {} {} \
+                         train points: {}",
                         if c.in_sample {
                             "all (in sample)"
                         } else {
                             "the last"
                         },
                         c.held_out,
-                        each.join(", ")
+                        c.describe_candidates()
                     ));
-                    m.generated_auroc = c
-                        .candidates
-                        .iter()
-                        .find(|(s, _)| *s == c.point_sigma)
-                        .map(|(_, a)| *a);
+                    m.generated_auroc = Some(c.auroc());
                 }
             }
             _ => det.fit(&train, |_| {})?,
@@ -1392,6 +1391,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         noise_free: units.first().and_then(|u| u.noise_free),
         window_norm: units.first().and_then(|u| u.window_norm.clone()),
         point_sigma: mean_opt(&|u| u.point_sigma),
+        imputation_strength: mean_opt(&|u| u.imputation_strength),
         scoring_choice: units.first().and_then(|u| u.scoring_choice.clone()),
         score_s: mean_opt(&|u| u.score_s),
     }

@@ -366,8 +366,15 @@ pub fn fit_with_info(
                 } else {
                     "the training series' last fifth (held out of the fit)"
                 };
+                let levels = match c.scorer {
+                    dmad::ScorerConfig::Imputation { max_strength, .. } => {
+                        format!("noise levels up to strength {max_strength}, ")
+                    }
+                    _ => String::new(),
+                };
                 eprintln!(
-                    "point smoothing: sigma {} steps, chosen on anomalies injected into {part}",
+                    "point scoring: {levels}smoothing sigma {} steps, chosen on anomalies \
+                     injected into {part}",
                     c.point_sigma
                 );
             }

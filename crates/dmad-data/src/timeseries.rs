@@ -921,6 +921,28 @@ pub enum Reduce {
     Mean,
     /// The maximum over the covering windows.
     Max,
+    /// The mean over the covering windows, as [`Reduce::Mean`], where a point is covered by as
+    /// many windows as the most covered point; where fewer windows cover it (near the ends of
+    /// the series) weighted by where the point lies in each: a trapezoid over the window's
+    /// steps, rising linearly over its first eighth and falling over its last
+    /// (`min(1, (k + 1/2) / r, (length - k - 1/2) / r)` at step `k`, `r = length / 8`). A step
+    /// at a window's edge has context on one side only; in the interior it is one of many, at
+    /// the ends of a series it would be half or all of what a point gets.
+    TaperedMean,
+}
+
+impl Reduce {
+    /// The taper's weight of step `k` of a `length`-step window.
+    fn weight(self, k: usize, length: usize) -> f64 {
+        match self {
+            Reduce::Mean | Reduce::Max => 1.0,
+            Reduce::TaperedMean => {
+                let r = (length as f64 / 8.0).max(1.0);
+                let k = k as f64 + 0.5;
+                (k / r).min((length as f64 - k) / r).min(1.0)
+            }
+        }
+    }
 }
 
 /// Maps one score per window back to one score per point of an `n`-point series: each point
@@ -977,28 +999,20 @@ fn accumulate(
 ) -> Result<Vec<f32>> {
     let mut acc = vec![
         match reduce {
-            Reduce::Mean => 0f64,
+            Reduce::Mean | Reduce::TaperedMean => 0f64,
             Reduce::Max => f64::NEG_INFINITY,
         };
         n
     ];
     let mut cnt = vec![0usize; n];
-    for (w, &s) in starts.iter().enumerate() {
+    for &s in starts {
         if s + length > n {
             return Err(Error::InvalidConfig {
                 field: "window starts",
                 reason: format!("window at {s} of length {length} runs past {n} points"),
             });
         }
-        for k in 0..length {
-            let v = score(w, k) as f64;
-            let a = &mut acc[s + k];
-            match reduce {
-                Reduce::Mean => *a += v,
-                Reduce::Max => *a = a.max(v),
-            }
-            cnt[s + k] += 1;
-        }
+        cnt[s..s + length].iter_mut().for_each(|c| *c += 1);
     }
     if let Some(p) = cnt.iter().position(|&c| c == 0) {
         return Err(Error::InvalidConfig {
@@ -1006,11 +1020,34 @@ fn accumulate(
             reason: format!("point {p} is covered by no window"),
         });
     }
+    let full = cnt.iter().copied().max().unwrap_or(0);
+    let tapered: Vec<f64> = (0..length)
+        .map(|k| Reduce::TaperedMean.weight(k, length))
+        .collect();
+    let mut weight = vec![0f64; n];
+    for (w, &s) in starts.iter().enumerate() {
+        for k in 0..length {
+            let v = score(w, k) as f64;
+            let p = s + k;
+            let a = &mut acc[p];
+            match reduce {
+                Reduce::Mean => *a += v,
+                Reduce::TaperedMean => {
+                    let wk = if cnt[p] == full { 1.0 } else { tapered[k] };
+                    *a += wk * v;
+                    weight[p] += wk;
+                    continue;
+                }
+                Reduce::Max => *a = a.max(v),
+            }
+            weight[p] += 1.0;
+        }
+    }
     Ok(acc
         .iter()
-        .zip(&cnt)
+        .zip(&weight)
         .map(|(&a, &c)| match reduce {
-            Reduce::Mean => (a / c as f64) as f32,
+            Reduce::Mean | Reduce::TaperedMean => (a / c) as f32,
             Reduce::Max => a as f32,
         })
         .collect())
@@ -1068,6 +1105,37 @@ mod tests {
         assert!(window_to_points(&s[..2], &starts, 3, 6, Reduce::Mean).is_err());
         assert!(window_to_points(&s, &[0, 2, 4], 3, 6, Reduce::Mean).is_err());
         assert!(window_to_points(&[1.0], &[0], 3, 6, Reduce::Mean).is_err());
+    }
+
+    #[test]
+    fn a_tapered_mean_weighs_edge_steps_less_where_few_windows_cover_a_point() {
+        // Windows of 16 at 0, 4 and 8 over 24 points: the interior (8..16) is covered three
+        // times, the ends fewer. Trapezoid weights rise over 2 steps (1/4, 3/4, 1, ...).
+        let w = |k: usize| {
+            ((k as f64 + 0.5) / 2.0)
+                .min((16.0 - k as f64 - 0.5) / 2.0)
+                .min(1.0)
+        };
+        assert_eq!((w(0), w(1), w(2), w(15)), (0.25, 0.75, 1.0, 0.25));
+        let starts = [0, 4, 8];
+        let steps: Vec<f32> = (0..48).map(|v| v as f32).collect();
+        let at = |win: usize, k: usize| steps[win * 16 + k] as f64;
+        let p = steps_to_points(&steps, &starts, 16, 24, Reduce::TaperedMean).unwrap();
+        let plain = steps_to_points(&steps, &starts, 16, 24, Reduce::Mean).unwrap();
+        // Point 5, covered twice: step 5 of window 0 and step 1 of window 1, tapered.
+        let want5 = (w(5) * at(0, 5) + w(1) * at(1, 1)) / (w(5) + w(1));
+        assert!((p[5] as f64 - want5).abs() <= 1e-5, "{p:?}");
+        assert!((p[5] - plain[5]).abs() > 0.1);
+        // The interior, covered as often as any point: the plain mean, edge steps included.
+        for i in 8..16 {
+            assert!((p[i] - plain[i]).abs() <= 1e-5, "{i}: {p:?} {plain:?}");
+        }
+        // A point covered once takes its one value, however small its weight.
+        assert!((p[0] - 0.0).abs() <= 1e-6 && (p[23] - 47.0).abs() <= 1e-6);
+        // Scores that do not depend on the window: the plain mean.
+        let flat = window_to_points(&[2.0; 3], &starts, 16, 24, Reduce::TaperedMean).unwrap();
+        assert!(flat.iter().all(|&v| (v - 2.0).abs() <= 1e-6));
+        assert!(steps_to_points(&steps, &[0, 4, 9], 16, 24, Reduce::TaperedMean).is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Series anomalies: GutenTAG's standard types (Wenig et al., *TimeEval* / *GutenTAG*, the
-//! `extremum`, `mean`, `trend`, `frequency` and `pattern` anomaly kinds) injected into windows.
+//! `extremum`, `mean`, `trend`, `frequency`, `pattern` and `variance` anomaly kinds) injected
+//! into windows.
 
 use candle_core::{DType, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 
 use crate::anomaly::Injected;
 use crate::util::{check_strength, enforce_change, interp, sample_rng};
@@ -30,19 +32,23 @@ pub enum SeriesAnomaly {
     /// with `u = (x - m) / a`, `m` and `a` the segment's mean and largest deviation and
     /// `k = 1 + 4 strength` (GutenTAG `pattern`).
     Pattern,
+    /// A segment with white noise of `(0.1 + 0.4 strength) sd` added: a stretch of jitter or
+    /// sensor noise in an otherwise smooth signal (GutenTAG `variance`).
+    Variance,
 }
 
 impl SeriesAnomaly {
     /// All kinds.
-    pub const ALL: [SeriesAnomaly; 5] = [
+    pub const ALL: [SeriesAnomaly; 6] = [
         Self::Spike,
         Self::LevelShift,
         Self::Trend,
         Self::Frequency,
         Self::Pattern,
+        Self::Variance,
     ];
 
-    /// The kind's name: `spike`, `level_shift`, `trend`, `frequency`, `pattern`.
+    /// The kind's name: `spike`, `level_shift`, `trend`, `frequency`, `pattern`, `variance`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Spike => "spike",
@@ -50,6 +56,7 @@ impl SeriesAnomaly {
             Self::Trend => "trend",
             Self::Frequency => "frequency",
             Self::Pattern => "pattern",
+            Self::Variance => "variance",
         }
     }
 }
@@ -92,7 +99,7 @@ pub fn inject_series(
             let k0 = (i * c + ch) * l;
             let orig = &data[k0..k0 + l];
             let o = &mut out[k0..k0 + l];
-            distort(kind, orig, o, a, e, strength, sign);
+            distort(kind, orig, o, (a, e), strength, sign, &mut rng);
             enforce_change(
                 orig,
                 o,
@@ -137,10 +144,10 @@ fn distort(
     kind: SeriesAnomaly,
     orig: &[f32],
     o: &mut [f32],
-    a: usize,
-    e: usize,
+    (a, e): (usize, usize),
     strength: f64,
     sign: f32,
+    rng: &mut ChaCha8Rng,
 ) {
     let sd = std_of(orig);
     let s = strength as f32;
@@ -175,6 +182,13 @@ fn distort(
             for p in a..e {
                 let u = (orig[p] - m) / amp;
                 o[p] = m + amp * (k * u).tanh() / k.tanh();
+            }
+        }
+        SeriesAnomaly::Variance => {
+            let noise_sd = (0.1 + 0.4 * s) * sd;
+            for p in a..e {
+                let z: f32 = StandardNormal.sample(rng);
+                o[p] = orig[p] + noise_sd * z;
             }
         }
     }
