@@ -9,9 +9,9 @@
 //! The imputation error of a periodic series peaks at its sharp parts (an ECG beat's R wave),
 //! normal or not, while an anomalous stretch raises it over the whole stretch: the smoothing
 //! decides whether a point's score is its own step's error or its neighbourhood's.
-//! The imputation scorer's noise levels decide what an error means: from pure noise (strength
-//! 1) the masked steps are imputed from their context alone, which finds a wrong shape or
-//! level; lightly noised ([`LIGHT_NOISE_STRENGTH`]) they are denoised, which finds jitter and
+//! The imputation scorer's noise levels decide what an error means: from pure noise (up to
+//! strength 1) the masked steps are imputed from their context alone, which finds a wrong shape
+//! or level; lightly noised ([`LIGHT_NOISE_STRENGTH`]) they are denoised, which finds jitter and
 //! other detail the normal windows do not have. [`fit_series`] chooses both without test data:
 //! it fits the detector on the first four fifths of the training series and scores the last
 //! fifth with each GutenTAG anomaly kind injected ([`crate::generate::inject_series`]),

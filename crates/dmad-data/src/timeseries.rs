@@ -1026,14 +1026,14 @@ fn accumulate(
         .collect();
     let mut weight = vec![0f64; n];
     for (w, &s) in starts.iter().enumerate() {
-        for k in 0..length {
+        for (k, &taper) in tapered.iter().enumerate() {
             let v = score(w, k) as f64;
             let p = s + k;
             let a = &mut acc[p];
             match reduce {
                 Reduce::Mean => *a += v,
                 Reduce::TaperedMean => {
-                    let wk = if cnt[p] == full { 1.0 } else { tapered[k] };
+                    let wk = if cnt[p] == full { 1.0 } else { taper };
                     *a += wk * v;
                     weight[p] += wk;
                     continue;
