@@ -200,7 +200,7 @@ pub fn default_config(modality: Modality, spec: &DataSpec, dev: &Device) -> Resu
 /// The imputation detector of the series at `spec`:
 /// [`DetectorConfig::series_imputation_for_period`] with the period of the training series
 /// ([`prepare::train_period`]).
-fn imputation_config(modality: Modality, spec: &DataSpec) -> Result<DetectorConfig> {
+pub fn imputation_config(modality: Modality, spec: &DataSpec) -> Result<DetectorConfig> {
     if modality != Modality::Series {
         bail!("--scorer imputation fills masked segments of series windows, not {modality} data");
     }
