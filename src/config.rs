@@ -126,6 +126,25 @@ pub enum ScorerConfig {
         /// Neighbours used.
         k: usize,
     },
+    /// Parametric diffusion-time estimation, DTE-Categorical (arXiv 2305.18593): an MLP
+    /// (hidden layers 256, 512, 256, as the reference) trained with cross entropy to tell which
+    /// of `bins` equal ranges of diffusion time a training sample was noised to
+    /// (`x + sigma_t eps`, `sigma_t^2 = 1 - alpha_bar_t` of the detector's schedule); a
+    /// sample's score is its expected diffusion time under the predicted probabilities. It
+    /// trains this classifier instead of a denoiser, for about `train.steps` steps of
+    /// `train.batch_size` samples (whole passes), in one go (no checkpoints). In feature space
+    /// ([`DetectorConfig::feature_diffusion`]) every patch gets its own time: a map.
+    DteCategorical {
+        /// Time bins (classes), at least 2 and at most the schedule's timesteps. The
+        /// reference uses 7.
+        bins: usize,
+        /// Score by the surprisal of the clean bin, `-ln p_0`, instead of the expected time:
+        /// unbounded, so samples (patches) farther from the normal data than the schedule's
+        /// largest noise keep their order, where the expected time saturates at the last bin.
+        /// Default false (the reference's expected time).
+        #[serde(default)]
+        surprisal: bool,
+    },
     /// The denoising error `||eps_theta(x_t, t) - eps||^2` averaged over `levels` noise
     /// levels evenly spaced in strength up to `max_strength` (`dmad_score::levels`), with
     /// [`ScoringConfig::draws`] noise draws each: the survey's density (ELBO-style) score. One
@@ -164,6 +183,11 @@ impl ScorerConfig {
     /// imputation score is per step) rather than their window scores.
     pub fn scores_steps(&self) -> bool {
         matches!(self, Self::Imputation { .. })
+    }
+
+    /// Whether the scorer is a diffusion-time estimate (fitted instead of the denoiser).
+    pub fn is_dte(&self) -> bool {
+        matches!(self, Self::Dte { .. } | Self::DteCategorical { .. })
     }
 
     /// Whether the scorer needs the EfficientNet-Lite0 feature network.
@@ -698,6 +722,18 @@ impl DetectorConfig {
                 return bad(
                     "scorer",
                     "DTE needs k >= 1 neighbours (got k = 0)".to_string(),
+                )
+            }
+            ScorerConfig::DteCategorical { bins, .. }
+                if bins < 2 || bins > self.schedule.num_train_timesteps =>
+            {
+                return bad(
+                    "scorer",
+                    format!(
+                        "DTE-Categorical needs 2 to {} time bins (the schedule's timesteps), \
+                         got {bins}",
+                        self.schedule.num_train_timesteps
+                    ),
                 )
             }
             ScorerConfig::Combined { lambda } if !(0.0..=1.0).contains(&lambda) => {

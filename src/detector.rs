@@ -7,7 +7,6 @@ use candle_nn::VarMap;
 use dmad_core::Denoiser;
 use dmad_diffusion::NoiseSchedule;
 use dmad_metrics::Threshold;
-use dmad_score::dte::{DteNonParametric, DteNonParametricConfig};
 use dmad_score::{
     DenoisingErrorConfig, DenoisingErrorScorer, EfficientNetExtractor, ImputationConfig,
     ImputationScorer, NormKind, Normaliser, ReconstructionScorer, ScoreOutput, Scorer, Terms,
@@ -25,7 +24,10 @@ use crate::feature_space::{self, FeatureSpace};
 use crate::network::Network;
 use crate::{Error, Result};
 
+mod dte;
 mod pixel;
+
+use dte::DteModel;
 
 /// The format version of saved models written by this dmad.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -86,8 +88,9 @@ pub struct Detector {
     /// The inference copy of `net` (untracked views of the same weights) that scores.
     frozen: Network,
     varmap: VarMap,
-    /// DTE's memory of the training rows (tables scored with [`ScorerConfig::Dte`]).
-    dte: Option<DteNonParametric>,
+    /// DTE's memory of the training rows ([`ScorerConfig::Dte`]) or its trained time
+    /// classifier ([`ScorerConfig::DteCategorical`]).
+    dte: Option<DteModel>,
     /// The frozen EfficientNet-Lite0 of the feature and combined scorers.
     features: Option<std::sync::Arc<EfficientNetExtractor>>,
     /// The frozen extractor and patch standardisation of a feature-space detector.
@@ -95,8 +98,6 @@ pub struct Detector {
     calibration: Option<Calibration>,
 }
 
-/// Name of the training rows of a DTE scorer in `weights.safetensors`.
-const DTE_TRAIN: &str = "dte.train";
 /// The file holding a feature-space detector's patch standardisation.
 const FEATURE_SPACE_FILE: &str = "feature_space.safetensors";
 
@@ -330,10 +331,11 @@ impl Detector {
                 model_config,
             )?
         };
-        if let ScorerConfig::Dte { k } = self.cfg.scorer {
-            // Non-parametric DTE needs no network: its posterior over diffusion times comes
-            // from the distances to the k nearest training samples.
-            self.dte = Some(self.fit_dte(k, &train.flatten_from(1)?)?);
+        if self.cfg.scorer.is_dte() {
+            // DTE trains no denoiser: its posterior over diffusion times comes from the
+            // distances to the k nearest training samples, or from a classifier of the time
+            // trained here on noised copies of them.
+            self.dte = DteModel::fit(&self.cfg, &train.flatten_from(1)?)?;
         } else {
             let mut stopped = false;
             trainer.fit(&self.net, &train, None, checkpoint_dir, |p| {
@@ -519,18 +521,6 @@ impl Detector {
         Ok(())
     }
 
-    fn fit_dte(&self, k: usize, train: &Tensor) -> Result<DteNonParametric> {
-        let sc = &self.cfg.schedule;
-        let cfg = DteNonParametricConfig {
-            k,
-            num_train_timesteps: sc.num_train_timesteps,
-            beta_start: sc.beta_start,
-            beta_end: sc.beta_end,
-            ..DteNonParametricConfig::default()
-        };
-        Ok(DteNonParametric::fit(cfg, train)?)
-    }
-
     /// Scores a batch (`[batch, ...]`): one score per sample and, where the data has
     /// positions, an anomaly map.
     ///
@@ -583,7 +573,10 @@ impl Detector {
                 ..self.cfg.clone()
             };
             cfg.validate()?;
-            if matches!(scorer, ScorerConfig::Dte { .. }) != self.dte.is_some() {
+            if scorer.is_dte() != self.dte.is_some()
+                || (scorer.is_dte()
+                    && std::mem::discriminant(&scorer) != std::mem::discriminant(&self.cfg.scorer))
+            {
                 return Err(Error::InvalidConfig {
                     field: "scorer",
                     reason: "DTE and the network's scorers need different fits".to_string(),
@@ -759,7 +752,11 @@ impl Detector {
         scorer: ScorerConfig,
     ) -> Result<ScoreOutput> {
         Ok(match scorer {
-            ScorerConfig::Dte { .. } => self.dte.as_ref().ok_or(Error::NotFitted)?.score(rows)?,
+            ScorerConfig::Dte { .. } | ScorerConfig::DteCategorical { .. } => self
+                .dte
+                .as_ref()
+                .ok_or(Error::NotFitted)?
+                .score(rows, scorer)?,
             ScorerConfig::Reconstruction => {
                 ReconstructionScorer::new(self.reconstructor(offset, self.cfg.scoring.strength)?)
                     .score(rows)?
@@ -792,9 +789,9 @@ impl Detector {
         scorer: ScorerConfig,
     ) -> Result<ScoreOutput> {
         Ok(match scorer {
-            ScorerConfig::Dte { .. } => {
+            ScorerConfig::Dte { .. } | ScorerConfig::DteCategorical { .. } => {
                 let dte = self.dte.as_ref().ok_or(Error::NotFitted)?;
-                dte.score(&x0.flatten_from(1)?)?
+                dte.score(&x0.flatten_from(1)?, scorer)?
             }
             ScorerConfig::Reconstruction => {
                 self.pixel_terms(x0, offset, self.cfg.scoring.strength, None)?
@@ -929,8 +926,10 @@ impl Detector {
             .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
             .collect();
         if let Some(dte) = &self.dte {
-            let rows = [(DTE_TRAIN.to_string(), dte.train_rows(&self.device)?)].into();
-            dmad_train::checkpoint::save_tensors(&tmp.join("dte.safetensors"), &rows)?;
+            dmad_train::checkpoint::save_tensors(
+                &tmp.join(dte::DTE_FILE),
+                &dte.tensors(&self.device)?,
+            )?;
         }
         if let Some((mean, std)) = self.space.as_ref().and_then(FeatureSpace::stats) {
             let stats = [
@@ -1006,15 +1005,7 @@ impl Detector {
         let mut det = Self::new(saved.detector, device)?;
         let weights = dir.join("weights.safetensors");
         dmad_unet::load_into_varmap(&det.varmap, &weights)?;
-        if let ScorerConfig::Dte { k } = det.cfg.scorer {
-            let path = dir.join("dte.safetensors");
-            let mut rows = dmad_train::checkpoint::load_tensors(&path, device)?;
-            let train = rows.remove(DTE_TRAIN).ok_or_else(|| Error::Model {
-                path: path.clone(),
-                reason: format!("has no tensor `{DTE_TRAIN}`"),
-            })?;
-            det.dte = Some(det.fit_dte(k, &train)?);
-        }
+        det.dte = DteModel::load(&det.cfg, &dir.join(dte::DTE_FILE), device)?;
         if let Some(space) = det.space.as_mut() {
             let path = dir.join(FEATURE_SPACE_FILE);
             let mut stats = dmad_train::checkpoint::load_tensors(&path, device)?;

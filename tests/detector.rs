@@ -41,7 +41,14 @@ fn test_rows() -> Tensor {
 
 #[test]
 fn fit_score_save_load_round_trip() -> anyhow::Result<()> {
-    for scorer in [ScorerConfig::Reconstruction, ScorerConfig::Dte { k: 5 }] {
+    for scorer in [
+        ScorerConfig::Reconstruction,
+        ScorerConfig::Dte { k: 5 },
+        ScorerConfig::DteCategorical {
+            bins: 7,
+            surprisal: false,
+        },
+    ] {
         let mut det = Detector::new(tiny_table(scorer), &Device::Cpu)?;
         assert!(matches!(det.threshold(), Err(Error::NotFitted)));
         det.fit(&normal_rows(200), |_| {})?;

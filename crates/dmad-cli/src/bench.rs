@@ -94,12 +94,18 @@ pub enum Variant {
     /// Diffusion in the feature space: an MLP denoiser trained on the same patch features as
     /// PatchCore, each patch scored by its denoising error over 8 noise levels (issue 17). On
     /// images it is fitted on 4/5 of the normal images and the largest noise level is chosen
-    /// on anomalies generated from the other fifth (`feature_space::choose_max_strength`).
+    /// on anomalies generated from the other fifth (`feature_space::choose_scoring`).
     FeatureDiffusion,
     /// Feature diffusion with the patch features standardised per position
     /// (`PatchNorm::PerPosition`, PaDiM's statistics) instead of globally.
     #[value(name = "feature-diffusion-pos")]
     FeatureDiffusionPos,
+    /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
+    /// features: a classifier of the diffusion time of noised training patches, trained
+    /// instead of the denoiser; each patch scored by its expected time or by the clean bin's
+    /// surprisal, which of the two chosen as feature diffusion's level is (issue 17's scorer c).
+    #[value(name = "feature-dte")]
+    FeatureDte,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -137,7 +143,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 26] = [
+    pub const ALL: [Variant; 27] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -153,6 +159,7 @@ impl Variant {
         Variant::PatchCore10,
         Variant::FeatureDiffusion,
         Variant::FeatureDiffusionPos,
+        Variant::FeatureDte,
         Variant::FeatureRecon,
         Variant::Imputation,
         Variant::ImputationLong,
@@ -183,6 +190,7 @@ impl Variant {
             Variant::PatchCore10 => "patchcore-10",
             Variant::FeatureDiffusion => "feature-diffusion",
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
+            Variant::FeatureDte => "feature-dte",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
@@ -214,6 +222,7 @@ impl Variant {
             Variant::PatchCore10 => "PatchCore 10% (peer)",
             Variant::FeatureDiffusion => "feature diffusion",
             Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
+            Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
@@ -305,6 +314,10 @@ impl Variant {
                 })
             }
             Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
+            Variant::FeatureDte => Some(ScorerConfig::DteCategorical {
+                bins: crate::tasks::DTE_CATEGORICAL_BINS,
+                surprisal: false,
+            }),
             _ => None,
         }
     }
@@ -355,6 +368,7 @@ impl Variant {
             | Variant::PatchCore10
             | Variant::FeatureDiffusion
             | Variant::FeatureDiffusionPos
+            | Variant::FeatureDte
             | Variant::FeatureRecon
             | Variant::Imputation
             | Variant::ImputationLong
@@ -739,6 +753,10 @@ struct UnitMetrics {
     /// Feature-diffusion variant: whether the noise-free score norm was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     noise_free: Option<bool>,
+    /// Feature DTE variants: whether the clean bin's surprisal was chosen over the expected
+    /// time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dte_surprisal: Option<bool>,
     /// Imputation variants: the window normalisation chosen on generated anomalies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window_norm: Option<String>,
@@ -1065,11 +1083,12 @@ fn run_unit(
         m.window_norm = Some(format!("{:?}", det.config().input.window_norm).to_lowercase());
     } else if matches!(
         variant,
-        Variant::FeatureDiffusion | Variant::FeatureDiffusionPos
+        Variant::FeatureDiffusion | Variant::FeatureDiffusionPos | Variant::FeatureDte
     ) {
-        // The denoising score's settings, chosen on anomalies generated from a held-out fifth
-        // of the normal training samples (no real anomaly used): images get injected image
-        // defects, audio clips the audio anomalies injected into their waveforms.
+        // The scoring settings (the denoising score's largest level and noise-free or not;
+        // DTE's expected time or surprisal), chosen on anomalies generated from a held-out
+        // fifth of the normal training samples (no real anomaly used): images get injected
+        // image defects, audio clips the audio anomalies injected into their waveforms.
         let copies = match ds.source {
             Source::Mvtec(_) if det.config().input.flip_augment => 3,
             _ => 1,
@@ -1086,15 +1105,18 @@ fn run_unit(
             }
             _ => feature_space::image_choice_set(&held, opts.seed)?,
         };
-        let (scorer, auroc) = feature_space::choose_max_strength(&mut det, &normal, &anomalies)?;
-        if let ScorerConfig::Denoising {
-            max_strength,
-            noise_free,
-            ..
-        } = scorer
-        {
-            m.calibrated_strength = Some(max_strength);
-            m.noise_free = Some(noise_free);
+        let (scorer, auroc) = feature_space::choose_scoring(&mut det, &normal, &anomalies)?;
+        match scorer {
+            ScorerConfig::Denoising {
+                max_strength,
+                noise_free,
+                ..
+            } => {
+                m.calibrated_strength = Some(max_strength);
+                m.noise_free = Some(noise_free);
+            }
+            ScorerConfig::DteCategorical { surprisal, .. } => m.dte_surprisal = Some(surprisal),
+            _ => {}
         }
         m.generated_auroc = Some(auroc);
     } else if let Some(repair) = variant.pixel_repair() {
@@ -1389,6 +1411,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         wall_s: units.iter().map(|u| u.wall_s).sum(),
         fit_s: mean_opt(&|u| u.fit_s),
         noise_free: units.first().and_then(|u| u.noise_free),
+        dte_surprisal: units.first().and_then(|u| u.dte_surprisal),
         window_norm: units.first().and_then(|u| u.window_norm.clone()),
         point_sigma: mean_opt(&|u| u.point_sigma),
         imputation_strength: mean_opt(&|u| u.imputation_strength),

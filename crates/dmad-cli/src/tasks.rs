@@ -387,6 +387,9 @@ pub fn fit_with_info(
     Ok((det, info))
 }
 
+/// Time bins of the parametric DTE scorers `dmad fit --scorer` selects: the reference's.
+pub const DTE_CATEGORICAL_BINS: usize = 7;
+
 /// The scorer `dmad fit --scorer` selects.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScorerArg {
@@ -399,8 +402,15 @@ pub enum ScorerArg {
     FeatureDiffusion,
     /// As feature-diffusion, scored by partial-diffusion reconstruction of the patch features.
     FeatureRecon,
+    /// Images and audio: parametric diffusion-time estimation (DTE-Categorical, 7 time bins)
+    /// on EfficientNet-Lite0's patch features: a classifier of the diffusion time of noised
+    /// training patches; each patch scored by its expected time.
+    FeatureDte,
     /// Non-parametric diffusion-time estimation (no network, k = 5 neighbours).
     Dte,
+    /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the samples
+    /// themselves: a trained classifier of the diffusion time instead of DTE's neighbours.
+    DteCategorical,
     /// Series: imputation diffusion (a 1D U-Net fills grating-masked segments of z-normalised
     /// windows; each point scored by its imputation error), the window two periods of the
     /// training series (its autocorrelation's peak, as TSB-AD's find_length).
@@ -446,11 +456,15 @@ pub fn fit(
     } = *args;
     let mut cfg = match (config, scorer) {
         (Some(path), _) => read_config(path)?,
-        (None, Some(ScorerArg::FeatureDiffusion | ScorerArg::FeatureRecon)) => {
+        (
+            None,
+            Some(ScorerArg::FeatureDiffusion | ScorerArg::FeatureRecon | ScorerArg::FeatureDte),
+        ) => {
             if !matches!(modality, Modality::Image | Modality::Audio) {
                 bail!(
-                    "--scorer feature-diffusion and feature-recon work on EfficientNet-Lite0 \
-                     features of images and audio scalograms, not {modality} data"
+                    "--scorer feature-diffusion, feature-recon and feature-dte work on \
+                     EfficientNet-Lite0 features of images and audio scalograms, not {modality} \
+                     data"
                 );
             }
             DetectorConfig::feature_diffusion(modality, 1)
@@ -461,6 +475,12 @@ pub fn fit(
     match scorer {
         Some(ScorerArg::FeatureRecon) => cfg.scorer = dmad::ScorerConfig::Reconstruction,
         Some(ScorerArg::Dte) => cfg.scorer = dmad::ScorerConfig::Dte { k: 5 },
+        Some(ScorerArg::FeatureDte | ScorerArg::DteCategorical) => {
+            cfg.scorer = dmad::ScorerConfig::DteCategorical {
+                bins: DTE_CATEGORICAL_BINS,
+                surprisal: false,
+            }
+        }
         Some(ScorerArg::Reconstruction) if cfg.feature_space.is_none() => {
             cfg.scorer = dmad::ScorerConfig::Reconstruction
         }

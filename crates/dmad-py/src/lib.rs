@@ -41,15 +41,18 @@ fn modality(name: &str) -> PyResult<Modality> {
 
 /// The default configuration (JSON) of `modality` for data of `dims` features / channels,
 /// with `scorer` as `dmad fit --scorer` chooses it: `reconstruction`, `dte` (k = 5),
-/// `feature-diffusion`, `feature-recon` (images and audio), and the library's `denoising`,
-/// `feature` and `combined`.
+/// `dte-categorical` (7 bins), `feature-diffusion`, `feature-recon`, `feature-dte` (images
+/// and audio), and the library's `denoising`, `feature` and `combined`.
 #[pyfunction]
 fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<String> {
     let m = modality(modality_name)?;
     if dims == 0 {
         return Err(PyValueError::new_err("the data has 0 features / channels"));
     }
-    let feature_space = matches!(scorer, "feature-diffusion" | "feature-recon");
+    let feature_space = matches!(
+        scorer,
+        "feature-diffusion" | "feature-recon" | "feature-dte"
+    );
     if feature_space && !matches!(m, Modality::Image | Modality::Audio) {
         return Err(PyValueError::new_err(format!(
             "scorer {scorer:?} works on EfficientNet-Lite0 features of images and audio \
@@ -70,6 +73,10 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
         "reconstruction" | "feature-recon" => ScorerConfig::Reconstruction,
         "feature-diffusion" => cfg.scorer,
         "dte" => ScorerConfig::Dte { k: 5 },
+        "dte-categorical" | "feature-dte" => ScorerConfig::DteCategorical {
+            bins: 7,
+            surprisal: false,
+        },
         "denoising" => ScorerConfig::Denoising {
             levels: 8,
             max_strength: 0.5,
@@ -79,8 +86,8 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
         "combined" => ScorerConfig::Combined { lambda: 0.5 },
         other => {
             return Err(PyValueError::new_err(format!(
-                "unknown scorer {other:?}; expected reconstruction, dte, denoising, feature, \
-                 combined, feature-diffusion or feature-recon"
+                "unknown scorer {other:?}; expected reconstruction, dte, dte-categorical, \
+                 denoising, feature, combined, feature-diffusion, feature-recon or feature-dte"
             )))
         }
     };

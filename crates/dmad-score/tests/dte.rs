@@ -197,8 +197,41 @@ fn categorical_learns_to_rank_outliers() -> Result<()> {
     let auc = dmad_metrics::auroc(&s, &labels)?;
     assert!(auc > 0.9, "AUROC {auc}");
     // Seeded: the same config trains the same network.
-    let again = DteCategorical::fit(cfg, &train)?.score(&test)?.scores;
+    let again = DteCategorical::fit(cfg.clone(), &train)?
+        .score(&test)?
+        .scores;
     assert_eq!(s, again);
+    // The clean bin's surprisal is -ln p_0, ranks the outliers too, and keeps growing past the
+    // schedule's largest noise, where the expected time has saturated.
+    let sur = dte.clean_surprisal(&test)?;
+    let p: Vec<Vec<f32>> = p.to_vec2()?;
+    for (q, v) in p.iter().zip(&sur) {
+        assert!(
+            close(*v as f64, -(q[0] as f64).ln(), 1e-4),
+            "{v} vs {}",
+            q[0]
+        );
+    }
+    let auc = dmad_metrics::auroc(&sur, &labels)?;
+    assert!(auc > 0.9, "surprisal AUROC {auc}");
+    let far: Vec<f32> = [10.0f32, 100.0]
+        .iter()
+        .flat_map(|&r| [r, 0.0, 0.0, 0.0])
+        .collect();
+    let far = Tensor::from_vec(far, (2, 4), &Device::Cpu)?;
+    let f = dte.clean_surprisal(&far)?;
+    assert!(f[1] > f[0], "surprisal of farther outliers {f:?}");
+    // An untrained classifier given the trained weights scores the same.
+    let fresh = DteCategorical::untrained(cfg, 4, &Device::Cpu)?;
+    {
+        let src = dte.weights().data().lock().unwrap();
+        let dst = fresh.weights().data().lock().unwrap();
+        for (name, var) in dst.iter() {
+            var.set(src[name].as_tensor())?;
+        }
+    }
+    assert_eq!(fresh.score(&test)?.scores, s);
+    assert_eq!(fresh.features(), 4);
     Ok(())
 }
 

@@ -107,12 +107,37 @@ pub(super) fn image_choice_set(held: &Tensor, seed: u64) -> Result<(Tensor, Tens
     Ok((normal, Tensor::cat(&anomalies, 0)?))
 }
 
-/// Chooses the denoising score's largest noise level (among [`MAX_STRENGTHS`]) and whether it
-/// scores noised copies or the noise-free input, on generated anomalies against held-out
-/// normal samples (no real anomaly used): the candidate with the best AUROC of `anomalies`
-/// against `normal` wins (the first candidate on ties). Leaves `det` scoring with it, its
-/// threshold set on `normal`. Returns the chosen scorer and its AUROC on the generated set.
-pub(super) fn choose_max_strength(
+/// The candidate scorers of a feature-space detector fitted for `scorer`: for the denoising
+/// score, its largest noise level (among [`MAX_STRENGTHS`]), noised or noise-free; for
+/// DTE-Categorical, the expected time or the clean bin's surprisal.
+fn scoring_candidates(scorer: ScorerConfig) -> Result<Vec<ScorerConfig>> {
+    Ok(match scorer {
+        ScorerConfig::Denoising { levels, .. } => [false, true]
+            .into_iter()
+            .flat_map(|noise_free| {
+                MAX_STRENGTHS
+                    .iter()
+                    .map(move |&max_strength| ScorerConfig::Denoising {
+                        levels,
+                        max_strength,
+                        noise_free,
+                    })
+            })
+            .collect(),
+        ScorerConfig::DteCategorical { bins, .. } => [false, true]
+            .into_iter()
+            .map(|surprisal| ScorerConfig::DteCategorical { bins, surprisal })
+            .collect(),
+        other => anyhow::bail!("no scoring choice for {other:?}"),
+    })
+}
+
+/// Chooses how a fitted feature-space detector scores ([`scoring_candidates`]) on generated
+/// anomalies against held-out normal samples (no real anomaly used): the candidate with the
+/// best AUROC of `anomalies` against `normal` wins (the first candidate on ties). Leaves
+/// `det` scoring with it, its threshold set on `normal`. Returns the chosen scorer and its
+/// AUROC on the generated set.
+pub(super) fn choose_scoring(
     det: &mut Detector,
     normal: &Tensor,
     anomalies: &Tensor,
@@ -120,21 +145,7 @@ pub(super) fn choose_max_strength(
     let x = Tensor::cat(&[normal, anomalies], 0)?;
     let (m, k) = (normal.dim(0)?, anomalies.dim(0)?);
     let labels: Vec<bool> = (0..m + k).map(|i| i >= m).collect();
-    let ScorerConfig::Denoising { levels, .. } = det.config().scorer else {
-        anyhow::bail!("the level choice needs the denoising scorer");
-    };
-    let candidates: Vec<ScorerConfig> = [false, true]
-        .into_iter()
-        .flat_map(|noise_free| {
-            MAX_STRENGTHS
-                .iter()
-                .map(move |&max_strength| ScorerConfig::Denoising {
-                    levels,
-                    max_strength,
-                    noise_free,
-                })
-        })
-        .collect();
+    let candidates = scoring_candidates(det.config().scorer)?;
     let mut best = (det.config().scorer, f64::NEG_INFINITY);
     for (scorer, s) in candidates
         .iter()
@@ -206,6 +217,7 @@ pub(super) fn write_section(
         "patchcore-10",
         "feature-diffusion",
         "feature-diffusion-pos",
+        "feature-dte",
         "feature-recon",
     ];
     let mut rows: Vec<&super::Record> = records
@@ -236,7 +248,7 @@ pub(super) fn write_section(
     let _ = writeln!(
         md,
         "| dataset | method | seeds | image AUROC | AUPRC | pixel AUROC | AUPRO@0.3 | pAUC@0.1 | \
-         fit s | score s | chosen per seed (max level, nf = noise-free) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+         fit s | score s | chosen per seed (max level, nf = noise-free; DTE: time or surprisal) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
     let ranged = |r: &super::Record, name: &str, v: Option<f64>| -> String {
@@ -268,11 +280,15 @@ pub(super) fn write_section(
         }
         last = r.dataset.clone();
         let m = &r.metrics;
-        // Per seed: the chosen largest level, with "nf" where the noise-free score won.
+        // Per seed: the chosen largest level, with "nf" where the noise-free score won; for
+        // DTE, the expected time ("time") or the clean bin's surprisal ("surprisal").
         let chosen: Vec<String> = r
             .per_unit
             .iter()
             .filter_map(|u| {
+                if let Some(surprisal) = u.dte_surprisal {
+                    return Some(if surprisal { "surprisal" } else { "time" }.to_string());
+                }
                 let s = u.calibrated_strength?;
                 Some(format!("{s}{}", if u.noise_free? { " nf" } else { "" }))
             })

@@ -62,21 +62,19 @@ impl DteCategorical {
     /// more bins than timesteps); [`dmad_core::Error::ShapeMismatch`] /
     /// [`dmad_core::Error::InvalidInput`] for an empty, non-table or non-finite `train`.
     pub fn fit(cfg: DteCategoricalConfig, train: &Tensor) -> Result<Self> {
-        cfg.train.validate()?;
+        check_config(&cfg)?;
         let t = cfg.train.num_train_timesteps;
-        if cfg.num_bins < 2 || cfg.num_bins > t {
-            return Err(Error::config(
-                "num_bins",
-                format!("must be in 2..={t} (the timesteps), got {}", cfg.num_bins),
-            ));
-        }
         let (rows, n, d) = table_rows(train, "DteCategorical::fit: train")?;
         let device = train.device().clone();
-        let varmap = VarMap::new();
-        let vb = seeded_var_builder(&varmap, cfg.train.seed, DType::F32, &device);
-        let net = DteMlp::new(d, &cfg.train.hidden, cfg.num_bins, cfg.train.dropout, vb)?;
-        let var = dte_variances(t, cfg.train.beta_start, cfg.train.beta_end)?;
-        let bins = cfg.num_bins;
+        let model = Self::untrained(cfg, d, &device)?;
+        let var = dte_variances(t, model.cfg.train.beta_start, model.cfg.train.beta_end)?;
+        let bins = model.cfg.num_bins;
+        let Self {
+            cfg,
+            net,
+            varmap,
+            d,
+        } = model;
         train_mlp(
             &net,
             &varmap,
@@ -103,6 +101,37 @@ impl DteCategorical {
         })
     }
 
+    /// The classifier of rows of `d` features with its seeded initial weights, not trained:
+    /// load trained weights into [`DteCategorical::weights`] (as a saved model does with
+    /// `dmad_unet::load_into_varmap`).
+    ///
+    /// # Errors
+    /// [`dmad_core::Error::InvalidConfig`] for a bad configuration or `d = 0`.
+    pub fn untrained(
+        cfg: DteCategoricalConfig,
+        d: usize,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
+        check_config(&cfg)?;
+        if d == 0 {
+            return Err(Error::config("features", "rows need at least one feature"));
+        }
+        let varmap = VarMap::new();
+        let vb = seeded_var_builder(&varmap, cfg.train.seed, DType::F32, device);
+        let net = DteMlp::new(d, &cfg.train.hidden, cfg.num_bins, cfg.train.dropout, vb)?;
+        Ok(Self {
+            cfg,
+            net,
+            varmap,
+            d,
+        })
+    }
+
+    /// The number of features of a row.
+    pub fn features(&self) -> usize {
+        self.d
+    }
+
     /// The configuration.
     pub fn config(&self) -> &DteCategoricalConfig {
         &self.cfg
@@ -124,6 +153,38 @@ impl DteCategorical {
             &self.net.forward(&x, None)?,
         )?)
     }
+
+    /// The surprisal of the first (clean) time bin, `-ln p_0`, of each row of `x`: how sure
+    /// the classifier is that the row was noised at all. Unlike the expected time, which
+    /// saturates at the last bin for rows farther from the training data than the schedule's
+    /// largest noise, it grows without bound (the logits of a ReLU network grow linearly far
+    /// from the data), so far outliers keep their order.
+    ///
+    /// # Errors
+    /// [`dmad_core::Error::ShapeMismatch`] if `x` is not a non-empty `[batch, d]` table.
+    pub fn clean_surprisal(&self, x: &Tensor) -> Result<Vec<f32>> {
+        let (v, b) = check_features(x, self.d, "DteCategorical: x")?;
+        let x = Tensor::from_vec(v, (b, self.d), x.device())?;
+        let logp = candle_nn::ops::log_softmax(&self.net.forward(&x, None)?, 1)?;
+        Ok(logp
+            .narrow(1, 0, 1)?
+            .flatten_all()?
+            .neg()?
+            .to_vec1::<f32>()?)
+    }
+}
+
+/// Checks the training configuration and the number of bins against the timesteps.
+fn check_config(cfg: &DteCategoricalConfig) -> Result<()> {
+    cfg.train.validate()?;
+    let t = cfg.train.num_train_timesteps;
+    if cfg.num_bins < 2 || cfg.num_bins > t {
+        return Err(Error::config(
+            "num_bins",
+            format!("must be in 2..={t} (the timesteps), got {}", cfg.num_bins),
+        ));
+    }
+    Ok(())
 }
 
 impl Scorer for DteCategorical {

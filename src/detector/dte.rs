@@ -1,0 +1,167 @@
+//! Diffusion-time estimation in the detector: the non-parametric posterior from the nearest
+//! training samples ([`ScorerConfig::Dte`]) and the trained time classifier
+//! ([`ScorerConfig::DteCategorical`]), fitted on what the network would have seen (flattened
+//! samples, or standardised patch features in feature space) and saved with the model.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use dmad_score::dte::{
+    DteCategorical, DteCategoricalConfig, DteNonParametric, DteNonParametricConfig, DteTrainConfig,
+};
+use dmad_score::{ScoreOutput, Scorer};
+
+use crate::config::{DetectorConfig, ScorerConfig};
+use crate::{Error, Result};
+
+/// Name of the training rows of a non-parametric DTE scorer in `dte.safetensors`.
+const DTE_TRAIN: &str = "dte.train";
+/// The file holding a DTE scorer's state: the training rows (non-parametric) or the
+/// classifier's weights (categorical).
+pub(super) const DTE_FILE: &str = "dte.safetensors";
+
+/// The time classifier's first layer, whose shape gives the features of its rows.
+const FIRST_LAYER: &str = "layers.0.weight";
+/// The hidden layers of the time classifier: the reference implementation's.
+const CATEGORICAL_HIDDEN: [usize; 3] = [256, 512, 256];
+/// The L2 weight decay of the time classifier: the reference implementation's.
+const CATEGORICAL_WEIGHT_DECAY: f64 = 5e-4;
+
+/// A fitted DTE scorer.
+pub(super) enum DteModel {
+    /// The closed-form posterior from the `k` nearest training rows.
+    NonParametric(DteNonParametric),
+    /// The time-bin classifier.
+    Categorical(DteCategorical),
+}
+
+impl DteModel {
+    /// Fits the DTE scorer `cfg.scorer` asks for on `rows` (`[n, d]`); `None` for the
+    /// network's scorers.
+    pub(super) fn fit(cfg: &DetectorConfig, rows: &Tensor) -> Result<Option<Self>> {
+        Ok(match cfg.scorer {
+            ScorerConfig::Dte { k } => Some(Self::NonParametric(DteNonParametric::fit(
+                non_parametric_config(cfg, k),
+                rows,
+            )?)),
+            ScorerConfig::DteCategorical { bins, .. } => {
+                let n = rows.dim(0)?;
+                Some(Self::Categorical(DteCategorical::fit(
+                    categorical_config(cfg, bins, n),
+                    rows,
+                )?))
+            }
+            _ => None,
+        })
+    }
+
+    /// Scores rows `[n, d]`, one score each, as `scorer` (the detector's, or a candidate of
+    /// the same kind) says.
+    pub(super) fn score(&self, rows: &Tensor, scorer: ScorerConfig) -> Result<ScoreOutput> {
+        Ok(match (self, scorer) {
+            (
+                Self::Categorical(m),
+                ScorerConfig::DteCategorical {
+                    surprisal: true, ..
+                },
+            ) => ScoreOutput {
+                scores: m.clean_surprisal(rows)?,
+                map: None,
+            },
+            (Self::NonParametric(m), _) => m.score(rows)?,
+            (Self::Categorical(m), _) => m.score(rows)?,
+        })
+    }
+
+    /// The tensors [`DteModel::load`] rebuilds the scorer from.
+    pub(super) fn tensors(&self, device: &Device) -> Result<HashMap<String, Tensor>> {
+        Ok(match self {
+            Self::NonParametric(m) => [(DTE_TRAIN.to_string(), m.train_rows(device)?)].into(),
+            Self::Categorical(m) => m
+                .weights()
+                .data()
+                .lock()
+                .map_err(|_| Error::NotFitted)?
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+                .collect(),
+        })
+    }
+
+    /// Rebuilds the DTE scorer of `cfg.scorer` from `path` (written from
+    /// [`DteModel::tensors`]); `None` for the network's scorers.
+    ///
+    /// # Errors
+    /// [`Error::Model`] naming the file when it lacks a tensor or holds weights of another
+    /// shape.
+    pub(super) fn load(cfg: &DetectorConfig, path: &Path, device: &Device) -> Result<Option<Self>> {
+        Ok(match cfg.scorer {
+            ScorerConfig::Dte { k } => {
+                let mut rows = dmad_train::checkpoint::load_tensors(path, device)?;
+                let train = rows.remove(DTE_TRAIN).ok_or_else(|| Error::Model {
+                    path: path.to_path_buf(),
+                    reason: format!("has no tensor `{DTE_TRAIN}`"),
+                })?;
+                Some(Self::NonParametric(DteNonParametric::fit(
+                    non_parametric_config(cfg, k),
+                    &train,
+                )?))
+            }
+            ScorerConfig::DteCategorical { bins, .. } => {
+                // The classifier's first layer, `[hidden, d]`, says how many features it takes.
+                let tensors = dmad_train::checkpoint::load_tensors(path, device)?;
+                let d = tensors
+                    .get(FIRST_LAYER)
+                    .and_then(|w| w.dims().get(1).copied())
+                    .ok_or_else(|| Error::Model {
+                        path: path.to_path_buf(),
+                        reason: format!("has no `[hidden, features]` tensor `{FIRST_LAYER}`"),
+                    })?;
+                let m = DteCategorical::untrained(categorical_config(cfg, bins, 1), d, device)?;
+                dmad_unet::load_into_varmap(m.weights(), path)?;
+                Some(Self::Categorical(m))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Non-parametric DTE with `k` neighbours on the detector's noise schedule.
+fn non_parametric_config(cfg: &DetectorConfig, k: usize) -> DteNonParametricConfig {
+    let sc = &cfg.schedule;
+    DteNonParametricConfig {
+        k,
+        num_train_timesteps: sc.num_train_timesteps,
+        beta_start: sc.beta_start,
+        beta_end: sc.beta_end,
+        ..DteNonParametricConfig::default()
+    }
+}
+
+/// The time classifier of `bins` bins on the detector's noise schedule, trained for about
+/// `train.steps` optimiser steps of `train.batch_size` rows (whole passes over the `n`
+/// training rows, at least one) at `train.learning_rate`, seeded by `train.seed`. No dropout:
+/// the reference's 0.5 guards 400 passes over a few hundred table rows, while a feature-space
+/// detector makes a few passes over 10^5 patches.
+fn categorical_config(cfg: &DetectorConfig, bins: usize, n: usize) -> DteCategoricalConfig {
+    let t = &cfg.train;
+    let sc = &cfg.schedule;
+    let batch = t.batch_size.max(1);
+    let epochs = (t.steps * batch).div_ceil(n.max(1)).max(1);
+    DteCategoricalConfig {
+        train: DteTrainConfig {
+            hidden: CATEGORICAL_HIDDEN.to_vec(),
+            dropout: 0.0,
+            epochs,
+            batch_size: batch,
+            learning_rate: t.learning_rate,
+            weight_decay: CATEGORICAL_WEIGHT_DECAY,
+            num_train_timesteps: sc.num_train_timesteps,
+            beta_start: sc.beta_start,
+            beta_end: sc.beta_end,
+            seed: t.seed,
+        },
+        num_bins: bins,
+    }
+}
