@@ -101,11 +101,22 @@ pub enum Variant {
     #[value(name = "feature-diffusion-pos")]
     FeatureDiffusionPos,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
-    /// features: a classifier of the diffusion time of noised training patches, trained
-    /// instead of the denoiser; each patch scored by its expected time or by the clean bin's
-    /// surprisal, which of the two chosen as feature diffusion's level is (issue 17's scorer c).
+    /// features: a classifier of the diffusion time of noised training patches, trained on
+    /// all the normal images instead of the denoiser; each patch scored by its expected time,
+    /// as the reference scores (issue 17's scorer c; `dmad fit --scorer feature-dte`).
     #[value(name = "feature-dte")]
     FeatureDte,
+    /// Feature DTE fitted on 4/5 of the normal images, scored by the expected time or by the
+    /// clean bin's surprisal as anomalies generated from the other fifth choose (as feature
+    /// diffusion's level is chosen).
+    #[value(name = "feature-dte-chosen")]
+    FeatureDteChosen,
+    /// Feature DTE with 50 time bins instead of the reference's 7: in 152 dimensions a noise
+    /// of standard deviation 0.45 already moves a patch by about 5.5, so the reference's first
+    /// bin (t < 143 of 1000) holds every noise level at which normal and anomalous patches
+    /// differ; 50 bins resolve them.
+    #[value(name = "feature-dte-50")]
+    FeatureDte50,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -143,7 +154,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 27] = [
+    pub const ALL: [Variant; 29] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -160,6 +171,8 @@ impl Variant {
         Variant::FeatureDiffusion,
         Variant::FeatureDiffusionPos,
         Variant::FeatureDte,
+        Variant::FeatureDteChosen,
+        Variant::FeatureDte50,
         Variant::FeatureRecon,
         Variant::Imputation,
         Variant::ImputationLong,
@@ -191,6 +204,8 @@ impl Variant {
             Variant::FeatureDiffusion => "feature-diffusion",
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
             Variant::FeatureDte => "feature-dte",
+            Variant::FeatureDteChosen => "feature-dte-chosen",
+            Variant::FeatureDte50 => "feature-dte-50",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
@@ -223,6 +238,8 @@ impl Variant {
             Variant::FeatureDiffusion => "feature diffusion",
             Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
             Variant::FeatureDte => "feature DTE-Categorical",
+            Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
+            Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
@@ -314,7 +331,11 @@ impl Variant {
                 })
             }
             Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
-            Variant::FeatureDte => Some(ScorerConfig::DteCategorical {
+            Variant::FeatureDte50 => Some(ScorerConfig::DteCategorical {
+                bins: 50,
+                surprisal: false,
+            }),
+            Variant::FeatureDte | Variant::FeatureDteChosen => Some(ScorerConfig::DteCategorical {
                 bins: crate::tasks::DTE_CATEGORICAL_BINS,
                 surprisal: false,
             }),
@@ -369,6 +390,8 @@ impl Variant {
             | Variant::FeatureDiffusion
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
+            | Variant::FeatureDteChosen
+            | Variant::FeatureDte50
             | Variant::FeatureRecon
             | Variant::Imputation
             | Variant::ImputationLong
@@ -1083,7 +1106,7 @@ fn run_unit(
         m.window_norm = Some(format!("{:?}", det.config().input.window_norm).to_lowercase());
     } else if matches!(
         variant,
-        Variant::FeatureDiffusion | Variant::FeatureDiffusionPos | Variant::FeatureDte
+        Variant::FeatureDiffusion | Variant::FeatureDiffusionPos | Variant::FeatureDteChosen
     ) {
         // The scoring settings (the denoising score's largest level and noise-free or not;
         // DTE's expected time or surprisal), chosen on anomalies generated from a held-out

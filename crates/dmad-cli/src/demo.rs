@@ -33,13 +33,18 @@ fn demo_unet(cfg: &mut DetectorConfig) {
     cfg.train.batch_size = 8;
 }
 
-/// The demo's image detector: diffusion in EfficientNet-Lite0's patch-feature space where
-/// the weights are available (the best trained configuration of docs/RESULTS.md on images),
-/// else the method's pixel-space U-Net.
+/// The demo's image detector: parametric diffusion-time estimation on EfficientNet-Lite0's
+/// patch features where the weights are available (the best trained configuration of
+/// docs/RESULTS.md on images: `dmad fit --scorer feature-dte`), else the method's
+/// pixel-space U-Net.
 fn image_config(budget: f64, efficientnet: Option<&Path>) -> DetectorConfig {
     let steps = |n: usize| ((n as f64 * budget).round() as usize).max(1);
     if let Some(weights) = efficientnet {
         let mut image = DetectorConfig::feature_diffusion(Modality::Image, 1);
+        image.scorer = dmad::ScorerConfig::DteCategorical {
+            bins: tasks::DTE_CATEGORICAL_BINS,
+            surprisal: false,
+        };
         // The shipped images are 64x64; 8 of them (with flips) train in under a minute.
         image.input.image_size = 64;
         image.train.steps = steps(600);
@@ -145,8 +150,9 @@ pub fn run(
          table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}\
          img{image-rendering:pixelated;margin:2px}</style><h1>dmad demo</h1>\
          <p>One small diffusion model per modality, trained on the normal data the repository \
-         ships: images in EfficientNet-Lite0's patch-feature space (scored by the denoising \
-         error) where its weights are given, else in pixels; series by imputation diffusion (a \
+         ships: images in EfficientNet-Lite0's patch-feature space (a classifier of the \
+         diffusion time of noised patches, each patch scored by its expected time: parametric \
+         DTE) where its weights are given, else in pixels; series by imputation diffusion (a \
          1D U-Net fills masked steps of each window; a point's score is its imputation \
          error); audio and tables by partial diffusion (DDIM) and reconstruction error.</p>",
     );
@@ -155,7 +161,7 @@ pub fn run(
         .or_else(|| std::env::var_os("DMAD_EFFICIENTNET").map(std::path::PathBuf::from));
     match &efficientnet {
         Some(w) => println!(
-            "images: diffusion in EfficientNet-Lite0's feature space ({})",
+            "images: diffusion-time estimation in EfficientNet-Lite0's feature space ({})",
             w.display()
         ),
         None => println!(

@@ -310,6 +310,10 @@ pub fn fit_with_info(
     if !opts.quiet {
         let work = match cfg.scorer {
             dmad::ScorerConfig::Dte { .. } => "DTE keeps the samples: no training".to_string(),
+            dmad::ScorerConfig::DteCategorical { .. } => format!(
+                "a diffusion-time classifier, about {} steps in whole passes, no checkpoints",
+                cfg.train.steps
+            ),
             _ => format!("{} training steps", cfg.train.steps),
         };
         eprintln!(
@@ -319,6 +323,8 @@ pub fn fit_with_info(
             spec.path.display(),
         );
     }
+    // DTE trains no denoiser: nothing to checkpoint.
+    let checkpoints = checkpoints.filter(|_| !cfg.scorer.is_dte());
     if let Some(dir) = checkpoints {
         match dmad::train::checkpoint::latest(dir)? {
             Some(step) => eprintln!(
@@ -333,10 +339,7 @@ pub fn fit_with_info(
             ),
             None => {}
         }
-    } else if !opts.quiet
-        && cfg.train.steps >= 500
-        && !matches!(cfg.scorer, dmad::ScorerConfig::Dte { .. })
-    {
+    } else if !opts.quiet && cfg.train.steps >= 500 && !cfg.scorer.is_dte() {
         eprintln!(
             "tip: --checkpoints DIR saves the training as it goes, so that an interrupted fit \
              resumes where it stopped"

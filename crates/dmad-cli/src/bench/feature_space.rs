@@ -218,6 +218,8 @@ pub(super) fn write_section(
         "feature-diffusion",
         "feature-diffusion-pos",
         "feature-dte",
+        "feature-dte-chosen",
+        "feature-dte-50",
         "feature-recon",
     ];
     let mut rows: Vec<&super::Record> = records
@@ -239,7 +241,14 @@ pub(super) fn write_section(
          the other fifth (images: injected cut-paste, Perlin, scratch and blob defects; audio: \
          the audio anomalies injected into the held-out clips' waveforms); the map resized to the input, smoothed (sigma 4 px), its \
          maximum the image score; `per-position norm`: the same, with the features standardised \
-         per patch position (PaDiM's statistics) instead of globally. `PatchCore`: the same features, a greedy k-center coreset \
+         per patch position (PaDiM's statistics) instead of globally. `feature DTE-Categorical`: \
+         parametric diffusion-time estimation on the same standardised patch features, a \
+         classifier (MLP 256-512-256) of which of 7 ranges of diffusion time a noised training \
+         patch came from, trained on all the normal images (about 2000 steps of 512 patches, \
+         whole passes), each patch scored by its expected time (the reference's score, fixed \
+         before any run); `score chosen`: fitted on 4/5 of the normal images, the expected time \
+         or the clean bin's surprisal (-ln p0) chosen on anomalies generated from the other \
+         fifth. `PatchCore`: the same features, a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. Audio rows add the DCASE-style log-mel kNN peers \
          (`benches/peers/audio_dcase.py`; deterministic). AUROC cells with several seeds read \

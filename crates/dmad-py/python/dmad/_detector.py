@@ -17,11 +17,13 @@ MODALITIES = ("table", "series", "image", "audio")
 SCORERS = (
     "reconstruction",
     "dte",
+    "dte-categorical",
     "denoising",
     "feature",
     "combined",
     "feature-diffusion",
     "feature-recon",
+    "feature-dte",
     "imputation",
 )
 
@@ -177,7 +179,11 @@ def _scorer_name(cfg: dict) -> str:
     if kind == "imputation":
         return "imputation"
     if cfg.get("feature_space"):
+        if kind == "dte_categorical":
+            return "feature-dte"
         return "feature-diffusion" if kind == "denoising" else "feature-recon"
+    if kind == "dte_categorical":
+        return "dte-categorical"
     return kind
 
 
@@ -194,8 +200,10 @@ class Detector:
         ``sample_rate``.
     scorer : str
         ``reconstruction`` (default), ``dte`` (nearest-neighbour diffusion time, no training),
-        ``denoising``, ``feature``/``combined`` (images and audio, need EfficientNet-Lite0),
-        ``feature-diffusion``/``feature-recon`` (feature-space detector).
+        ``dte-categorical`` (a trained classifier of the diffusion time), ``denoising``,
+        ``feature``/``combined`` (images and audio, need EfficientNet-Lite0),
+        ``feature-diffusion``/``feature-recon``/``feature-dte`` (feature-space detector; the
+        last is parametric DTE on the patch features).
     progress : bool or callable
         ``True``: a tqdm bar (or a line every few seconds without tqdm) during fit and scoring;
         a callable is called as ``progress(done, total, loss)``.
