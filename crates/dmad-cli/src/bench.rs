@@ -117,6 +117,10 @@ pub enum Variant {
     /// differ; 50 bins resolve them.
     #[value(name = "feature-dte-50")]
     FeatureDte50,
+    /// Feature DTE scored by the clean bin's surprisal (`-ln p_0`) instead of the expected
+    /// time, fitted on all the normal images: whether the unbounded score sharpens the maps.
+    #[value(name = "feature-dte-surprisal")]
+    FeatureDteSurprisal,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -154,7 +158,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 29] = [
+    pub const ALL: [Variant; 30] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -173,6 +177,7 @@ impl Variant {
         Variant::FeatureDte,
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
+        Variant::FeatureDteSurprisal,
         Variant::FeatureRecon,
         Variant::Imputation,
         Variant::ImputationLong,
@@ -206,6 +211,7 @@ impl Variant {
             Variant::FeatureDte => "feature-dte",
             Variant::FeatureDteChosen => "feature-dte-chosen",
             Variant::FeatureDte50 => "feature-dte-50",
+            Variant::FeatureDteSurprisal => "feature-dte-surprisal",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
@@ -240,6 +246,7 @@ impl Variant {
             Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
             Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
+            Variant::FeatureDteSurprisal => "feature DTE-Categorical, surprisal",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
@@ -335,6 +342,10 @@ impl Variant {
                 bins: 50,
                 surprisal: false,
             }),
+            Variant::FeatureDteSurprisal => Some(ScorerConfig::DteCategorical {
+                bins: crate::tasks::DTE_CATEGORICAL_BINS,
+                surprisal: true,
+            }),
             Variant::FeatureDte | Variant::FeatureDteChosen => Some(ScorerConfig::DteCategorical {
                 bins: crate::tasks::DTE_CATEGORICAL_BINS,
                 surprisal: false,
@@ -392,6 +403,7 @@ impl Variant {
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
             | Variant::FeatureDte50
+            | Variant::FeatureDteSurprisal
             | Variant::FeatureRecon
             | Variant::Imputation
             | Variant::ImputationLong

@@ -220,6 +220,7 @@ pub(super) fn write_section(
         "feature-dte",
         "feature-dte-chosen",
         "feature-dte-50",
+        "feature-dte-surprisal",
         "feature-recon",
     ];
     let mut rows: Vec<&super::Record> = records
@@ -248,7 +249,8 @@ pub(super) fn write_section(
          whole passes), each patch scored by its expected time (the reference's score, fixed \
          before any run); `score chosen`: fitted on 4/5 of the normal images, the expected time \
          or the clean bin's surprisal (-ln p0) chosen on anomalies generated from the other \
-         fifth; `50 bins`: as the first, with 50 time bins. `PatchCore`: the same features, \
+         fifth; `50 bins`: as the first, with 50 time bins; `surprisal`: as the first, scored \
+         by the clean bin's surprisal. `PatchCore`: the same features, \
          a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. Audio rows add the DCASE-style log-mel kNN peers \
