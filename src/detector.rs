@@ -143,7 +143,7 @@ impl Detector {
                 let path = feature_space::weights_path(cfg.scoring.feature_weights.as_ref())?;
                 let space = FeatureSpace::load(fs, &path, device)?;
                 if let NetworkConfig::Mlp(m) = &cfg.network {
-                    if m.in_features != space.dims() {
+                    if m.in_features != space.model_dims() {
                         return Err(Error::InvalidConfig {
                             field: "network.in_features",
                             reason: format!(
@@ -151,7 +151,7 @@ impl Detector {
                                  give {} per patch",
                                 m.in_features,
                                 fs.blocks,
-                                space.dims()
+                                space.model_dims()
                             ),
                         });
                     }

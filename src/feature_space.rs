@@ -38,6 +38,11 @@ pub struct FeatureSpaceConfig {
     /// [`PatchNorm::Global`] (one mean and standard deviation per feature, the default) or
     /// [`PatchNorm::PerPosition`] (one per feature and patch position, for aligned objects).
     pub normalisation: PatchNorm,
+    /// Append each patch's position (row and column, scaled to `[-1, 1]`) to its standardised
+    /// features, so that the model can learn what is normal where (aligned objects). Default
+    /// false.
+    #[serde(default)]
+    pub positional: bool,
     /// SHA-256 (hex) of the extractor's weights file the model was fitted with; set by
     /// fitting, checked whenever the model is built again, so a model never runs on features
     /// of another network. Default `None` (not fitted yet).
@@ -54,6 +59,7 @@ impl Default for FeatureSpaceConfig {
             smoothing_sigma: 4.0,
             map_score: MapScore::Max,
             normalisation: PatchNorm::Global,
+            positional: false,
             extractor_sha256: None,
         }
     }
@@ -194,9 +200,10 @@ impl FeatureSpace {
         })
     }
 
-    /// Features per patch.
-    pub(crate) fn dims(&self) -> usize {
-        self.dims
+    /// Features per row the model sees: the extractor's, and the position's two if
+    /// [`FeatureSpaceConfig::positional`].
+    pub(crate) fn model_dims(&self) -> usize {
+        self.dims + if self.cfg.positional { 2 } else { 0 }
     }
 
     /// The hex SHA-256 of the extractor's weights.
@@ -287,6 +294,32 @@ impl FeatureSpace {
 
     /// Standardised rows (`hw` patches per image).
     pub(crate) fn standardise(&self, rows: &Tensor, hw: (usize, usize)) -> Result<Tensor> {
+        let z = self.standardise_features(rows, hw)?;
+        if !self.cfg.positional {
+            return Ok(z);
+        }
+        let (h, w) = hw;
+        let k = h * w;
+        let n = rows.dim(0)? / k.max(1);
+        let scale = |i: usize, len: usize| {
+            if len > 1 {
+                2.0 * i as f32 / (len - 1) as f32 - 1.0
+            } else {
+                0.0
+            }
+        };
+        let pos: Vec<f32> = (0..n * k)
+            .flat_map(|i| {
+                let p = i % k;
+                [scale(p / w, h), scale(p % w, w)]
+            })
+            .collect();
+        let pos = Tensor::from_vec(pos, (n * k, 2), rows.device())?.to_dtype(z.dtype())?;
+        Ok(Tensor::cat(&[&z, &pos], 1)?)
+    }
+
+    /// The extractor's features of `rows`, standardised.
+    fn standardise_features(&self, rows: &Tensor, hw: (usize, usize)) -> Result<Tensor> {
         let (mean, std) = self.stats.as_ref().ok_or(Error::NotFitted)?;
         match self.cfg.normalisation {
             PatchNorm::Global => Ok(rows.broadcast_sub(mean)?.broadcast_div(std)?),
@@ -416,7 +449,7 @@ mod tests {
     #[test]
     fn per_position_statistics_standardise_each_position_and_floor_its_spread() {
         let (_tmp, mut space) = space(PatchNorm::PerPosition);
-        let (n, hw, d) = (6usize, (2usize, 3usize), space.dims());
+        let (n, hw, d) = (6usize, (2usize, 3usize), space.dims);
         let k = hw.0 * hw.1;
         // Feature j at position p of image i: 3 p + j + 10 (i - 2.5) for p > 0; position 0
         // is constant over the images (its spread is floored).
@@ -462,13 +495,31 @@ mod tests {
     #[test]
     fn global_statistics_are_one_row() {
         let (_tmp, mut space) = space(PatchNorm::Global);
-        let d = space.dims();
+        let d = space.dims;
         let rows = Tensor::randn(0f32, 2.0, (24, d), &Device::Cpu).unwrap();
         space.fit_stats(&rows, (2, 3)).unwrap();
         assert_eq!(space.stats().unwrap().0.dims(), &[1, d]);
         let z = space.standardise(&rows, (2, 3)).unwrap();
         let m: Vec<Vec<f32>> = z.mean_keepdim(0).unwrap().to_vec2().unwrap();
         assert!(m[0].iter().all(|v| v.abs() < 1e-4));
+    }
+
+    #[test]
+    fn positions_are_appended_in_minus_one_to_one() {
+        let (_tmp, mut space) = space(PatchNorm::Global);
+        space.cfg.positional = true;
+        let d = space.dims;
+        assert_eq!(space.model_dims(), d + 2);
+        let hw = (2, 3);
+        let rows = Tensor::randn(0f32, 1.0, (2 * 6, d), &Device::Cpu).unwrap();
+        space.fit_stats(&rows, hw).unwrap();
+        let z = space.standardise(&rows, hw).unwrap();
+        assert_eq!(z.dims(), &[12, d + 2]);
+        let pos: Vec<Vec<f32>> = z.narrow(1, d, 2).unwrap().to_vec2().unwrap();
+        // Image 1's position 5 is row 1, column 2 of a 2x3 grid: (1, 1); position 1: (-1, 0).
+        assert_eq!(pos[6 + 5], vec![1.0, 1.0]);
+        assert_eq!(pos[1], vec![-1.0, 0.0]);
+        assert_eq!(pos[0], vec![-1.0, -1.0]);
     }
 
     #[test]

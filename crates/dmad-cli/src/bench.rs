@@ -121,6 +121,10 @@ pub enum Variant {
     /// time, fitted on all the normal images: whether the unbounded score sharpens the maps.
     #[value(name = "feature-dte-surprisal")]
     FeatureDteSurprisal,
+    /// Feature DTE with each patch's position appended to its features
+    /// (`FeatureSpaceConfig::positional`): what is normal where, for aligned objects.
+    #[value(name = "feature-dte-positional")]
+    FeatureDtePositional,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -158,7 +162,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 30] = [
+    pub const ALL: [Variant; 31] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -178,6 +182,7 @@ impl Variant {
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
         Variant::FeatureDteSurprisal,
+        Variant::FeatureDtePositional,
         Variant::FeatureRecon,
         Variant::Imputation,
         Variant::ImputationLong,
@@ -212,6 +217,7 @@ impl Variant {
             Variant::FeatureDteChosen => "feature-dte-chosen",
             Variant::FeatureDte50 => "feature-dte-50",
             Variant::FeatureDteSurprisal => "feature-dte-surprisal",
+            Variant::FeatureDtePositional => "feature-dte-positional",
             Variant::FeatureRecon => "feature-recon",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
@@ -247,6 +253,7 @@ impl Variant {
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
             Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
             Variant::FeatureDteSurprisal => "feature DTE-Categorical, surprisal",
+            Variant::FeatureDtePositional => "feature DTE-Categorical, positions",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
@@ -346,10 +353,12 @@ impl Variant {
                 bins: crate::tasks::DTE_CATEGORICAL_BINS,
                 surprisal: true,
             }),
-            Variant::FeatureDte | Variant::FeatureDteChosen => Some(ScorerConfig::DteCategorical {
-                bins: crate::tasks::DTE_CATEGORICAL_BINS,
-                surprisal: false,
-            }),
+            Variant::FeatureDte | Variant::FeatureDteChosen | Variant::FeatureDtePositional => {
+                Some(ScorerConfig::DteCategorical {
+                    bins: crate::tasks::DTE_CATEGORICAL_BINS,
+                    surprisal: false,
+                })
+            }
             _ => None,
         }
     }
@@ -404,6 +413,7 @@ impl Variant {
             | Variant::FeatureDteChosen
             | Variant::FeatureDte50
             | Variant::FeatureDteSurprisal
+            | Variant::FeatureDtePositional
             | Variant::FeatureRecon
             | Variant::Imputation
             | Variant::ImputationLong
@@ -1577,6 +1587,14 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 if let Some(scorer) = variant.feature_scorer() {
                     cfg = feature_space::config(ds.modality(), args.budget, scorer);
                     cfg.scoring.strength = 0.3;
+                    if variant == Variant::FeatureDtePositional {
+                        if let Some(fs) = cfg.feature_space.as_mut() {
+                            fs.positional = true;
+                        }
+                        if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
+                            m.in_features += 2;
+                        }
+                    }
                     if variant == Variant::FeatureDiffusionPos {
                         if let Some(fs) = cfg.feature_space.as_mut() {
                             fs.normalisation = dmad::PatchNorm::PerPosition;

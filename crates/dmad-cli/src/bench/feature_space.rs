@@ -221,6 +221,7 @@ pub(super) fn write_section(
         "feature-dte-chosen",
         "feature-dte-50",
         "feature-dte-surprisal",
+        "feature-dte-positional",
         "feature-recon",
     ];
     let mut rows: Vec<&super::Record> = records
