@@ -148,10 +148,15 @@ impl Detector {
                             field: "network.in_features",
                             reason: format!(
                                 "the MLP takes {} features, but the feature space's blocks {:?} \
-                                 give {} per patch",
+                                 give {} per patch{}: set network.in_features to that",
                                 m.in_features,
                                 fs.blocks,
-                                space.model_dims()
+                                space.model_dims(),
+                                if fs.positional {
+                                    " (with the two positions)"
+                                } else {
+                                    ""
+                                }
                             ),
                         });
                     }

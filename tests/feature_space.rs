@@ -255,6 +255,11 @@ fn a_parametric_dte_model_reloads_its_classifier_and_names_a_broken_one() {
         surprisal: true,
     };
     cfg.train.steps = 3;
+    // With the patches' positions as two more inputs (saved in the config, rebuilt on load).
+    cfg.feature_space.as_mut().unwrap().positional = true;
+    if let NetworkConfig::Mlp(m) = &mut cfg.network {
+        m.in_features += 2;
+    }
     let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
     det.fit(&data(Split::Train).x, |_| {}).unwrap();
     let test = data(Split::Test).x;
@@ -263,7 +268,11 @@ fn a_parametric_dte_model_reloads_its_classifier_and_names_a_broken_one() {
     let model = tmp.path().join("model");
     det.save(&model).unwrap();
     let back = Detector::load(&model, &Device::Cpu).unwrap();
+    assert!(back.config().feature_space.as_ref().unwrap().positional);
     assert_eq!(back.score(&test).unwrap().scores, out.scores);
+    // The classifier takes the 152 features and the 2 positions.
+    let w = candle_core::safetensors::load(model.join("dte.safetensors"), &Device::Cpu).unwrap();
+    assert_eq!(w["layers.0.weight"].dims()[1], 154);
     // Another file in the classifier's place is named, not used.
     std::fs::copy(
         model.join("feature_space.safetensors"),

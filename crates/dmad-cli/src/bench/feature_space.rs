@@ -251,7 +251,8 @@ pub(super) fn write_section(
          before any run); `score chosen`: fitted on 4/5 of the normal images, the expected time \
          or the clean bin's surprisal (-ln p0) chosen on anomalies generated from the other \
          fifth; `50 bins`: as the first, with 50 time bins; `surprisal`: as the first, scored \
-         by the clean bin's surprisal. `PatchCore`: the same features, \
+         by the clean bin's surprisal; `positions`: as the first, each patch's row and column \
+         appended to its features. `PatchCore`: the same features, \
          a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. Audio rows add the DCASE-style log-mel kNN peers \
