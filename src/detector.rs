@@ -458,16 +458,7 @@ impl Detector {
         scoring: ScoringConfig,
         normal: &Tensor,
     ) -> Result<()> {
-        if matches!(scorer, ScorerConfig::Dte { .. })
-            != matches!(self.cfg.scorer, ScorerConfig::Dte { .. })
-        {
-            return Err(Error::InvalidConfig {
-                field: "scorer",
-                reason: "switching to or from DTE needs a new fit (DTE keeps the training \
-                         samples instead of a network)"
-                    .to_string(),
-            });
-        }
+        self.check_fit_serves(&scorer)?;
         let mut cfg = self.cfg.clone();
         cfg.scorer = scorer;
         cfg.scoring = scoring;
@@ -526,6 +517,28 @@ impl Detector {
         Ok(())
     }
 
+    /// Checks that what was fitted scores `scorer`: a DTE fit (training rows or a time
+    /// classifier) serves only DTE of its own kind and settings, a network only the
+    /// network's scorers.
+    fn check_fit_serves(&self, scorer: &ScorerConfig) -> Result<()> {
+        let served = match &self.dte {
+            Some(dte) => dte.serves(scorer),
+            None => !scorer.is_dte(),
+        };
+        if served {
+            return Ok(());
+        }
+        Err(Error::InvalidConfig {
+            field: "scorer",
+            reason: format!(
+                "{scorer:?} needs a new fit: the detector was fitted for {:?} (DTE keeps \
+                 training rows or a time classifier instead of a denoiser, fitted for its \
+                 own k or bins)",
+                self.cfg.scorer
+            ),
+        })
+    }
+
     /// Scores a batch (`[batch, ...]`): one score per sample and, where the data has
     /// positions, an anomaly map.
     ///
@@ -578,15 +591,7 @@ impl Detector {
                 ..self.cfg.clone()
             };
             cfg.validate()?;
-            if scorer.is_dte() != self.dte.is_some()
-                || (scorer.is_dte()
-                    && std::mem::discriminant(&scorer) != std::mem::discriminant(&self.cfg.scorer))
-            {
-                return Err(Error::InvalidConfig {
-                    field: "scorer",
-                    reason: "DTE and the network's scorers need different fits".to_string(),
-                });
-            }
+            self.check_fit_serves(&scorer)?;
             if scorer.needs_features() && self.features.is_none() {
                 return Err(Error::InvalidConfig {
                     field: "scorer",

@@ -74,6 +74,36 @@ fn fit_score_save_load_round_trip() -> anyhow::Result<()> {
         assert_eq!(back.config(), det.config());
         assert_eq!(back.calibration(), Some(&cal));
         assert_eq!(back.score(&test_rows())?.scores, s.scores, "{scorer:?}");
+
+        // A fit serves only scorers of its own kind and settings: other neighbours or bins,
+        // or the network's scorers, need a new fit.
+        let other = match scorer {
+            ScorerConfig::Reconstruction => ScorerConfig::Dte { k: 5 },
+            ScorerConfig::Dte { .. } => ScorerConfig::Dte { k: 3 },
+            _ => ScorerConfig::DteCategorical {
+                bins: 5,
+                surprisal: false,
+            },
+        };
+        for wrong in [other, ScorerConfig::Reconstruction]
+            .into_iter()
+            .filter(|w| *w != scorer)
+        {
+            assert!(
+                matches!(
+                    det.score_candidates(&test_rows(), &[wrong]),
+                    Err(Error::InvalidConfig {
+                        field: "scorer",
+                        ..
+                    })
+                ),
+                "{scorer:?} scored as {wrong:?}"
+            );
+            let scoring = det.config().scoring.clone();
+            let normal = normal_rows(40);
+            assert!(det.set_scoring(wrong, scoring, &normal).is_err());
+            assert_eq!(det.config().scorer, scorer);
+        }
     }
     Ok(())
 }

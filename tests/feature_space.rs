@@ -165,11 +165,7 @@ fn finds_the_defect_and_round_trips(scorer: Option<ScorerConfig>) {
 
 #[test]
 fn a_model_refuses_another_extractor_and_images_of_other_channels() {
-    dmad::init_cpu();
-    let tmp = tempfile::tempdir().unwrap();
-    let weights = tmp.path().join("lite0.safetensors");
-    write_lite0(&weights, 5);
-    let mut cfg = tiny(weights.clone());
+    let (tmp, mut cfg) = random_lite0_model(5);
     cfg.train.steps = 2;
     let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
     let train = data(Split::Train).x;
@@ -184,7 +180,7 @@ fn a_model_refuses_another_extractor_and_images_of_other_channels() {
     // The weights file replaced by another network's: the saved model refuses it.
     let model = tmp.path().join("model");
     det.save(&model).unwrap();
-    write_lite0(&weights, 6);
+    write_lite0(&tmp.path().join("lite0.safetensors"), 6);
     let err = Detector::load(&model, &Device::Cpu).unwrap_err();
     assert!(matches!(err, Error::Model { .. }), "{err}");
     let msg = err.to_string();
@@ -208,13 +204,20 @@ fn feature_space_configs_are_checked() {
     assert!(err.to_string().contains("unused.safetensors"), "{err}");
 }
 
-#[test]
-fn a_per_position_model_saves_its_statistics_and_scores_the_same_after_loading() {
+/// A temporary directory holding random Lite0 weights (seeded by `seed`) and the tiny
+/// feature-space configuration that reads them.
+fn random_lite0_model(seed: u64) -> (tempfile::TempDir, DetectorConfig) {
     dmad::init_cpu();
     let tmp = tempfile::tempdir().unwrap();
     let weights = tmp.path().join("lite0.safetensors");
-    write_lite0(&weights, 7);
-    let mut cfg = tiny(weights);
+    write_lite0(&weights, seed);
+    let cfg = tiny(weights);
+    (tmp, cfg)
+}
+
+#[test]
+fn a_per_position_model_saves_its_statistics_and_scores_the_same_after_loading() {
+    let (tmp, mut cfg) = random_lite0_model(7);
     cfg.train.steps = 5;
     cfg.feature_space.as_mut().unwrap().normalisation = dmad::PatchNorm::PerPosition;
     let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
@@ -245,11 +248,7 @@ fn a_per_position_model_saves_its_statistics_and_scores_the_same_after_loading()
 
 #[test]
 fn a_parametric_dte_model_reloads_its_classifier_and_names_a_broken_one() {
-    dmad::init_cpu();
-    let tmp = tempfile::tempdir().unwrap();
-    let weights = tmp.path().join("lite0.safetensors");
-    write_lite0(&weights, 9);
-    let mut cfg = tiny(weights);
+    let (tmp, mut cfg) = random_lite0_model(9);
     cfg.scorer = ScorerConfig::DteCategorical {
         bins: 5,
         surprisal: true,

@@ -56,6 +56,19 @@ impl DteModel {
         })
     }
 
+    /// Whether this fit scores `scorer`: a DTE scorer of the same kind with the fitted
+    /// settings (`k` neighbours, or the classifier's `bins`); the expected-time and surprisal
+    /// readings of one classifier are both served.
+    pub(super) fn serves(&self, scorer: &ScorerConfig) -> bool {
+        match (self, scorer) {
+            (Self::NonParametric(m), ScorerConfig::Dte { k }) => m.config().k == *k,
+            (Self::Categorical(m), ScorerConfig::DteCategorical { bins, .. }) => {
+                m.config().num_bins == *bins
+            }
+            _ => false,
+        }
+    }
+
     /// Scores rows `[n, d]`, one score each, as `scorer` (the detector's, or a candidate of
     /// the same kind) says.
     pub(super) fn score(&self, rows: &Tensor, scorer: ScorerConfig) -> Result<ScoreOutput> {

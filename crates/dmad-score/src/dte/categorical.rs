@@ -62,7 +62,7 @@ impl DteCategorical {
     /// more bins than timesteps); [`dmad_core::Error::ShapeMismatch`] /
     /// [`dmad_core::Error::InvalidInput`] for an empty, non-table or non-finite `train`.
     pub fn fit(cfg: DteCategoricalConfig, train: &Tensor) -> Result<Self> {
-        check_config(&cfg)?;
+        // `untrained` checks the configuration.
         let t = cfg.train.num_train_timesteps;
         let (rows, n, d) = table_rows(train, "DteCategorical::fit: train")?;
         let device = train.device().clone();
