@@ -64,6 +64,7 @@ mod dataset;
 mod error;
 mod finite;
 pub mod image;
+pub mod logmel;
 pub mod npy;
 mod period;
 mod plain;
