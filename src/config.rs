@@ -346,6 +346,26 @@ pub struct InputConfig {
     pub tile_size: Option<u32>,
     /// Images: the pixels neighbouring tiles share, at least (below `tile_size`). Default 0.
     pub tile_overlap: u32,
+    /// Audio: what the detector sees of a clip. Default [`AudioFeatures::Scalogram`] (the
+    /// value of models saved before this field existed).
+    pub audio_features: AudioFeatures,
+    /// Audio with [`AudioFeatures::LogMelStatistics`]: the mel bands. Default 64.
+    pub n_mels: usize,
+}
+
+/// What an audio detector sees of a clip (see [`InputConfig::audio_features`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFeatures {
+    /// The CWT scalogram `[1, scales, frames]`, an image for the U-Net or the feature space.
+    #[default]
+    Scalogram,
+    /// The DCASE baselines' clip features: the log-mel spectrogram (librosa's melspectrogram
+    /// at 16 kHz: `n_fft` 1024, hop 256, `n_mels` Slaney bands, centred frames), and per band
+    /// the mean and the standard deviation over the clip's frames: `2 n_mels` numbers, which
+    /// the detector standardises with the training clips' statistics (saved with the model).
+    /// A row for an MLP denoiser or a DTE scorer.
+    LogMelStatistics,
 }
 
 /// How series windows are normalised (see [`InputConfig::window_norm`]).
@@ -384,6 +404,8 @@ impl Default for InputConfig {
             window_norm: WindowNorm::Global,
             tile_size: None,
             tile_overlap: 0,
+            audio_features: AudioFeatures::Scalogram,
+            n_mels: 64,
         }
     }
 }
@@ -625,6 +647,29 @@ impl DetectorConfig {
         }
     }
 
+    /// Defaults for audio clips seen as their log-mel statistics
+    /// ([`AudioFeatures::LogMelStatistics`], 64 bands: 128 numbers a clip, standardised with
+    /// the training clips' statistics), the DCASE baselines' features: the tables' MLP
+    /// denoiser and schedule, scored by the parametric DTE (7 time bins, the reference's),
+    /// which on rows detects where reconstruction does not.
+    pub fn for_audio_log_mel() -> Self {
+        let n_mels = 64;
+        let tables = Self::for_tables(2 * n_mels);
+        Self {
+            modality: Modality::Audio,
+            input: InputConfig {
+                audio_features: AudioFeatures::LogMelStatistics,
+                n_mels,
+                ..tables.input.clone()
+            },
+            scorer: ScorerConfig::DteCategorical {
+                bins: 7,
+                surprisal: false,
+            },
+            ..tables
+        }
+    }
+
     /// Defaults for tables of `features` columns: a residual MLP, scored by reconstruction
     /// from a fixed partial-diffusion start, as the DTE paper's DDPM baseline.
     pub fn for_tables(features: usize) -> Self {
@@ -781,6 +826,9 @@ impl DetectorConfig {
             _ => {}
         }
         self.validate_imputation()?;
+        if self.log_mel_statistics() {
+            return self.validate_log_mel();
+        }
         if let Some(space) = &self.feature_space {
             space.validate()?;
             if !matches!(self.modality, Modality::Image | Modality::Audio) {
@@ -836,6 +884,61 @@ impl DetectorConfig {
             );
         }
         Ok(())
+    }
+
+    /// Whether the detector sees audio clips as their log-mel statistics (rows it
+    /// standardises with the training clips' statistics).
+    pub fn log_mel_statistics(&self) -> bool {
+        self.modality == Modality::Audio
+            && self.input.audio_features == AudioFeatures::LogMelStatistics
+    }
+
+    /// Log-mel statistics are rows of `2 n_mels` numbers: an MLP of that width (or DTE) models
+    /// them; the scorers of scalogram reconstructions and the feature space do not apply.
+    fn validate_log_mel(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        let n = self.input.n_mels;
+        if n == 0 {
+            return bad(
+                "input.n_mels",
+                "log-mel statistics need at least one band".into(),
+            );
+        }
+        if self.feature_space.is_some() {
+            return bad(
+                "feature_space",
+                "log-mel statistics are rows, not scalograms: the EfficientNet feature space \
+                 needs `audio_features: scalogram`"
+                    .into(),
+            );
+        }
+        if self.scorer.needs_features() {
+            return bad(
+                "scorer",
+                "the feature and combined scorers compare scalogram reconstructions; log-mel \
+                 statistics are rows (use reconstruction, denoising or a DTE scorer)"
+                    .into(),
+            );
+        }
+        match &self.network {
+            NetworkConfig::Mlp(m) if m.in_features == 2 * n => Ok(()),
+            NetworkConfig::Mlp(m) => bad(
+                "network",
+                format!(
+                    "the MLP takes {} features, but the log-mel statistics of {n} bands are \
+                     {} numbers (a mean and a deviation per band)",
+                    m.in_features,
+                    2 * n
+                ),
+            ),
+            _ => bad(
+                "network",
+                format!(
+                    "log-mel statistics are rows: a {:?} network does not fit them (use an MLP)",
+                    self.network_kind()
+                ),
+            ),
+        }
     }
 
     /// An imputation scorer needs an imputation network and training, on series, and the

@@ -16,18 +16,17 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{
-    DetectorConfig, Modality, NetworkConfig, ScorerConfig, ScoringConfig, WindowNorm,
-    WINDOW_STD_FLOOR,
-};
+use crate::config::{DetectorConfig, NetworkConfig, ScorerConfig, ScoringConfig};
 use crate::feature_space::{self, FeatureSpace};
 use crate::network::Network;
 use crate::{Error, Result};
 
 mod dte;
+mod input;
 mod pixel;
 
 use dte::DteModel;
+use input::RowStandardiser;
 
 /// The format version of saved models written by this dmad.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -95,6 +94,8 @@ pub struct Detector {
     features: Option<std::sync::Arc<EfficientNetExtractor>>,
     /// The frozen extractor and patch standardisation of a feature-space detector.
     space: Option<FeatureSpace>,
+    /// The standardisation of input rows (log-mel statistics), once fitted or loaded.
+    rows: Option<RowStandardiser>,
     calibration: Option<Calibration>,
 }
 
@@ -173,6 +174,7 @@ impl Detector {
             frozen,
             varmap,
             dte: None,
+            rows: None,
             features,
             space,
             calibration: None,
@@ -292,7 +294,16 @@ impl Detector {
             let idx = Tensor::new(idx, &self.device)?;
             Ok(data.index_select(&idx, 0)?)
         };
-        let train = self.normalise_windows(&pick(train_idx)?)?;
+        let train = input::normalise_windows(&self.cfg, &pick(train_idx)?)?;
+        // Row features (log-mel statistics) are standardised with the training rows' own.
+        let train = if self.cfg.log_mel_statistics() {
+            let rows = RowStandardiser::fit(&train)?;
+            let train = rows.apply(&train)?;
+            self.rows = Some(rows);
+            train
+        } else {
+            train
+        };
         // A network that sees images in tiles learns from every tile of the training images.
         let train = match self.tiling()? {
             Some(t) => t.split(&train)?,
@@ -614,7 +625,7 @@ impl Detector {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<Scores>> {
         self.check_input(x)?;
-        let x = self.normalise_windows(&x.to_device(&self.device)?)?;
+        let x = self.prepare_input(&x.to_device(&self.device)?)?;
         let n = x.dim(0)?;
         let bs = self.cfg.scoring.batch_size;
         let mut scores = vec![Vec::with_capacity(n); scorers.len()];
@@ -655,19 +666,13 @@ impl Detector {
 
     /// Series windows z-normalised on their own under [`WindowNorm::Window`] (as fitting and
     /// scoring both see them); anything else unchanged.
-    fn normalise_windows(&self, x: &Tensor) -> Result<Tensor> {
-        if self.cfg.modality != Modality::Series || self.cfg.input.window_norm != WindowNorm::Window
-        {
-            return Ok(x.clone());
+    /// The input as the model sees it: series windows normalised, rows standardised.
+    fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
+        let x = input::normalise_windows(&self.cfg, x)?;
+        match &self.rows {
+            Some(rows) => rows.apply(&x),
+            None => Ok(x),
         }
-        let mean = x.mean_keepdim(2)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let std = centred
-            .sqr()?
-            .mean_keepdim(2)?
-            .sqrt()?
-            .clamp(WINDOW_STD_FLOOR as f32, f32::MAX)?;
-        Ok(centred.broadcast_div(&std)?)
     }
 
     fn imputation_scorer(
@@ -949,6 +954,9 @@ impl Detector {
             .into();
             dmad_train::checkpoint::save_tensors(&tmp.join(FEATURE_SPACE_FILE), &stats)?;
         }
+        if let Some(rows) = &self.rows {
+            dmad_train::checkpoint::save_tensors(&tmp.join(input::ROWS_FILE), &rows.tensors())?;
+        }
         dmad_train::checkpoint::save_tensors(&tmp.join("weights.safetensors"), &weights)?;
         // Swap the complete directory into place.
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -1016,6 +1024,9 @@ impl Detector {
         let weights = dir.join("weights.safetensors");
         dmad_unet::load_into_varmap(&det.varmap, &weights)?;
         det.dte = DteModel::load(&det.cfg, &dir.join(dte::DTE_FILE), device)?;
+        if det.cfg.log_mel_statistics() {
+            det.rows = Some(RowStandardiser::load(&dir.join(input::ROWS_FILE), device)?);
+        }
         if let Some(space) = det.space.as_mut() {
             let path = dir.join(FEATURE_SPACE_FILE);
             let mut stats = dmad_train::checkpoint::load_tensors(&path, device)?;

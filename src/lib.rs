@@ -55,8 +55,9 @@ mod sampler;
 pub mod series;
 
 pub use config::{
-    DetectorConfig, FeatureDistance, FeatureSpaceConfig, InputConfig, MapScore, Modality,
-    NetworkConfig, PatchNorm, SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule, WindowNorm,
+    AudioFeatures, DetectorConfig, FeatureDistance, FeatureSpaceConfig, InputConfig, MapScore,
+    Modality, NetworkConfig, PatchNorm, SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule,
+    WindowNorm,
 };
 pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};

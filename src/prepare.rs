@@ -851,7 +851,8 @@ pub fn audio_transform(input: &crate::InputConfig) -> Result<dmad_data::AudioSca
 }
 
 /// Loads a DCASE task-2 folder (`train/normal_*` or every clip of `test/`) as scalograms
-/// `[n, 1, scales, frames]`, each clip cropped or padded to one second.
+/// `[n, 1, scales, frames]`, or as log-mel statistics `[n, 2 n_mels]` when
+/// `input.audio_features` says so, each clip cropped or padded to one second.
 ///
 /// # Errors
 /// Errors of the loader (a bad WAV names its file) and of the CWT.
@@ -878,11 +879,11 @@ pub fn audio(
             "no clips: expected WAV files named normal_*.wav (and anomaly_*.wav in test/)",
         ));
     }
-    scalograms(&folder, input, device)
+    clips(&folder, input, device)
 }
 
 /// Loads WAV files (a plain folder's, one file, the matches of a pattern) as scalograms
-/// `[n, 1, scales, frames]` as [`audio`] does, unlabelled (label 0, kind empty).
+/// `[n, 1, scales, frames]` or log-mel statistics as [`audio`] does, unlabelled (label 0, kind empty).
 ///
 /// # Errors
 /// As [`audio`]; [`dmad_data::Error::InvalidInput`] for an empty list.
@@ -900,15 +901,53 @@ pub fn audio_files(
     if folder.is_empty() {
         return Err(no_files(Path::new("."), "no WAV files given"));
     }
-    scalograms(&folder, input, device)
+    clips(&folder, input, device)
 }
 
-fn scalograms(
+/// The log-mel transform of a detector's input config ([`crate::AudioFeatures::LogMelStatistics`]):
+/// librosa's melspectrogram at the DCASE baselines' frames (`n_fft` 1024, hop 256, centred)
+/// with `n_mels` Slaney bands at `sample_rate`.
+///
+/// # Errors
+/// [`dmad_data::Error::InvalidConfig`] for a zero rate or band count.
+pub fn log_mel_transform(input: &crate::InputConfig) -> Result<dmad_data::logmel::LogMel> {
+    Ok(dmad_data::logmel::LogMel::new(
+        &dmad_data::logmel::LogMelConfig {
+            sample_rate: input.sample_rate,
+            n_mels: input.n_mels,
+            ..dmad_data::logmel::LogMelConfig::default()
+        },
+    )?)
+}
+
+/// The clips of `folder` as the input config says: scalograms `[n, 1, scales, frames]`, or
+/// log-mel statistics `[n, 2 n_mels]` (not standardised: the detector does that).
+fn clips(
     folder: &dmad_data::DcaseFolder,
     input: &crate::InputConfig,
     device: &Device,
 ) -> Result<Labelled> {
+    if input.audio_features == crate::AudioFeatures::LogMelStatistics {
+        let transform = log_mel_transform(input)?;
+        return collect_clips(folder, device, |wave| {
+            let stats = transform.forward(wave)?.statistics();
+            let d = stats.len();
+            Ok(Tensor::from_vec(stats, d, device)?)
+        });
+    }
     let transform = audio_transform(input)?;
+    collect_clips(folder, device, |wave| {
+        Ok(transform.forward(wave, device)?.image)
+    })
+}
+
+/// Each clip of `folder` through `sample` (its mono waveform to one sample tensor), stacked,
+/// with the clips' labels, kinds and sources.
+fn collect_clips(
+    folder: &dmad_data::DcaseFolder,
+    device: &Device,
+    mut sample: impl FnMut(&[f32]) -> Result<Tensor>,
+) -> Result<Labelled> {
     let mut xs = Vec::with_capacity(folder.len());
     let mut out = Labelled {
         x: Tensor::zeros(0, candle_core::DType::F32, device)?,
@@ -920,7 +959,7 @@ fn scalograms(
     for i in 0..folder.len() {
         let clip = folder.get(i)?;
         let wave = clip.waveform.flatten_all()?.to_vec1::<f32>()?;
-        xs.push(transform.forward(&wave, device)?.image);
+        xs.push(sample(&wave)?);
         out.labels.push(clip.label);
         out.kinds.push(clip.kind);
         out.sources.push(clip.source);

@@ -143,7 +143,7 @@ impl Detector {
             });
         }
         self.check_input(x)?;
-        let x = self.normalise_windows(&x.to_device(&self.device)?)?;
+        let x = self.prepare_input(&x.to_device(&self.device)?)?;
         let n = x.dim(0)?;
         let bs = self.cfg.scoring.batch_size;
         let (mut recon, mut feat) = (Vec::new(), Vec::new());
