@@ -351,6 +351,16 @@ pub struct InputConfig {
     pub audio_features: AudioFeatures,
     /// Audio with [`AudioFeatures::LogMelStatistics`]: the mel bands. Default 64.
     pub n_mels: usize,
+    /// Audio with [`AudioFeatures::LogMelStatistics`]: HTK's mel scale (librosa's `htk=True`)
+    /// instead of Slaney's (librosa's default). Default true.
+    pub mel_htk: bool,
+    /// Audio with [`AudioFeatures::LogMelStatistics`]: centre the frames (librosa's default
+    /// `center=True`: half a frame of zeros padded at both ends). Default false: whole frames of
+    /// the clip only, so the clip's edges do not enter its statistics as quiet frames. The two
+    /// defaults are `benches/peers/classical.py`'s log-mel; on anomalies generated from held-out
+    /// training clips they beat librosa's defaults on every seed of both protocol sets
+    /// (`docs/results/notes.md`, 2026-12-06).
+    pub mel_center: bool,
 }
 
 /// What an audio detector sees of a clip (see [`InputConfig::audio_features`]).
@@ -361,10 +371,11 @@ pub enum AudioFeatures {
     #[default]
     Scalogram,
     /// The DCASE baselines' clip features: the log-mel spectrogram (librosa's melspectrogram
-    /// at 16 kHz: `n_fft` 1024, hop 256, `n_mels` Slaney bands, centred frames), and per band
-    /// the mean and the standard deviation over the clip's frames: `2 n_mels` numbers, which
-    /// the detector standardises with the training clips' statistics (saved with the model).
-    /// A row for an MLP denoiser or a DTE scorer.
+    /// at 16 kHz: `n_fft` 1024, hop 256, `n_mels` bands; HTK's mel scale on whole frames unless
+    /// `mel_htk` / `mel_center` say otherwise), and per band the mean and the standard
+    /// deviation over the clip's frames: `2 n_mels` numbers, which the detector standardises
+    /// with the training clips' statistics (saved with the model). A row for an MLP denoiser
+    /// or a DTE scorer.
     LogMelStatistics,
 }
 
@@ -406,6 +417,8 @@ impl Default for InputConfig {
             tile_overlap: 0,
             audio_features: AudioFeatures::Scalogram,
             n_mels: 64,
+            mel_htk: true,
+            mel_center: false,
         }
     }
 }

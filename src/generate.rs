@@ -245,6 +245,14 @@ impl<'a> Generator<'a> {
     /// [`Error::InvalidConfig`] for another modality; errors of sampling and the transform.
     pub fn normal_audio(&self, n: usize, seed: u64) -> Result<(Tensor, Tensor)> {
         self.require(Modality::Audio)?;
+        if self.det.config().log_mel_statistics() {
+            return Err(Error::InvalidConfig {
+                field: "input.audio_features",
+                reason: "log-mel statistics cannot be turned back into waveforms: generate \
+                         normal audio with a scalogram detector"
+                    .into(),
+            });
+        }
         let x = self.normal(n, seed)?;
         let transform = crate::prepare::audio_transform(&self.det.config().input)?;
         let mut waves = Vec::with_capacity(n);
@@ -424,18 +432,18 @@ impl<'a> Generator<'a> {
     ) -> Result<AudioAnomalies> {
         self.require(Modality::Audio)?;
         let input = &self.det.config().input;
-        let transform = crate::prepare::audio_transform(input)?;
         let injected =
             inject_audio(waves, input.sample_rate, kind, strength, seed).map_err(from_gen)?;
         let rows = injected.x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        let mut imgs = Vec::with_capacity(rows.len());
-        for r in &rows {
-            imgs.push(transform.forward(r, self.det.device())?.image);
-        }
-        let frames = frame_mask(&injected.mask, transform.config().hop).map_err(from_gen)?;
+        let transform = crate::prepare::AudioInput::new(input)?;
+        let xs = rows
+            .iter()
+            .map(|r| transform.sample(r, self.det.device()))
+            .collect::<Result<Vec<_>>>()?;
+        let frames = frame_mask(&injected.mask, transform.hop()).map_err(from_gen)?;
         Ok(AudioAnomalies {
             injected,
-            scalograms: Tensor::stack(&imgs, 0)?,
+            scalograms: Tensor::stack(&xs, 0)?,
             frame_mask: frames,
         })
     }
@@ -457,7 +465,8 @@ pub struct MixedAnomalies {
 pub struct AudioAnomalies {
     /// The anomalous waveforms `[batch, samples]` and their exact sample masks.
     pub injected: Injected,
-    /// The scalograms of the anomalous waveforms `[batch, 1, scales, frames]`.
+    /// The anomalous clips in the detector's input: scalograms `[batch, 1, scales, frames]`,
+    /// or log-mel statistics `[batch, 2 n_mels]` ([`crate::AudioFeatures::LogMelStatistics`]).
     pub scalograms: Tensor,
     /// The frames holding a changed sample, `[batch, frames]`.
     pub frame_mask: Tensor,

@@ -24,6 +24,7 @@ use crate::tasks::Options;
 
 mod feature_space;
 mod imputation;
+mod log_mel;
 mod pixel;
 mod series_peers;
 
@@ -128,6 +129,30 @@ pub enum Variant {
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
+    /// Audio as each clip's log-mel statistics (64-band log-mel, HTK's mel scale on whole
+    /// frames; per band the mean and deviation over the clip, standardised with the training
+    /// clips': the DCASE baselines' features), scored by parametric DTE (7 bins) as `dmad fit
+    /// --scorer log-mel-dte` does (`DetectorConfig::for_audio_log_mel`, 2000 steps x budget).
+    #[value(name = "log-mel-dte")]
+    LogMelDte,
+    /// As log-mel-dte with 50 time bins.
+    #[value(name = "log-mel-dte-50")]
+    LogMelDte50,
+    /// The same rows modelled by the tables' MLP denoiser, scored by partial-diffusion
+    /// reconstruction (the tables' default).
+    #[value(name = "log-mel-recon")]
+    LogMelRecon,
+    /// Log-mel DTE on HTK's mel scale with centred frames.
+    #[value(name = "log-mel-dte-htk")]
+    LogMelDteHtk,
+    /// Log-mel DTE on librosa's default log-mel (Slaney's mel scale, centred frames).
+    #[value(name = "log-mel-dte-librosa")]
+    LogMelDteLibrosa,
+    /// Log-mel DTE with the log-mel (the library's or librosa's) and the time bins (7, 50)
+    /// chosen on audio anomalies generated from a held-out fifth of the training clips, then
+    /// refitted on all.
+    #[value(name = "log-mel-dte-chosen")]
+    LogMelDteChosen,
     /// Series: imputation diffusion (issue 21): a 1D U-Net with the four modules trained to
     /// fill grating-masked segments (about a fifth of a period, an odd number per period) of
     /// z-normalised windows (two periods of the train part), each point scored by its
@@ -162,7 +187,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 31] = [
+    pub const ALL: [Variant; 37] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -184,6 +209,12 @@ impl Variant {
         Variant::FeatureDteSurprisal,
         Variant::FeatureDtePositional,
         Variant::FeatureRecon,
+        Variant::LogMelDte,
+        Variant::LogMelDte50,
+        Variant::LogMelRecon,
+        Variant::LogMelDteHtk,
+        Variant::LogMelDteLibrosa,
+        Variant::LogMelDteChosen,
         Variant::Imputation,
         Variant::ImputationLong,
         Variant::ImputationDdpm,
@@ -219,6 +250,12 @@ impl Variant {
             Variant::FeatureDteSurprisal => "feature-dte-surprisal",
             Variant::FeatureDtePositional => "feature-dte-positional",
             Variant::FeatureRecon => "feature-recon",
+            Variant::LogMelDte => "log-mel-dte",
+            Variant::LogMelDte50 => "log-mel-dte-50",
+            Variant::LogMelRecon => "log-mel-recon",
+            Variant::LogMelDteHtk => "log-mel-dte-htk",
+            Variant::LogMelDteLibrosa => "log-mel-dte-librosa",
+            Variant::LogMelDteChosen => "log-mel-dte-chosen",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
             Variant::ImputationDdpm => "imputation-ddpm",
@@ -255,6 +292,12 @@ impl Variant {
             Variant::FeatureDteSurprisal => "feature DTE-Categorical, surprisal",
             Variant::FeatureDtePositional => "feature DTE-Categorical, positions",
             Variant::FeatureRecon => "feature diffusion, recon",
+            Variant::LogMelDte => "log-mel DTE-Categorical",
+            Variant::LogMelDte50 => "log-mel DTE-Categorical, 50 bins",
+            Variant::LogMelRecon => "log-mel diffusion, recon",
+            Variant::LogMelDteHtk => "log-mel DTE-Categorical, HTK mel",
+            Variant::LogMelDteLibrosa => "log-mel DTE-Categorical, librosa's log-mel",
+            Variant::LogMelDteChosen => "log-mel DTE-Categorical, chosen",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
             Variant::ImputationDdpm => "imputation, DDPM U-Net",
@@ -278,6 +321,9 @@ impl Variant {
     fn applies(self, modality: Modality) -> bool {
         if self.imputes() {
             return modality == Modality::Series;
+        }
+        if self.log_mel_scorer().is_some() {
+            return modality == Modality::Audio;
         }
         if self.uses_features() {
             return matches!(modality, Modality::Image | Modality::Audio);
@@ -363,6 +409,23 @@ impl Variant {
         }
     }
 
+    /// The scorer of a log-mel statistics variant (audio).
+    fn log_mel_scorer(self) -> Option<ScorerConfig> {
+        let dte = |bins| ScorerConfig::DteCategorical {
+            bins,
+            surprisal: false,
+        };
+        match self {
+            Variant::LogMelDte
+            | Variant::LogMelDteHtk
+            | Variant::LogMelDteLibrosa
+            | Variant::LogMelDteChosen => Some(dte(crate::tasks::DTE_CATEGORICAL_BINS)),
+            Variant::LogMelDte50 => Some(dte(50)),
+            Variant::LogMelRecon => Some(ScorerConfig::Reconstruction),
+            _ => None,
+        }
+    }
+
     /// Whether the variant works on EfficientNet-Lite0 patch features at full resolution
     /// (images at 256x256, no flips for the peer).
     fn patch_features(self) -> bool {
@@ -415,6 +478,12 @@ impl Variant {
             | Variant::FeatureDteSurprisal
             | Variant::FeatureDtePositional
             | Variant::FeatureRecon
+            | Variant::LogMelDte
+            | Variant::LogMelDte50
+            | Variant::LogMelRecon
+            | Variant::LogMelDteHtk
+            | Variant::LogMelDteLibrosa
+            | Variant::LogMelDteChosen
             | Variant::Imputation
             | Variant::ImputationLong
             | Variant::Pixel128
@@ -816,6 +885,9 @@ struct UnitMetrics {
     /// Pixel variants: the scoring options chosen on generated anomalies, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scoring_choice: Option<String>,
+    /// Log-mel DTE, chosen: the mel scale and time bins chosen (e.g. "HTK, 50 bins").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_mel_choice: Option<String>,
     /// Combined, calibrated variant: the chosen weight of the reconstruction term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     calibrated_lambda: Option<f64>,
@@ -1067,7 +1139,7 @@ fn run_unit(
     dev: &Device,
 ) -> Result<UnitMetrics> {
     let start = Instant::now();
-    let (train, test) = prepare_unit(ds, cfg, unit, dev)
+    let (train, mut test) = prepare_unit(ds, cfg, unit, dev)
         .with_context(|| format!("reading {} (unit {unit})", ds.id))?;
     let mut m = UnitMetrics::default();
     if let Some(ratio) = variant.patchcore_ratio() {
@@ -1164,6 +1236,19 @@ fn run_unit(
             _ => {}
         }
         m.generated_auroc = Some(auroc);
+    } else if variant == Variant::LogMelDteChosen {
+        let Source::Audio(dir) = &ds.source else {
+            bail!("{}: log-mel cells take DCASE audio folders", ds.id);
+        };
+        let chosen = log_mel::fit_chosen(dir, &cfg, opts.seed, dev)?;
+        det = chosen.det;
+        m.scoring_choice = Some(chosen.describe);
+        m.log_mel_choice = Some(chosen.short);
+        m.generated_auroc = Some(chosen.auroc);
+        if det.config().input != cfg.input {
+            // The test clips as the chosen detector reads them.
+            test = prepare_unit(ds, det.config(), unit, dev)?.1;
+        }
     } else if let Some(repair) = variant.pixel_repair() {
         det = pixel::run(ds, &cfg, &train, repair, opts, dev, &mut m)?;
     } else if variant.calibrates() {
@@ -1461,6 +1546,7 @@ fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         point_sigma: mean_opt(&|u| u.point_sigma),
         imputation_strength: mean_opt(&|u| u.imputation_strength),
         scoring_choice: units.first().and_then(|u| u.scoring_choice.clone()),
+        log_mel_choice: None,
         score_s: mean_opt(&|u| u.score_s),
     }
 }
@@ -1571,6 +1657,15 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 base_config(ds, features, args.budget)
             };
             variant.apply(&mut cfg);
+            if let Some(scorer) = variant.log_mel_scorer() {
+                // The library's defaults, as `dmad fit --scorer log-mel-dte` fits.
+                let mel = match variant {
+                    Variant::LogMelDteHtk => log_mel::Mel::HtkCentred,
+                    Variant::LogMelDteLibrosa => log_mel::Mel::Librosa,
+                    _ => log_mel::Mel::Library,
+                };
+                cfg = log_mel::config(args.budget, scorer, mel);
+            }
             if variant.pixel_repair().is_some() && ds.modality() == Modality::Image {
                 cfg = pixel::config(&cfg, args.budget);
             } else if variant.pixel_repair().is_some() {

@@ -84,13 +84,10 @@ fn cases(budget: f64, efficientnet: Option<&Path>) -> Vec<Case> {
     let steps = |n: usize| ((n as f64 * budget).round() as usize).max(1);
     let image = image_config(budget, efficientnet);
 
-    let mut audio = DetectorConfig::for_audio();
-    demo_unet(&mut audio);
-    audio.train.steps = steps(150);
-    audio.train.lr_warmup_steps = 20;
-    audio.input.image_size = 32;
-    audio.input.scales = 32;
-    audio.scoring.steps = 20;
+    // Audio: parametric DTE on the clips' log-mel statistics (`--scorer log-mel-dte`), the
+    // best audio configuration of docs/RESULTS.md; no weights needed.
+    let mut audio = DetectorConfig::for_audio_log_mel();
+    audio.train.steps = steps(500);
 
     let mut table = DetectorConfig::for_tables(0);
     table.train.steps = steps(1000);
@@ -154,7 +151,8 @@ pub fn run(
          diffusion time of noised patches, each patch scored by its expected time: parametric \
          DTE) where its weights are given, else in pixels; series by imputation diffusion (a \
          1D U-Net fills masked steps of each window; a point's score is its imputation \
-         error); audio and tables by partial diffusion (DDIM) and reconstruction error.</p>",
+         error); audio by parametric DTE on each clip's log-mel statistics; tables by partial \
+         diffusion (DDIM) and reconstruction error.</p>",
     );
     let efficientnet = efficientnet
         .map(Path::to_path_buf)

@@ -33,6 +33,7 @@ use dmad::Modality;
   dmad demo
   dmad fit --modality image --data testdata/data/textures-ad/brick --out brick.model
   dmad fit --modality image --scorer feature-dte --efficientnet efficientnet-lite0.safetensors --data testdata/data/textures-ad/brick --out brick-fd.model
+  dmad fit --modality audio --scorer log-mel-dte --data testdata/data/audio/hum --out hum.model
   dmad score --model brick.model --data testdata/data/textures-ad/brick --out scores
   dmad eval --model brick.model --data testdata/data/textures-ad/brick
   dmad fit --modality table --data testdata/data/tabular/wbc.csv --split testdata/data/tabular/splits/wbc.json --out wbc.model

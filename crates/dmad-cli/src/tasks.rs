@@ -409,6 +409,10 @@ pub enum ScorerArg {
     /// on EfficientNet-Lite0's patch features: a classifier of the diffusion time of noised
     /// training patches; each patch scored by its expected time.
     FeatureDte,
+    /// Audio: parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on each
+    /// clip's log-mel statistics (per band the mean and deviation of librosa's 64-band log-mel,
+    /// as the DCASE baselines), standardised with the training clips'; no EfficientNet needed.
+    LogMelDte,
     /// Non-parametric diffusion-time estimation (no network, k = 5 neighbours).
     Dte,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the samples
@@ -472,13 +476,19 @@ pub fn fit(
             }
             DetectorConfig::feature_diffusion(modality, 1)
         }
+        (None, Some(ScorerArg::LogMelDte)) => {
+            if modality != Modality::Audio {
+                bail!("--scorer log-mel-dte works on audio clips, not {modality} data");
+            }
+            DetectorConfig::for_audio_log_mel()
+        }
         (None, Some(ScorerArg::Imputation)) => imputation_config(modality, spec)?,
         (None, _) => default_config(modality, spec, dev)?,
     };
     match scorer {
         Some(ScorerArg::FeatureRecon) => cfg.scorer = dmad::ScorerConfig::Reconstruction,
         Some(ScorerArg::Dte) => cfg.scorer = dmad::ScorerConfig::Dte { k: 5 },
-        Some(ScorerArg::FeatureDte | ScorerArg::DteCategorical) => {
+        Some(ScorerArg::FeatureDte | ScorerArg::DteCategorical | ScorerArg::LogMelDte) => {
             cfg.scorer = dmad::ScorerConfig::DteCategorical {
                 bins: DTE_CATEGORICAL_BINS,
                 surprisal: false,

@@ -332,7 +332,7 @@ impl Model {
                     self.data.sample_rates = vec![rate];
                 }
                 let values = x.f32s("X")?;
-                let transform = dmad::prepare::audio_transform(&input).or_raise()?;
+                let transform = dmad::prepare::AudioInput::new(&input).or_raise()?;
                 let target = input.sample_rate as usize;
                 let mut images = Vec::with_capacity(n);
                 for clip in values.chunks_exact(len) {
@@ -343,7 +343,7 @@ impl Model {
                         dmad::data::audio::resample(clip, rate, input.sample_rate).or_raise()?
                     };
                     wave.resize(target, 0.0);
-                    images.push(transform.forward(&wave, &dev).or_raise()?.image);
+                    images.push(transform.sample(&wave, &dev).or_raise()?);
                 }
                 let x = Tensor::stack(&images, 0).or_raise()?;
                 Ok(Prepared {

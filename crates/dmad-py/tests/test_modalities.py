@@ -86,6 +86,29 @@ def test_audio_waveforms_with_a_sample_rate_become_scalogram_maps(rng):
     assert det.anomaly_map(slow, sample_rate=rate // 2).shape == (6, 16, 4)
 
 
+def test_log_mel_dte_scores_audio_clips_by_their_log_mel_statistics(rng):
+    rate = 16000
+    t = np.arange(rate) / rate
+
+    def clips(n, hum):
+        out = []
+        for _ in range(n):
+            x = 0.3 * np.sin(2 * np.pi * rng.uniform(430, 450) * t + rng.uniform(0, 6))
+            x += 0.05 * rng.normal(size=rate)
+            if hum:
+                x += 0.1 * np.sin(2 * np.pi * 3000 * t)
+            out.append(x)
+        return np.stack(out).astype(np.float32)
+
+    det = dmad.Detector("audio", scorer="log-mel-dte", steps=300, seed=3)
+    det.fit(clips(30, False), sample_rate=rate)
+    assert det.scorer == "log-mel-dte"
+    normal, hum = clips(5, False), clips(5, True)
+    s = det.decision_function(np.concatenate([normal, hum]), sample_rate=rate)
+    assert s.shape == (10,)
+    assert s[5:].min() > s[:5].max(), s
+
+
 def test_generate_gives_samples_in_the_units_fit_took(rng):
     X = rng.normal(size=(200, 3)) * [1.0, 10.0, 100.0] + [0.0, 50.0, -500.0]
     det = dmad.Detector("table", steps=100).fit(X)

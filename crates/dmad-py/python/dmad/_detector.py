@@ -24,6 +24,7 @@ SCORERS = (
     "feature-diffusion",
     "feature-recon",
     "feature-dte",
+    "log-mel-dte",
     "imputation",
 )
 
@@ -183,6 +184,8 @@ def _scorer_name(cfg: dict) -> str:
             return "feature-dte"
         return "feature-diffusion" if kind == "denoising" else "feature-recon"
     if kind == "dte_categorical":
+        if cfg.get("input", {}).get("audio_features") == "log_mel_statistics":
+            return "log-mel-dte"
         return "dte-categorical"
     return kind
 
@@ -203,7 +206,8 @@ class Detector:
         ``dte-categorical`` (a trained classifier of the diffusion time), ``denoising``,
         ``feature``/``combined`` (images and audio, need EfficientNet-Lite0),
         ``feature-diffusion``/``feature-recon``/``feature-dte`` (feature-space detector; the
-        last is parametric DTE on the patch features).
+        last is parametric DTE on the patch features), ``log-mel-dte`` (audio: parametric DTE
+        on each clip's log-mel statistics, the DCASE baselines' features; no EfficientNet).
     progress : bool or callable
         ``True``: a tqdm bar (or a line every few seconds without tqdm) during fit and scoring;
         a callable is called as ``progress(done, total, loss)``.
