@@ -361,6 +361,9 @@ pub struct InputConfig {
     /// training clips they beat librosa's defaults on every seed of both protocol sets
     /// (`docs/results/notes.md`, 2026-12-06).
     pub mel_center: bool,
+    /// Audio with [`AudioFeatures::LogMelWindows`]: the frames of a window. Default 5 (the
+    /// DCASE 2020 baseline's).
+    pub mel_window_frames: usize,
 }
 
 /// What an audio detector sees of a clip (see [`InputConfig::audio_features`]).
@@ -377,6 +380,13 @@ pub enum AudioFeatures {
     /// with the training clips' statistics (saved with the model). A row for an MLP denoiser
     /// or a DTE scorer.
     LogMelStatistics,
+    /// The DCASE 2020 baseline's features: every run of `mel_window_frames` consecutive
+    /// log-mel frames (stride one frame), flattened frame-major (`n_mels x mel_window_frames`
+    /// numbers), standardised with the training windows' statistics. A clip is a set of such
+    /// rows `[windows, n_mels x mel_window_frames]`: each window is scored as a row and the
+    /// clip's score is its largest window's, its map the window scores over time. Short
+    /// transients stay in a window where a clip statistic averages them away.
+    LogMelWindows,
 }
 
 /// How series windows are normalised (see [`InputConfig::window_norm`]).
@@ -419,6 +429,7 @@ impl Default for InputConfig {
             n_mels: 64,
             mel_htk: true,
             mel_center: false,
+            mel_window_frames: 5,
         }
     }
 }
@@ -666,13 +677,30 @@ impl DetectorConfig {
     /// denoiser and schedule, scored by the parametric DTE (7 time bins, the reference's),
     /// which on rows detects where reconstruction does not.
     pub fn for_audio_log_mel() -> Self {
-        let n_mels = 64;
-        let tables = Self::for_tables(2 * n_mels);
+        Self::for_audio_log_mel_features(AudioFeatures::LogMelStatistics)
+    }
+
+    /// As [`DetectorConfig::for_audio_log_mel`], the clips seen as `features`: statistics, or
+    /// [`AudioFeatures::LogMelWindows`] of 5 frames (320 numbers a window). Scalograms are
+    /// [`DetectorConfig::for_audio`]'s; asked for here they give the statistics.
+    pub fn for_audio_log_mel_features(features: AudioFeatures) -> Self {
+        let features = match features {
+            AudioFeatures::Scalogram => AudioFeatures::LogMelStatistics,
+            f => f,
+        };
+        let input = InputConfig {
+            audio_features: features,
+            ..InputConfig::default()
+        };
+        let len = match features {
+            AudioFeatures::LogMelWindows => input.n_mels * input.mel_window_frames,
+            _ => 2 * input.n_mels,
+        };
+        let tables = Self::for_tables(len);
         Self {
             modality: Modality::Audio,
             input: InputConfig {
-                audio_features: AudioFeatures::LogMelStatistics,
-                n_mels,
+                audio_features: features,
                 ..tables.input.clone()
             },
             scorer: ScorerConfig::DteCategorical {
@@ -839,7 +867,7 @@ impl DetectorConfig {
             _ => {}
         }
         self.validate_imputation()?;
-        if self.log_mel_statistics() {
+        if self.log_mel() {
             return self.validate_log_mel();
         }
         if let Some(space) = &self.feature_space {
@@ -899,28 +927,55 @@ impl DetectorConfig {
         Ok(())
     }
 
-    /// Whether the detector sees audio clips as their log-mel statistics (rows it
-    /// standardises with the training clips' statistics).
-    pub fn log_mel_statistics(&self) -> bool {
+    /// Whether the detector sees audio clips through their log-mel spectrogram (statistics or
+    /// windows: rows it standardises with the training rows' statistics).
+    pub fn log_mel(&self) -> bool {
         self.modality == Modality::Audio
-            && self.input.audio_features == AudioFeatures::LogMelStatistics
+            && matches!(
+                self.input.audio_features,
+                AudioFeatures::LogMelStatistics | AudioFeatures::LogMelWindows
+            )
     }
 
-    /// Log-mel statistics are rows of `2 n_mels` numbers: an MLP of that width (or DTE) models
-    /// them; the scorers of scalogram reconstructions and the feature space do not apply.
+    /// Whether each clip is a set of log-mel windows ([`AudioFeatures::LogMelWindows`]),
+    /// scored by its largest window.
+    pub fn log_mel_windows(&self) -> bool {
+        self.modality == Modality::Audio
+            && self.input.audio_features == AudioFeatures::LogMelWindows
+    }
+
+    /// The numbers of one log-mel row: `2 n_mels` (statistics) or `n_mels x
+    /// mel_window_frames` (windows).
+    pub fn log_mel_row_len(&self) -> usize {
+        if self.log_mel_windows() {
+            self.input.n_mels * self.input.mel_window_frames
+        } else {
+            2 * self.input.n_mels
+        }
+    }
+
+    /// Log-mel rows (statistics or windows) hold [`DetectorConfig::log_mel_row_len`] numbers:
+    /// an MLP of that width (or DTE) models them; the scorers of scalogram reconstructions and
+    /// the feature space do not apply.
     fn validate_log_mel(&self) -> Result<()> {
         let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
         let n = self.input.n_mels;
         if n == 0 {
             return bad(
                 "input.n_mels",
-                "log-mel statistics need at least one band".into(),
+                "log-mel features need at least one band".into(),
+            );
+        }
+        if self.log_mel_windows() && self.input.mel_window_frames == 0 {
+            return bad(
+                "input.mel_window_frames",
+                "a log-mel window needs at least one frame".into(),
             );
         }
         if self.feature_space.is_some() {
             return bad(
                 "feature_space",
-                "log-mel statistics are rows, not scalograms: the EfficientNet feature space \
+                "log-mel features are rows, not scalograms: the EfficientNet feature space \
                  needs `audio_features: scalogram`"
                     .into(),
             );
@@ -929,25 +984,30 @@ impl DetectorConfig {
             return bad(
                 "scorer",
                 "the feature and combined scorers compare scalogram reconstructions; log-mel \
-                 statistics are rows (use reconstruction, denoising or a DTE scorer)"
+                 features are rows (use reconstruction, denoising or a DTE scorer)"
                     .into(),
             );
         }
+        let len = self.log_mel_row_len();
         match &self.network {
-            NetworkConfig::Mlp(m) if m.in_features == 2 * n => Ok(()),
+            NetworkConfig::Mlp(m) if m.in_features == len => Ok(()),
             NetworkConfig::Mlp(m) => bad(
                 "network",
                 format!(
-                    "the MLP takes {} features, but the log-mel statistics of {n} bands are \
-                     {} numbers (a mean and a deviation per band)",
+                    "the MLP takes {} features, but a log-mel row of {n} bands is {len} \
+                     numbers ({})",
                     m.in_features,
-                    2 * n
+                    if self.log_mel_windows() {
+                        format!("{} frames of {n} bands", self.input.mel_window_frames)
+                    } else {
+                        "a mean and a deviation per band".to_string()
+                    }
                 ),
             ),
             _ => bad(
                 "network",
                 format!(
-                    "log-mel statistics are rows: a {:?} network does not fit them (use an MLP)",
+                    "log-mel features are rows: a {:?} network does not fit them (use an MLP)",
                     self.network_kind()
                 ),
             ),

@@ -215,6 +215,19 @@ impl Detector {
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
+        if self.cfg.log_mel_windows() {
+            let d = self.cfg.log_mel_row_len();
+            if x.rank() != 3 || x.dim(0)? == 0 || x.dim(1)? == 0 || x.dim(2)? != d {
+                return Err(Error::ShapeMismatch {
+                    context: "log-mel windows detector input",
+                    expected: format!(
+                        "[clips >= 1, windows >= 1, {d}]: each clip's log-mel windows"
+                    ),
+                    got: x.dims().to_vec(),
+                });
+            }
+            return Ok(());
+        }
         if self.space.is_some() {
             let c = self.cfg.input.channels;
             if x.rank() != 4 || x.dim(0)? == 0 || x.dim(1)? != c {
@@ -295,8 +308,15 @@ impl Detector {
             Ok(data.index_select(&idx, 0)?)
         };
         let train = input::normalise_windows(&self.cfg, &pick(train_idx)?)?;
-        // Row features (log-mel statistics) are standardised with the training rows' own.
-        let train = if self.cfg.log_mel_statistics() {
+        // A clip's log-mel windows are rows of their own.
+        let train = if self.cfg.log_mel_windows() {
+            train.flatten(0, 1)?
+        } else {
+            train
+        };
+        // Row features (log-mel statistics or windows) are standardised with the training
+        // rows' own.
+        let train = if self.cfg.log_mel() {
             let rows = RowStandardiser::fit(&train)?;
             let train = rows.apply(&train)?;
             self.rows = Some(rows);
@@ -636,6 +656,9 @@ impl Detector {
             let chunk = x.narrow(0, start, len)?;
             let outs = match &self.space {
                 Some(space) => self.score_patches(space, &chunk, start as u64, scorers)?,
+                None if self.cfg.log_mel_windows() => {
+                    self.score_windows(&chunk, start as u64, scorers)?
+                }
                 None => scorers
                     .iter()
                     .map(|&sc| self.score_chunk(&chunk, start as u64, normaliser, sc))
@@ -664,9 +687,8 @@ impl Detector {
             .collect()
     }
 
-    /// Series windows z-normalised on their own under [`WindowNorm::Window`] (as fitting and
-    /// scoring both see them); anything else unchanged.
-    /// The input as the model sees it: series windows normalised, rows standardised.
+    /// The input as the model sees it: series windows z-normalised on their own under
+    /// `WindowNorm::Window`, rows (log-mel statistics or windows) standardised.
     fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
         let x = input::normalise_windows(&self.cfg, x)?;
         match &self.rows {
@@ -751,6 +773,30 @@ impl Detector {
             .map(|&scorer| {
                 let out = self.patch_scores(&rows, offset, scorer)?;
                 let (scores, map) = space.to_output(&out.scores, n, hw, (h, w), &self.device)?;
+                Ok(ScoreOutput {
+                    scores,
+                    map: Some(map),
+                })
+            })
+            .collect()
+    }
+
+    /// Scores of clips `[n, windows, d]` of standardised log-mel windows: each window scored as
+    /// a row, a clip by its largest window, its map the window scores `[n, windows]`.
+    fn score_windows(
+        &self,
+        x0: &Tensor,
+        offset: u64,
+        scorers: &[ScorerConfig],
+    ) -> Result<Vec<ScoreOutput>> {
+        let (n, w) = (x0.dim(0)?, x0.dim(1)?);
+        let rows = x0.flatten(0, 1)?;
+        scorers
+            .iter()
+            .map(|&scorer| {
+                let out = self.patch_scores(&rows, offset, scorer)?;
+                let map = Tensor::from_vec(out.scores, (n, w), &self.device)?;
+                let scores = map.max(1)?.to_vec1::<f32>()?;
                 Ok(ScoreOutput {
                     scores,
                     map: Some(map),
@@ -1024,7 +1070,7 @@ impl Detector {
         let weights = dir.join("weights.safetensors");
         dmad_unet::load_into_varmap(&det.varmap, &weights)?;
         det.dte = DteModel::load(&det.cfg, &dir.join(dte::DTE_FILE), device)?;
-        if det.cfg.log_mel_statistics() {
+        if det.cfg.log_mel() {
             det.rows = Some(RowStandardiser::load(&dir.join(input::ROWS_FILE), device)?);
         }
         if let Some(space) = det.space.as_mut() {

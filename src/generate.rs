@@ -245,7 +245,7 @@ impl<'a> Generator<'a> {
     /// [`Error::InvalidConfig`] for another modality; errors of sampling and the transform.
     pub fn normal_audio(&self, n: usize, seed: u64) -> Result<(Tensor, Tensor)> {
         self.require(Modality::Audio)?;
-        if self.det.config().log_mel_statistics() {
+        if self.det.config().log_mel() {
             return Err(Error::InvalidConfig {
                 field: "input.audio_features",
                 reason: "log-mel statistics cannot be turned back into waveforms: generate \

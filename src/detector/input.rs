@@ -61,10 +61,10 @@ impl RowStandardiser {
         })
     }
 
-    /// The standardised rows of `x` (`[n, d]`).
+    /// The standardised rows of `x` (`[n, d]`, or `[n, rows, d]` for sets of rows).
     pub(super) fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let d = self.mean.dim(1)?;
-        if x.rank() != 2 || x.dim(1)? != d {
+        if !(2..=3).contains(&x.rank()) || x.dims().last() != Some(&d) {
             return Err(Error::ShapeMismatch {
                 context: "standardised detector input",
                 expected: format!("[batch, {d}]: rows of the {d} features the model was fitted on"),

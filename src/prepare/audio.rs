@@ -119,6 +119,9 @@ pub enum AudioInput {
     Scalogram(dmad_data::AudioScalogram),
     /// The log-mel statistics `[2 n_mels]` (not standardised: the detector does that).
     LogMel(dmad_data::logmel::LogMel),
+    /// The log-mel windows `[windows, n_mels x frames]` of `frames` consecutive frames each
+    /// (stride one frame, flattened frame-major; not standardised).
+    LogMelWindows(dmad_data::logmel::LogMel, usize),
 }
 
 impl AudioInput {
@@ -130,13 +133,16 @@ impl AudioInput {
         Ok(match input.audio_features {
             crate::AudioFeatures::Scalogram => Self::Scalogram(audio_transform(input)?),
             crate::AudioFeatures::LogMelStatistics => Self::LogMel(log_mel_transform(input)?),
+            crate::AudioFeatures::LogMelWindows => {
+                Self::LogMelWindows(log_mel_transform(input)?, input.mel_window_frames.max(1))
+            }
         })
     }
 
     /// The sample of one clip (mono samples at the input's rate).
     ///
     /// # Errors
-    /// The transform's errors (a clip without a whole frame).
+    /// The transform's errors (a clip without a whole frame, or fewer frames than a window).
     pub fn sample(&self, wave: &[f32], device: &Device) -> Result<Tensor> {
         Ok(match self {
             Self::Scalogram(t) => t.forward(wave, device)?.image,
@@ -145,6 +151,26 @@ impl AudioInput {
                 let d = stats.len();
                 Tensor::from_vec(stats, d, device)?
             }
+            Self::LogMelWindows(t, k) => {
+                let spec = t.forward(wave)?;
+                let (m, k) = (spec.n_mels, *k);
+                if spec.frames < k {
+                    return Err(crate::Error::InvalidConfig {
+                        field: "input.mel_window_frames",
+                        reason: format!(
+                            "a clip of {} samples has {} log-mel frames, fewer than a window's {k}",
+                            wave.len(),
+                            spec.frames
+                        ),
+                    });
+                }
+                let windows = spec.frames - k + 1;
+                let mut rows = Vec::with_capacity(windows * k * m);
+                for w in 0..windows {
+                    rows.extend_from_slice(&spec.values[w * m..(w + k) * m]);
+                }
+                Tensor::from_vec(rows, (windows, k * m), device)?
+            }
         })
     }
 
@@ -152,7 +178,7 @@ impl AudioInput {
     pub fn hop(&self) -> usize {
         match self {
             Self::Scalogram(t) => t.config().hop,
-            Self::LogMel(t) => t.config().hop_length,
+            Self::LogMel(t) | Self::LogMelWindows(t, _) => t.config().hop_length,
         }
     }
 }

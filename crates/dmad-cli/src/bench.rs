@@ -148,6 +148,11 @@ pub enum Variant {
     /// Log-mel DTE on librosa's default log-mel (Slaney's mel scale, centred frames).
     #[value(name = "log-mel-dte-librosa")]
     LogMelDteLibrosa,
+    /// Parametric DTE (7 bins) on each clip's 5-frame log-mel windows (the DCASE 2020
+    /// baseline's features, `AudioFeatures::LogMelWindows`), a clip scored by its largest
+    /// window.
+    #[value(name = "log-mel-windows-dte")]
+    LogMelWindowsDte,
     /// Log-mel DTE with the log-mel (the library's or librosa's) and the time bins (7, 50)
     /// chosen on audio anomalies generated from a held-out fifth of the training clips, then
     /// refitted on all.
@@ -187,7 +192,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 37] = [
+    pub const ALL: [Variant; 38] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -214,6 +219,7 @@ impl Variant {
         Variant::LogMelRecon,
         Variant::LogMelDteHtk,
         Variant::LogMelDteLibrosa,
+        Variant::LogMelWindowsDte,
         Variant::LogMelDteChosen,
         Variant::Imputation,
         Variant::ImputationLong,
@@ -255,6 +261,7 @@ impl Variant {
             Variant::LogMelRecon => "log-mel-recon",
             Variant::LogMelDteHtk => "log-mel-dte-htk",
             Variant::LogMelDteLibrosa => "log-mel-dte-librosa",
+            Variant::LogMelWindowsDte => "log-mel-windows-dte",
             Variant::LogMelDteChosen => "log-mel-dte-chosen",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
@@ -297,6 +304,7 @@ impl Variant {
             Variant::LogMelRecon => "log-mel diffusion, recon",
             Variant::LogMelDteHtk => "log-mel DTE-Categorical, HTK mel",
             Variant::LogMelDteLibrosa => "log-mel DTE-Categorical, librosa's log-mel",
+            Variant::LogMelWindowsDte => "log-mel windows DTE-Categorical",
             Variant::LogMelDteChosen => "log-mel DTE-Categorical, chosen",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
@@ -419,6 +427,7 @@ impl Variant {
             Variant::LogMelDte
             | Variant::LogMelDteHtk
             | Variant::LogMelDteLibrosa
+            | Variant::LogMelWindowsDte
             | Variant::LogMelDteChosen => Some(dte(crate::tasks::DTE_CATEGORICAL_BINS)),
             Variant::LogMelDte50 => Some(dte(50)),
             Variant::LogMelRecon => Some(ScorerConfig::Reconstruction),
@@ -483,6 +492,7 @@ impl Variant {
             | Variant::LogMelRecon
             | Variant::LogMelDteHtk
             | Variant::LogMelDteLibrosa
+            | Variant::LogMelWindowsDte
             | Variant::LogMelDteChosen
             | Variant::Imputation
             | Variant::ImputationLong
@@ -1664,7 +1674,12 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                     Variant::LogMelDteLibrosa => log_mel::Mel::Librosa,
                     _ => log_mel::Mel::Library,
                 };
-                cfg = log_mel::config(args.budget, scorer, mel);
+                let features = if variant == Variant::LogMelWindowsDte {
+                    dmad::AudioFeatures::LogMelWindows
+                } else {
+                    dmad::AudioFeatures::LogMelStatistics
+                };
+                cfg = log_mel::config(args.budget, scorer, mel, features);
             }
             if variant.pixel_repair().is_some() && ds.modality() == Modality::Image {
                 cfg = pixel::config(&cfg, args.budget);

@@ -413,6 +413,10 @@ pub enum ScorerArg {
     /// clip's log-mel statistics (per band the mean and deviation of librosa's 64-band log-mel,
     /// as the DCASE baselines), standardised with the training clips'; no EfficientNet needed.
     LogMelDte,
+    /// Audio: as log-mel-dte on every 5-frame log-mel window of a clip (the DCASE 2020
+    /// baseline's features), a clip scored by its largest window, with a map over time: keeps
+    /// short transients that clip statistics average away.
+    LogMelWindowsDte,
     /// Non-parametric diffusion-time estimation (no network, k = 5 neighbours).
     Dte,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the samples
@@ -476,11 +480,18 @@ pub fn fit(
             }
             DetectorConfig::feature_diffusion(modality, 1)
         }
-        (None, Some(ScorerArg::LogMelDte)) => {
+        (None, Some(arg @ (ScorerArg::LogMelDte | ScorerArg::LogMelWindowsDte))) => {
             if modality != Modality::Audio {
-                bail!("--scorer log-mel-dte works on audio clips, not {modality} data");
+                bail!(
+                    "--scorer log-mel-dte and log-mel-windows-dte work on audio clips, not \
+                     {modality} data"
+                );
             }
-            DetectorConfig::for_audio_log_mel()
+            DetectorConfig::for_audio_log_mel_features(if arg == ScorerArg::LogMelWindowsDte {
+                dmad::AudioFeatures::LogMelWindows
+            } else {
+                dmad::AudioFeatures::LogMelStatistics
+            })
         }
         (None, Some(ScorerArg::Imputation)) => imputation_config(modality, spec)?,
         (None, _) => default_config(modality, spec, dev)?,
@@ -488,7 +499,12 @@ pub fn fit(
     match scorer {
         Some(ScorerArg::FeatureRecon) => cfg.scorer = dmad::ScorerConfig::Reconstruction,
         Some(ScorerArg::Dte) => cfg.scorer = dmad::ScorerConfig::Dte { k: 5 },
-        Some(ScorerArg::FeatureDte | ScorerArg::DteCategorical | ScorerArg::LogMelDte) => {
+        Some(
+            ScorerArg::FeatureDte
+            | ScorerArg::DteCategorical
+            | ScorerArg::LogMelDte
+            | ScorerArg::LogMelWindowsDte,
+        ) => {
             cfg.scorer = dmad::ScorerConfig::DteCategorical {
                 bins: DTE_CATEGORICAL_BINS,
                 surprisal: false,
@@ -864,8 +880,10 @@ pub fn score_data(
         labels: test.labels,
         kinds: test.kinds,
         sources: test.sources,
-        inputs: matches!(det.config().modality, Modality::Image | Modality::Audio)
-            .then_some(test.x),
+        // Images and scalograms are drawn under their maps; log-mel rows are not images.
+        inputs: (matches!(det.config().modality, Modality::Image | Modality::Audio)
+            && !det.config().log_mel())
+        .then_some(test.x),
         maps,
         masks: test.masks,
         series: None,

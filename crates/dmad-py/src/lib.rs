@@ -42,7 +42,8 @@ fn modality(name: &str) -> PyResult<Modality> {
 /// The default configuration (JSON) of `modality` for data of `dims` features / channels,
 /// with `scorer` as `dmad fit --scorer` chooses it: `reconstruction`, `dte` (k = 5),
 /// `dte-categorical` (7 bins), `feature-diffusion`, `feature-recon`, `feature-dte` (images
-/// and audio), `log-mel-dte` (audio: DTE-Categorical on log-mel statistics), and the
+/// and audio), `log-mel-dte` / `log-mel-windows-dte` (audio: DTE-Categorical on log-mel
+/// statistics / 5-frame windows), and the
 /// library's `denoising`, `feature` and `combined`.
 #[pyfunction]
 fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<String> {
@@ -60,15 +61,20 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
              scalograms, not {m} data"
         )));
     }
-    if scorer == "log-mel-dte" && m != Modality::Audio {
+    let log_mel = matches!(scorer, "log-mel-dte" | "log-mel-windows-dte");
+    if log_mel && m != Modality::Audio {
         return Err(PyValueError::new_err(format!(
-            "scorer \"log-mel-dte\" works on audio clips, not {m} data"
+            "scorer {scorer:?} works on audio clips, not {m} data"
         )));
     }
     let mut cfg = if feature_space {
         DetectorConfig::feature_diffusion(m, dims)
-    } else if scorer == "log-mel-dte" {
-        DetectorConfig::for_audio_log_mel()
+    } else if log_mel {
+        DetectorConfig::for_audio_log_mel_features(if scorer == "log-mel-windows-dte" {
+            dmad::AudioFeatures::LogMelWindows
+        } else {
+            dmad::AudioFeatures::LogMelStatistics
+        })
     } else {
         match m {
             Modality::Image => DetectorConfig::for_images(dims),
@@ -81,10 +87,12 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
         "reconstruction" | "feature-recon" => ScorerConfig::Reconstruction,
         "feature-diffusion" => cfg.scorer,
         "dte" => ScorerConfig::Dte { k: 5 },
-        "dte-categorical" | "feature-dte" | "log-mel-dte" => ScorerConfig::DteCategorical {
-            bins: 7,
-            surprisal: false,
-        },
+        "dte-categorical" | "feature-dte" | "log-mel-dte" | "log-mel-windows-dte" => {
+            ScorerConfig::DteCategorical {
+                bins: 7,
+                surprisal: false,
+            }
+        }
         "denoising" => ScorerConfig::Denoising {
             levels: 8,
             max_strength: 0.5,
@@ -95,8 +103,8 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown scorer {other:?}; expected reconstruction, dte, dte-categorical, \
-                 denoising, feature, combined, feature-diffusion, feature-recon, feature-dte \
-                 or log-mel-dte"
+                 denoising, feature, combined, feature-diffusion, feature-recon, feature-dte, \
+                 log-mel-dte or log-mel-windows-dte"
             )))
         }
     };

@@ -49,10 +49,15 @@ impl Mel {
     }
 }
 
-/// The library's log-mel DTE detector with `scorer`, the log-mel `mel`, and 2000 x `budget`
-/// training steps.
-pub(super) fn config(budget: f64, scorer: ScorerConfig, mel: Mel) -> DetectorConfig {
-    let mut cfg = DetectorConfig::for_audio_log_mel();
+/// The library's log-mel DTE detector with `scorer`, the log-mel `mel` seen as `features`
+/// (statistics or windows), and 2000 x `budget` training steps.
+pub(super) fn config(
+    budget: f64,
+    scorer: ScorerConfig,
+    mel: Mel,
+    features: dmad::AudioFeatures,
+) -> DetectorConfig {
+    let mut cfg = DetectorConfig::for_audio_log_mel_features(features);
     cfg.scorer = scorer;
     mel.apply(&mut cfg.input);
     cfg.train.steps = ((2000.0 * budget).round() as usize).max(1);

@@ -25,6 +25,7 @@ SCORERS = (
     "feature-recon",
     "feature-dte",
     "log-mel-dte",
+    "log-mel-windows-dte",
     "imputation",
 )
 
@@ -184,8 +185,11 @@ def _scorer_name(cfg: dict) -> str:
             return "feature-dte"
         return "feature-diffusion" if kind == "denoising" else "feature-recon"
     if kind == "dte_categorical":
-        if cfg.get("input", {}).get("audio_features") == "log_mel_statistics":
+        features = cfg.get("input", {}).get("audio_features")
+        if features == "log_mel_statistics":
             return "log-mel-dte"
+        if features == "log_mel_windows":
+            return "log-mel-windows-dte"
         return "dte-categorical"
     return kind
 
