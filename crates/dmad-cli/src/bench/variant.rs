@@ -1,0 +1,459 @@
+//! The benchmark's variants: what each cell fits and how it scores.
+
+use dmad::{DetectorConfig, Modality, ScorerConfig};
+
+use super::{pixel, COMBINED_LAMBDA};
+
+/// A model variant of the benchmark table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Variant {
+    /// dmad's full model: all four modules of the method.
+    Full,
+    /// The plain DDPM U-Net: all four modules off.
+    Ddpm,
+    /// Non-parametric diffusion-time estimation (no network).
+    Dte,
+    /// The full model without the wavelet pyramid.
+    NoWavelet,
+    /// The full model without attention at every stage.
+    NoAttention,
+    /// The full model without the modality-shared input adapter.
+    NoAdapter,
+    /// The full model without the hybrid (Conv1d) time embedding.
+    NoTimeConv,
+    /// The full model with its scoring start strength and threshold calibrated on generated
+    /// anomalies against held-out normal training samples (issue #10; no real anomaly used).
+    Calibrated,
+    /// Images and scalograms: the full model scored as the method's section III-C defines it,
+    /// `lambda z(E_recon) + (1 - lambda) z(E_feat)` with the perceptual term on a frozen
+    /// EfficientNet-Lite0 (weights from `DMAD_EFFICIENTNET`) and the hand-set `lambda` 0.5.
+    Combined,
+    /// Images and scalograms: the `combined` model with its start strength, `lambda` and
+    /// threshold calibrated on generated anomalies (the automatic weighting the method lacks).
+    CombinedCalibrated,
+    /// Not a detector: the fidelity of the `full` model's generated normal samples (classifier
+    /// two-sample tests on every modality, the Frechet distance on EfficientNet-Lite0 features
+    /// of images and scalograms; issue #10).
+    Fidelity,
+    /// The peer PatchCore (1 % coreset) on EfficientNet-Lite0 patch features (issue 17).
+    #[value(name = "patchcore")]
+    PatchCore,
+    /// The peer PatchCore with a 10 % coreset.
+    #[value(name = "patchcore-10")]
+    PatchCore10,
+    /// Diffusion in the feature space: an MLP denoiser trained on the same patch features as
+    /// PatchCore, each patch scored by its denoising error over 8 noise levels (issue 17). On
+    /// images it is fitted on 4/5 of the normal images and the largest noise level is chosen
+    /// on anomalies generated from the other fifth (`feature_space::choose_scoring`).
+    FeatureDiffusion,
+    /// Feature diffusion with the patch features standardised per position
+    /// (`PatchNorm::PerPosition`, PaDiM's statistics) instead of globally.
+    #[value(name = "feature-diffusion-pos")]
+    FeatureDiffusionPos,
+    /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
+    /// features: a classifier of the diffusion time of noised training patches, trained on
+    /// all the normal images instead of the denoiser; each patch scored by its expected time,
+    /// as the reference scores (issue 17's scorer c; `dmad fit --scorer feature-dte`).
+    #[value(name = "feature-dte")]
+    FeatureDte,
+    /// Feature DTE fitted on 4/5 of the normal images, scored by the expected time or by the
+    /// clean bin's surprisal as anomalies generated from the other fifth choose (as feature
+    /// diffusion's level is chosen).
+    #[value(name = "feature-dte-chosen")]
+    FeatureDteChosen,
+    /// Feature DTE with 50 time bins instead of the reference's 7: in 152 dimensions a noise
+    /// of standard deviation 0.45 already moves a patch by about 5.5, so the reference's first
+    /// bin (t < 143 of 1000) holds every noise level at which normal and anomalous patches
+    /// differ; 50 bins resolve them.
+    #[value(name = "feature-dte-50")]
+    FeatureDte50,
+    /// Feature DTE scored by the clean bin's surprisal (`-ln p_0`) instead of the expected
+    /// time, fitted on all the normal images: whether the unbounded score sharpens the maps.
+    #[value(name = "feature-dte-surprisal")]
+    FeatureDteSurprisal,
+    /// Feature DTE with each patch's position appended to its features
+    /// (`FeatureSpaceConfig::positional`): what is normal where, for aligned objects.
+    #[value(name = "feature-dte-positional")]
+    FeatureDtePositional,
+    /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
+    /// strength 0.3) instead.
+    FeatureRecon,
+    /// Audio as each clip's log-mel statistics (64-band log-mel, HTK's mel scale on whole
+    /// frames; per band the mean and deviation over the clip, standardised with the training
+    /// clips': the DCASE baselines' features), scored by parametric DTE (7 bins) as `dmad fit
+    /// --scorer log-mel-dte` does (`DetectorConfig::for_audio_log_mel`, 2000 steps x budget).
+    #[value(name = "log-mel-dte")]
+    LogMelDte,
+    /// As log-mel-dte with 50 time bins.
+    #[value(name = "log-mel-dte-50")]
+    LogMelDte50,
+    /// The same rows modelled by the tables' MLP denoiser, scored by partial-diffusion
+    /// reconstruction (the tables' default).
+    #[value(name = "log-mel-recon")]
+    LogMelRecon,
+    /// Log-mel DTE on HTK's mel scale with centred frames.
+    #[value(name = "log-mel-dte-htk")]
+    LogMelDteHtk,
+    /// Log-mel DTE on librosa's default log-mel (Slaney's mel scale, centred frames).
+    #[value(name = "log-mel-dte-librosa")]
+    LogMelDteLibrosa,
+    /// Parametric DTE (7 bins) on each clip's 5-frame log-mel windows (the DCASE 2020
+    /// baseline's features, `AudioFeatures::LogMelWindows`), a clip scored by its largest
+    /// window.
+    #[value(name = "log-mel-windows-dte")]
+    LogMelWindowsDte,
+    /// Log-mel DTE with the log-mel (the library's or librosa's) and the time bins (7, 50)
+    /// chosen on audio anomalies generated from a held-out fifth of the training clips, then
+    /// refitted on all.
+    #[value(name = "log-mel-dte-chosen")]
+    LogMelDteChosen,
+    /// Series: imputation diffusion (issue 21): a 1D U-Net with the four modules trained to
+    /// fill grating-masked segments (about a fifth of a period, an odd number per period) of
+    /// z-normalised windows (two periods of the train part), each point scored by its
+    /// imputation error over both masks and 4 noise levels.
+    Imputation,
+    /// The imputation recipe with masked segments of a quarter window (half a period) instead
+    /// of an eighth: the imputer cannot copy a segment from its immediate neighbours.
+    #[value(name = "imputation-long")]
+    ImputationLong,
+    /// The imputation recipe with the U-Net's four modules off (a plain DDPM U-Net).
+    ImputationDdpm,
+    /// The imputation recipe without the wavelet pyramid.
+    ImputationNoWavelet,
+    /// The imputation recipe without the input adapter.
+    ImputationNoAdapter,
+    /// The imputation recipe without the hybrid (Conv1d) time embedding.
+    ImputationNoTimeConv,
+    /// Images and scalograms (issue 18): the `combined` cell's scoring on a U-Net trained at
+    /// 128x128 (images; scalograms keep their size), fitted on 4/5 of the normal images.
+    #[value(name = "pixel-128")]
+    Pixel128,
+    /// `pixel-128` + the map-level feature term (DDAD's per-position cosine distance) and both
+    /// maps smoothed and summarised by their maximum; the same network.
+    PixelMap,
+    /// `pixel-128` + the reconstruction conditioned on the input (DDAD); the same network.
+    PixelCond,
+    /// The repairs chosen on anomalies generated from the held-out fifth of the normal images
+    /// (conditioning, map summary, feature distance, `lambda`, start strength); the same
+    /// network.
+    PixelDdad,
+}
+
+impl Variant {
+    /// Every variant, in the report's column order.
+    pub const ALL: [Variant; 38] = [
+        Variant::Full,
+        Variant::Ddpm,
+        Variant::Dte,
+        Variant::NoWavelet,
+        Variant::NoAttention,
+        Variant::NoAdapter,
+        Variant::NoTimeConv,
+        Variant::Calibrated,
+        Variant::Combined,
+        Variant::CombinedCalibrated,
+        Variant::Fidelity,
+        Variant::PatchCore,
+        Variant::PatchCore10,
+        Variant::FeatureDiffusion,
+        Variant::FeatureDiffusionPos,
+        Variant::FeatureDte,
+        Variant::FeatureDteChosen,
+        Variant::FeatureDte50,
+        Variant::FeatureDteSurprisal,
+        Variant::FeatureDtePositional,
+        Variant::FeatureRecon,
+        Variant::LogMelDte,
+        Variant::LogMelDte50,
+        Variant::LogMelRecon,
+        Variant::LogMelDteHtk,
+        Variant::LogMelDteLibrosa,
+        Variant::LogMelWindowsDte,
+        Variant::LogMelDteChosen,
+        Variant::Imputation,
+        Variant::ImputationLong,
+        Variant::ImputationDdpm,
+        Variant::ImputationNoWavelet,
+        Variant::ImputationNoAdapter,
+        Variant::ImputationNoTimeConv,
+        Variant::Pixel128,
+        Variant::PixelMap,
+        Variant::PixelCond,
+        Variant::PixelDdad,
+    ];
+
+    pub(super) fn id(self) -> &'static str {
+        match self {
+            Variant::Full => "full",
+            Variant::Ddpm => "ddpm",
+            Variant::Dte => "dte",
+            Variant::NoWavelet => "no-wavelet",
+            Variant::NoAttention => "no-attention",
+            Variant::NoAdapter => "no-adapter",
+            Variant::NoTimeConv => "no-time-conv",
+            Variant::Calibrated => "calibrated",
+            Variant::Combined => "combined",
+            Variant::CombinedCalibrated => "combined-calibrated",
+            Variant::Fidelity => "fidelity",
+            Variant::PatchCore => "patchcore",
+            Variant::PatchCore10 => "patchcore-10",
+            Variant::FeatureDiffusion => "feature-diffusion",
+            Variant::FeatureDiffusionPos => "feature-diffusion-pos",
+            Variant::FeatureDte => "feature-dte",
+            Variant::FeatureDteChosen => "feature-dte-chosen",
+            Variant::FeatureDte50 => "feature-dte-50",
+            Variant::FeatureDteSurprisal => "feature-dte-surprisal",
+            Variant::FeatureDtePositional => "feature-dte-positional",
+            Variant::FeatureRecon => "feature-recon",
+            Variant::LogMelDte => "log-mel-dte",
+            Variant::LogMelDte50 => "log-mel-dte-50",
+            Variant::LogMelRecon => "log-mel-recon",
+            Variant::LogMelDteHtk => "log-mel-dte-htk",
+            Variant::LogMelDteLibrosa => "log-mel-dte-librosa",
+            Variant::LogMelWindowsDte => "log-mel-windows-dte",
+            Variant::LogMelDteChosen => "log-mel-dte-chosen",
+            Variant::Imputation => "imputation",
+            Variant::ImputationLong => "imputation-long",
+            Variant::ImputationDdpm => "imputation-ddpm",
+            Variant::ImputationNoWavelet => "imputation-no-wavelet",
+            Variant::ImputationNoAdapter => "imputation-no-adapter",
+            Variant::ImputationNoTimeConv => "imputation-no-time-conv",
+            Variant::Pixel128 => "pixel-128",
+            Variant::PixelMap => "pixel-map",
+            Variant::PixelCond => "pixel-cond",
+            Variant::PixelDdad => "pixel-ddad",
+        }
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Variant::Full => "dmad full",
+            Variant::Ddpm => "DDPM",
+            Variant::Dte => "DTE",
+            Variant::NoWavelet => "- wavelet",
+            Variant::NoAttention => "- attention",
+            Variant::NoAdapter => "- adapter",
+            Variant::NoTimeConv => "- time conv",
+            Variant::Calibrated => "full, calibrated",
+            Variant::Combined => "full, combined",
+            Variant::CombinedCalibrated => "combined, calibrated",
+            Variant::Fidelity => "fidelity of generated samples",
+            Variant::PatchCore => "PatchCore 1% (peer)",
+            Variant::PatchCore10 => "PatchCore 10% (peer)",
+            Variant::FeatureDiffusion => "feature diffusion",
+            Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
+            Variant::FeatureDte => "feature DTE-Categorical",
+            Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
+            Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
+            Variant::FeatureDteSurprisal => "feature DTE-Categorical, surprisal",
+            Variant::FeatureDtePositional => "feature DTE-Categorical, positions",
+            Variant::FeatureRecon => "feature diffusion, recon",
+            Variant::LogMelDte => "log-mel DTE-Categorical",
+            Variant::LogMelDte50 => "log-mel DTE-Categorical, 50 bins",
+            Variant::LogMelRecon => "log-mel diffusion, recon",
+            Variant::LogMelDteHtk => "log-mel DTE-Categorical, HTK mel",
+            Variant::LogMelDteLibrosa => "log-mel DTE-Categorical, librosa's log-mel",
+            Variant::LogMelWindowsDte => "log-mel windows DTE-Categorical",
+            Variant::LogMelDteChosen => "log-mel DTE-Categorical, chosen",
+            Variant::Imputation => "imputation diffusion",
+            Variant::ImputationLong => "imputation, quarter-window segments",
+            Variant::ImputationDdpm => "imputation, DDPM U-Net",
+            Variant::ImputationNoWavelet => "imputation - wavelet",
+            Variant::ImputationNoAdapter => "imputation - adapter",
+            Variant::ImputationNoTimeConv => "imputation - time conv",
+            Variant::Pixel128 => "pixel 128, combined",
+            Variant::PixelMap => "pixel 128 + map-level cosine",
+            Variant::PixelCond => "pixel 128 + conditioned",
+            Variant::PixelDdad => "pixel DDAD-style, calibrated",
+        }
+    }
+
+    /// Whether the variant is a detector with AUROC cells (every one but `fidelity`).
+    pub(super) fn detects(self) -> bool {
+        self != Variant::Fidelity
+    }
+
+    /// Whether the variant means something for a modality (tables have no U-Net modules; the
+    /// perceptual term needs images or scalograms).
+    pub(super) fn applies(self, modality: Modality) -> bool {
+        if self.imputes() {
+            return modality == Modality::Series;
+        }
+        if self.log_mel_scorer().is_some() {
+            return modality == Modality::Audio;
+        }
+        if self.uses_features() {
+            return matches!(modality, Modality::Image | Modality::Audio);
+        }
+        modality != Modality::Table
+            || matches!(
+                self,
+                Variant::Full
+                    | Variant::Ddpm
+                    | Variant::Dte
+                    | Variant::Calibrated
+                    | Variant::Fidelity
+            )
+    }
+
+    /// Whether the variant is the imputation recipe (or one of its ablations).
+    pub(super) fn imputes(self) -> bool {
+        matches!(
+            self,
+            Variant::Imputation
+                | Variant::ImputationLong
+                | Variant::ImputationDdpm
+                | Variant::ImputationNoWavelet
+                | Variant::ImputationNoAdapter
+                | Variant::ImputationNoTimeConv
+        )
+    }
+
+    /// The repairs of a pixel-space cell (issue 18).
+    pub(super) fn pixel_repair(self) -> Option<pixel::Repair> {
+        match self {
+            Variant::Pixel128 => Some(pixel::Repair::Resolution),
+            Variant::PixelMap => Some(pixel::Repair::MapLevel),
+            Variant::PixelCond => Some(pixel::Repair::Conditioned),
+            Variant::PixelDdad => Some(pixel::Repair::Calibrated),
+            _ => None,
+        }
+    }
+
+    /// Whether the variant scores with the perceptual (EfficientNet-Lite0) term.
+    pub(super) fn uses_features(self) -> bool {
+        matches!(self, Variant::Combined | Variant::CombinedCalibrated)
+            || self.pixel_repair().is_some()
+            || self.patchcore_ratio().is_some()
+            || self.feature_scorer().is_some()
+    }
+
+    /// The PatchCore peer's coreset ratio.
+    pub(super) fn patchcore_ratio(self) -> Option<f64> {
+        match self {
+            Variant::PatchCore => Some(0.01),
+            Variant::PatchCore10 => Some(0.1),
+            _ => None,
+        }
+    }
+
+    /// The scorer of a feature-space variant.
+    pub(super) fn feature_scorer(self) -> Option<ScorerConfig> {
+        match self {
+            Variant::FeatureDiffusion | Variant::FeatureDiffusionPos => {
+                Some(ScorerConfig::Denoising {
+                    levels: 8,
+                    max_strength: 0.5,
+                    noise_free: false,
+                })
+            }
+            Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
+            Variant::FeatureDte50 => Some(ScorerConfig::DteCategorical {
+                bins: 50,
+                surprisal: false,
+            }),
+            Variant::FeatureDteSurprisal => Some(ScorerConfig::DteCategorical {
+                bins: crate::tasks::DTE_CATEGORICAL_BINS,
+                surprisal: true,
+            }),
+            Variant::FeatureDte | Variant::FeatureDteChosen | Variant::FeatureDtePositional => {
+                Some(ScorerConfig::DteCategorical {
+                    bins: crate::tasks::DTE_CATEGORICAL_BINS,
+                    surprisal: false,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The scorer of a log-mel statistics variant (audio).
+    pub(super) fn log_mel_scorer(self) -> Option<ScorerConfig> {
+        let dte = |bins| ScorerConfig::DteCategorical {
+            bins,
+            surprisal: false,
+        };
+        match self {
+            Variant::LogMelDte
+            | Variant::LogMelDteHtk
+            | Variant::LogMelDteLibrosa
+            | Variant::LogMelWindowsDte
+            | Variant::LogMelDteChosen => Some(dte(crate::tasks::DTE_CATEGORICAL_BINS)),
+            Variant::LogMelDte50 => Some(dte(50)),
+            Variant::LogMelRecon => Some(ScorerConfig::Reconstruction),
+            _ => None,
+        }
+    }
+
+    /// Whether the variant works on EfficientNet-Lite0 patch features at full resolution
+    /// (images at 256x256, no flips for the peer).
+    pub(super) fn patch_features(self) -> bool {
+        self.patchcore_ratio().is_some() || self.feature_scorer().is_some()
+    }
+
+    /// Whether the variant calibrates on generated anomalies.
+    pub(super) fn calibrates(self) -> bool {
+        matches!(self, Variant::Calibrated | Variant::CombinedCalibrated)
+    }
+
+    pub(super) fn apply(self, cfg: &mut DetectorConfig) {
+        if self == Variant::Dte {
+            cfg.scorer = ScorerConfig::Dte { k: 5 };
+            if cfg.modality == Modality::Series {
+                // Every window, as the classical peers use: DTE trains nothing, so the stride
+                // of 4 that keeps the U-Nets' training and scoring short buys nothing here.
+                cfg.input.train_stride = 1;
+                cfg.input.test_stride = 1;
+            }
+            return;
+        }
+        if self == Variant::Combined {
+            cfg.scorer = ScorerConfig::Combined {
+                lambda: COMBINED_LAMBDA,
+            };
+        }
+        if self == Variant::ImputationLong {
+            if let Some(g) = cfg.train.imputation.as_mut() {
+                g.segment = (cfg.input.window / 4).max(1);
+            }
+        }
+        let Some(m) = cfg.network.modules_mut() else {
+            return;
+        };
+        match self {
+            Variant::Full
+            | Variant::Dte
+            | Variant::Calibrated
+            | Variant::Combined
+            | Variant::CombinedCalibrated
+            | Variant::Fidelity
+            | Variant::PatchCore
+            | Variant::PatchCore10
+            | Variant::FeatureDiffusion
+            | Variant::FeatureDiffusionPos
+            | Variant::FeatureDte
+            | Variant::FeatureDteChosen
+            | Variant::FeatureDte50
+            | Variant::FeatureDteSurprisal
+            | Variant::FeatureDtePositional
+            | Variant::FeatureRecon
+            | Variant::LogMelDte
+            | Variant::LogMelDte50
+            | Variant::LogMelRecon
+            | Variant::LogMelDteHtk
+            | Variant::LogMelDteLibrosa
+            | Variant::LogMelWindowsDte
+            | Variant::LogMelDteChosen
+            | Variant::Imputation
+            | Variant::ImputationLong
+            | Variant::Pixel128
+            | Variant::PixelMap
+            | Variant::PixelCond
+            | Variant::PixelDdad => {}
+            Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
+            Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
+            Variant::NoAttention => m.multi_head_attention = false,
+            Variant::NoAdapter | Variant::ImputationNoAdapter => m.input_adapter = false,
+            Variant::NoTimeConv | Variant::ImputationNoTimeConv => m.hybrid_time_embedding = false,
+        }
+    }
+}
