@@ -155,7 +155,7 @@ fn non_parametric_config(cfg: &DetectorConfig, k: usize) -> DteNonParametricConf
 /// The time classifier of `bins` bins on the detector's noise schedule, trained on about
 /// `train.steps x train.batch_size` rows (whole passes over the `n` training rows, at least
 /// one; the last batch of a pass may be short, so with fewer rows than a batch every step is
-/// one pass and there are `steps x batch / n` of them: 6 clips and 2000 steps train 25,600
+/// one pass and there are `steps x batch / n` of them: 5 rows and 2000 steps of 64 train 25,600
 /// small steps) at `train.learning_rate`, seeded by `train.seed`. No dropout:
 /// the reference's 0.5 guards 400 passes over a few hundred table rows, while a feature-space
 /// detector makes a few passes over 10^5 patches.
