@@ -541,17 +541,7 @@ impl DetectorConfig {
             && self.input.audio_features == AudioFeatures::LogMelWindows
     }
 
-    /// The numbers of one log-mel row: `2 n_mels` (statistics) or `n_mels x
-    /// mel_window_frames` (windows).
-    pub fn log_mel_row_len(&self) -> usize {
-        if self.log_mel_windows() {
-            self.input.n_mels * self.input.mel_window_frames
-        } else {
-            2 * self.input.n_mels
-        }
-    }
-
-    /// Log-mel rows (statistics or windows) hold [`DetectorConfig::log_mel_row_len`] numbers:
+    /// Log-mel rows (statistics or windows) hold [`InputConfig::log_mel_row_len`] numbers:
     /// an MLP of that width (or DTE) models them; the scorers of scalogram reconstructions and
     /// the feature space do not apply.
     fn validate_log_mel(&self) -> Result<()> {
@@ -585,7 +575,7 @@ impl DetectorConfig {
                     .into(),
             );
         }
-        let len = self.log_mel_row_len();
+        let len = self.input.log_mel_row_len();
         match &self.network {
             NetworkConfig::Mlp(m) if m.in_features == len => Ok(()),
             NetworkConfig::Mlp(m) => bad(

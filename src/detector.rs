@@ -202,7 +202,7 @@ impl Detector {
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
         if self.cfg.log_mel_windows() {
-            let d = self.cfg.log_mel_row_len();
+            let d = self.cfg.input.log_mel_row_len();
             if x.rank() != 3 || x.dim(0)? == 0 || x.dim(1)? == 0 || x.dim(2)? != d {
                 return Err(Error::ShapeMismatch {
                     context: "log-mel windows detector input",

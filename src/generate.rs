@@ -219,8 +219,18 @@ impl<'a> Generator<'a> {
     /// `n` normal samples drawn with `seed` (images and scalograms clamped to `[-1, 1]`).
     ///
     /// # Errors
-    /// Errors of the sampler and the network.
+    /// [`Error::InvalidConfig`] for an audio detector on log-mel features (its model sees rows
+    /// standardised inside the detector, which neither are clips nor turn back into
+    /// waveforms); errors of the sampler and the network.
     pub fn normal(&self, n: usize, seed: u64) -> Result<Tensor> {
+        if self.det.config().log_mel() {
+            return Err(Error::InvalidConfig {
+                field: "input.audio_features",
+                reason: "log-mel features cannot be sampled as clips: generate normal audio \
+                         with a scalogram detector"
+                    .into(),
+            });
+        }
         let shape = self.sample_shape(n)?;
         let mut sampler = self.sampler(self.cfg.steps)?;
         let x = sample_normal(
@@ -245,14 +255,6 @@ impl<'a> Generator<'a> {
     /// [`Error::InvalidConfig`] for another modality; errors of sampling and the transform.
     pub fn normal_audio(&self, n: usize, seed: u64) -> Result<(Tensor, Tensor)> {
         self.require(Modality::Audio)?;
-        if self.det.config().log_mel() {
-            return Err(Error::InvalidConfig {
-                field: "input.audio_features",
-                reason: "log-mel statistics cannot be turned back into waveforms: generate \
-                         normal audio with a scalogram detector"
-                    .into(),
-            });
-        }
         let x = self.normal(n, seed)?;
         let transform = crate::prepare::audio_transform(&self.det.config().input)?;
         let mut waves = Vec::with_capacity(n);

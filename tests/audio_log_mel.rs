@@ -64,6 +64,12 @@ fn log_mel_statistics_find_the_shipped_anomalies_and_a_saved_model_scores_the_sa
     );
     assert_eq!(back.score(&test.x).unwrap().scores, out.scores);
 
+    // Standardised log-mel rows are not clips: sampling normal ones is refused, by name.
+    let gen = dmad::Generator::new(&back, dmad::GenerateConfig::default()).unwrap();
+    let err = gen.normal(2, 0).unwrap_err().to_string();
+    assert!(err.contains("audio_features"), "{err}");
+    assert!(gen.normal_audio(2, 0).is_err());
+
     // Rows of another width are named, not scored.
     let narrow = test.x.narrow(1, 0, 64).unwrap();
     let err = back.score(&narrow).unwrap_err().to_string();

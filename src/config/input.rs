@@ -111,6 +111,17 @@ pub enum WindowNorm {
 /// series' train deviation.
 pub const WINDOW_STD_FLOOR: f64 = 0.05;
 
+impl InputConfig {
+    /// The numbers of one log-mel row: `n_mels x mel_window_frames` for
+    /// [`AudioFeatures::LogMelWindows`], else `2 n_mels` (the statistics).
+    pub fn log_mel_row_len(&self) -> usize {
+        match self.audio_features {
+            AudioFeatures::LogMelWindows => self.n_mels * self.mel_window_frames,
+            _ => 2 * self.n_mels,
+        }
+    }
+}
+
 impl Default for InputConfig {
     fn default() -> Self {
         Self {

@@ -234,11 +234,7 @@ impl DetectorConfig {
             audio_features: features,
             ..InputConfig::default()
         };
-        let len = match features {
-            AudioFeatures::LogMelWindows => input.n_mels * input.mel_window_frames,
-            _ => 2 * input.n_mels,
-        };
-        let tables = Self::for_tables(len);
+        let tables = Self::for_tables(input.log_mel_row_len());
         Self {
             modality: Modality::Audio,
             input: InputConfig {

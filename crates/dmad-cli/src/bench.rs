@@ -1218,19 +1218,9 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 base_config(ds, features, args.budget)
             };
             variant.apply(&mut cfg);
-            if let Some(scorer) = variant.log_mel_scorer() {
+            if let Some(c) = variant.log_mel_config(args.budget) {
                 // The library's defaults, as `dmad fit --scorer log-mel-dte` fits.
-                let mel = match variant {
-                    Variant::LogMelDteHtk => log_mel::Mel::HtkCentred,
-                    Variant::LogMelDteLibrosa => log_mel::Mel::Librosa,
-                    _ => log_mel::Mel::Library,
-                };
-                let features = if variant == Variant::LogMelWindowsDte {
-                    dmad::AudioFeatures::LogMelWindows
-                } else {
-                    dmad::AudioFeatures::LogMelStatistics
-                };
-                cfg = log_mel::config(args.budget, scorer, mel, features);
+                cfg = c;
             }
             if variant.pixel_repair().is_some() && ds.modality() == Modality::Image {
                 cfg = pixel::config(&cfg, args.budget);

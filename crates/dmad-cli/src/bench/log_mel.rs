@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
-use candle_core::Device;
-use dmad::data::Split;
+use anyhow::Result;
+use candle_core::{Device, Tensor};
 use dmad::{Detector, DetectorConfig, ScorerConfig};
 
 /// The candidates of the chosen cell: (log-mel, time bins). The first is the library's
@@ -79,7 +78,8 @@ pub(super) struct Chosen {
 /// Fits each candidate of `base` (its log-mel and time bins varied) on four fifths of the
 /// training clips of the DCASE folder `dir`, scores the held-out fifth and the audio
 /// anomalies (every kind) injected into the same clips' waveforms, and refits the best by
-/// AUROC on all the training clips.
+/// AUROC on all the training clips. The clips are decoded once; each log-mel is computed
+/// once from them.
 pub(super) fn fit_chosen(
     dir: &Path,
     base: &DetectorConfig,
@@ -88,29 +88,26 @@ pub(super) fn fit_chosen(
 ) -> Result<Chosen> {
     let waves = super::audio_train_waves(dir, &base.input, dev)?;
     let held_waves = super::hold_out(&waves, 1)?.1;
+    let mut rows: Vec<(Mel, Tensor)> = Vec::new();
     let mut tried = Vec::with_capacity(CANDIDATES.len());
     for (mel, bins) in CANDIDATES {
         let cfg = candidate(base, mel, bins);
-        let train = dmad::prepare::audio(dir, Split::Train, &cfg.input, dev)?.x;
-        if train.dim(0)? != waves.dim(0)? {
-            bail!(
-                "{}: {} training waveforms for {} clips",
-                dir.display(),
-                waves.dim(0)?,
-                train.dim(0)?
-            );
-        }
+        let train = match rows.iter().find(|(m, _)| *m == mel) {
+            Some((_, t)) => t.clone(),
+            None => {
+                let t = clip_rows(&waves, &cfg.input, dev)?;
+                rows.push((mel, t.clone()));
+                t
+            }
+        };
         let (fit_part, held) = super::hold_out(&train, 1)?;
         let mut det = Detector::new(cfg, dev)?;
         det.fit(&fit_part, |_| {})?;
         let gen = dmad::Generator::new(&det, dmad::GenerateConfig::default())?;
         let anomalies = gen.mixed_anomalies(&held_waves, super::GENERATED_STRENGTH, seed, None)?;
-        let normal = det.score(&held)?.scores;
-        let anomalous = det.score(&anomalies.x)?.scores;
-        let labels: Vec<bool> = (0..normal.len() + anomalous.len())
-            .map(|i| i >= normal.len())
-            .collect();
-        let scores: Vec<f32> = normal.into_iter().chain(anomalous).collect();
+        let (m, k) = (held.dim(0)?, anomalies.x.dim(0)?);
+        let scores = det.score(&Tensor::cat(&[&held, &anomalies.x], 0)?)?.scores;
+        let labels: Vec<bool> = (0..m + k).map(|i| i >= m).collect();
         tried.push((mel, bins, dmad::metrics::auroc(&scores, &labels)?));
     }
     let &(mel, bins, auroc) = tried
@@ -125,18 +122,29 @@ pub(super) fn fit_chosen(
         .map(|&(h, b, a)| format!("{}: {a:.3}", name(h, b)))
         .collect::<Vec<_>>()
         .join(", ");
-    let cfg = candidate(base, mel, bins);
-    let train = dmad::prepare::audio(dir, Split::Train, &cfg.input, dev)?.x;
-    let mut det = Detector::new(cfg, dev)?;
-    det.fit(&train, |_| {})?;
+    let train = &rows.iter().find(|(m, _)| *m == mel).expect("computed").1;
+    let mut det = Detector::new(candidate(base, mel, bins), dev)?;
+    det.fit(train, |_| {})?;
     Ok(Chosen {
         det,
         describe: format!(
-            "mel scale and bins by generated-anomaly AUROC on a held-out fifth: {describe}"
+            "log-mel and bins by generated-anomaly AUROC on a held-out fifth: {describe}"
         ),
         short: name(mel, bins),
         auroc,
     })
+}
+
+/// The detector's samples of the clips `waves` (`[n, samples]`, as `prepare::audio` reads
+/// them) under `input`.
+fn clip_rows(waves: &Tensor, input: &dmad::InputConfig, dev: &Device) -> Result<Tensor> {
+    let transform = dmad::prepare::AudioInput::new(input)?;
+    let rows = waves
+        .to_vec2::<f32>()?
+        .iter()
+        .map(|w| transform.sample(w, dev))
+        .collect::<dmad::Result<Vec<_>>>()?;
+    Ok(Tensor::stack(&rows, 0)?)
 }
 
 /// A candidate in a few words.

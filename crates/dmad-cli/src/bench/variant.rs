@@ -2,6 +2,7 @@
 
 use dmad::{DetectorConfig, Modality, ScorerConfig};
 
+use super::log_mel::{self, Mel};
 use super::{pixel, COMBINED_LAMBDA};
 
 /// A model variant of the benchmark table.
@@ -366,8 +367,25 @@ impl Variant {
         }
     }
 
-    /// The scorer of a log-mel statistics variant (audio).
-    pub(super) fn log_mel_scorer(self) -> Option<ScorerConfig> {
+    /// The configuration of a log-mel variant (audio): the library's `for_audio_log_mel`
+    /// detector with the variant's scorer, log-mel and features, 2000 x `budget` steps.
+    pub(super) fn log_mel_config(self, budget: f64) -> Option<DetectorConfig> {
+        let scorer = self.log_mel_scorer()?;
+        let mel = match self {
+            Variant::LogMelDteHtk => Mel::HtkCentred,
+            Variant::LogMelDteLibrosa => Mel::Librosa,
+            _ => Mel::Library,
+        };
+        let features = if self == Variant::LogMelWindowsDte {
+            dmad::AudioFeatures::LogMelWindows
+        } else {
+            dmad::AudioFeatures::LogMelStatistics
+        };
+        Some(log_mel::config(budget, scorer, mel, features))
+    }
+
+    /// The scorer of a log-mel variant (audio).
+    fn log_mel_scorer(self) -> Option<ScorerConfig> {
         let dte = |bins| ScorerConfig::DteCategorical {
             bins,
             surprisal: false,
