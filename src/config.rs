@@ -15,7 +15,7 @@ mod presets;
 use crate::{Error, Result};
 pub use dmad_score::maps::MapScore;
 pub use dmad_score::FeatureDistance;
-pub use input::{AudioFeatures, InputConfig, WindowNorm, WINDOW_STD_FLOOR};
+pub use input::{AudioFeatures, InputConfig, MelStatistics, WindowNorm, WINDOW_STD_FLOOR};
 
 /// The kind of data a detector models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -587,7 +587,13 @@ impl DetectorConfig {
                     if self.log_mel_windows() {
                         format!("{} frames of {n} bands", self.input.mel_window_frames)
                     } else {
-                        "a mean and a deviation per band".to_string()
+                        match self.input.mel_statistics {
+                            MelStatistics::MeanStd => "a mean and a deviation per band",
+                            MelStatistics::MeanStdDelta => {
+                                "a mean, a deviation and a frame-difference deviation per band"
+                            }
+                        }
+                        .to_string()
                     }
                 ),
             ),

@@ -56,8 +56,8 @@ pub mod series;
 
 pub use config::{
     AudioFeatures, DetectorConfig, FeatureDistance, FeatureSpaceConfig, InputConfig, MapScore,
-    Modality, NetworkConfig, PatchNorm, SamplerKind, ScorerConfig, ScoringConfig, ThresholdRule,
-    WindowNorm,
+    MelStatistics, Modality, NetworkConfig, PatchNorm, SamplerKind, ScorerConfig, ScoringConfig,
+    ThresholdRule, WindowNorm,
 };
 pub use detector::{Calibration, Detector, Scores, MODEL_FORMAT_VERSION};
 pub use error::{Error, Result};

@@ -67,6 +67,36 @@ pub struct InputConfig {
     /// Audio with [`AudioFeatures::LogMelWindows`]: the frames of a window. Default 5 (the
     /// DCASE 2020 baseline's).
     pub mel_window_frames: usize,
+    /// Audio with [`AudioFeatures::LogMelStatistics`]: which per-band statistics make a clip's
+    /// row. Default [`MelStatistics::MeanStd`] (the DCASE baselines' and the value of models
+    /// saved before this field existed).
+    pub mel_statistics: MelStatistics,
+}
+
+/// The per-band statistics of a clip's log-mel spectrogram that make its row under
+/// [`AudioFeatures::LogMelStatistics`] (see [`InputConfig::mel_statistics`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MelStatistics {
+    /// The mean and the standard deviation over the clip's frames: `2 n_mels` numbers.
+    #[default]
+    MeanStd,
+    /// Also the standard deviation of the frame-to-frame differences
+    /// ([`dmad_data::logmel::LogMelSpectrogram::delta_deviation`]): `3 n_mels` numbers. A
+    /// band's mean and spread say how loud and how varied it is over the clip, not how fast it
+    /// changes: a rattle, repeated transients or a drop-out move the third statistic where the
+    /// first two barely move.
+    MeanStdDelta,
+}
+
+impl MelStatistics {
+    /// The numbers per mel band.
+    pub fn per_band(self) -> usize {
+        match self {
+            Self::MeanStd => 2,
+            Self::MeanStdDelta => 3,
+        }
+    }
 }
 
 /// What an audio detector sees of a clip (see [`InputConfig::audio_features`]).
@@ -79,7 +109,9 @@ pub enum AudioFeatures {
     /// The DCASE baselines' clip features: the log-mel spectrogram (librosa's melspectrogram
     /// at 16 kHz: `n_fft` 1024, hop 256, `n_mels` bands; HTK's mel scale on whole frames unless
     /// `mel_htk` / `mel_center` say otherwise), and per band the mean and the standard
-    /// deviation over the clip's frames: `2 n_mels` numbers, which the detector standardises
+    /// deviation over the clip's frames: `2 n_mels` numbers (with
+    /// [`MelStatistics::MeanStdDelta`] also the deviation of the frame-to-frame differences,
+    /// `3 n_mels`), which the detector standardises
     /// with the training clips' statistics (saved with the model). A row for an MLP denoiser
     /// or a DTE scorer.
     LogMelStatistics,
@@ -113,11 +145,12 @@ pub const WINDOW_STD_FLOOR: f64 = 0.05;
 
 impl InputConfig {
     /// The numbers of one log-mel row: `n_mels x mel_window_frames` for
-    /// [`AudioFeatures::LogMelWindows`], else `2 n_mels` (the statistics).
+    /// [`AudioFeatures::LogMelWindows`], else the statistics' (`2 n_mels` or `3 n_mels`, as
+    /// [`InputConfig::mel_statistics`] says).
     pub fn log_mel_row_len(&self) -> usize {
         match self.audio_features {
             AudioFeatures::LogMelWindows => self.n_mels * self.mel_window_frames,
-            _ => 2 * self.n_mels,
+            _ => self.mel_statistics.per_band() * self.n_mels,
         }
     }
 }
@@ -144,6 +177,7 @@ impl Default for InputConfig {
             mel_htk: true,
             mel_center: false,
             mel_window_frames: 5,
+            mel_statistics: MelStatistics::MeanStd,
         }
     }
 }

@@ -226,21 +226,25 @@ impl DetectorConfig {
     /// [`AudioFeatures::LogMelWindows`] of 5 frames (320 numbers a window). Scalograms are
     /// [`DetectorConfig::for_audio`]'s; asked for here they give the statistics.
     pub fn for_audio_log_mel_features(features: AudioFeatures) -> Self {
-        let features = match features {
-            AudioFeatures::Scalogram => AudioFeatures::LogMelStatistics,
-            f => f,
-        };
-        let input = InputConfig {
+        Self::for_audio_log_mel_input(InputConfig {
             audio_features: features,
             ..InputConfig::default()
-        };
+        })
+    }
+
+    /// As [`DetectorConfig::for_audio_log_mel`] with the log-mel settings of `input` (its
+    /// features, bands, mel scale, centring, statistics, window frames, rate): the MLP is as
+    /// wide as those rows ([`InputConfig::log_mel_row_len`]). Scalograms are
+    /// [`DetectorConfig::for_audio`]'s; asked for here they give the statistics.
+    pub fn for_audio_log_mel_input(input: InputConfig) -> Self {
+        let mut input = input;
+        if input.audio_features == AudioFeatures::Scalogram {
+            input.audio_features = AudioFeatures::LogMelStatistics;
+        }
         let tables = Self::for_tables(input.log_mel_row_len());
         Self {
             modality: Modality::Audio,
-            input: InputConfig {
-                audio_features: features,
-                ..tables.input.clone()
-            },
+            input,
             scorer: ScorerConfig::DteCategorical {
                 bins: 7,
                 surprisal: false,

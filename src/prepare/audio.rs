@@ -117,8 +117,9 @@ pub fn log_mel_transform(input: &crate::InputConfig) -> Result<dmad_data::logmel
 pub enum AudioInput {
     /// The CWT scalogram `[1, scales, frames]`.
     Scalogram(dmad_data::AudioScalogram),
-    /// The log-mel statistics `[2 n_mels]` (not standardised: the detector does that).
-    LogMel(dmad_data::logmel::LogMel),
+    /// The log-mel statistics `[2 n_mels]` or `[3 n_mels]` (not standardised: the detector
+    /// does that).
+    LogMel(dmad_data::logmel::LogMel, crate::MelStatistics),
     /// The log-mel windows `[windows, n_mels x frames]` of `frames` consecutive frames each
     /// (stride one frame, flattened frame-major; not standardised).
     LogMelWindows(dmad_data::logmel::LogMel, usize),
@@ -132,7 +133,9 @@ impl AudioInput {
     pub fn new(input: &crate::InputConfig) -> Result<Self> {
         Ok(match input.audio_features {
             crate::AudioFeatures::Scalogram => Self::Scalogram(audio_transform(input)?),
-            crate::AudioFeatures::LogMelStatistics => Self::LogMel(log_mel_transform(input)?),
+            crate::AudioFeatures::LogMelStatistics => {
+                Self::LogMel(log_mel_transform(input)?, input.mel_statistics)
+            }
             crate::AudioFeatures::LogMelWindows => {
                 Self::LogMelWindows(log_mel_transform(input)?, input.mel_window_frames.max(1))
             }
@@ -146,8 +149,12 @@ impl AudioInput {
     pub fn sample(&self, wave: &[f32], device: &Device) -> Result<Tensor> {
         Ok(match self {
             Self::Scalogram(t) => t.forward(wave, device)?.image,
-            Self::LogMel(t) => {
-                let stats = t.forward(wave)?.statistics();
+            Self::LogMel(t, which) => {
+                let spec = t.forward(wave)?;
+                let mut stats = spec.statistics();
+                if *which == crate::MelStatistics::MeanStdDelta {
+                    stats.extend(spec.delta_deviation());
+                }
                 let d = stats.len();
                 Tensor::from_vec(stats, d, device)?
             }
@@ -178,7 +185,7 @@ impl AudioInput {
     pub fn hop(&self) -> usize {
         match self {
             Self::Scalogram(t) => t.config().hop,
-            Self::LogMel(t) | Self::LogMelWindows(t, _) => t.config().hop_length,
+            Self::LogMel(t, _) | Self::LogMelWindows(t, _) => t.config().hop_length,
         }
     }
 }

@@ -797,11 +797,11 @@ fn run_unit(
             _ => {}
         }
         m.generated_auroc = Some(auroc);
-    } else if variant == Variant::LogMelDteChosen {
+    } else if let Some(candidates) = variant.log_mel_candidates() {
         let Source::Audio(dir) = &ds.source else {
             bail!("{}: log-mel cells take DCASE audio folders", ds.id);
         };
-        let chosen = log_mel::fit_chosen(dir, &cfg, opts.seed, dev)?;
+        let chosen = log_mel::fit_chosen(dir, &cfg, candidates, opts.seed, dev)?;
         det = chosen.det;
         m.scoring_choice = Some(chosen.describe);
         m.log_mel_choice = Some(chosen.short);

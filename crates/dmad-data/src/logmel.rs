@@ -103,6 +103,36 @@ impl LogMelSpectrogram {
             .chain(var.iter().map(|s| (s / n).sqrt() as f32))
             .collect()
     }
+
+    /// Per band the (population) standard deviation of the frame-to-frame differences
+    /// `x[f + 1] - x[f]` over the clip: `n_mels` numbers, how fast each band moves (a per-band
+    /// spectral flux; the first difference, not librosa's smoothed `feature.delta`). A steady
+    /// sound with a slow level change has small values, a rattle, a transient or a drop-out
+    /// large ones. Zeros for fewer than two frames.
+    pub fn delta_deviation(&self) -> Vec<f32> {
+        let m = self.n_mels;
+        if self.frames < 2 {
+            return vec![0.0; m];
+        }
+        let n = (self.frames - 1) as f64;
+        let rows: Vec<&[f32]> = self.values.chunks_exact(m).collect();
+        let mut mean = vec![0f64; m];
+        let mut sq = vec![0f64; m];
+        for pair in rows.windows(2) {
+            for (b, (&a, &c)) in pair[0].iter().zip(pair[1]).enumerate() {
+                let d = c as f64 - a as f64;
+                mean[b] += d;
+                sq[b] += d * d;
+            }
+        }
+        mean.iter()
+            .zip(&sq)
+            .map(|(&s, &q)| {
+                let mu = s / n;
+                (q / n - mu * mu).max(0.0).sqrt() as f32
+            })
+            .collect()
+    }
 }
 
 /// A planned log-mel transform (window, filterbank and FFT), reusable across clips.
@@ -309,6 +339,24 @@ mod tests {
             n_mels: 2,
         };
         assert_eq!(s.statistics(), vec![2.0, 10.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn delta_deviation_is_the_spread_of_frame_differences() {
+        // Band 0 rises by 2 then falls by 2 (differences 2, -2: deviation 2); band 1 rises
+        // steadily (differences 1, 1: deviation 0).
+        let s = LogMelSpectrogram {
+            values: vec![1.0, 0.0, 3.0, 1.0, 1.0, 2.0],
+            frames: 3,
+            n_mels: 2,
+        };
+        assert_eq!(s.delta_deviation(), vec![2.0, 0.0]);
+        let one = LogMelSpectrogram {
+            values: vec![5.0, 7.0],
+            frames: 1,
+            n_mels: 2,
+        };
+        assert_eq!(one.delta_deviation(), vec![0.0, 0.0]);
     }
 
     #[test]

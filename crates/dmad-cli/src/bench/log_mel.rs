@@ -5,17 +5,39 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
-use dmad::{Detector, DetectorConfig, ScorerConfig};
+use dmad::{Detector, DetectorConfig, MelStatistics, ScorerConfig};
 
-/// The candidates of the chosen cell: (log-mel, time bins). The first is the library's
-/// default and wins ties.
-const CANDIDATES: [(Mel, usize); 4] = [
-    (Mel::Library, 7),
-    (Mel::Library, 50),
-    (Mel::Librosa, 7),
-    (Mel::Librosa, 50),
+/// A candidate of a chosen cell: the log-mel, the time bins and the clip statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Candidate {
+    mel: Mel,
+    bins: usize,
+    stats: MelStatistics,
+}
+
+const fn candidate_of(mel: Mel, bins: usize, stats: MelStatistics) -> Candidate {
+    Candidate { mel, bins, stats }
+}
+
+/// The candidates of `log-mel-dte-chosen`: the log-mel and the time bins. The first is the
+/// library's default and wins ties.
+pub(super) const MEL_AND_BINS: [Candidate; 4] = [
+    candidate_of(Mel::Library, 7, MelStatistics::MeanStd),
+    candidate_of(Mel::Library, 50, MelStatistics::MeanStd),
+    candidate_of(Mel::Librosa, 7, MelStatistics::MeanStd),
+    candidate_of(Mel::Librosa, 50, MelStatistics::MeanStd),
+];
+
+/// The candidates of `log-mel-dte-delta-chosen`: the clip statistics (with or without the
+/// deviation of the frame differences) and the time bins, on the library's log-mel. The first
+/// is the library's default and wins ties.
+pub(super) const STATISTICS_AND_BINS: [Candidate; 4] = [
+    candidate_of(Mel::Library, 7, MelStatistics::MeanStd),
+    candidate_of(Mel::Library, 7, MelStatistics::MeanStdDelta),
+    candidate_of(Mel::Library, 50, MelStatistics::MeanStd),
+    candidate_of(Mel::Library, 50, MelStatistics::MeanStdDelta),
 ];
 
 /// Which log-mel a cell takes.
@@ -49,16 +71,22 @@ impl Mel {
 }
 
 /// The library's log-mel DTE detector with `scorer`, the log-mel `mel` seen as `features`
-/// (statistics or windows), and 2000 x `budget` training steps.
+/// (statistics, `stats`, or windows), and 2000 x `budget` training steps.
 pub(super) fn config(
     budget: f64,
     scorer: ScorerConfig,
     mel: Mel,
     features: dmad::AudioFeatures,
+    stats: MelStatistics,
 ) -> DetectorConfig {
-    let mut cfg = DetectorConfig::for_audio_log_mel_features(features);
+    let mut input = dmad::InputConfig {
+        audio_features: features,
+        mel_statistics: stats,
+        ..dmad::InputConfig::default()
+    };
+    mel.apply(&mut input);
+    let mut cfg = DetectorConfig::for_audio_log_mel_input(input);
     cfg.scorer = scorer;
-    mel.apply(&mut cfg.input);
     cfg.train.steps = ((2000.0 * budget).round() as usize).max(1);
     cfg
 }
@@ -75,28 +103,29 @@ pub(super) struct Chosen {
     pub auroc: f64,
 }
 
-/// Fits each candidate of `base` (its log-mel and time bins varied) on four fifths of the
-/// training clips of the DCASE folder `dir`, scores the held-out fifth and the audio
-/// anomalies (every kind) injected into the same clips' waveforms, and refits the best by
-/// AUROC on all the training clips. The clips are decoded once; each log-mel is computed
-/// once from them.
+/// Fits each of `candidates` (`base` with its log-mel, time bins and statistics varied) on
+/// four fifths of the training clips of the DCASE folder `dir`, scores the held-out fifth and
+/// the audio anomalies (every kind) injected into the same clips' waveforms, and refits the
+/// best by AUROC (the first wins ties) on all the training clips. The clips are decoded once;
+/// each log-mel row set is computed once from them.
 pub(super) fn fit_chosen(
     dir: &Path,
     base: &DetectorConfig,
+    candidates: &[Candidate],
     seed: u64,
     dev: &Device,
 ) -> Result<Chosen> {
     let waves = super::audio_train_waves(dir, &base.input, dev)?;
     let held_waves = super::hold_out(&waves, 1)?.1;
-    let mut rows: Vec<(Mel, Tensor)> = Vec::new();
-    let mut tried = Vec::with_capacity(CANDIDATES.len());
-    for (mel, bins) in CANDIDATES {
-        let cfg = candidate(base, mel, bins);
-        let train = match rows.iter().find(|(m, _)| *m == mel) {
+    let mut rows: Vec<(dmad::InputConfig, Tensor)> = Vec::new();
+    let mut tried = Vec::with_capacity(candidates.len());
+    for &c in candidates {
+        let cfg = candidate(base, c);
+        let train = match rows.iter().find(|(i, _)| *i == cfg.input) {
             Some((_, t)) => t.clone(),
             None => {
                 let t = clip_rows(&waves, &cfg.input, dev)?;
-                rows.push((mel, t.clone()));
+                rows.push((cfg.input.clone(), t.clone()));
                 t
             }
         };
@@ -108,29 +137,34 @@ pub(super) fn fit_chosen(
         let (m, k) = (held.dim(0)?, anomalies.x.dim(0)?);
         let scores = det.score(&Tensor::cat(&[&held, &anomalies.x], 0)?)?.scores;
         let labels: Vec<bool> = (0..m + k).map(|i| i >= m).collect();
-        tried.push((mel, bins, dmad::metrics::auroc(&scores, &labels)?));
+        tried.push((c, dmad::metrics::auroc(&scores, &labels)?));
     }
-    let &(mel, bins, auroc) = tried
+    let &(best, auroc) = tried
         .iter()
-        .fold(None, |best: Option<&(Mel, usize, f64)>, c| match best {
-            Some(b) if b.2 >= c.2 => Some(b),
+        .fold(None, |best: Option<&(Candidate, f64)>, c| match best {
+            Some(b) if b.1 >= c.1 => Some(b),
             _ => Some(c),
         })
-        .expect("candidates");
+        .context("no candidates")?;
     let describe = tried
         .iter()
-        .map(|&(h, b, a)| format!("{}: {a:.3}", name(h, b)))
+        .map(|&(c, a)| format!("{}: {a:.3}", name(c)))
         .collect::<Vec<_>>()
         .join(", ");
-    let train = &rows.iter().find(|(m, _)| *m == mel).expect("computed").1;
-    let mut det = Detector::new(candidate(base, mel, bins), dev)?;
+    let cfg = candidate(base, best);
+    let train = &rows
+        .iter()
+        .find(|(i, _)| *i == cfg.input)
+        .context("computed")?
+        .1;
+    let mut det = Detector::new(cfg, dev)?;
     det.fit(train, |_| {})?;
     Ok(Chosen {
         det,
         describe: format!(
-            "log-mel and bins by generated-anomaly AUROC on a held-out fifth: {describe}"
+            "log-mel settings and bins by generated-anomaly AUROC on a held-out fifth: {describe}"
         ),
-        short: name(mel, bins),
+        short: name(best),
         auroc,
     })
 }
@@ -148,15 +182,24 @@ fn clip_rows(waves: &Tensor, input: &dmad::InputConfig, dev: &Device) -> Result<
 }
 
 /// A candidate in a few words.
-fn name(mel: Mel, bins: usize) -> String {
-    format!("{}, {bins} bins", mel.name())
+fn name(c: Candidate) -> String {
+    let stats = match c.stats {
+        MelStatistics::MeanStd => "",
+        MelStatistics::MeanStdDelta => ", delta",
+    };
+    format!("{}{stats}, {} bins", c.mel.name(), c.bins)
 }
 
-fn candidate(base: &DetectorConfig, mel: Mel, bins: usize) -> DetectorConfig {
+fn candidate(base: &DetectorConfig, c: Candidate) -> DetectorConfig {
     let mut cfg = base.clone();
-    mel.apply(&mut cfg.input);
+    c.mel.apply(&mut cfg.input);
+    cfg.input.mel_statistics = c.stats;
+    // The MLP as wide as the candidate's rows.
+    if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
+        m.in_features = cfg.input.log_mel_row_len();
+    }
     cfg.scorer = ScorerConfig::DteCategorical {
-        bins,
+        bins: c.bins,
         surprisal: false,
     };
     cfg

@@ -108,6 +108,15 @@ pub enum Variant {
     /// refitted on all.
     #[value(name = "log-mel-dte-chosen")]
     LogMelDteChosen,
+    /// Log-mel DTE on the clip statistics with the deviation of the frame-to-frame differences
+    /// (`MelStatistics::MeanStdDelta`: 3 numbers per band).
+    #[value(name = "log-mel-dte-delta")]
+    LogMelDteDelta,
+    /// Log-mel DTE with the clip statistics (with or without the deviation of the frame
+    /// differences) and the time bins (7, 50) chosen on audio anomalies generated from a
+    /// held-out fifth of the training clips, then refitted on all.
+    #[value(name = "log-mel-dte-delta-chosen")]
+    LogMelDteDeltaChosen,
     /// Series: imputation diffusion (issue 21): a 1D U-Net with the four modules trained to
     /// fill grating-masked segments (about a fifth of a period, an odd number per period) of
     /// z-normalised windows (two periods of the train part), each point scored by its
@@ -142,7 +151,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 38] = [
+    pub const ALL: [Variant; 40] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -171,6 +180,8 @@ impl Variant {
         Variant::LogMelDteLibrosa,
         Variant::LogMelWindowsDte,
         Variant::LogMelDteChosen,
+        Variant::LogMelDteDelta,
+        Variant::LogMelDteDeltaChosen,
         Variant::Imputation,
         Variant::ImputationLong,
         Variant::ImputationDdpm,
@@ -213,6 +224,8 @@ impl Variant {
             Variant::LogMelDteLibrosa => "log-mel-dte-librosa",
             Variant::LogMelWindowsDte => "log-mel-windows-dte",
             Variant::LogMelDteChosen => "log-mel-dte-chosen",
+            Variant::LogMelDteDelta => "log-mel-dte-delta",
+            Variant::LogMelDteDeltaChosen => "log-mel-dte-delta-chosen",
             Variant::Imputation => "imputation",
             Variant::ImputationLong => "imputation-long",
             Variant::ImputationDdpm => "imputation-ddpm",
@@ -256,6 +269,8 @@ impl Variant {
             Variant::LogMelDteLibrosa => "log-mel DTE-Categorical, librosa's log-mel",
             Variant::LogMelWindowsDte => "log-mel windows DTE-Categorical",
             Variant::LogMelDteChosen => "log-mel DTE-Categorical, chosen",
+            Variant::LogMelDteDelta => "log-mel DTE-Categorical, delta deviation",
+            Variant::LogMelDteDeltaChosen => "log-mel DTE-Categorical, statistics chosen",
             Variant::Imputation => "imputation diffusion",
             Variant::ImputationLong => "imputation, quarter-window segments",
             Variant::ImputationDdpm => "imputation, DDPM U-Net",
@@ -381,7 +396,21 @@ impl Variant {
         } else {
             dmad::AudioFeatures::LogMelStatistics
         };
-        Some(log_mel::config(budget, scorer, mel, features))
+        let stats = if self == Variant::LogMelDteDelta {
+            dmad::MelStatistics::MeanStdDelta
+        } else {
+            dmad::MelStatistics::MeanStd
+        };
+        Some(log_mel::config(budget, scorer, mel, features, stats))
+    }
+
+    /// The candidates of a chosen log-mel cell.
+    pub(super) fn log_mel_candidates(self) -> Option<&'static [log_mel::Candidate]> {
+        match self {
+            Variant::LogMelDteChosen => Some(&log_mel::MEL_AND_BINS),
+            Variant::LogMelDteDeltaChosen => Some(&log_mel::STATISTICS_AND_BINS),
+            _ => None,
+        }
     }
 
     /// The scorer of a log-mel variant (audio).
@@ -395,7 +424,9 @@ impl Variant {
             | Variant::LogMelDteHtk
             | Variant::LogMelDteLibrosa
             | Variant::LogMelWindowsDte
-            | Variant::LogMelDteChosen => Some(dte(crate::tasks::DTE_CATEGORICAL_BINS)),
+            | Variant::LogMelDteChosen
+            | Variant::LogMelDteDelta
+            | Variant::LogMelDteDeltaChosen => Some(dte(crate::tasks::DTE_CATEGORICAL_BINS)),
             Variant::LogMelDte50 => Some(dte(50)),
             Variant::LogMelRecon => Some(ScorerConfig::Reconstruction),
             _ => None,
@@ -461,6 +492,8 @@ impl Variant {
             | Variant::LogMelDteLibrosa
             | Variant::LogMelWindowsDte
             | Variant::LogMelDteChosen
+            | Variant::LogMelDteDelta
+            | Variant::LogMelDteDeltaChosen
             | Variant::Imputation
             | Variant::ImputationLong
             | Variant::Pixel128
