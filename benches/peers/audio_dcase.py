@@ -35,6 +35,10 @@ Peers (fitted on the normal train clips only; higher score = more anomalous):
   statistics of all train windows; the memory is every window of every train clip; a test
   window's score is the distance to its nearest train window (k = 1) and a clip's score is the
   largest over its windows.
+  logmel-stats-delta-kNN (HTK): the library's own clip features for its log-mel DTE cells
+  (classical.py's HTK log-mel on whole frames; per band the mean, the deviation and the
+  deviation of the frame-to-frame differences, 192 numbers), standardised and scored as
+  logmel-stats-kNN, k = 1 and 5: the peer on the representation the DTE sees.
 kNN is exact: sklearn NearestNeighbors(algorithm="brute"), Euclidean, float64.
 
 Deterministic: no randomness anywhere (no seeds needed); only the wall times change between runs.
@@ -85,6 +89,15 @@ FEATURES = {
     f"mel filterbank (Slaney mel scale, Slaney area normalisation, 0 Hz to sr/2), then "
     f"10 log10(mel + {LOG_EPS:g}); the WAV's 16-bit samples divided by 32768 (as librosa.load); "
     "numpy/scipy only",
+    "logmel-htk": f"{N_MELS}-band log-mel as benches/peers/classical.py and the library's default "
+    f"(`InputConfig::mel_htk`, `mel_center`): whole frames of the clip only (no padding), "
+    f"periodic Hann window {N_FFT}, hop {HOP}, |rfft|^2, {N_MELS} triangular filters on HTK's mel "
+    f"scale (0 Hz to sr/2, peak 1, no area normalisation), 10 log10(mel + {LOG_EPS:g}). A 1 s, "
+    "16 kHz clip gives 59 frames",
+    "logmel-stats-delta": f"per clip the mean and the standard deviation over frames of each mel "
+    f"band and the standard deviation of its frame-to-frame differences x[t+1] - x[t] "
+    f"({3 * N_MELS} numbers: the library's `MelStatistics::MeanStdDelta`), each dimension "
+    "standardised with the train clips' mean and standard deviation (zero deviation -> 0)",
     "logmel-stats": f"per clip the mean and the standard deviation over frames of each mel band "
     f"({2 * N_MELS} numbers), each dimension standardised with the train clips' mean and "
     "standard deviation (zero deviation -> 0)",
@@ -160,15 +173,34 @@ def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np
     return weights * enorm[:, None]
 
 
-class LogMel:
-    """Log-mel spectrogram of one clip: [frames, N_MELS] (frames = 1 + len(x) // HOP)."""
+def htk_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+    """[n_mels, n_fft // 2 + 1]: triangles of peak 1 on HTK's mel scale, 0 Hz to sr / 2, as
+    benches/peers/classical.py (librosa.filters.mel(htk=True, norm=None))."""
+    def hz2mel(f):
+        return 2595.0 * np.log10(1.0 + f / 700.0)
 
-    def __init__(self) -> None:
+    def mel2hz(m):
+        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    pts = mel2hz(np.linspace(hz2mel(0.0), hz2mel(sr / 2.0), n_mels + 2))
+    up = (freqs[None, :] - pts[:-2, None]) / (pts[1:-1, None] - pts[:-2, None])
+    down = (pts[2:, None] - freqs[None, :]) / (pts[2:, None] - pts[1:-1, None])
+    return np.maximum(0.0, np.minimum(up, down))
+
+
+class LogMel:
+    """Log-mel spectrogram of one clip: [frames, N_MELS] (frames = 1 + len(x) // HOP centred,
+    else 1 + (len(x) - N_FFT) // HOP). `htk`: classical.py's log-mel (HTK filters, whole
+    frames) instead of librosa's defaults."""
+
+    def __init__(self, htk: bool = False) -> None:
         self.window = get_window("hann", N_FFT, fftbins=True)  # periodic, as librosa
-        self.fb_t = mel_filterbank().T.copy()
+        self.fb_t = (htk_filterbank() if htk else mel_filterbank()).T.copy()
+        self.center = not htk
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        pad = N_FFT // 2
+        pad = N_FFT // 2 if self.center else 0
         xp = np.pad(x, (pad, pad), mode="constant")
         frames = np.lib.stride_tricks.sliding_window_view(xp, N_FFT)[::HOP] * self.window
         power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
@@ -231,11 +263,16 @@ def standardiser(train: np.ndarray):
     return lambda a: np.where(sd > 0, (a - mu) / safe, 0.0)
 
 
-def clip_stats(logmel: LogMel, clips: list[np.ndarray]) -> np.ndarray:
+def clip_stats(logmel: LogMel, clips: list[np.ndarray], delta: bool = False) -> np.ndarray:
+    """Per clip the bands' means and deviations over frames; with `delta` also the deviations
+    of the bands' frame-to-frame differences."""
     out = []
     for x in clips:
         m = logmel(x)
-        out.append(np.concatenate([m.mean(axis=0), m.std(axis=0)]))
+        parts = [m.mean(axis=0), m.std(axis=0)]
+        if delta:
+            parts.append(np.diff(m, axis=0).std(axis=0))
+        out.append(np.concatenate(parts))
     return np.stack(out)
 
 
@@ -253,14 +290,15 @@ def nearest(k: int) -> NearestNeighbors:
     return NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean")
 
 
-def run_stats_knn(train: list, test: list, k: int) -> tuple[np.ndarray, float, float, dict]:
+def run_stats_knn(train: list, test: list, k: int, htk: bool = False,
+                  delta: bool = False) -> tuple[np.ndarray, float, float, dict]:
     t0 = time.perf_counter()
-    logmel = LogMel()
-    ftr = clip_stats(logmel, train)
+    logmel = LogMel(htk)
+    ftr = clip_stats(logmel, train, delta)
     z = standardiser(ftr)
     nn = nearest(k).fit(z(ftr))
     t1 = time.perf_counter()
-    dist, _ = nn.kneighbors(z(clip_stats(logmel, test)))
+    dist, _ = nn.kneighbors(z(clip_stats(logmel, test, delta)))
     s = dist[:, -1]
     t2 = time.perf_counter()
     return s, t1 - t0, t2 - t1, {"k": k, "reduce": "k-th distance", "dims": ftr.shape[1],
@@ -393,11 +431,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in SETS[:1] if args.quick else SETS:
             current = str(data / "audio" / name)
             ds = load_set(data / "audio" / name)
-            runs = [(f"logmel-stats-kNN (k={k})", "logmel-stats-kNN", "logmel-stats",
+            runs = [(f"logmel-stats-kNN (k={k})", "logmel-stats-kNN", "logmel", "logmel-stats",
                      lambda k=k: run_stats_knn(ds["train"], ds["test"], k)) for k in CLIP_KS]
-            runs.append(("logmel-5frame-kNN (k=1, max)", "logmel-5frame-kNN", "logmel-5frame",
-                         lambda: run_window_knn(ds["train"], ds["test"])))
-            for label, method, feat, run in runs:
+            runs.append(("logmel-5frame-kNN (k=1, max)", "logmel-5frame-kNN", "logmel",
+                         "logmel-5frame", lambda: run_window_knn(ds["train"], ds["test"])))
+            # The library's own clip features (HTK log-mel, statistics with the frame-difference
+            # deviations) under kNN: the peer on the representation the DTE cells see.
+            runs += [(f"logmel-stats-delta-kNN (HTK, k={k})", "logmel-stats-delta-kNN",
+                      "logmel-htk", "logmel-stats-delta",
+                      lambda k=k: run_stats_knn(ds["train"], ds["test"], k, htk=True, delta=True))
+                     for k in CLIP_KS]
+            for label, method, mel, feat, run in runs:
                 reps = [run() for _ in range(REPEATS)]
                 s, _, _, params = reps[0]
                 if any(not np.array_equal(s, r[0]) for r in reps[1:]):
@@ -412,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                     n_test_anomalies=int(ds["y"].sum()), metrics=m, auroc_per_kind=per_kind,
                     wall_s={"fit": fit_s, "score": score_s, "total": fit_s + score_s,
                             "fit_runs": fit_runs, "score_runs": score_runs},
-                    features=f"{FEATURES['logmel']}; {FEATURES[feat]}", params=params,
+                    features=f"{FEATURES[mel]}; {FEATURES[feat]}", params=params,
                     split="train/normal_*; test/ (anomaly_* = anomaly); the kind (third `_` "
                     "field of the file name) is used for the per-kind AUROC only",
                     command=command))
