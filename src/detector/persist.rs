@@ -21,13 +21,6 @@ struct SavedConfig {
     detector: DetectorConfig,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 impl Detector {
     /// Saves the model as a directory: `config.json` (with the format version),
     /// `weights.safetensors`, `calibration.json`, and `dte.safetensors` (the training rows)
@@ -37,22 +30,14 @@ impl Detector {
     /// # Errors
     /// [`Error::NotFitted`] before fitting; [`Error::Io`] naming the path.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let dir = dir.as_ref();
         let cal = self.calibration.as_ref().ok_or(Error::NotFitted)?;
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into());
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        dmad_train::checkpoint::write_dir_atomic(dir.as_ref(), "tmp", |tmp| {
+            self.write_files(tmp, cal)
+        })
+    }
+
+    /// Writes the model's files into the empty directory `tmp`.
+    fn write_files(&self, tmp: &Path, cal: &Calibration) -> Result<()> {
         let json = |v: &dyn erased::Json, file: &str| -> Result<()> {
             let path = tmp.join(file);
             let bytes = v.to_json().map_err(|e| Error::Model {
@@ -97,15 +82,6 @@ impl Detector {
             dmad_train::checkpoint::save_tensors(&tmp.join(input::ROWS_FILE), &rows.tensors())?;
         }
         dmad_train::checkpoint::save_tensors(&tmp.join("weights.safetensors"), &weights)?;
-        // Swap the complete directory into place.
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(io(dir))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(io(dir))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io(&old))?;
-        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Saving a fitted model with what the command line knows about its data (`data.json`), as
 //! one directory swapped into place, and refusing to replace a model without `--force`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use dmad::prepare::TableColumns;
@@ -96,32 +96,12 @@ pub fn check_out(out: &Path, force: bool) -> Result<()> {
 /// # Errors
 /// I/O errors naming the path.
 pub fn save(det: &dmad::Detector, out: &Path, info: &DataInfo) -> Result<()> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let tmp = parent.join(format!(".{name}.fit-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    det.save(&tmp)
-        .with_context(|| format!("saving the model to {}", tmp.display()))?;
-    let json = serde_json::to_vec_pretty(info)?;
-    let data = tmp.join(DATA_FILE);
-    std::fs::write(&data, json).with_context(|| format!("writing {}", data.display()))?;
-    let old = parent.join(format!(".{name}.replaced-{}", std::process::id()));
-    if out.exists() {
-        std::fs::rename(out, &old)
-            .with_context(|| format!("moving the old model {} aside", out.display()))?;
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the model to {}", out.display()))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
-    }
-    Ok(())
+    dmad::train::checkpoint::write_dir_atomic(out, "fit", |tmp| -> Result<()> {
+        det.save(tmp)?;
+        let json = serde_json::to_vec_pretty(info)?;
+        let data = tmp.join(DATA_FILE);
+        dmad::train::checkpoint::write_atomic(&data, &json)?;
+        Ok(())
+    })
+    .with_context(|| format!("saving the model to {}", out.display()))
 }

@@ -603,36 +603,13 @@ impl Model {
 /// Saves `det` with `data.json` as the directory `dir`: written beside it, completed, then
 /// renamed into place, so `dir` is always the old model or the whole new one.
 fn save(det: &Detector, dir: &Path, data: &DataInfo) -> dmad::Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| dmad::Error::Io { path, source }
-    };
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let tmp = parent.join(format!(".{name}.py-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    det.save(&tmp)?;
-    let json = serde_json::to_vec_pretty(data).map_err(|e| dmad::Error::Model {
-        path: tmp.join(DATA_FILE),
-        reason: e.to_string(),
-    })?;
-    dmad::train::checkpoint::write_atomic(&tmp.join(DATA_FILE), &json)?;
-    let old = parent.join(format!(".{name}.replaced-py-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(io(dir))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(io(dir))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
-    Ok(())
+    dmad::train::checkpoint::write_dir_atomic(dir, "py", |tmp| {
+        det.save(tmp)?;
+        let json = serde_json::to_vec_pretty(data).map_err(|e| dmad::Error::Model {
+            path: tmp.join(DATA_FILE),
+            reason: e.to_string(),
+        })?;
+        dmad::train::checkpoint::write_atomic(&tmp.join(DATA_FILE), &json)?;
+        Ok(())
+    })
 }

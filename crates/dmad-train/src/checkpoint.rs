@@ -58,6 +58,56 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(io_err(path))
 }
 
+/// Writes the directory `dir` atomically: `fill` writes the contents into a fresh, empty
+/// directory beside it (`.{name}.{tag}-{pid}` in `dir`'s parent, created with the parents),
+/// which then takes `dir`'s place (an existing `dir` is moved aside first and removed after).
+/// So `dir` is always either the old directory or the whole new one: a model directory a user
+/// had is never left half-written. When `fill` fails the temporary directory is removed and
+/// `dir` is untouched.
+///
+/// # Errors
+/// `fill`'s error, or [`Error::Io`] naming the path.
+pub fn write_dir_atomic<E: From<Error>>(
+    dir: &Path,
+    tag: &str,
+    fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dir".into());
+    let pid = std::process::id();
+    let tmp = parent.join(format!(".{name}.{tag}-{pid}"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = parent.join(format!(".{name}.{tag}-old-{pid}"));
+    if dir.exists() {
+        fs::rename(dir, &old).map_err(io_err(dir))?;
+    }
+    if let Err(e) = fs::rename(&tmp, dir) {
+        // Put the old directory back rather than leave nothing at `dir`.
+        if old.exists() {
+            let _ = fs::rename(&old, dir);
+        }
+        return Err(io_err(dir)(e).into());
+    }
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(())
+}
+
 /// Serialises named tensors to safetensors bytes and writes them atomically.
 ///
 /// # Errors
@@ -207,5 +257,29 @@ mod tests {
         fs::write(dir.path().join(LATEST), "step-99999999")?;
         assert!(matches!(latest(dir.path()), Err(Error::Checkpoint { .. })));
         Ok(())
+    }
+
+    #[test]
+    fn a_directory_is_replaced_whole_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("model");
+        write_dir_atomic::<Error>(&dir, "t", |d| write_atomic(&d.join("a"), b"one")).unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"one");
+        // A failing fill leaves the old directory as it was and no temporary behind.
+        let err = write_dir_atomic::<Error>(&dir, "t", |d| {
+            write_atomic(&d.join("a"), b"two")?;
+            Err(Error::Io {
+                path: d.to_path_buf(),
+                source: std::io::Error::other("disk full"),
+            })
+        });
+        assert!(err.is_err());
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"one");
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
+        // A complete fill replaces every file (the old ones are not merged in).
+        write_dir_atomic::<Error>(&dir, "t", |d| write_atomic(&d.join("b"), b"three")).unwrap();
+        assert!(!dir.join("a").exists());
+        assert_eq!(fs::read(dir.join("b")).unwrap(), b"three");
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1);
     }
 }
