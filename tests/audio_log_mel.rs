@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use dmad::data::Split;
-use dmad::{AudioFeatures, Detector, DetectorConfig, NetworkConfig, ScorerConfig};
+use dmad::{
+    AudioFeatures, Detector, DetectorConfig, InputConfig, MelStatistics, NetworkConfig,
+    ScorerConfig,
+};
 
 /// The largest score of the clips of `kind`.
 fn largest(kinds: &[String], scores: &[f32], kind: &str) -> f32 {
@@ -156,4 +159,54 @@ fn log_mel_windows_score_clips_by_their_largest_window_and_map_them_over_time() 
     let stats = dmad::prepare::audio(hum(), Split::Test, &stats_cfg.input, &Device::Cpu).unwrap();
     let err = back.score(&stats.x).unwrap_err().to_string();
     assert!(err.contains("320"), "{err}");
+}
+
+#[test]
+fn delta_statistics_add_a_band_s_frame_difference_spread_and_are_saved_with_the_model() {
+    dmad::init_cpu();
+    let mut cfg = DetectorConfig::for_audio_log_mel_input(InputConfig {
+        audio_features: AudioFeatures::LogMelStatistics,
+        mel_statistics: MelStatistics::MeanStdDelta,
+        ..InputConfig::default()
+    });
+    cfg.train.steps = 200;
+    let train = dmad::prepare::audio(hum(), Split::Train, &cfg.input, &Device::Cpu).unwrap();
+    let test = dmad::prepare::audio(hum(), Split::Test, &cfg.input, &Device::Cpu).unwrap();
+    // A mean, a deviation and a frame-difference deviation for each of the 64 bands; the
+    // first 128 numbers are the plain statistics.
+    assert_eq!(train.x.dims(), [6, 192]);
+    let plain = dmad::prepare::audio(hum(), Split::Train, &config().input, &Device::Cpu).unwrap();
+    let head: Vec<Vec<f32>> = train.x.narrow(1, 0, 128).unwrap().to_vec2().unwrap();
+    assert_eq!(head, plain.x.to_vec2::<f32>().unwrap());
+    let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
+    det.fit(&train.x, |_| {}).unwrap();
+    let out = det.score(&test.x).unwrap();
+    let normal = largest(&test.kinds, &out.scores, "normal");
+    for kind in ["whine", "dropout"] {
+        let s = largest(&test.kinds, &out.scores, kind);
+        assert!(
+            s > normal,
+            "{kind}: {s} vs normal up to {normal}: {:?}",
+            out.scores
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    det.save(tmp.path().join("m")).unwrap();
+    let back = Detector::load(tmp.path().join("m"), &Device::Cpu).unwrap();
+    assert_eq!(
+        back.config().input.mel_statistics,
+        MelStatistics::MeanStdDelta
+    );
+    assert_eq!(back.score(&test.x).unwrap().scores, out.scores);
+    // Plain statistics rows are too narrow for it, by name.
+    let err = back.score(&plain.x).unwrap_err().to_string();
+    assert!(err.contains("192"), "{err}");
+    // A config whose MLP does not match the delta rows says what a row holds.
+    let mut wrong = config();
+    wrong.input.mel_statistics = MelStatistics::MeanStdDelta;
+    let err = wrong.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("192") && err.contains("frame-difference"),
+        "{err}"
+    );
 }
