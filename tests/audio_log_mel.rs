@@ -37,8 +37,8 @@ fn log_mel_statistics_find_the_shipped_anomalies_and_a_saved_model_scores_the_sa
     let cfg = config();
     let train = dmad::prepare::audio(hum(), Split::Train, &cfg.input, &Device::Cpu).unwrap();
     let test = dmad::prepare::audio(hum(), Split::Test, &cfg.input, &Device::Cpu).unwrap();
-    // A mean and a deviation for each of the 64 bands.
-    assert_eq!(train.x.dims(), [6, 128]);
+    // A mean, a deviation and a frame-difference deviation for each of the 64 bands.
+    assert_eq!(train.x.dims(), [6, 192]);
     let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
     det.fit(&train.x, |_| {}).unwrap();
     let out = det.score(&test.x).unwrap();
@@ -76,7 +76,7 @@ fn log_mel_statistics_find_the_shipped_anomalies_and_a_saved_model_scores_the_sa
     // Rows of another width are named, not scored.
     let narrow = test.x.narrow(1, 0, 64).unwrap();
     let err = back.score(&narrow).unwrap_err().to_string();
-    assert!(err.contains("128"), "{err}");
+    assert!(err.contains("192"), "{err}");
     // The training clips' statistics are part of the model.
     std::fs::remove_file(model.join("input_stats.safetensors")).unwrap();
     let err = Detector::load(&model, &Device::Cpu)
@@ -92,13 +92,13 @@ fn log_mel_configs_that_cannot_read_rows_are_named() {
     cfg.network = DetectorConfig::for_audio().network;
     let err = cfg.validate().unwrap_err().to_string();
     assert!(err.contains("network") && err.contains("MLP"), "{err}");
-    // The MLP's width must be the statistics' (2 per band).
+    // The MLP's width must be the statistics' (3 per band).
     let mut cfg = config();
     cfg.input.n_mels = 40;
     let err = cfg.validate().unwrap_err().to_string();
-    assert!(err.contains("128") && err.contains("80"), "{err}");
+    assert!(err.contains("192") && err.contains("120"), "{err}");
     if let NetworkConfig::Mlp(m) = &mut cfg.network {
-        m.in_features = 80;
+        m.in_features = 120;
     }
     cfg.validate().unwrap();
     // A window's MLP takes its frames x bands.
@@ -162,22 +162,22 @@ fn log_mel_windows_score_clips_by_their_largest_window_and_map_them_over_time() 
 }
 
 #[test]
-fn delta_statistics_add_a_band_s_frame_difference_spread_and_are_saved_with_the_model() {
+fn plain_statistics_are_the_delta_rows_head_and_each_model_keeps_its_own() {
     dmad::init_cpu();
+    // The DCASE baselines' plain statistics: a mean and a deviation per band.
     let mut cfg = DetectorConfig::for_audio_log_mel_input(InputConfig {
         audio_features: AudioFeatures::LogMelStatistics,
-        mel_statistics: MelStatistics::MeanStdDelta,
+        mel_statistics: MelStatistics::MeanStd,
         ..InputConfig::default()
     });
     cfg.train.steps = 200;
     let train = dmad::prepare::audio(hum(), Split::Train, &cfg.input, &Device::Cpu).unwrap();
     let test = dmad::prepare::audio(hum(), Split::Test, &cfg.input, &Device::Cpu).unwrap();
-    // A mean, a deviation and a frame-difference deviation for each of the 64 bands; the
-    // first 128 numbers are the plain statistics.
-    assert_eq!(train.x.dims(), [6, 192]);
-    let plain = dmad::prepare::audio(hum(), Split::Train, &config().input, &Device::Cpu).unwrap();
-    let head: Vec<Vec<f32>> = train.x.narrow(1, 0, 128).unwrap().to_vec2().unwrap();
-    assert_eq!(head, plain.x.to_vec2::<f32>().unwrap());
+    assert_eq!(train.x.dims(), [6, 128]);
+    // The default's delta rows begin with the same 128 numbers.
+    let delta = dmad::prepare::audio(hum(), Split::Train, &config().input, &Device::Cpu).unwrap();
+    let head: Vec<Vec<f32>> = delta.x.narrow(1, 0, 128).unwrap().to_vec2().unwrap();
+    assert_eq!(head, train.x.to_vec2::<f32>().unwrap());
     let mut det = Detector::new(cfg, &Device::Cpu).unwrap();
     det.fit(&train.x, |_| {}).unwrap();
     let out = det.score(&test.x).unwrap();
@@ -193,20 +193,21 @@ fn delta_statistics_add_a_band_s_frame_difference_spread_and_are_saved_with_the_
     let tmp = tempfile::tempdir().unwrap();
     det.save(tmp.path().join("m")).unwrap();
     let back = Detector::load(tmp.path().join("m"), &Device::Cpu).unwrap();
-    assert_eq!(
-        back.config().input.mel_statistics,
-        MelStatistics::MeanStdDelta
-    );
+    assert_eq!(back.config().input.mel_statistics, MelStatistics::MeanStd);
     assert_eq!(back.score(&test.x).unwrap().scores, out.scores);
-    // Plain statistics rows are too narrow for it, by name.
-    let err = back.score(&plain.x).unwrap_err().to_string();
-    assert!(err.contains("192"), "{err}");
-    // A config whose MLP does not match the delta rows says what a row holds.
-    let mut wrong = config();
+    // Delta rows are too wide for it, by name.
+    let err = back.score(&delta.x).unwrap_err().to_string();
+    assert!(err.contains("128"), "{err}");
+    // A config whose MLP does not match its rows says what a row holds.
+    let mut wrong = back.config().clone();
     wrong.input.mel_statistics = MelStatistics::MeanStdDelta;
     let err = wrong.validate().unwrap_err().to_string();
     assert!(
         err.contains("192") && err.contains("frame-difference"),
         "{err}"
     );
+    // Models saved before the setting existed read as the plain statistics.
+    let old: InputConfig =
+        serde_json::from_str(r#"{"audio_features": "log_mel_statistics"}"#).unwrap();
+    assert_eq!(old.mel_statistics, MelStatistics::MeanStd);
 }

@@ -81,8 +81,10 @@ pub enum Variant {
     FeatureRecon,
     /// Audio as each clip's log-mel statistics (64-band log-mel, HTK's mel scale on whole
     /// frames; per band the mean and deviation over the clip, standardised with the training
-    /// clips': the DCASE baselines' features), scored by parametric DTE (7 bins) as `dmad fit
-    /// --scorer log-mel-dte` does (`DetectorConfig::for_audio_log_mel`, 2000 steps x budget).
+    /// clips': the DCASE baselines' features, `MelStatistics::MeanStd`), scored by parametric
+    /// DTE (7 bins) with `DetectorConfig::for_audio_log_mel`'s other settings (2000 steps x
+    /// budget); `dmad fit --scorer log-mel-dte` until 2026-12-07, which now adds the delta
+    /// deviations (log-mel-dte-delta).
     #[value(name = "log-mel-dte")]
     LogMelDte,
     /// As log-mel-dte with 50 time bins.
@@ -109,7 +111,8 @@ pub enum Variant {
     #[value(name = "log-mel-dte-chosen")]
     LogMelDteChosen,
     /// Log-mel DTE on the clip statistics with the deviation of the frame-to-frame differences
-    /// (`MelStatistics::MeanStdDelta`: 3 numbers per band).
+    /// (`MelStatistics::MeanStdDelta`: 3 numbers per band), as `dmad fit --scorer log-mel-dte`
+    /// does since 2026-12-07.
     #[value(name = "log-mel-dte-delta")]
     LogMelDteDelta,
     /// Log-mel DTE with the clip statistics (with or without the deviation of the frame
