@@ -154,16 +154,17 @@ fn non_parametric_config(cfg: &DetectorConfig, k: usize) -> DteNonParametricConf
 
 /// The time classifier of `bins` bins on the detector's noise schedule, trained on about
 /// `train.steps x train.batch_size` rows (whole passes over the `n` training rows, at least
-/// one; the last batch of a pass may be short, so with fewer rows than a batch every step is
-/// one pass and there are `steps x batch / n` of them: 5 rows and 2000 steps of 64 train 25,600
-/// small steps) at `train.learning_rate`, seeded by `train.seed`. No dropout:
+/// one) and at most `train.steps` passes: with fewer rows than a batch every step is one
+/// short pass, and the cap keeps them to `steps` (5 rows and 2000 steps of 64 were 25,600
+/// small steps and 5 minutes for six clips before it); with `n >= batch` it never binds. At
+/// `train.learning_rate`, seeded by `train.seed`. No dropout:
 /// the reference's 0.5 guards 400 passes over a few hundred table rows, while a feature-space
 /// detector makes a few passes over 10^5 patches.
 fn categorical_config(cfg: &DetectorConfig, bins: usize, n: usize) -> DteCategoricalConfig {
     let t = &cfg.train;
     let sc = &cfg.schedule;
     let batch = t.batch_size.max(1);
-    let epochs = (t.steps * batch).div_ceil(n.max(1)).max(1);
+    let epochs = (t.steps * batch).div_ceil(n.max(1)).min(t.steps).max(1);
     DteCategoricalConfig {
         train: DteTrainConfig {
             hidden: CATEGORICAL_HIDDEN.to_vec(),
@@ -178,5 +179,25 @@ fn categorical_config(cfg: &DetectorConfig, bins: usize, n: usize) -> DteCategor
             seed: t.seed,
         },
         num_bins: bins,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_classifier_sees_about_steps_times_batch_rows_in_at_most_steps_passes() {
+        let mut cfg = DetectorConfig::for_audio_log_mel();
+        cfg.train.steps = 2000;
+        cfg.train.batch_size = 64;
+        let epochs = |n| categorical_config(&cfg, 7, n).train.epochs;
+        // Many rows: whole passes covering 2000 x 64 rows.
+        assert_eq!(epochs(100_000), 2);
+        assert_eq!(epochs(96), 1334);
+        assert_eq!(epochs(64), 2000);
+        // Fewer rows than a batch: one short step a pass, at most `steps` of them.
+        assert_eq!(epochs(5), 2000);
+        assert_eq!(epochs(1), 2000);
     }
 }

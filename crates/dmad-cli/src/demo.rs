@@ -87,7 +87,7 @@ fn cases(budget: f64, efficientnet: Option<&Path>) -> Vec<Case> {
     // Audio: parametric DTE on the clips' log-mel statistics (`--scorer log-mel-dte`), the
     // best audio configuration of docs/RESULTS.md; no weights needed.
     let mut audio = DetectorConfig::for_audio_log_mel();
-    audio.train.steps = steps(500);
+    audio.train.steps = steps(2000);
 
     let mut table = DetectorConfig::for_tables(0);
     table.train.steps = steps(1000);
