@@ -14,14 +14,16 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use dmad::data::Split;
-use dmad::prepare::{self, Labelled, SeriesSource, SeriesTask};
+use dmad::prepare::{self, Labelled, SeriesTask};
 use dmad::{Detector, DetectorConfig, Modality, ScorerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::tasks::Options;
 
+mod dataset;
 mod feature_space;
+mod fidelity;
 mod imputation;
 mod log_mel;
 mod pixel;
@@ -29,6 +31,8 @@ mod report;
 mod series_peers;
 mod variant;
 
+use dataset::{datasets, sorted_entries, Dataset, Source};
+use fidelity::{run_fidelity, Fidelity, FIDELITY_SAMPLES};
 use report::{fmt2, short_id, write_report};
 
 pub use variant::Variant;
@@ -58,212 +62,6 @@ pub struct BenchArgs {
     /// Seeds per cell: `opts.seed`, `opts.seed + 1`, ...; the record holds their mean and
     /// range.
     pub seeds: usize,
-}
-
-/// How a dataset is read.
-#[derive(Debug, Clone)]
-enum Source {
-    Table { csv: PathBuf, split: PathBuf },
-    Series(SeriesSource),
-    UcrClass(PathBuf),
-    Mvtec(PathBuf),
-    Mnist { images: PathBuf, labels: PathBuf },
-    Audio(PathBuf),
-}
-
-/// One dataset of the protocol.
-#[derive(Debug, Clone)]
-struct Dataset {
-    /// As `benches/peers/classical.py` names it.
-    id: String,
-    /// The report's group: tables, series, images, audio.
-    group: &'static str,
-    source: Source,
-}
-
-impl Dataset {
-    fn modality(&self) -> Modality {
-        match self.source {
-            Source::Table { .. } => Modality::Table,
-            Source::Series(_) | Source::UcrClass(_) => Modality::Series,
-            Source::Mvtec(_) | Source::Mnist { .. } => Modality::Image,
-            Source::Audio(_) => Modality::Audio,
-        }
-    }
-
-    /// Evaluation units whose metrics are averaged: split seeds of a table, MNIST's digits.
-    fn units(&self) -> usize {
-        match self.source {
-            Source::Table { .. } => 5,
-            Source::Mnist { .. } => 10,
-            _ => 1,
-        }
-    }
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-fn stem(p: &Path) -> String {
-    p.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Finds every dataset of PROTOCOL.md under `data`.
-fn datasets(data: &Path) -> Result<Vec<Dataset>> {
-    let mut out = Vec::new();
-    let tab = data.join("tabular");
-    if tab.is_dir() {
-        for p in sorted_entries(&tab)? {
-            if p.extension().is_some_and(|e| e == "csv") {
-                let name = stem(&p);
-                let split = tab.join("splits").join(format!("{name}.json"));
-                if split.is_file() {
-                    out.push(Dataset {
-                        id: format!("tabular/{name}"),
-                        group: "tables",
-                        source: Source::Table { csv: p, split },
-                    });
-                }
-            }
-        }
-    }
-    let ts = data.join("timeseries");
-    let ucr_a = ts.join("ucr-anomaly");
-    if ucr_a.is_dir() {
-        for p in sorted_entries(&ucr_a)? {
-            if p.extension().is_some_and(|e| e == "txt") {
-                out.push(Dataset {
-                    id: format!("timeseries/ucr-anomaly/{}", stem(&p)),
-                    group: "series",
-                    source: Source::Series(SeriesSource::UcrAnomaly(p)),
-                });
-            }
-        }
-    }
-    let nab = ts.join("nab");
-    if nab.join("data").is_dir() {
-        for cat in sorted_entries(&nab.join("data"))? {
-            if !cat.is_dir() {
-                continue;
-            }
-            for p in sorted_entries(&cat)? {
-                if p.extension().is_some_and(|e| e == "csv") {
-                    let key = format!(
-                        "{}/{}",
-                        cat.file_name().unwrap_or_default().to_string_lossy(),
-                        p.file_name().unwrap_or_default().to_string_lossy()
-                    );
-                    out.push(Dataset {
-                        id: format!("timeseries/nab/{key}"),
-                        group: "series",
-                        source: Source::Series(SeriesSource::Nab(nab.clone(), key)),
-                    });
-                }
-            }
-        }
-    }
-    let lc = ts.join("labelled-csv");
-    if lc.is_dir() {
-        for p in sorted_entries(&lc)? {
-            if p.extension().is_some_and(|e| e == "csv") {
-                out.push(Dataset {
-                    id: format!("timeseries/{}", stem(&p)),
-                    group: "series",
-                    source: Source::Series(SeriesSource::LabelledCsv(p)),
-                });
-            }
-        }
-    }
-    let gt = ts.join("gutentag");
-    if gt.is_dir() {
-        for p in sorted_entries(&gt)? {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            if let Some(base) = name.strip_suffix("_TEST.csv") {
-                out.push(Dataset {
-                    id: format!("timeseries/gutentag/{base}"),
-                    group: "series",
-                    source: Source::Series(SeriesSource::Gutentag(gt.clone(), base.to_string())),
-                });
-            }
-        }
-    }
-    let ucr = ts.join("ucr");
-    if ucr.is_dir() {
-        for p in sorted_entries(&ucr)? {
-            if p.is_dir() {
-                out.push(Dataset {
-                    id: format!(
-                        "timeseries/ucr/{}",
-                        p.file_name().unwrap_or_default().to_string_lossy()
-                    ),
-                    group: "series",
-                    source: Source::UcrClass(p),
-                });
-            }
-        }
-    }
-    let img = data.join("images");
-    if img.join("elpv-mono").is_dir() {
-        out.push(Dataset {
-            id: "images/elpv-mono".into(),
-            group: "images",
-            source: Source::Mvtec(img.join("elpv-mono")),
-        });
-    }
-    let mnist = img.join("mnist");
-    if mnist.is_dir() {
-        out.push(Dataset {
-            id: "images/mnist".into(),
-            group: "images",
-            source: Source::Mnist {
-                images: mnist.join("images_u8_N28x28.npy"),
-                labels: mnist.join("labels_u8.npy"),
-            },
-        });
-    }
-    let tex = img.join("textures-ad");
-    if tex.is_dir() {
-        for p in sorted_entries(&tex)? {
-            if p.join("train").is_dir() {
-                out.push(Dataset {
-                    id: format!(
-                        "images/textures-ad/{}",
-                        p.file_name().unwrap_or_default().to_string_lossy()
-                    ),
-                    group: "images",
-                    source: Source::Mvtec(p),
-                });
-            }
-        }
-    }
-    let audio = data.join("audio");
-    if audio.is_dir() {
-        for p in sorted_entries(&audio)? {
-            if p.join("train").is_dir() && p.join("test").is_dir() {
-                out.push(Dataset {
-                    id: format!(
-                        "audio/{}",
-                        p.file_name().unwrap_or_default().to_string_lossy()
-                    ),
-                    group: "audio",
-                    source: Source::Audio(p),
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// A small U-Net for the benchmark: the demo's width, all four modules.
@@ -472,47 +270,6 @@ struct UnitMetrics {
     score_s: Option<f64>,
 }
 
-/// The fidelity of one dataset's generated normal samples: classifier two-sample tests
-/// (Lopez-Paz & Oquab, arXiv 1610.06545) on the samples as the detector sees them (standardised
-/// table rows, normalised series windows, images and scalograms in `[-1, 1]`), and for images and
-/// scalograms the Frechet distance and a two-sample test on pooled EfficientNet-Lite0 features.
-/// Each figure for the generated samples comes with the same figure for the real normal test
-/// samples as a reference (what real data that the model did not see scores).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Fidelity {
-    /// Generated normal samples, and as many real training samples (evenly spaced).
-    generated: usize,
-    /// Real normal test samples of the reference (at most `generated`), against as many
-    /// training samples.
-    reference: usize,
-    /// The sampler and its steps.
-    sampler: String,
-    steps: usize,
-    /// Two-sample accuracy, generated vs train: logistic regression and 5-NN (0.5: not told
-    /// apart; 1: always told apart).
-    c2st_logistic: f64,
-    c2st_knn: f64,
-    /// The same for real normal test samples vs train.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reference_c2st_logistic: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reference_c2st_knn: Option<f64>,
-    /// Frechet distance on pooled EfficientNet-Lite0 features, generated vs train.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    fd_generated: Option<f64>,
-    /// The same, real normal test vs train.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    fd_reference: Option<f64>,
-    /// Two-sample accuracy on those features, generated vs train (logistic, 5-NN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    feature_c2st_logistic: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    feature_c2st_knn: Option<f64>,
-    /// Why a figure is missing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
-}
-
 /// One (dataset, variant) record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
@@ -594,7 +351,6 @@ fn pixel_metrics(maps: &Tensor, dir: &Path, dev: &Device) -> Result<(f64, f64)> 
     crate::tasks::pixel_metrics(&maps, &masks)
 }
 
-/// Fits and evaluates one unit.
 /// Candidate start strengths of the calibration on generated anomalies.
 const CALIBRATION_STRENGTHS: [f64; 5] = [0.05, 0.1, 0.2, 0.3, 0.5];
 /// How far from normal the generated anomalies are (`dmad::generate`'s strength).
@@ -691,6 +447,7 @@ fn calibrate_on_generated(
     Ok(())
 }
 
+/// Fits and evaluates one unit.
 fn run_unit(
     ds: &Dataset,
     cfg: &DetectorConfig,
@@ -911,10 +668,6 @@ fn sample_metrics(
     Ok(())
 }
 
-/// Generated normal samples per fidelity cell (fewer where the training set is smaller).
-const FIDELITY_SAMPLES: usize = 96;
-/// DDIM steps of the fidelity cell's sampling.
-const FIDELITY_STEPS: usize = 25;
 /// The environment variable naming EfficientNet-Lite0's safetensors (`docs/EFFICIENTNET.md`).
 const EFFICIENTNET_ENV: &str = "DMAD_EFFICIENTNET";
 
@@ -926,145 +679,6 @@ fn efficientnet_from_env(dev: &Device) -> Result<Option<dmad::score::EfficientNe
     let ex = dmad::score::EfficientNetExtractor::lite0(&weights, dev)
         .with_context(|| format!("loading {}", Path::new(&weights).display()))?;
     Ok(Some(ex))
-}
-
-/// `k` of `x`'s samples, evenly spaced (all of them when `k >= n`).
-fn evenly_spaced(x: &Tensor, k: usize) -> Result<Tensor> {
-    let n = x.dim(0)?;
-    if k >= n {
-        return Ok(x.clone());
-    }
-    let idx: Vec<u32> = (0..k).map(|i| (i * n / k) as u32).collect();
-    Ok(x.index_select(&Tensor::new(idx.as_slice(), x.device())?, 0)?)
-}
-
-/// The normal samples of a test set: labelled 0, or for a windowed series the test windows
-/// whose every point is normal.
-fn normal_test_samples(test: &TestSet) -> Result<Tensor> {
-    let (x, keep): (&Tensor, Vec<u32>) = match test {
-        TestSet::Samples(t) => (
-            &t.x,
-            (0..t.labels.len() as u32)
-                .filter(|&i| t.labels[i as usize] == 0)
-                .collect(),
-        ),
-        TestSet::Points(task) => (
-            &task.test,
-            task.test_starts
-                .iter()
-                .enumerate()
-                .filter(|(_, &s)| {
-                    task.test_labels
-                        .get(s..s + task.window)
-                        .is_some_and(|w| w.iter().all(|&l| l == 0))
-                })
-                .map(|(i, _)| i as u32)
-                .collect(),
-        ),
-    };
-    Ok(x.index_select(&Tensor::new(keep.as_slice(), x.device())?, 0)?)
-}
-
-/// The fidelity cell of a dataset: the `full` model fitted on unit 0's training samples as the
-/// bench fits it, [`FIDELITY_SAMPLES`] normal samples generated with seeded
-/// [`FIDELITY_STEPS`]-step DDIM, and the figures of [`Fidelity`] against as many evenly
-/// spaced training samples, beside those of the real normal test samples.
-fn run_fidelity(
-    ds: &Dataset,
-    cfg: &DetectorConfig,
-    opts: &Options,
-    dev: &Device,
-) -> Result<UnitMetrics> {
-    use dmad::generate::{
-        frechet_distance, pool_features, two_sample_test, C2stConfig, GenerateConfig, Generator,
-    };
-    use dmad::FeatureExtractor as _;
-    let start = Instant::now();
-    let (train, test) =
-        prepare_unit(ds, cfg, 0, dev).with_context(|| format!("reading {} (unit 0)", ds.id))?;
-    let mut cfg = cfg.clone();
-    cfg.train.seed = opts.seed;
-    cfg.scoring.seed = opts.seed;
-    let mut det = Detector::new(cfg, dev)?;
-    det.fit(&train, |_| {})?;
-    let n = FIDELITY_SAMPLES.min(train.dim(0)?);
-    if n < 4 {
-        bail!(
-            "{}: {n} training samples are too few for a two-sample test",
-            ds.id
-        );
-    }
-    let gen_cfg = GenerateConfig {
-        steps: FIDELITY_STEPS,
-        ..GenerateConfig::default()
-    };
-    let sampler = format!("{:?}", gen_cfg.sampler);
-    let generated = Generator::new(&det, gen_cfg)?.normal(n, opts.seed)?;
-    let real = evenly_spaced(&train, n)?;
-    let reference = evenly_spaced(&normal_test_samples(&test)?, n)?;
-    let m = reference.dim(0)?;
-    let c2st = C2stConfig {
-        seed: opts.seed,
-        ..C2stConfig::default()
-    };
-    let g = two_sample_test(&real, &generated, &c2st)?;
-    let mut f = Fidelity {
-        generated: n,
-        reference: m,
-        sampler,
-        steps: FIDELITY_STEPS,
-        c2st_logistic: g.logistic,
-        c2st_knn: g.knn,
-        ..Fidelity::default()
-    };
-    // The reference: as many training samples as there are normal test samples.
-    if m >= 4 {
-        let r = two_sample_test(&evenly_spaced(&train, m)?, &reference, &c2st)?;
-        f.reference_c2st_logistic = Some(r.logistic);
-        f.reference_c2st_knn = Some(r.knn);
-    }
-    if matches!(ds.modality(), Modality::Image | Modality::Audio) {
-        match efficientnet_from_env(dev)? {
-            Some(ex) => {
-                let pooled = |x: &Tensor| -> Result<Tensor> {
-                    let mut parts = Vec::new();
-                    for i in (0..x.dim(0)?).step_by(16) {
-                        let len = 16.min(x.dim(0)? - i);
-                        parts.push(pool_features(&ex.features(&x.narrow(0, i, len)?)?)?);
-                    }
-                    Ok(Tensor::cat(&parts, 0)?)
-                };
-                let (fr, fg) = (pooled(&real)?, pooled(&generated)?);
-                f.fd_generated = Some(frechet_distance(&fr, &fg)?);
-                if m >= 2 {
-                    f.fd_reference = Some(frechet_distance(&fr, &pooled(&reference)?)?);
-                }
-                let c = two_sample_test(&fr, &fg, &c2st)?;
-                f.feature_c2st_logistic = Some(c.logistic);
-                f.feature_c2st_knn = Some(c.knn);
-            }
-            None => {
-                f.note = Some(format!(
-                    "{EFFICIENTNET_ENV} unset: no Frechet distance on EfficientNet-Lite0 features"
-                ))
-            }
-        }
-    }
-    if m < 4 {
-        let note = format!("{m} normal test samples: no reference two-sample test");
-        f.note = Some(match f.note.take() {
-            Some(n) => format!("{n}; {note}"),
-            None => note,
-        });
-    }
-    Ok(UnitMetrics {
-        auroc: f64::NAN,
-        auprc: f64::NAN,
-        f1_max: f64::NAN,
-        fidelity: Some(f),
-        wall_s: start.elapsed().as_secs_f64(),
-        ..UnitMetrics::default()
-    })
 }
 
 fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
@@ -1360,6 +974,7 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::fidelity::{evenly_spaced, normal_test_samples, FIDELITY_STEPS};
     use super::report::{group_modality, missing, write_fidelity};
     use super::*;
 
