@@ -468,7 +468,7 @@ pub struct AudioAnomalies {
     /// The anomalous waveforms `[batch, samples]` and their exact sample masks.
     pub injected: Injected,
     /// The anomalous clips in the detector's input: scalograms `[batch, 1, scales, frames]`,
-    /// or log-mel statistics `[batch, 2 n_mels]` ([`crate::AudioFeatures::LogMelStatistics`]).
+    /// or log-mel statistics `[batch, 2 or 3 n_mels]` ([`crate::AudioFeatures::LogMelStatistics`]).
     pub scalograms: Tensor,
     /// The frames holding a changed sample, `[batch, frames]`.
     pub frame_mask: Tensor,

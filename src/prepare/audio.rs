@@ -37,7 +37,7 @@ pub fn audio_transform(input: &crate::InputConfig) -> Result<dmad_data::AudioSca
 }
 
 /// Loads a DCASE task-2 folder (`train/normal_*` or every clip of `test/`) as scalograms
-/// `[n, 1, scales, frames]`, or as log-mel statistics `[n, 2 n_mels]` when
+/// `[n, 1, scales, frames]`, or as log-mel statistics `[n, 2 or 3 n_mels]` when
 /// `input.audio_features` says so, each clip cropped or padded to one second.
 ///
 /// # Errors
@@ -191,7 +191,7 @@ impl AudioInput {
 }
 
 /// The clips of `folder` as the input config says: scalograms `[n, 1, scales, frames]`, or
-/// log-mel statistics `[n, 2 n_mels]` (not standardised: the detector does that).
+/// log-mel statistics `[n, 2 or 3 n_mels]` (not standardised: the detector does that).
 fn clips(
     folder: &dmad_data::DcaseFolder,
     input: &crate::InputConfig,
