@@ -860,6 +860,9 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                             m.in_features += 2;
                         }
                     }
+                    if variant == Variant::FeatureDteLowNoise {
+                        cfg.schedule.beta_end = 0.005;
+                    }
                     if variant == Variant::FeatureDiffusionPos {
                         if let Some(fs) = cfg.feature_space.as_mut() {
                             fs.normalisation = dmad::PatchNorm::PerPosition;

@@ -222,6 +222,7 @@ pub(super) fn write_section(
         "feature-dte-50",
         "feature-dte-surprisal",
         "feature-dte-positional",
+        "feature-dte-low-noise",
         "feature-recon",
         "log-mel-dte",
         "log-mel-dte-50",

@@ -76,6 +76,12 @@ pub enum Variant {
     /// (`FeatureSpaceConfig::positional`): what is normal where, for aligned objects.
     #[value(name = "feature-dte-positional")]
     FeatureDtePositional,
+    /// Feature DTE on a noise schedule that ends at a quarter of the default's beta
+    /// (`beta_end` 0.005): the 7 time bins span noise of standard deviation 0.26 to 3.4 per
+    /// standardised feature (a patch moved by about 3 to 42 in 152 dimensions, where normal and
+    /// anomalous patches part) instead of 0.45 to 150 (four bins past any patch distance).
+    #[value(name = "feature-dte-low-noise")]
+    FeatureDteLowNoise,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -154,7 +160,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 40] = [
+    pub const ALL: [Variant; 41] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -175,6 +181,7 @@ impl Variant {
         Variant::FeatureDte50,
         Variant::FeatureDteSurprisal,
         Variant::FeatureDtePositional,
+        Variant::FeatureDteLowNoise,
         Variant::FeatureRecon,
         Variant::LogMelDte,
         Variant::LogMelDte50,
@@ -219,6 +226,7 @@ impl Variant {
             Variant::FeatureDte50 => "feature-dte-50",
             Variant::FeatureDteSurprisal => "feature-dte-surprisal",
             Variant::FeatureDtePositional => "feature-dte-positional",
+            Variant::FeatureDteLowNoise => "feature-dte-low-noise",
             Variant::FeatureRecon => "feature-recon",
             Variant::LogMelDte => "log-mel-dte",
             Variant::LogMelDte50 => "log-mel-dte-50",
@@ -264,6 +272,7 @@ impl Variant {
             Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
             Variant::FeatureDteSurprisal => "feature DTE-Categorical, surprisal",
             Variant::FeatureDtePositional => "feature DTE-Categorical, positions",
+            Variant::FeatureDteLowNoise => "feature DTE-Categorical, low noise",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::LogMelDte => "log-mel DTE-Categorical",
             Variant::LogMelDte50 => "log-mel DTE-Categorical, 50 bins",
@@ -375,12 +384,13 @@ impl Variant {
                 bins: crate::tasks::DTE_CATEGORICAL_BINS,
                 surprisal: true,
             }),
-            Variant::FeatureDte | Variant::FeatureDteChosen | Variant::FeatureDtePositional => {
-                Some(ScorerConfig::DteCategorical {
-                    bins: crate::tasks::DTE_CATEGORICAL_BINS,
-                    surprisal: false,
-                })
-            }
+            Variant::FeatureDte
+            | Variant::FeatureDteChosen
+            | Variant::FeatureDtePositional
+            | Variant::FeatureDteLowNoise => Some(ScorerConfig::DteCategorical {
+                bins: crate::tasks::DTE_CATEGORICAL_BINS,
+                surprisal: false,
+            }),
             _ => None,
         }
     }
@@ -484,6 +494,7 @@ impl Variant {
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
+            | Variant::FeatureDteLowNoise
             | Variant::FeatureDte50
             | Variant::FeatureDteSurprisal
             | Variant::FeatureDtePositional
