@@ -852,7 +852,10 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 if let Some(scorer) = variant.feature_scorer() {
                     cfg = feature_space::config(ds.modality(), args.budget, scorer);
                     cfg.scoring.strength = 0.3;
-                    if variant == Variant::FeatureDtePositional {
+                    if matches!(
+                        variant,
+                        Variant::FeatureDtePositional | Variant::FeatureDtePositionalNoFlips
+                    ) {
                         if let Some(fs) = cfg.feature_space.as_mut() {
                             fs.positional = true;
                         }
@@ -874,7 +877,11 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                     // Full resolution (the protocol's 256x256 maps); PatchCore's memory bank
                     // takes the training images as they are.
                     cfg.input.image_size = 256;
-                    cfg.input.flip_augment &= variant.feature_scorer().is_some();
+                    cfg.input.flip_augment &= variant.feature_scorer().is_some()
+                        && !matches!(
+                            variant,
+                            Variant::FeatureDteNoFlips | Variant::FeatureDtePositionalNoFlips
+                        );
                 }
             }
             let t0 = Instant::now();

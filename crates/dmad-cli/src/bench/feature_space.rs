@@ -223,6 +223,8 @@ pub(super) fn write_section(
         "feature-dte-surprisal",
         "feature-dte-positional",
         "feature-dte-low-noise",
+        "feature-dte-no-flips",
+        "feature-dte-positional-no-flips",
         "feature-recon",
         "log-mel-dte",
         "log-mel-dte-50",

@@ -82,6 +82,14 @@ pub enum Variant {
     /// anomalous patches part) instead of 0.45 to 150 (four bins past any patch distance).
     #[value(name = "feature-dte-low-noise")]
     FeatureDteLowNoise,
+    /// Feature DTE fitted on the training images as they are, without their flipped copies
+    /// (as PatchCore's memory bank takes them).
+    #[value(name = "feature-dte-no-flips")]
+    FeatureDteNoFlips,
+    /// Feature DTE with positions, without flipped copies (a flip moves a patch's content to
+    /// the mirrored position, which contradicts what the positions teach).
+    #[value(name = "feature-dte-positional-no-flips")]
+    FeatureDtePositionalNoFlips,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -160,7 +168,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 41] = [
+    pub const ALL: [Variant; 43] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -182,6 +190,8 @@ impl Variant {
         Variant::FeatureDteSurprisal,
         Variant::FeatureDtePositional,
         Variant::FeatureDteLowNoise,
+        Variant::FeatureDteNoFlips,
+        Variant::FeatureDtePositionalNoFlips,
         Variant::FeatureRecon,
         Variant::LogMelDte,
         Variant::LogMelDte50,
@@ -227,6 +237,8 @@ impl Variant {
             Variant::FeatureDteSurprisal => "feature-dte-surprisal",
             Variant::FeatureDtePositional => "feature-dte-positional",
             Variant::FeatureDteLowNoise => "feature-dte-low-noise",
+            Variant::FeatureDteNoFlips => "feature-dte-no-flips",
+            Variant::FeatureDtePositionalNoFlips => "feature-dte-positional-no-flips",
             Variant::FeatureRecon => "feature-recon",
             Variant::LogMelDte => "log-mel-dte",
             Variant::LogMelDte50 => "log-mel-dte-50",
@@ -273,6 +285,8 @@ impl Variant {
             Variant::FeatureDteSurprisal => "feature DTE-Categorical, surprisal",
             Variant::FeatureDtePositional => "feature DTE-Categorical, positions",
             Variant::FeatureDteLowNoise => "feature DTE-Categorical, low noise",
+            Variant::FeatureDteNoFlips => "feature DTE-Categorical, no flips",
+            Variant::FeatureDtePositionalNoFlips => "feature DTE-Categorical, positions, no flips",
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::LogMelDte => "log-mel DTE-Categorical",
             Variant::LogMelDte50 => "log-mel DTE-Categorical, 50 bins",
@@ -387,7 +401,9 @@ impl Variant {
             Variant::FeatureDte
             | Variant::FeatureDteChosen
             | Variant::FeatureDtePositional
-            | Variant::FeatureDteLowNoise => Some(ScorerConfig::DteCategorical {
+            | Variant::FeatureDteLowNoise
+            | Variant::FeatureDteNoFlips
+            | Variant::FeatureDtePositionalNoFlips => Some(ScorerConfig::DteCategorical {
                 bins: crate::tasks::DTE_CATEGORICAL_BINS,
                 surprisal: false,
             }),
@@ -495,6 +511,8 @@ impl Variant {
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
             | Variant::FeatureDteLowNoise
+            | Variant::FeatureDteNoFlips
+            | Variant::FeatureDtePositionalNoFlips
             | Variant::FeatureDte50
             | Variant::FeatureDteSurprisal
             | Variant::FeatureDtePositional
