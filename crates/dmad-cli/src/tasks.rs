@@ -410,8 +410,9 @@ pub enum ScorerArg {
     /// training patches; each patch scored by its expected time.
     FeatureDte,
     /// Audio: parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on each
-    /// clip's log-mel statistics (per band the mean and deviation of librosa's 64-band log-mel,
-    /// as the DCASE baselines), standardised with the training clips'; no EfficientNet needed.
+    /// clip's log-mel statistics (per band of a 64-band log-mel the mean and deviation, as the
+    /// DCASE baselines, and the deviation of the frame-to-frame differences), standardised with
+    /// the training clips'; no EfficientNet needed.
     LogMelDte,
     /// Audio: as log-mel-dte on every 5-frame log-mel window of a clip (the DCASE 2020
     /// baseline's features), a clip scored by its largest window, with a map over time: keeps
