@@ -264,7 +264,9 @@ pub(super) fn write_section(
          or the clean bin's surprisal (-ln p0) chosen on anomalies generated from the other \
          fifth; `50 bins`: as the first, with 50 time bins; `surprisal`: as the first, scored \
          by the clean bin's surprisal; `positions`: as the first, each patch's row and column \
-         appended to its features. `PatchCore`: the same features, \
+         appended to its features; `low noise`: as the first on a schedule ending at beta \
+         0.005 (the bins span noise sd 0.26-3.4 per feature); `no flips`: fitted without the \
+         flipped training copies (as PatchCore's bank). `PatchCore`: the same features, \
          a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. `log-mel DTE-Categorical` (audio): the same classifier \
