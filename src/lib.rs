@@ -42,6 +42,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod choose;
 pub mod config;
 mod detector;
 mod error;

@@ -17,7 +17,7 @@ use crate::Result;
 
 mod audio;
 
-pub use audio::{audio, audio_files, audio_transform, log_mel_transform, AudioInput};
+pub use audio::{audio, audio_files, audio_transform, audio_waves, log_mel_transform, AudioInput};
 
 /// Samples with their labels (0 normal, 1 anomalous).
 #[derive(Debug, Clone)]

@@ -210,3 +210,54 @@ fn plain_statistics_are_the_delta_rows_head_and_each_model_keeps_its_own() {
         serde_json::from_str(r#"{"audio_features": "log_mel_statistics"}"#).unwrap();
     assert_eq!(old.mel_statistics, MelStatistics::MeanStd);
 }
+
+#[test]
+fn choose_audio_refits_the_candidate_that_best_separates_generated_anomalies() {
+    dmad::init_cpu();
+    // Twelve one-second tones with noise: normal clips of a steady machine.
+    let rate = 16_000usize;
+    let mut state = 7u64;
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    let mut waves = Vec::with_capacity(12 * rate);
+    for c in 0..12 {
+        let f = 440.0 + 3.0 * c as f32;
+        for i in 0..rate {
+            let t = i as f32 / rate as f32;
+            waves.push(0.3 * (2.0 * std::f32::consts::PI * f * t).sin() + 0.05 * noise());
+        }
+    }
+    let waves = candle_core::Tensor::from_vec(waves, (12, rate), &Device::Cpu).unwrap();
+    let mut plain = DetectorConfig::for_audio_log_mel_input(InputConfig {
+        audio_features: AudioFeatures::LogMelStatistics,
+        mel_statistics: MelStatistics::MeanStd,
+        ..InputConfig::default()
+    });
+    plain.train.steps = 200;
+    let mut delta = config();
+    delta.train.steps = 200;
+    let choice =
+        dmad::choose::choose_audio(&waves, &[delta.clone(), plain.clone()], 0, &Device::Cpu)
+            .unwrap();
+    assert_eq!(choice.aurocs.len(), 2);
+    assert!(
+        choice.aurocs.iter().all(|a| (0.0..=1.0).contains(a)),
+        "{:?}",
+        choice.aurocs
+    );
+    // The chosen one has the best mean AUROC (the first on a tie) and comes back fitted on
+    // every clip, ready to score rows of its own width.
+    let best = choice.aurocs.iter().cloned().fold(f64::MIN, f64::max);
+    assert_eq!(choice.aurocs[choice.index], best);
+    assert!(choice.aurocs[..choice.index].iter().all(|&a| a < best));
+    let chosen = [&delta, &plain][choice.index];
+    assert_eq!(choice.detector.config(), chosen);
+    let width = chosen.input.log_mel_row_len();
+    let rows =
+        candle_core::Tensor::zeros((3, width), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(choice.detector.score(&rows).unwrap().scores.len(), 3);
+}

@@ -74,6 +74,31 @@ fn clip_config(input: &crate::InputConfig) -> dmad_data::AudioConfig {
     }
 }
 
+/// The clips of a DCASE task-2 folder's split as waveforms `[n, samples]`, resampled to
+/// `input.sample_rate` and cropped or padded to one second, in the order [`audio`] reads them:
+/// what [`crate::choose::choose_audio`] and the generator's audio anomalies take.
+///
+/// # Errors
+/// The folder's reading errors; [`dmad_data::Error::InvalidInput`] naming the folder when the
+/// split holds no clip.
+pub fn audio_waves(
+    root: impl AsRef<Path>,
+    split: Split,
+    input: &crate::InputConfig,
+    device: &Device,
+) -> Result<Tensor> {
+    let root = root.as_ref();
+    let folder = dmad_data::DcaseFolder::open(root, split, &clip_config(input))?;
+    let mut waves = Vec::with_capacity(folder.len());
+    for i in 0..folder.len() {
+        waves.push(folder.get(i)?.waveform.flatten_all()?);
+    }
+    if waves.is_empty() {
+        return Err(no_files(root, "the split holds no clip"));
+    }
+    Ok(Tensor::stack(&waves, 0)?.to_device(device)?)
+}
+
 /// Loads WAV files (a plain folder's, one file, the matches of a pattern) as scalograms
 /// `[n, 1, scales, frames]` or log-mel statistics as [`audio`] does, unlabelled (label 0, kind empty).
 ///

@@ -387,21 +387,7 @@ fn hold_out(train: &Tensor, copies: usize) -> Result<(Tensor, Tensor)> {
 /// rate and cropped or padded to one second, as `prepare::audio` reads them): audio anomalies
 /// are injected into waveforms, not scalograms.
 fn audio_train_waves(dir: &Path, input: &dmad::InputConfig, dev: &Device) -> Result<Tensor> {
-    use dmad::data::Dataset as _;
-    let cfg = dmad::data::AudioConfig {
-        sample_rate: input.sample_rate,
-        length: Some(input.sample_rate as usize),
-        ..dmad::data::AudioConfig::default()
-    };
-    let folder = dmad::data::DcaseFolder::open(dir, Split::Train, &cfg)?;
-    let mut waves = Vec::with_capacity(folder.len());
-    for i in 0..folder.len() {
-        waves.push(folder.get(i)?.waveform.flatten_all()?);
-    }
-    if waves.is_empty() {
-        bail!("{} has no training clip", dir.display());
-    }
-    Ok(Tensor::stack(&waves, 0)?.to_device(dev)?)
+    Ok(dmad::prepare::audio_waves(dir, Split::Train, input, dev)?)
 }
 
 /// Calibrates a fitted detector on anomalies generated from the held-out normals `held` (in

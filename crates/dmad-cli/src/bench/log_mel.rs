@@ -5,15 +5,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use anyhow::Result;
+use candle_core::Device;
 use dmad::{Detector, DetectorConfig, MelStatistics, ScorerConfig};
-
-/// The strengths of the generated anomalies a chosen cell compares candidates on. At the
-/// benchmark's usual 0.7 alone every log-mel candidate scored 0.997-1.000 on mining-hard
-/// (measured 2026-12-07), so the choice there fell to the tie-break; the mean AUROC over
-/// weaker anomalies too rewards the candidate that still finds the subtle ones.
-const CHOICE_STRENGTHS: [f64; 4] = [0.1, 0.2, 0.35, 0.7];
 
 /// A candidate of a chosen cell: the log-mel, the time bins and the clip statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +103,10 @@ pub(super) struct Chosen {
     pub auroc: f64,
 }
 
-/// Fits each of `candidates` (`base` with its log-mel, time bins and statistics varied) on
-/// four fifths of the training clips of the DCASE folder `dir`, scores the held-out fifth and
-/// the audio anomalies (every kind) injected into the same clips' waveforms at each of
-/// [`CHOICE_STRENGTHS`], and refits the best by mean AUROC over the strengths (the first wins
-/// ties) on all the training clips. The clips are decoded once;
-/// each log-mel row set is computed once from them.
+/// Chooses among `candidates` (`base` with its log-mel, time bins and statistics varied) with
+/// [`dmad::choose::choose_audio`] on the training clips of the DCASE folder `dir`: each fitted
+/// on four fifths, compared on the held-out fifth against audio anomalies generated in it
+/// (mean AUROC over [`dmad::choose::CHOICE_STRENGTHS`]), the best refitted on all.
 pub(super) fn fit_chosen(
     dir: &Path,
     base: &DetectorConfig,
@@ -123,75 +115,24 @@ pub(super) fn fit_chosen(
     dev: &Device,
 ) -> Result<Chosen> {
     let waves = super::audio_train_waves(dir, &base.input, dev)?;
-    let held_waves = super::hold_out(&waves, 1)?.1;
-    let mut rows: Vec<(dmad::InputConfig, Tensor)> = Vec::new();
-    let mut tried = Vec::with_capacity(candidates.len());
-    for &c in candidates {
-        let cfg = candidate(base, c);
-        let train = match rows.iter().find(|(i, _)| *i == cfg.input) {
-            Some((_, t)) => t.clone(),
-            None => {
-                let t = clip_rows(&waves, &cfg.input, dev)?;
-                rows.push((cfg.input.clone(), t.clone()));
-                t
-            }
-        };
-        let (fit_part, held) = super::hold_out(&train, 1)?;
-        let mut det = Detector::new(cfg, dev)?;
-        det.fit(&fit_part, |_| {})?;
-        let gen = dmad::Generator::new(&det, dmad::GenerateConfig::default())?;
-        let normal = det.score(&held)?.scores;
-        let mut sum = 0.0;
-        for strength in CHOICE_STRENGTHS {
-            let anomalies = gen.mixed_anomalies(&held_waves, strength, seed, None)?;
-            let mut scores = normal.clone();
-            scores.extend(det.score(&anomalies.x)?.scores);
-            let labels: Vec<bool> = (0..scores.len()).map(|i| i >= normal.len()).collect();
-            sum += dmad::metrics::auroc(&scores, &labels)?;
-        }
-        tried.push((c, sum / CHOICE_STRENGTHS.len() as f64));
-    }
-    let &(best, auroc) = tried
+    let configs: Vec<DetectorConfig> = candidates.iter().map(|&c| candidate(base, c)).collect();
+    let choice = dmad::choose::choose_audio(&waves, &configs, seed, dev)?;
+    let describe = candidates
         .iter()
-        .fold(None, |best: Option<&(Candidate, f64)>, c| match best {
-            Some(b) if b.1 >= c.1 => Some(b),
-            _ => Some(c),
-        })
-        .context("no candidates")?;
-    let describe = tried
-        .iter()
-        .map(|&(c, a)| format!("{}: {a:.3}", name(c)))
+        .zip(&choice.aurocs)
+        .map(|(&c, a)| format!("{}: {a:.3}", name(c)))
         .collect::<Vec<_>>()
         .join(", ");
-    let cfg = candidate(base, best);
-    let train = &rows
-        .iter()
-        .find(|(i, _)| *i == cfg.input)
-        .context("computed")?
-        .1;
-    let mut det = Detector::new(cfg, dev)?;
-    det.fit(train, |_| {})?;
     Ok(Chosen {
-        det,
+        det: choice.detector,
         describe: format!(
             "log-mel settings and bins by the mean generated-anomaly AUROC over strengths \
-             {CHOICE_STRENGTHS:?} on a held-out fifth: {describe}"
+             {:?} on a held-out fifth: {describe}",
+            dmad::choose::CHOICE_STRENGTHS
         ),
-        short: name(best),
-        auroc,
+        short: name(candidates[choice.index]),
+        auroc: choice.aurocs[choice.index],
     })
-}
-
-/// The detector's samples of the clips `waves` (`[n, samples]`, as `prepare::audio` reads
-/// them) under `input`.
-fn clip_rows(waves: &Tensor, input: &dmad::InputConfig, dev: &Device) -> Result<Tensor> {
-    let transform = dmad::prepare::AudioInput::new(input)?;
-    let rows = waves
-        .to_vec2::<f32>()?
-        .iter()
-        .map(|w| transform.sample(w, dev))
-        .collect::<dmad::Result<Vec<_>>>()?;
-    Ok(Tensor::stack(&rows, 0)?)
 }
 
 /// A candidate in a few words.
