@@ -94,7 +94,13 @@ pub fn audio_waves(
         waves.push(folder.get(i)?.waveform.flatten_all()?);
     }
     if waves.is_empty() {
-        return Err(no_files(root, "the split holds no clip"));
+        return Err(no_files(
+            root,
+            match split {
+                Split::Train => "no training clip (train/normal_*)",
+                Split::Test => "no test clip (test/)",
+            },
+        ));
     }
     Ok(Tensor::stack(&waves, 0)?.to_device(device)?)
 }
