@@ -164,6 +164,13 @@ enum Command {
         /// threshold) instead of kept as configured. Keep it apart from the data you evaluate on.
         #[arg(long)]
         validation: Option<PathBuf>,
+        /// Audio with --scorer log-mel-dte, a DCASE folder of at least 10 training clips:
+        /// choose the clip statistics (with or without the frame-difference deviations) and the
+        /// time bins (7 or 50) on audio anomalies generated in a held-out fifth of the training
+        /// clips (no labels; dmad::choose::choose_audio), then refit the best on all. Four more
+        /// fits than without it.
+        #[arg(long)]
+        choose: bool,
     },
     /// Score the test data of PATH: scores.csv, heat-map overlays (images) and plots (series).
     Score {
@@ -359,6 +366,7 @@ fn run() -> Result<()> {
             scorer,
             efficientnet,
             validation,
+            choose,
         } => {
             model::check_out(&out, force)?;
             // Without --checkpoints the training is checkpointed beside the model, so that the
@@ -381,8 +389,15 @@ fn run() -> Result<()> {
                 checkpoints: Some(&checkpoints),
                 non_finite,
             };
+            let data_path = data.data.clone();
             let (mut det, mut info) =
                 tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
+            if choose {
+                let (chosen, words) = tasks::choose_log_mel(det.config(), &data_path, &opts, &dev)?;
+                det = chosen;
+                // The result, not progress: said under --quiet too, as "saved" is.
+                println!("{words}");
+            }
             if let Some(dir) = &validation {
                 let chosen = tasks::choose_on_validation(&mut det, dir, &dev)?;
                 if !opts.quiet {

@@ -537,6 +537,93 @@ pub fn fit(
     fit_with_info(cfg, spec, checkpoints, non_finite, opts, dev)
 }
 
+/// `--choose`: the log-mel DTE detector `base` (as fitted) and three variations of it (the
+/// plain statistics instead of the delta ones or the other way round, and 50 time bins instead
+/// of 7) compared on audio anomalies generated in a held-out fifth of the training clips of the
+/// DCASE folder `data` ([`dmad::choose::choose_audio`]; `base` first, so it wins ties); returns
+/// the chosen detector, refitted on every clip, and what was chosen, in words.
+pub fn choose_log_mel(
+    base: &DetectorConfig,
+    data: &Path,
+    opts: &Options,
+    dev: &Device,
+) -> Result<(Detector, String)> {
+    let bins = match base.scorer {
+        dmad::ScorerConfig::DteCategorical { bins, .. }
+            if base.modality == Modality::Audio
+                && base.input.audio_features == dmad::AudioFeatures::LogMelStatistics =>
+        {
+            bins
+        }
+        _ => bail!(
+            "--choose picks log-mel statistics and time bins: it needs --scorer log-mel-dte \
+             (audio)"
+        ),
+    };
+    let root = match layout::resolve(Modality::Audio, data, Purpose::Fit)? {
+        Source::Structured(root) => root,
+        _ => bail!(
+            "--choose needs a DCASE folder (train/normal_*.wav), not loose WAV files: {}",
+            data.display()
+        ),
+    };
+    let waves = prepare::audio_waves(&root, Split::Train, &base.input, dev)?;
+    let other_stats = match base.input.mel_statistics {
+        dmad::MelStatistics::MeanStd => dmad::MelStatistics::MeanStdDelta,
+        dmad::MelStatistics::MeanStdDelta => dmad::MelStatistics::MeanStd,
+    };
+    let other_bins = if bins == 50 { DTE_CATEGORICAL_BINS } else { 50 };
+    let variant = |stats: dmad::MelStatistics, bins: usize| {
+        let mut c = base.clone();
+        c.input.mel_statistics = stats;
+        if let dmad::NetworkConfig::Mlp(m) = &mut c.network {
+            m.in_features = c.input.log_mel_row_len();
+        }
+        c.scorer = dmad::ScorerConfig::DteCategorical {
+            bins,
+            surprisal: false,
+        };
+        c
+    };
+    let s = base.input.mel_statistics;
+    let candidates = [
+        variant(s, bins),
+        variant(s, other_bins),
+        variant(other_stats, bins),
+        variant(other_stats, other_bins),
+    ];
+    let choice = dmad::choose::choose_audio(&waves, &candidates, opts.seed, dev)?;
+    let words = |c: &DetectorConfig| {
+        format!(
+            "{}, {} bins",
+            match c.input.mel_statistics {
+                dmad::MelStatistics::MeanStd => "mean and deviation",
+                dmad::MelStatistics::MeanStdDelta => "with frame-difference deviations",
+            },
+            match c.scorer {
+                dmad::ScorerConfig::DteCategorical { bins, .. } => bins,
+                _ => 0,
+            }
+        )
+    };
+    let tried = candidates
+        .iter()
+        .zip(&choice.aurocs)
+        .map(|(c, a)| format!("{}: {a:.3}", words(c)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok((
+        choice.detector,
+        format!(
+            "chosen on audio anomalies generated in a held-out fifth of {} training clips (mean \
+             AUROC over strengths {:?}): {} ({tried})",
+            waves.dim(0)?,
+            dmad::choose::CHOICE_STRENGTHS,
+            words(&candidates[choice.index])
+        ),
+    ))
+}
+
 /// Chooses `det`'s scoring start strength, `lambda` (combined scorer) and threshold on the
 /// labelled validation images of `dir` (an MVTec AD category folder; its `test/` split), with
 /// [`dmad::generate::calibrate_on_validation`]; returns what was chosen, in words.

@@ -1083,3 +1083,65 @@ fn a_labelled_validation_set_chooses_the_start_and_the_threshold() {
         &["has no anomalous image", "empty"],
     );
 }
+
+#[test]
+fn choose_picks_log_mel_settings_on_generated_anomalies_and_names_what_it_cannot() {
+    let d = TempDir::new().unwrap();
+    let root = d.path().join("machine");
+    std::fs::create_dir_all(root.join("train")).unwrap();
+    std::fs::create_dir_all(root.join("test")).unwrap();
+    for i in 0..12 {
+        wav(
+            &root.join(format!("train/normal_{i:04}.wav")),
+            16_000,
+            440.0 + i as f32,
+            1.0,
+        );
+    }
+    wav(&root.join("test/normal_0000.wav"), 16_000, 445.0, 1.0);
+    wav(
+        &root.join("test/anomaly_0000_hum.wav"),
+        16_000,
+        3_000.0,
+        1.0,
+    );
+    let model = d.path().join("m.model");
+    let fit = |extra: &[&str]| {
+        let mut args = vec![
+            "fit",
+            "--modality",
+            "audio",
+            "--steps",
+            "100",
+            "--data",
+            s(&root),
+            "--out",
+            s(&model),
+            "--force",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let args = fit(&["--scorer", "log-mel-dte", "--choose"]);
+    let out = expect(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        0,
+        &[
+            "chosen on audio anomalies",
+            "12 training clips",
+            "bins",
+            "saved",
+        ],
+    );
+    assert!(
+        out.contains("frame-difference") || out.contains("mean and deviation"),
+        "{out}"
+    );
+    // Only log-mel DTE has these settings to choose.
+    let args = fit(&["--scorer", "dte", "--choose"]);
+    expect(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        1,
+        &["--choose", "log-mel-dte"],
+    );
+}
