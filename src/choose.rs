@@ -24,26 +24,29 @@ pub struct AudioChoice {
     pub aurocs: Vec<f64>,
 }
 
-/// The clips `waves` (`[n, samples]`) as `input`'s detector samples.
-fn samples(waves: &Tensor, input: &crate::InputConfig, device: &Device) -> Result<Tensor> {
-    let transform = AudioInput::new(input)?;
-    let rows = waves
-        .to_vec2::<f32>()?
-        .iter()
-        .map(|w| transform.sample(w, device))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::stack(&rows, 0)?)
-}
-
-/// Every fifth clip (indices 0, 5, 10, ...) held out, and the rest: `(fit, held)` indices.
-fn fifths(n: usize) -> (Vec<u32>, Vec<u32>) {
-    let (held, fit): (Vec<u32>, Vec<u32>) = (0..n as u32).partition(|i| i % 5 == 0);
-    (fit, held)
-}
-
-fn pick(x: &Tensor, idx: &[u32]) -> Result<Tensor> {
-    let t = Tensor::from_vec(idx.to_vec(), idx.len(), x.device())?;
-    Ok(x.index_select(&t, 0)?)
+/// Every fifth sample of `x` (indices 0, 5, 10, ... of each copy) held out, and the rest:
+/// `(fit, held)`. `copies` is how many versions of each sample `x` holds, one block after the
+/// other (3 for images with their two flips, from [`crate::prepare::with_flips`]): a held-out
+/// sample takes its copies with it, so that no flip of a held-out image is fitted.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when `x`'s length is not a multiple of `copies`.
+pub fn hold_out(x: &Tensor, copies: usize) -> Result<(Tensor, Tensor)> {
+    let n = x.dim(0)?;
+    if copies == 0 || n % copies != 0 {
+        return Err(Error::InvalidConfig {
+            field: "copies",
+            reason: format!("{n} training samples are not {copies} copies of a set"),
+        });
+    }
+    let originals = (n / copies).max(1) as u32;
+    let (held, rest): (Vec<u32>, Vec<u32>) =
+        (0..n as u32).partition(|i| (i % originals).is_multiple_of(5));
+    let pick = |idx: Vec<u32>| -> Result<Tensor> {
+        let len = idx.len();
+        Ok(x.index_select(&Tensor::from_vec(idx, len, x.device())?, 0)?)
+    };
+    Ok((pick(rest)?, pick(held)?))
 }
 
 /// Chooses among audio detector `candidates` on the normal clips `waves` (`[n, samples]` at
@@ -94,22 +97,22 @@ pub fn choose_audio(
     if len == 0 {
         return Err(bad("the clips have no samples".into()));
     }
-    let (fit_idx, held_idx) = fifths(n);
-    let held_waves = pick(waves, &held_idx)?;
+    let held_waves = hold_out(waves, 1)?.1;
     let mut cache: Vec<(crate::InputConfig, Tensor)> = Vec::new();
     let mut aurocs = Vec::with_capacity(candidates.len());
     for cfg in candidates {
         let all = match cache.iter().find(|(i, _)| *i == cfg.input) {
             Some((_, t)) => t.clone(),
             None => {
-                let t = samples(waves, &cfg.input, device)?;
+                let t = AudioInput::new(&cfg.input)?.samples(waves, device)?;
                 cache.push((cfg.input.clone(), t.clone()));
                 t
             }
         };
+        let (fit_part, held) = hold_out(&all, 1)?;
         let mut det = Detector::new(cfg.clone(), device)?;
-        det.fit(&pick(&all, &fit_idx)?, |_| {})?;
-        let normal = det.score(&pick(&all, &held_idx)?)?.scores;
+        det.fit(&fit_part, |_| {})?;
+        let normal = det.score(&held)?.scores;
         let gen = Generator::new(&det, GenerateConfig::default())?;
         let mut sum = 0.0;
         for strength in CHOICE_STRENGTHS {
@@ -146,9 +149,10 @@ mod tests {
 
     #[test]
     fn every_fifth_clip_is_held_out() {
-        let (fit, held) = fifths(11);
-        assert_eq!(held, vec![0, 5, 10]);
-        assert_eq!(fit, vec![1, 2, 3, 4, 6, 7, 8, 9]);
+        let x = Tensor::arange(0u32, 11, &Device::Cpu).unwrap();
+        let (fit, held) = hold_out(&x, 1).unwrap();
+        assert_eq!(held.to_vec1::<u32>().unwrap(), [0, 5, 10]);
+        assert_eq!(fit.to_vec1::<u32>().unwrap(), [1, 2, 3, 4, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //! # Ok(()) }
 //! ```
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use dmad_core::FeatureExtractor;
 use dmad_diffusion::Start;
 
@@ -436,16 +436,12 @@ impl<'a> Generator<'a> {
         let input = &self.det.config().input;
         let injected =
             inject_audio(waves, input.sample_rate, kind, strength, seed).map_err(from_gen)?;
-        let rows = injected.x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
         let transform = crate::prepare::AudioInput::new(input)?;
-        let xs = rows
-            .iter()
-            .map(|r| transform.sample(r, self.det.device()))
-            .collect::<Result<Vec<_>>>()?;
+        let scalograms = transform.samples(&injected.x, self.det.device())?;
         let frames = frame_mask(&injected.mask, transform.hop()).map_err(from_gen)?;
         Ok(AudioAnomalies {
             injected,
-            scalograms: Tensor::stack(&xs, 0)?,
+            scalograms,
             frame_mask: frames,
         })
     }
@@ -838,8 +834,13 @@ mod tests {
         use dmad_score::efficientnet::{
             EfficientNet, EfficientNetConfig, EfficientNetExtractor, ExtractorConfig,
         };
-        let net =
-            EfficientNet::random(&EfficientNetConfig::tiny(), 1, DType::F32, &Device::Cpu).unwrap();
+        let net = EfficientNet::random(
+            &EfficientNetConfig::tiny(),
+            1,
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
         let ex = EfficientNetExtractor::new(
             net,
             ExtractorConfig {

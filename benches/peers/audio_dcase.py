@@ -173,20 +173,15 @@ def mel_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np
     return weights * enorm[:, None]
 
 
-def htk_filterbank(sr: int = SR, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
-    """[n_mels, n_fft // 2 + 1]: triangles of peak 1 on HTK's mel scale, 0 Hz to sr / 2, as
-    benches/peers/classical.py (librosa.filters.mel(htk=True, norm=None))."""
-    def hz2mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
+def htk_filterbank() -> np.ndarray:
+    """[N_MELS, N_FFT // 2 + 1]: classical.py's own filterbank (triangles of peak 1 on HTK's mel
+    scale, 0 Hz to sr / 2; librosa.filters.mel(htk=True, norm=None)), so the two peers' HTK
+    log-mel cannot drift apart."""
+    import classical  # same folder: benches/peers/
 
-    def mel2hz(m):
-        return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
-    pts = mel2hz(np.linspace(hz2mel(0.0), hz2mel(sr / 2.0), n_mels + 2))
-    up = (freqs[None, :] - pts[:-2, None]) / (pts[1:-1, None] - pts[:-2, None])
-    down = (pts[2:, None] - freqs[None, :]) / (pts[2:, None] - pts[1:-1, None])
-    return np.maximum(0.0, np.minimum(up, down))
+    if (classical.MEL_BANDS, classical.N_FFT) != (N_MELS, N_FFT):
+        raise RuntimeError("classical.py's log-mel bands or FFT size differ from this script's")
+    return classical.mel_filterbank(SR)
 
 
 class LogMel:

@@ -48,20 +48,30 @@ pub fn audio(
     input: &crate::InputConfig,
     device: &Device,
 ) -> Result<Labelled> {
-    let cfg = clip_config(input);
-    let root = root.as_ref();
-    let folder = dmad_data::DcaseFolder::open(root, split, &cfg)?;
+    clips(&dcase_folder(root.as_ref(), split, input)?, input, device)
+}
+
+/// The clips of a DCASE folder's split at `input`'s rate; an empty split is an error naming it.
+fn dcase_folder(
+    root: &Path,
+    split: Split,
+    input: &crate::InputConfig,
+) -> Result<dmad_data::DcaseFolder> {
+    let folder = dmad_data::DcaseFolder::open(root, split, &clip_config(input))?;
     if folder.is_empty() {
-        let part = match split {
-            Split::Train => "train",
-            Split::Test => "test",
+        let (part, what) = match split {
+            Split::Train => (
+                "train",
+                "no training clips: expected WAV files named normal_*.wav",
+            ),
+            Split::Test => (
+                "test",
+                "no test clips: expected WAV files named normal_*.wav and anomaly_*.wav",
+            ),
         };
-        return Err(no_files(
-            &root.join(part),
-            "no clips: expected WAV files named normal_*.wav (and anomaly_*.wav in test/)",
-        ));
+        return Err(no_files(&root.join(part), what));
     }
-    clips(&folder, input, device)
+    Ok(folder)
 }
 
 /// How clips are read for the detector: resampled to `input.sample_rate`, cropped or padded
@@ -87,20 +97,10 @@ pub fn audio_waves(
     input: &crate::InputConfig,
     device: &Device,
 ) -> Result<Tensor> {
-    let root = root.as_ref();
-    let folder = dmad_data::DcaseFolder::open(root, split, &clip_config(input))?;
+    let folder = dcase_folder(root.as_ref(), split, input)?;
     let mut waves = Vec::with_capacity(folder.len());
     for i in 0..folder.len() {
         waves.push(folder.get(i)?.waveform.flatten_all()?);
-    }
-    if waves.is_empty() {
-        return Err(no_files(
-            root,
-            match split {
-                Split::Train => "no training clip (train/normal_*)",
-                Split::Test => "no test clip (test/)",
-            },
-        ));
     }
     Ok(Tensor::stack(&waves, 0)?.to_device(device)?)
 }
@@ -210,6 +210,20 @@ impl AudioInput {
                 Tensor::from_vec(rows, (windows, k * m), device)?
             }
         })
+    }
+
+    /// The samples of the clips `waves` (`[n, samples]`), stacked: `[n, ...]`.
+    ///
+    /// # Errors
+    /// As [`AudioInput::sample`].
+    pub fn samples(&self, waves: &Tensor, device: &Device) -> Result<Tensor> {
+        let xs = waves
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec2::<f32>()?
+            .iter()
+            .map(|w| self.sample(w, device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&xs, 0)?)
     }
 
     /// Samples between the starts of the transform's frames.

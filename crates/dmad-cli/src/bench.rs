@@ -32,6 +32,7 @@ mod series_peers;
 mod variant;
 
 use dataset::{datasets, sorted_entries, Dataset, Source};
+use dmad::choose::hold_out;
 use fidelity::{run_fidelity, Fidelity, FIDELITY_SAMPLES};
 use report::{fmt2, short_id, write_report};
 
@@ -359,28 +360,6 @@ const GENERATED_STRENGTH: f64 = 0.7;
 /// The `combined` variant's hand-set weight of the reconstruction term (the method leaves
 /// `lambda` to the user; 0.5 weighs the two z-scored terms alike).
 const COMBINED_LAMBDA: f64 = 0.5;
-
-/// Every fifth training sample (held out) and the rest. `copies` is how many versions of each
-/// sample `train` holds, one block after the other (3 for images with their two flips, from
-/// `prepare::with_flips`): a held-out sample takes its copies with it, so that no flip of a
-/// held-out image is fitted.
-///
-/// # Errors
-/// When `train`'s length is not a multiple of `copies`.
-fn hold_out(train: &Tensor, copies: usize) -> Result<(Tensor, Tensor)> {
-    let n = train.dim(0)?;
-    if copies == 0 || n % copies != 0 {
-        bail!("{n} training samples are not {copies} copies of a set");
-    }
-    let originals = (n / copies).max(1) as u32;
-    let (held, rest): (Vec<u32>, Vec<u32>) =
-        (0..n as u32).partition(|i| (i % originals).is_multiple_of(5));
-    let pick = |idx: Vec<u32>| -> Result<Tensor> {
-        let len = idx.len();
-        Ok(train.index_select(&Tensor::from_vec(idx, len, train.device())?, 0)?)
-    };
-    Ok((pick(rest)?, pick(held)?))
-}
 
 /// The normal training clips of an audio dataset as waveforms `[n, samples]`, in the order of
 /// `prepare::audio`'s scalograms (the same folder listing, each clip resampled to the input's

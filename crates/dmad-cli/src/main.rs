@@ -167,8 +167,8 @@ enum Command {
         /// Audio with --scorer log-mel-dte, a DCASE folder of at least 10 training clips:
         /// choose the clip statistics (with or without the frame-difference deviations) and the
         /// time bins (7 or 50) on audio anomalies generated in a held-out fifth of the training
-        /// clips (no labels; dmad::choose::choose_audio), then refit the best on all. Four more
-        /// fits than without it.
+        /// clips (no labels; dmad::choose::choose_audio), then refit the best on all: five fits
+        /// instead of one.
         #[arg(long)]
         choose: bool,
     },
@@ -388,16 +388,10 @@ fn run() -> Result<()> {
                 baseline,
                 checkpoints: Some(&checkpoints),
                 non_finite,
+                choose,
             };
-            let data_path = data.data.clone();
             let (mut det, mut info) =
                 tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;
-            if choose {
-                let (chosen, words) = tasks::choose_log_mel(det.config(), &data_path, &opts, &dev)?;
-                det = chosen;
-                // The result, not progress: said under --quiet too, as "saved" is.
-                println!("{words}");
-            }
             if let Some(dir) = &validation {
                 let chosen = tasks::choose_on_validation(&mut det, dir, &dev)?;
                 if !opts.quiet {

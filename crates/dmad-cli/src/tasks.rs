@@ -446,6 +446,9 @@ pub struct FitArgs<'a> {
     pub checkpoints: Option<&'a Path>,
     /// What to do with NaN and infinite values in the data (`--nan`).
     pub non_finite: NonFinite,
+    /// `--choose`: the log-mel settings chosen on generated anomalies ([`choose_log_mel`])
+    /// instead of one fit of the configured ones.
+    pub choose: bool,
 }
 
 /// Fits a detector of `modality` on the training data at `spec` as `args` asks; returns it
@@ -465,6 +468,7 @@ pub fn fit(
         baseline,
         checkpoints,
         non_finite,
+        choose,
     } = *args;
     let mut cfg = match (config, scorer) {
         (Some(path), _) => read_config(path)?,
@@ -534,10 +538,22 @@ pub fn fit(
             *m = dmad::unet::ModulesConfig::none();
         }
     }
+    if choose {
+        cfg.train.seed = opts.seed;
+        cfg.scoring.seed = opts.seed;
+        // The data's account for the model (layout, clips, rate); the candidates read the
+        // clips as waveforms themselves.
+        let (_, _, info) = train_data(&cfg, spec, non_finite, dev)
+            .with_context(|| format!("reading the training data at {}", spec.path.display()))?;
+        let (det, words) = choose_log_mel(&cfg, &spec.path, opts, dev)?;
+        // The result, not progress: said under --quiet too, as "saved" is.
+        println!("{words}");
+        return Ok((det, info));
+    }
     fit_with_info(cfg, spec, checkpoints, non_finite, opts, dev)
 }
 
-/// `--choose`: the log-mel DTE detector `base` (as fitted) and three variations of it (the
+/// `--choose`: the log-mel DTE detector `base` and three variations of it (the
 /// plain statistics instead of the delta ones or the other way round, and 50 time bins instead
 /// of 7) compared on audio anomalies generated in a held-out fifth of the training clips of the
 /// DCASE folder `data` ([`dmad::choose::choose_audio`]; `base` first, so it wins ties); returns
