@@ -464,8 +464,11 @@ impl DetectorConfig {
             _ => {}
         }
         self.validate_imputation()?;
-        if self.log_mel() {
+        if self.log_mel_rows() {
             return self.validate_log_mel();
+        }
+        if self.log_mel_image() {
+            self.validate_log_mel_image()?;
         }
         if let Some(space) = &self.feature_space {
             space.validate()?;
@@ -524,14 +527,27 @@ impl DetectorConfig {
         Ok(())
     }
 
-    /// Whether the detector sees audio clips through their log-mel spectrogram (statistics or
-    /// windows: rows it standardises with the training rows' statistics).
+    /// Whether the detector sees audio clips through their log-mel spectrogram (statistics,
+    /// windows or the image), which it standardises with the training clips' statistics: its
+    /// model's samples are not clips.
     pub fn log_mel(&self) -> bool {
+        self.log_mel_rows() || self.log_mel_image()
+    }
+
+    /// Whether the detector sees audio clips as rows of log-mel features (statistics or
+    /// windows) for an MLP or a DTE scorer.
+    pub fn log_mel_rows(&self) -> bool {
         self.modality == Modality::Audio
             && matches!(
                 self.input.audio_features,
                 AudioFeatures::LogMelStatistics | AudioFeatures::LogMelWindows
             )
+    }
+
+    /// Whether the detector sees audio clips as log-mel images ([`AudioFeatures::LogMelImage`])
+    /// for the U-Net.
+    pub fn log_mel_image(&self) -> bool {
+        self.modality == Modality::Audio && self.input.audio_features == AudioFeatures::LogMelImage
     }
 
     /// Whether each clip is a set of log-mel windows ([`AudioFeatures::LogMelWindows`]),
@@ -658,6 +674,47 @@ impl DetectorConfig {
                 "imputation diffusion needs a 1D U-Net (unet1d)".to_string(),
             ),
         }
+    }
+
+    /// A log-mel image has bands and columns the U-Net's levels can halve; the feature space
+    /// takes scalograms.
+    fn validate_log_mel_image(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        let (bands, columns) = (self.input.n_mels, self.input.image_size as usize);
+        if bands == 0 || columns == 0 {
+            return bad(
+                "input.n_mels",
+                format!(
+                    "a log-mel image needs at least one band and one column, got {bands} bands                      and image_size {columns}"
+                ),
+            );
+        }
+        if self.feature_space.is_some() {
+            return bad(
+                "feature_space",
+                "the EfficientNet feature space takes scalograms (`audio_features:                  scalogram`); a log-mel image is for the pixel-space U-Net"
+                    .into(),
+            );
+        }
+        if let NetworkConfig::Unet2d(u) = &self.network {
+            let halvings = u.block_out_channels.len().saturating_sub(1) as u32;
+            let unit = 1usize << halvings;
+            for (field, n, what) in [
+                ("input.n_mels", bands, "bands"),
+                ("input.image_size", columns, "columns"),
+            ] {
+                if n % unit != 0 {
+                    return bad(
+                        field,
+                        format!(
+                            "the U-Net's {} levels halve the log-mel image {halvings} times:                              its {what} must be a multiple of {unit}, got {n}",
+                            u.block_out_channels.len()
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Images: a size the network can take (its levels halve the side), and a tiling that

@@ -301,8 +301,13 @@ impl Detector {
             train
         };
         // Row features (log-mel statistics or windows) are standardised with the training
-        // rows' own.
-        let train = if self.cfg.log_mel() {
+        // rows' own, log-mel images band by band.
+        let train = if self.cfg.log_mel_image() {
+            let rows = RowStandardiser::fit_bands(&train)?;
+            let train = rows.apply_bands(&train)?;
+            self.rows = Some(rows);
+            train
+        } else if self.cfg.log_mel() {
             let rows = RowStandardiser::fit(&train)?;
             let train = rows.apply(&train)?;
             self.rows = Some(rows);
@@ -674,10 +679,12 @@ impl Detector {
     }
 
     /// The input as the model sees it: series windows z-normalised on their own under
-    /// `WindowNorm::Window`, rows (log-mel statistics or windows) standardised.
+    /// `WindowNorm::Window`, rows (log-mel statistics or windows) standardised, log-mel
+    /// images band by band.
     fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
         let x = input::normalise_windows(&self.cfg, x)?;
         match &self.rows {
+            Some(rows) if self.cfg.log_mel_image() => rows.apply_bands(&x),
             Some(rows) => rows.apply(&x),
             None => Ok(x),
         }

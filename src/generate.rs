@@ -205,6 +205,9 @@ impl<'a> Generator<'a> {
         Ok(match (&cfg.network, cfg.modality) {
             (NetworkConfig::Mlp(m), _) => vec![n, m.in_features],
             (NetworkConfig::Unet1d(u), _) => vec![n, u.in_channels, cfg.input.window],
+            (NetworkConfig::Unet2d(_), Modality::Audio) if cfg.log_mel_image() => {
+                vec![n, 1, cfg.input.n_mels, cfg.input.image_size as usize]
+            }
             (NetworkConfig::Unet2d(_), Modality::Audio) => {
                 let (s, f) = crate::prepare::audio_transform(&cfg.input)?.shape();
                 vec![n, 1, s, f]

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InputConfig {
-    /// Images: side length in pixels; audio: time frames per clip (the scalogram's width).
-    /// Default 64.
+    /// Images: side length in pixels; audio: time frames per clip (the scalogram's or the
+    /// log-mel image's width). Default 64.
     pub image_size: u32,
     /// Images: channels (1 grey, 3 RGB). Default 1.
     pub channels: usize,
@@ -122,6 +122,14 @@ pub enum AudioFeatures {
     /// clip's score is its largest window's, its map the window scores over time. Short
     /// transients stay in a window where a clip statistic averages them away.
     LogMelWindows,
+    /// The log-mel spectrogram itself as a one-channel image `[1, n_mels, image_size]` for the
+    /// U-Net (and the combined scorer's feature term), as a scalogram is: the clip's whole
+    /// frames (as [`AudioFeatures::LogMelStatistics`] computes them) averaged into
+    /// `image_size` columns of equal duration, the highest band in the top row. The detector
+    /// standardises each band (row) with the training clips' mean and deviation of that band
+    /// (saved with the model), so that the network sees every band on one scale, as the DCASE
+    /// baselines' autoencoders see their frames.
+    LogMelImage,
 }
 
 /// How series windows are normalised (see [`InputConfig::window_norm`]).

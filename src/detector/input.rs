@@ -1,6 +1,7 @@
 //! What the detector does to its input before the model sees it: a series window's own
 //! normalisation ([`WindowNorm::Window`]), and the standardisation of row features (log-mel
-//! statistics) with the training rows' statistics, which the model saves.
+//! statistics) or of log-mel images' bands with the training clips' statistics, which the
+//! model saves.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -74,6 +75,31 @@ impl RowStandardiser {
         Ok(x.broadcast_sub(&self.mean)?.broadcast_mul(&self.inv_std)?)
     }
 
+    /// Fits per-band statistics of log-mel images `[n, 1, bands, columns]`: each band (row)
+    /// over every clip and column.
+    pub(super) fn fit_bands(x: &Tensor) -> Result<Self> {
+        Self::fit(&bands_last(x)?.flatten(0, 1)?)
+    }
+
+    /// The log-mel images `[n, 1, bands, columns]` with each band standardised.
+    pub(super) fn apply_bands(&self, x: &Tensor) -> Result<Tensor> {
+        if x.rank() != 4 || x.dim(1)? != 1 || x.dim(2)? != self.mean.dim(1)? {
+            return Err(Error::ShapeMismatch {
+                context: "log-mel image detector input",
+                expected: format!(
+                    "[clips, 1, {}, columns]: one-channel log-mel images",
+                    self.mean.dim(1)?
+                ),
+                got: x.dims().to_vec(),
+            });
+        }
+        Ok(self
+            .apply(&bands_last(x)?)?
+            .transpose(1, 2)?
+            .unsqueeze(1)?
+            .contiguous()?)
+    }
+
     /// The tensors [`RowStandardiser::load`] reads back.
     pub(super) fn tensors(&self) -> HashMap<String, Tensor> {
         [
@@ -110,6 +136,11 @@ impl RowStandardiser {
     }
 }
 
+/// `[n, 1, bands, columns]` as `[n, columns, bands]`.
+fn bands_last(x: &Tensor) -> Result<Tensor> {
+    Ok(x.squeeze(1)?.transpose(1, 2)?.contiguous()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +159,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[batch, 3]"), "{err}");
+    }
+
+    #[test]
+    fn log_mel_images_are_standardised_per_band() {
+        let dev = Device::Cpu;
+        // Two clips of two bands (rows) and two columns: band 0 is 1 and 3, band 1 is 10 and 30.
+        let x = Tensor::new(
+            &[[[[1f32, 3.0], [10.0, 30.0]]], [[[1.0, 3.0], [10.0, 30.0]]]],
+            &dev,
+        )
+        .unwrap();
+        let st = RowStandardiser::fit_bands(&x).unwrap();
+        let z = st
+            .apply_bands(&x.get(0).unwrap().unsqueeze(0).unwrap())
+            .unwrap();
+        assert_eq!(z.dims(), &[1, 1, 2, 2]);
+        assert_eq!(
+            z.get(0).unwrap().get(0).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![-1.0, 1.0], vec![-1.0, 1.0]]
+        );
+        let err = st
+            .apply_bands(&Tensor::zeros((1, 2, 2, 2), candle_core::DType::F32, &dev).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[clips, 1, 2, columns]"), "{err}");
     }
 }

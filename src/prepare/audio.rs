@@ -154,6 +154,9 @@ pub enum AudioInput {
     /// The log-mel windows `[windows, n_mels x frames]` of `frames` consecutive frames each
     /// (stride one frame, flattened frame-major; not standardised).
     LogMelWindows(dmad_data::logmel::LogMel, usize),
+    /// The log-mel image `[1, n_mels, columns]` (frames averaged into `columns`, the highest
+    /// band on top; not standardised).
+    LogMelImage(dmad_data::logmel::LogMel, usize),
 }
 
 impl AudioInput {
@@ -170,6 +173,10 @@ impl AudioInput {
             crate::AudioFeatures::LogMelWindows => {
                 Self::LogMelWindows(log_mel_transform(input)?, input.mel_window_frames.max(1))
             }
+            crate::AudioFeatures::LogMelImage => Self::LogMelImage(
+                log_mel_transform(input)?,
+                (input.image_size as usize).max(1),
+            ),
         })
     }
 
@@ -209,6 +216,11 @@ impl AudioInput {
                 }
                 Tensor::from_vec(rows, (windows, k * m), device)?
             }
+            Self::LogMelImage(t, columns) => {
+                let spec = t.forward(wave)?;
+                log_mel_image(&spec.values, spec.frames, spec.n_mels, *columns, wave.len())?
+                    .to_device(device)?
+            }
         })
     }
 
@@ -230,9 +242,45 @@ impl AudioInput {
     pub fn hop(&self) -> usize {
         match self {
             Self::Scalogram(t) => t.config().hop,
-            Self::LogMel(t, _) | Self::LogMelWindows(t, _) => t.config().hop_length,
+            Self::LogMel(t, _) | Self::LogMelWindows(t, _) | Self::LogMelImage(t, _) => {
+                t.config().hop_length
+            }
         }
     }
+}
+
+/// The image `[1, bands, columns]` of a log-mel spectrogram (`values` frame-major, `frames x
+/// bands`): frame `f` goes to column `f * columns / frames` (so each column averages one or
+/// two whole frames more or less than the next, never a fraction), band `b` to row
+/// `bands - 1 - b`. `samples` (the clip's length) only names the clip in the error.
+fn log_mel_image(
+    values: &[f32],
+    frames: usize,
+    bands: usize,
+    columns: usize,
+    samples: usize,
+) -> Result<Tensor> {
+    if frames < columns {
+        return Err(crate::Error::InvalidConfig {
+            field: "input.image_size",
+            reason: format!(
+                "a clip of {samples} samples has {frames} log-mel frames, fewer than the                  image's {columns} columns"
+            ),
+        });
+    }
+    let mut sum = vec![0f32; bands * columns];
+    let mut count = vec![0f32; columns];
+    for f in 0..frames {
+        let c = f * columns / frames;
+        count[c] += 1.0;
+        for b in 0..bands {
+            sum[(bands - 1 - b) * columns + c] += values[f * bands + b];
+        }
+    }
+    for (i, v) in sum.iter_mut().enumerate() {
+        *v /= count[i % columns];
+    }
+    Ok(Tensor::from_vec(sum, (1, bands, columns), &Device::Cpu)?)
 }
 
 /// The clips of `folder` as the input config says: scalograms `[n, 1, scales, frames]`, or
@@ -287,6 +335,28 @@ mod tests {
         let t = audio_transform(input).unwrap();
         let s = t.forward(x, &Device::Cpu).unwrap();
         s.image.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn a_log_mel_image_averages_whole_frames_into_columns_with_the_top_band_on_top() {
+        // Five frames of two bands: band 0 counts frames, band 1 is ten times band 0.
+        let values: Vec<f32> = (0..5).flat_map(|f| [f as f32, 10.0 * f as f32]).collect();
+        let img = log_mel_image(&values, 5, 2, 2, 1_000).unwrap();
+        assert_eq!(img.dims(), &[1, 2, 2]);
+        // Frames 0, 1, 2 make column 0 and frames 3, 4 column 1; band 1 is the top row.
+        assert_eq!(
+            img.get(0).unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![10.0, 35.0], vec![1.0, 3.5]]
+        );
+        let err = log_mel_image(&values, 5, 2, 6, 1_000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("input.image_size")
+                && err.contains("5 log-mel frames")
+                && err.contains("1000 samples"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -801,16 +801,11 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 // The library's defaults, as `dmad fit --scorer log-mel-dte` fits.
                 cfg = c;
             }
-            if variant.pixel_repair().is_some() && ds.modality() == Modality::Image {
+            if variant.log_mel_image() {
+                cfg.input.audio_features = dmad::AudioFeatures::LogMelImage;
+            }
+            if variant.pixel_repair().is_some() {
                 cfg = pixel::config(&cfg, args.budget);
-            } else if variant.pixel_repair().is_some() {
-                // Scalograms keep their size (4 frames do not halve three times).
-                cfg.calibration_fraction = 0.0;
-                cfg.scorer = ScorerConfig::Combined {
-                    lambda: COMBINED_LAMBDA,
-                };
-                cfg.scoring.steps = 40;
-                cfg.scoring.strength = pixel::STRENGTH;
             }
             if variant.patch_features() {
                 let input = cfg.input.clone();

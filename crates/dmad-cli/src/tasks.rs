@@ -984,9 +984,10 @@ pub fn score_data(
         labels: test.labels,
         kinds: test.kinds,
         sources: test.sources,
-        // Images and scalograms are drawn under their maps; log-mel rows are not images.
+        // Images, scalograms and log-mel images are drawn under their maps; log-mel rows are
+        // not images.
         inputs: (matches!(det.config().modality, Modality::Image | Modality::Audio)
-            && !det.config().log_mel())
+            && !det.config().log_mel_rows())
         .then_some(test.x),
         maps,
         masks: test.masks,

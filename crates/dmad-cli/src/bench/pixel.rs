@@ -20,6 +20,16 @@ pub(super) const CACHE_DIR: &str = "target/bench-models";
 /// 256x256 for the pixel metrics).
 pub(super) const SIZE: u32 = 128;
 
+/// The scalogram rows (CWT scales) of the audio pixel cells: the library's default.
+pub(super) const AUDIO_SCALES: usize = 64;
+
+/// The scalogram columns (frames of 31 ms) of the audio pixel cells: enough time detail for a
+/// transient or a drop-out to stay a feature of the map, a width the four-level U-Net halves
+/// three times. The other audio cells average a clip to 4 frames (distance detectors on the
+/// whole map lose to the clip's noise, `benches/peers/audio_representation.py`); a map scored
+/// by its largest smoothed region does not average.
+pub(super) const AUDIO_FRAMES: u32 = 32;
+
 /// DDAD's conditioning weight of the `pixel-cond` and `pixel-ddad` cells: at the start
 /// strength 0.25 the first step moves the estimate about half-way to the input
 /// (`w (1 - alpha_bar) = 0.48`), the last steps hardly at all.
@@ -51,12 +61,17 @@ pub(super) enum Repair {
 }
 
 /// The pixel cells' detector of an image dataset: `base` (the benchmark's image config) at
-/// [`SIZE`] with a four-level U-Net [16, 32, 64, 64] whose lowest level is 16x16 (no
+/// [`SIZE`] (audio: scalograms of [`AUDIO_SCALES`] x [`AUDIO_FRAMES`]) with a four-level U-Net [16, 32, 64, 64] whose lowest level is 16x16 (no
 /// attention: 1024 tokens at 32x32 would dominate the CPU time), 1000 training steps x
 /// `budget`, trained on every normal image it is given (the held-out fifth calibrates).
 pub(super) fn config(base: &DetectorConfig, budget: f64) -> DetectorConfig {
     let mut cfg = base.clone();
-    cfg.input.image_size = SIZE;
+    if cfg.modality == dmad::Modality::Audio {
+        cfg.input.scales = AUDIO_SCALES;
+        cfg.input.image_size = AUDIO_FRAMES;
+    } else {
+        cfg.input.image_size = SIZE;
+    }
     if let dmad::NetworkConfig::Unet2d(u) = &mut cfg.network {
         u.block_out_channels = vec![16, 32, 64, 64];
         u.down_block_types = vec![dmad::unet::DownBlockType::DownBlock; 4];

@@ -164,11 +164,19 @@ pub enum Variant {
     /// (conditioning, map summary, feature distance, `lambda`, start strength); the same
     /// network.
     PixelDdad,
+    /// Audio (issue 18): `pixel-128`'s scoring on a U-Net trained on log-mel images
+    /// (`AudioFeatures::LogMelImage`, 64 bands x 32 columns, each band standardised) instead
+    /// of scalograms.
+    #[value(name = "pixel-log-mel")]
+    PixelLogMel,
+    /// `pixel-log-mel` + the reconstruction conditioned on the input; the same network.
+    #[value(name = "pixel-log-mel-cond")]
+    PixelLogMelCond,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 43] = [
+    pub const ALL: [Variant; 45] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -212,6 +220,8 @@ impl Variant {
         Variant::PixelMap,
         Variant::PixelCond,
         Variant::PixelDdad,
+        Variant::PixelLogMel,
+        Variant::PixelLogMelCond,
     ];
 
     pub(super) fn id(self) -> &'static str {
@@ -259,6 +269,8 @@ impl Variant {
             Variant::PixelMap => "pixel-map",
             Variant::PixelCond => "pixel-cond",
             Variant::PixelDdad => "pixel-ddad",
+            Variant::PixelLogMel => "pixel-log-mel",
+            Variant::PixelLogMelCond => "pixel-log-mel-cond",
         }
     }
 
@@ -307,6 +319,8 @@ impl Variant {
             Variant::PixelMap => "pixel 128 + map-level cosine",
             Variant::PixelCond => "pixel 128 + conditioned",
             Variant::PixelDdad => "pixel DDAD-style, calibrated",
+            Variant::PixelLogMel => "pixel log-mel image, combined",
+            Variant::PixelLogMelCond => "pixel log-mel image + conditioned",
         }
     }
 
@@ -318,6 +332,9 @@ impl Variant {
     /// Whether the variant means something for a modality (tables have no U-Net modules; the
     /// perceptual term needs images or scalograms).
     pub(super) fn applies(self, modality: Modality) -> bool {
+        if self.log_mel_image() {
+            return modality == Modality::Audio;
+        }
         if self.imputes() {
             return modality == Modality::Series;
         }
@@ -351,6 +368,11 @@ impl Variant {
         )
     }
 
+    /// Whether the variant's audio U-Net sees log-mel images instead of scalograms.
+    pub(super) fn log_mel_image(self) -> bool {
+        matches!(self, Variant::PixelLogMel | Variant::PixelLogMelCond)
+    }
+
     /// The repairs of a pixel-space cell (issue 18).
     pub(super) fn pixel_repair(self) -> Option<pixel::Repair> {
         match self {
@@ -358,6 +380,8 @@ impl Variant {
             Variant::PixelMap => Some(pixel::Repair::MapLevel),
             Variant::PixelCond => Some(pixel::Repair::Conditioned),
             Variant::PixelDdad => Some(pixel::Repair::Calibrated),
+            Variant::PixelLogMel => Some(pixel::Repair::Resolution),
+            Variant::PixelLogMelCond => Some(pixel::Repair::Conditioned),
             _ => None,
         }
     }
@@ -531,7 +555,9 @@ impl Variant {
             | Variant::Pixel128
             | Variant::PixelMap
             | Variant::PixelCond
-            | Variant::PixelDdad => {}
+            | Variant::PixelDdad
+            | Variant::PixelLogMel
+            | Variant::PixelLogMelCond => {}
             Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
