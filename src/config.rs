@@ -214,6 +214,12 @@ pub struct ScoringConfig {
     pub strength: f64,
     /// Seeded noise draws averaged per sample. Default 1.
     pub draws: usize,
+    /// With several [`ScoringConfig::draws`], compare the input with the mean of the draws'
+    /// reconstructions (an estimate of the posterior mean) instead of averaging the draws'
+    /// errors: detail the model regenerates differently in every draw (a random texture, a
+    /// machine's noise) averages out of the reconstruction, what it replaces in every draw
+    /// does not ([`dmad_score::Reconstructor::mean_of_draws`]). Default false.
+    pub mean_reconstruction: bool,
     /// Seed of the scoring noise. Default 0.
     pub seed: u64,
     /// Samples scored at once. Default 16.
@@ -255,6 +261,7 @@ impl Default for ScoringConfig {
             steps: 50,
             strength: 0.3,
             draws: 1,
+            mean_reconstruction: false,
             seed: 0,
             batch_size: 16,
             feature_weights: None,

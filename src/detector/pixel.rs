@@ -52,7 +52,8 @@ impl Detector {
                     .wrapping_add(offset.wrapping_mul(0x2545_f491_4f6c_dd1d)),
             },
         )?
-        .conditioned(&self.schedule, s.condition)?)
+        .conditioned(&self.schedule, s.condition)?
+        .mean_of_draws(s.mean_reconstruction))
     }
 
     /// The reconstruction term and, with `features`, the feature term of one scoring batch

@@ -51,6 +51,7 @@ pub struct Reconstructor<D, S> {
     sampler: S,
     cfg: ReconstructionConfig,
     condition: Option<(NoiseSchedule, f64)>,
+    mean_of_draws: bool,
 }
 
 impl<D: Denoiser, S: Sampler + Clone> Reconstructor<D, S> {
@@ -81,7 +82,24 @@ impl<D: Denoiser, S: Sampler + Clone> Reconstructor<D, S> {
             sampler,
             cfg,
             condition: None,
+            mean_of_draws: false,
         })
+    }
+
+    /// With `mean`, [`Reconstructor::reconstruct`] returns one reconstruction, the mean of the
+    /// draws' (a Monte-Carlo estimate of the posterior mean of the reconstruction given the
+    /// input), so a scorer compares the input with it instead of averaging the draws' errors.
+    /// The random detail a model regenerates differently in every draw (a texture, a machine's
+    /// noise) averages out of the mean; what it replaces in every draw (the anomaly) does not.
+    /// Without it (the default) each draw is its own reconstruction.
+    pub fn mean_of_draws(mut self, mean: bool) -> Self {
+        self.mean_of_draws = mean;
+        self
+    }
+
+    /// Whether [`Reconstructor::reconstruct`] returns the mean of the draws.
+    pub fn averages_draws(&self) -> bool {
+        self.mean_of_draws
     }
 
     /// Conditions every reconstruction on its input with DDAD's weight `weight`
@@ -123,16 +141,26 @@ impl<D: Denoiser, S: Sampler + Clone> Reconstructor<D, S> {
         &self.sampler
     }
 
-    /// One reconstruction of `x0` per noise draw.
+    /// One reconstruction of `x0` per noise draw, or with [`Reconstructor::mean_of_draws`] their
+    /// mean.
     ///
     /// # Shapes
-    /// `x0`: `[batch, ...]`; returns `draws` tensors of the same shape.
+    /// `x0`: `[batch, ...]`; returns `draws` tensors (one with the mean) of `x0`'s shape.
     ///
     /// # Errors
     /// [`dmad_core::Error::ShapeMismatch`] for an empty batch; any error of the denoiser or the
     /// sampler.
     pub fn reconstruct(&self, x0: &Tensor) -> Result<Vec<Tensor>> {
         check_batch(x0, "Reconstructor::reconstruct: x0", &[2, 3, 4, 5])?;
+        let draws = self.draws(x0)?;
+        if self.mean_of_draws && draws.len() > 1 {
+            let n = draws.len() as f64;
+            return Ok(vec![(Tensor::stack(&draws, 0)?.sum(0)? / n)?]);
+        }
+        Ok(draws)
+    }
+
+    fn draws(&self, x0: &Tensor) -> Result<Vec<Tensor>> {
         (0..self.cfg.draws)
             .map(|d| {
                 let mut sampler = self.sampler.clone();

@@ -169,6 +169,49 @@ fn reconstruction_is_reproducible_and_averages_draws() -> Result<()> {
 }
 
 #[test]
+fn the_mean_of_draws_is_scored_as_one_reconstruction() -> Result<()> {
+    let s = schedule();
+    let x = normal_images(4, 1, 6, 6, 9);
+    let cfg = |draws| ReconstructionConfig {
+        start: Start::Strength(0.6),
+        draws,
+        seed: 5,
+    };
+    let ddpm = DdpmSampler::new(
+        &s,
+        DdpmConfig {
+            num_inference_steps: 10,
+            ..Default::default()
+        },
+    )?;
+    let three = Reconstructor::new(gaussian(&s), ddpm.clone(), cfg(3))?;
+    let recs = three.reconstruct(&x)?;
+    let mean = three.clone().mean_of_draws(true);
+    assert!(mean.averages_draws() && !three.averages_draws());
+    let one = mean.reconstruct(&x)?;
+    assert_eq!(one.len(), 1);
+    let want = ((&recs[0] + &recs[1])? + &recs[2])? / 3.0;
+    let diff = (&one[0] - &want?)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff <= 1e-6, "the mean reconstruction is off by {diff}");
+    // The squared error of the mean is at most the mean of the squared errors (Jensen), and
+    // below it where the draws differ: the draw-to-draw detail is gone from the score.
+    let of_mean = ReconstructionScorer::new(mean).score(&x)?;
+    let of_errors = ReconstructionScorer::new(three).score(&x)?;
+    for (m, e) in of_mean.scores.iter().zip(&of_errors.scores) {
+        assert!(m < e, "error of the mean {m} vs mean error {e}");
+    }
+    // One draw: the mean is that draw.
+    let single = Reconstructor::new(gaussian(&s), ddpm, cfg(1))?;
+    assert_eq!(
+        ReconstructionScorer::new(single.clone().mean_of_draws(true))
+            .score(&x)?
+            .scores,
+        ReconstructionScorer::new(single).score(&x)?.scores
+    );
+    Ok(())
+}
+
+#[test]
 fn reconstruction_map_localises_a_defect() -> Result<()> {
     let s = schedule();
     let rec = Reconstructor::new(gaussian(&s), ddim(&s, 10), ReconstructionConfig::default())?;
