@@ -58,7 +58,31 @@ pub(super) enum Repair {
     /// distance, `lambda` and the start strength chosen on generated anomalies ([`choices`],
     /// [`CHOICE_STRENGTHS`]), maps smoothed.
     Calibrated,
+    /// The reconstruction term alone (`lambda` 1), the input compared with the mean of
+    /// [`MEAN_DRAWS`] reconstructions (`scoring.mean_reconstruction`).
+    MeanOfDraws,
+    /// The denoising error over 8 noise levels up to [`STRENGTH`] (the survey's ELBO-style
+    /// density score) instead of a reconstruction: one network call per level.
+    Denoising,
 }
+
+impl Repair {
+    /// The scorer of a cell with this repair, `base` the pixel cells' (combined).
+    pub(super) fn scorer(self, base: ScorerConfig) -> ScorerConfig {
+        match self {
+            Repair::MeanOfDraws => ScorerConfig::Reconstruction,
+            Repair::Denoising => ScorerConfig::Denoising {
+                levels: 8,
+                max_strength: STRENGTH,
+                noise_free: false,
+            },
+            _ => base,
+        }
+    }
+}
+
+/// The reconstructions averaged by the `MeanOfDraws` cells.
+pub(super) const MEAN_DRAWS: usize = 4;
 
 /// The pixel cells' detector of an image dataset: `base` (the benchmark's image config) at
 /// [`SIZE`] (audio: scalograms of [`AUDIO_SCALES`] x [`AUDIO_FRAMES`]) with a four-level U-Net [16, 32, 64, 64] whose lowest level is 16x16 (no
@@ -179,7 +203,11 @@ fn choose_on_generated(
 pub(super) fn scoring(cfg: &DetectorConfig, repair: Repair) -> ScoringConfig {
     let mut s = cfg.scoring.clone();
     match repair {
-        Repair::Resolution | Repair::Calibrated => {}
+        Repair::Resolution | Repair::Calibrated | Repair::Denoising => {}
+        Repair::MeanOfDraws => {
+            s.draws = MEAN_DRAWS;
+            s.mean_reconstruction = true;
+        }
         Repair::MapLevel => {
             s.feature_distance = dmad::FeatureDistance::Cosine;
             s.smoothing_sigma = SIGMA;
@@ -260,7 +288,7 @@ pub(super) fn run(
     let (fit_part, held) = super::hold_out(train, copies)?;
     let (mut det, fit_s) = fit_cached(cfg, &ds.id, &fit_part, dev)?;
     let t0 = Instant::now();
-    det.set_scoring(cfg.scorer, scoring(cfg, repair), &held)?;
+    det.set_scoring(repair.scorer(cfg.scorer), scoring(cfg, repair), &held)?;
     if repair == Repair::Calibrated {
         choose_on_generated(ds, cfg, &mut det, &held, opts.seed, dev, m)?;
     }
@@ -278,6 +306,12 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
         "pixel-map",
         "pixel-cond",
         "pixel-ddad",
+        "pixel-mean",
+        "pixel-denoise",
+        "pixel-log-mel",
+        "pixel-log-mel-cond",
+        "pixel-log-mel-mean",
+        "pixel-log-mel-denoise",
         "patchcore",
     ];
     let has_pixel = |d: &str| {
@@ -309,7 +343,16 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
          DDAD-style, calibrated` chooses among them (conditioned or not, mean or maximum of the \
          smoothed maps, squared or cosine feature distance), with lambda and the start \
          strength ({CHOICE_STRENGTHS:?}), on anomalies generated from the held-out fifth: no \
-         test label. Scalograms keep their 32x4 size and the base U-Net. Cells with several \
+         test label. `recon of the mean of {MEAN_DRAWS} draws`: the reconstruction term alone \
+         (lambda 1), the input compared with the mean of {MEAN_DRAWS} reconstructions \
+         (`scoring.mean_reconstruction`); `denoising error`: the denoising error over 8 noise \
+         levels up to strength {STRENGTH}, no reconstruction (both on the `pixel 128` \
+         network). Audio: scalograms of {AUDIO_SCALES} scales x {AUDIO_FRAMES} frames (32x4 \
+         before 2026-12-07) with the same U-Net; `log-mel image`: the U-Net trained on each \
+         clip's log-mel spectrogram (64 bands, whole frames averaged into {AUDIO_FRAMES} \
+         columns, each band standardised with the training clips'; \
+         `AudioFeatures::LogMelImage`) instead, scored as the cells of the same name. Cells \
+         with several \
          seeds read `mean [min, max]`; fit s is the network's fit plus the cell's own \
          calibration, per seed, on the benchmark machine's 2 cores.\n"
     );

@@ -172,11 +172,25 @@ pub enum Variant {
     /// `pixel-log-mel` + the reconstruction conditioned on the input; the same network.
     #[value(name = "pixel-log-mel-cond")]
     PixelLogMelCond,
+    /// The reconstruction term alone, the input compared with the mean of 4 reconstructions
+    /// (`scoring.mean_reconstruction`); `pixel-128`'s network.
+    #[value(name = "pixel-mean")]
+    PixelMean,
+    /// The denoising error over 8 levels up to strength 0.25 (ELBO-style); `pixel-128`'s
+    /// network.
+    #[value(name = "pixel-denoise")]
+    PixelDenoise,
+    /// `pixel-mean` on `pixel-log-mel`'s network.
+    #[value(name = "pixel-log-mel-mean")]
+    PixelLogMelMean,
+    /// `pixel-denoise` on `pixel-log-mel`'s network.
+    #[value(name = "pixel-log-mel-denoise")]
+    PixelLogMelDenoise,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 45] = [
+    pub const ALL: [Variant; 49] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -220,8 +234,12 @@ impl Variant {
         Variant::PixelMap,
         Variant::PixelCond,
         Variant::PixelDdad,
+        Variant::PixelMean,
+        Variant::PixelDenoise,
         Variant::PixelLogMel,
         Variant::PixelLogMelCond,
+        Variant::PixelLogMelMean,
+        Variant::PixelLogMelDenoise,
     ];
 
     pub(super) fn id(self) -> &'static str {
@@ -271,6 +289,10 @@ impl Variant {
             Variant::PixelDdad => "pixel-ddad",
             Variant::PixelLogMel => "pixel-log-mel",
             Variant::PixelLogMelCond => "pixel-log-mel-cond",
+            Variant::PixelMean => "pixel-mean",
+            Variant::PixelDenoise => "pixel-denoise",
+            Variant::PixelLogMelMean => "pixel-log-mel-mean",
+            Variant::PixelLogMelDenoise => "pixel-log-mel-denoise",
         }
     }
 
@@ -321,6 +343,10 @@ impl Variant {
             Variant::PixelDdad => "pixel DDAD-style, calibrated",
             Variant::PixelLogMel => "pixel log-mel image, combined",
             Variant::PixelLogMelCond => "pixel log-mel image + conditioned",
+            Variant::PixelMean => "pixel 128, recon of the mean of 4 draws",
+            Variant::PixelDenoise => "pixel 128, denoising error",
+            Variant::PixelLogMelMean => "pixel log-mel image, recon of the mean of 4 draws",
+            Variant::PixelLogMelDenoise => "pixel log-mel image, denoising error",
         }
     }
 
@@ -370,7 +396,13 @@ impl Variant {
 
     /// Whether the variant's audio U-Net sees log-mel images instead of scalograms.
     pub(super) fn log_mel_image(self) -> bool {
-        matches!(self, Variant::PixelLogMel | Variant::PixelLogMelCond)
+        matches!(
+            self,
+            Variant::PixelLogMel
+                | Variant::PixelLogMelCond
+                | Variant::PixelLogMelMean
+                | Variant::PixelLogMelDenoise
+        )
     }
 
     /// The repairs of a pixel-space cell (issue 18).
@@ -382,6 +414,8 @@ impl Variant {
             Variant::PixelDdad => Some(pixel::Repair::Calibrated),
             Variant::PixelLogMel => Some(pixel::Repair::Resolution),
             Variant::PixelLogMelCond => Some(pixel::Repair::Conditioned),
+            Variant::PixelMean | Variant::PixelLogMelMean => Some(pixel::Repair::MeanOfDraws),
+            Variant::PixelDenoise | Variant::PixelLogMelDenoise => Some(pixel::Repair::Denoising),
             _ => None,
         }
     }
@@ -557,7 +591,11 @@ impl Variant {
             | Variant::PixelCond
             | Variant::PixelDdad
             | Variant::PixelLogMel
-            | Variant::PixelLogMelCond => {}
+            | Variant::PixelLogMelCond
+            | Variant::PixelMean
+            | Variant::PixelDenoise
+            | Variant::PixelLogMelMean
+            | Variant::PixelLogMelDenoise => {}
             Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
