@@ -64,6 +64,9 @@ pub(super) enum Repair {
     /// The denoising error over 8 noise levels up to [`STRENGTH`] (the survey's ELBO-style
     /// density score) instead of a reconstruction: one network call per level.
     Denoising,
+    /// As `Calibrated`, with the mean of [`MEAN_DRAWS`] reconstructions (unguided and
+    /// conditioned, the maps' mean) among the candidates.
+    CalibratedMean,
 }
 
 impl Repair {
@@ -136,9 +139,27 @@ pub(super) fn choices(cfg: &DetectorConfig) -> Vec<ScoringConfig> {
     out
 }
 
+/// [`choices`] and the mean of [`MEAN_DRAWS`] reconstructions, unguided and conditioned (the
+/// `CalibratedMean` cells).
+pub(super) fn choices_with_mean(cfg: &DetectorConfig) -> Vec<ScoringConfig> {
+    let mut out = choices(cfg);
+    for condition in [0.0, CONDITION] {
+        let mut s = scoring(cfg, Repair::MeanOfDraws);
+        s.condition = condition;
+        s.smoothing_sigma = SIGMA;
+        out.push(s);
+    }
+    out
+}
+
 fn describe(s: &ScoringConfig) -> String {
+    let mean = if s.mean_reconstruction {
+        format!(", the mean of {} draws", s.draws)
+    } else {
+        String::new()
+    };
     format!(
-        "condition {}, {:?} of the maps, {:?} features",
+        "condition {}, {:?} of the maps, {:?} features{mean}",
         s.condition, s.map_score, s.feature_distance
     )
 }
@@ -150,6 +171,7 @@ fn describe(s: &ScoringConfig) -> String {
 fn choose_on_generated(
     ds: &super::Dataset,
     cfg: &DetectorConfig,
+    candidates: Vec<ScoringConfig>,
     det: &mut Detector,
     held: &Tensor,
     seed: u64,
@@ -175,7 +197,7 @@ fn choose_on_generated(
     })?;
     let features: &dyn dmad::FeatureExtractor = &extractor;
     let mut best: Option<(ScoringConfig, dmad::generate::Calibrated)> = None;
-    for s in choices(cfg) {
+    for s in candidates {
         det.set_scoring(cfg.scorer, s.clone(), held)?;
         let c = dmad::generate::calibrate_on_generated(
             det,
@@ -203,7 +225,7 @@ fn choose_on_generated(
 pub(super) fn scoring(cfg: &DetectorConfig, repair: Repair) -> ScoringConfig {
     let mut s = cfg.scoring.clone();
     match repair {
-        Repair::Resolution | Repair::Calibrated | Repair::Denoising => {}
+        Repair::Resolution | Repair::Calibrated | Repair::CalibratedMean | Repair::Denoising => {}
         Repair::MeanOfDraws => {
             s.draws = MEAN_DRAWS;
             s.mean_reconstruction = true;
@@ -289,8 +311,15 @@ pub(super) fn run(
     let (mut det, fit_s) = fit_cached(cfg, &ds.id, &fit_part, dev)?;
     let t0 = Instant::now();
     det.set_scoring(repair.scorer(cfg.scorer), scoring(cfg, repair), &held)?;
-    if repair == Repair::Calibrated {
-        choose_on_generated(ds, cfg, &mut det, &held, opts.seed, dev, m)?;
+    match repair {
+        Repair::Calibrated => {
+            choose_on_generated(ds, cfg, choices(cfg), &mut det, &held, opts.seed, dev, m)?
+        }
+        Repair::CalibratedMean => {
+            let candidates = choices_with_mean(cfg);
+            choose_on_generated(ds, cfg, candidates, &mut det, &held, opts.seed, dev, m)?
+        }
+        _ => {}
     }
     m.fit_s = Some(fit_s + t0.elapsed().as_secs_f64());
     Ok(det)
@@ -312,6 +341,7 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
         "pixel-log-mel-cond",
         "pixel-log-mel-mean",
         "pixel-log-mel-denoise",
+        "pixel-log-mel-ddad",
         "patchcore",
     ];
     let has_pixel = |d: &str| {
@@ -351,7 +381,10 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
          before 2026-12-07) with the same U-Net; `log-mel image`: the U-Net trained on each \
          clip's log-mel spectrogram (64 bands, whole frames averaged into {AUDIO_FRAMES} \
          columns, each band standardised with the training clips'; \
-         `AudioFeatures::LogMelImage`) instead, scored as the cells of the same name. Cells \
+         `AudioFeatures::LogMelImage`) instead, scored as the cells of the same name; its \
+         `calibrated with the mean of draws` chooses as `pixel DDAD-style, calibrated` does, \
+         the mean of {MEAN_DRAWS} reconstructions (unguided or conditioned) among the \
+         candidates. Cells \
          with several \
          seeds read `mean [min, max]`; fit s is the network's fit plus the cell's own \
          calibration, per seed, on the benchmark machine's 2 cores.\n"

@@ -186,11 +186,15 @@ pub enum Variant {
     /// `pixel-denoise` on `pixel-log-mel`'s network.
     #[value(name = "pixel-log-mel-denoise")]
     PixelLogMelDenoise,
+    /// `pixel-ddad`'s choice on generated anomalies, the mean of 4 reconstructions among the
+    /// candidates, on `pixel-log-mel`'s network.
+    #[value(name = "pixel-log-mel-ddad")]
+    PixelLogMelDdad,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 49] = [
+    pub const ALL: [Variant; 50] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -240,6 +244,7 @@ impl Variant {
         Variant::PixelLogMelCond,
         Variant::PixelLogMelMean,
         Variant::PixelLogMelDenoise,
+        Variant::PixelLogMelDdad,
     ];
 
     pub(super) fn id(self) -> &'static str {
@@ -293,6 +298,7 @@ impl Variant {
             Variant::PixelDenoise => "pixel-denoise",
             Variant::PixelLogMelMean => "pixel-log-mel-mean",
             Variant::PixelLogMelDenoise => "pixel-log-mel-denoise",
+            Variant::PixelLogMelDdad => "pixel-log-mel-ddad",
         }
     }
 
@@ -347,6 +353,7 @@ impl Variant {
             Variant::PixelDenoise => "pixel 128, denoising error",
             Variant::PixelLogMelMean => "pixel log-mel image, recon of the mean of 4 draws",
             Variant::PixelLogMelDenoise => "pixel log-mel image, denoising error",
+            Variant::PixelLogMelDdad => "pixel log-mel image, calibrated with the mean of draws",
         }
     }
 
@@ -402,6 +409,7 @@ impl Variant {
                 | Variant::PixelLogMelCond
                 | Variant::PixelLogMelMean
                 | Variant::PixelLogMelDenoise
+                | Variant::PixelLogMelDdad
         )
     }
 
@@ -416,6 +424,7 @@ impl Variant {
             Variant::PixelLogMelCond => Some(pixel::Repair::Conditioned),
             Variant::PixelMean | Variant::PixelLogMelMean => Some(pixel::Repair::MeanOfDraws),
             Variant::PixelDenoise | Variant::PixelLogMelDenoise => Some(pixel::Repair::Denoising),
+            Variant::PixelLogMelDdad => Some(pixel::Repair::CalibratedMean),
             _ => None,
         }
     }
@@ -595,7 +604,8 @@ impl Variant {
             | Variant::PixelMean
             | Variant::PixelDenoise
             | Variant::PixelLogMelMean
-            | Variant::PixelLogMelDenoise => {}
+            | Variant::PixelLogMelDenoise
+            | Variant::PixelLogMelDdad => {}
             Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
             Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
             Variant::NoAttention => m.multi_head_attention = false,
