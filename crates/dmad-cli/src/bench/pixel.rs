@@ -164,13 +164,13 @@ fn describe(s: &ScoringConfig) -> String {
     )
 }
 
-/// Chooses among [`choices`] on anomalies generated from the held-out normals (each with its
-/// own `lambda` and start strength among [`CHOICE_STRENGTHS`], `dmad::generate`), the one with
-/// the best AUROC on them, and makes `det` score so (threshold from the generated anomalies'
-/// F1-optimum, as the other calibrated cells). No real anomaly is used.
+/// Chooses among `candidates` ([`choices`] or [`choices_with_mean`]) on anomalies generated
+/// from the held-out normals (each with its own `lambda` and start strength among
+/// [`CHOICE_STRENGTHS`], `dmad::generate`), the one with the best AUROC on them, and makes
+/// `det` score so with its scorer (threshold from the generated anomalies' F1-optimum, as the
+/// other calibrated cells). No real anomaly is used.
 fn choose_on_generated(
     ds: &super::Dataset,
-    cfg: &DetectorConfig,
     candidates: Vec<ScoringConfig>,
     det: &mut Detector,
     held: &Tensor,
@@ -179,6 +179,7 @@ fn choose_on_generated(
     m: &mut super::UnitMetrics,
 ) -> Result<()> {
     use dmad::generate::{CalibrationConfig, GenerateConfig, Generator};
+    let scorer = det.config().scorer;
     let bases = match &ds.source {
         super::Source::Audio(dir) => {
             let waves = super::audio_train_waves(dir, &det.config().input, dev)?;
@@ -198,7 +199,7 @@ fn choose_on_generated(
     let features: &dyn dmad::FeatureExtractor = &extractor;
     let mut best: Option<(ScoringConfig, dmad::generate::Calibrated)> = None;
     for s in candidates {
-        det.set_scoring(cfg.scorer, s.clone(), held)?;
+        det.set_scoring(scorer, s.clone(), held)?;
         let c = dmad::generate::calibrate_on_generated(
             det,
             held,
@@ -212,7 +213,7 @@ fn choose_on_generated(
         }
     }
     let (s, c) = best.expect("at least one choice");
-    det.set_scoring(cfg.scorer, s.clone(), held)?;
+    det.set_scoring(scorer, s.clone(), held)?;
     dmad::generate::apply_calibration(det, &c, held)?;
     m.calibrated_strength = Some(c.strength);
     m.calibrated_lambda = Some(c.lambda);
@@ -313,11 +314,11 @@ pub(super) fn run(
     det.set_scoring(repair.scorer(cfg.scorer), scoring(cfg, repair), &held)?;
     match repair {
         Repair::Calibrated => {
-            choose_on_generated(ds, cfg, choices(cfg), &mut det, &held, opts.seed, dev, m)?
+            choose_on_generated(ds, choices(cfg), &mut det, &held, opts.seed, dev, m)?
         }
         Repair::CalibratedMean => {
             let candidates = choices_with_mean(cfg);
-            choose_on_generated(ds, cfg, candidates, &mut det, &held, opts.seed, dev, m)?
+            choose_on_generated(ds, candidates, &mut det, &held, opts.seed, dev, m)?
         }
         _ => {}
     }
