@@ -302,16 +302,14 @@ impl Detector {
         };
         // Row features (log-mel statistics or windows) are standardised with the training
         // rows' own, log-mel images band by band.
-        let train = if self.cfg.log_mel_image() {
-            let rows = RowStandardiser::fit_bands(&train)?;
-            let train = rows.apply_bands(&train)?;
+        let train = if self.cfg.log_mel() {
+            let rows = if self.cfg.log_mel_image() {
+                RowStandardiser::fit_bands(&train)?
+            } else {
+                RowStandardiser::fit(&train)?
+            };
             self.rows = Some(rows);
-            train
-        } else if self.cfg.log_mel() {
-            let rows = RowStandardiser::fit(&train)?;
-            let train = rows.apply(&train)?;
-            self.rows = Some(rows);
-            train
+            self.prepare_input(&train)?
         } else {
             train
         };

@@ -35,6 +35,17 @@ fn ddim(s: &NoiseSchedule, steps: usize) -> DdimSampler {
     .unwrap()
 }
 
+fn ddpm(s: &NoiseSchedule, steps: usize) -> DdpmSampler {
+    DdpmSampler::new(
+        s,
+        DdpmConfig {
+            num_inference_steps: steps,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 fn normal_images(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Tensor {
     (SeededNoise::new(seed)
         .draw(&[n, c, h, w], &Device::Cpu)
@@ -136,13 +147,7 @@ fn reconstruction_is_reproducible_and_averages_draws() -> Result<()> {
         seed,
     };
     // DDPM is stochastic at every step: the seed fixes it.
-    let ddpm = DdpmSampler::new(
-        &s,
-        DdpmConfig {
-            num_inference_steps: 10,
-            ..Default::default()
-        },
-    )?;
+    let ddpm = ddpm(&s, 10);
     let one = Reconstructor::new(gaussian(&s), ddpm.clone(), cfg(1, 5))?;
     let a = ReconstructionScorer::new(one.clone()).score(&x)?;
     let b = ReconstructionScorer::new(one).score(&x)?;
@@ -177,13 +182,7 @@ fn the_mean_of_draws_is_scored_as_one_reconstruction() -> Result<()> {
         draws,
         seed: 5,
     };
-    let ddpm = DdpmSampler::new(
-        &s,
-        DdpmConfig {
-            num_inference_steps: 10,
-            ..Default::default()
-        },
-    )?;
+    let ddpm = ddpm(&s, 10);
     let three = Reconstructor::new(gaussian(&s), ddpm.clone(), cfg(3))?;
     let recs = three.reconstruct(&x)?;
     let mean = three.clone().mean_of_draws(true);
