@@ -692,14 +692,16 @@ impl DetectorConfig {
             return bad(
                 "input.n_mels",
                 format!(
-                    "a log-mel image needs at least one band and one column, got {bands} bands                      and image_size {columns}"
+                    "a log-mel image needs at least one band and one column, got {bands} bands \
+                     and image_size {columns}"
                 ),
             );
         }
         if self.feature_space.is_some() {
             return bad(
                 "feature_space",
-                "the EfficientNet feature space takes scalograms (`audio_features:                  scalogram`); a log-mel image is for the pixel-space U-Net"
+                "the EfficientNet feature space takes scalograms (`audio_features: \
+                 scalogram`); a log-mel image is for the pixel-space U-Net"
                     .into(),
             );
         }
@@ -714,7 +716,8 @@ impl DetectorConfig {
                     return bad(
                         field,
                         format!(
-                            "the U-Net's {} levels halve the log-mel image {halvings} times:                              its {what} must be a multiple of {unit}, got {n}",
+                            "the U-Net's {} levels halve the log-mel image {halvings} times: \
+                             its {what} must be a multiple of {unit}, got {n}",
                             u.block_out_channels.len()
                         ),
                     );
@@ -774,7 +777,8 @@ impl DetectorConfig {
                         "input.image_size"
                     },
                     format!(
-                        "the U-Net's {} levels halve the side {halvings} times: it must be a                          multiple of {unit}, got {side}",
+                        "the U-Net's {} levels halve the side {halvings} times: it must be a \
+                         multiple of {unit}, got {side}",
                         u.block_out_channels.len()
                     ),
                 );

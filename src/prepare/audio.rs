@@ -264,7 +264,8 @@ fn log_mel_image(
         return Err(crate::Error::InvalidConfig {
             field: "input.image_size",
             reason: format!(
-                "a clip of {samples} samples has {frames} log-mel frames, fewer than the                  image's {columns} columns"
+                "a clip of {samples} samples has {frames} log-mel frames, fewer than the \
+                 image's {columns} columns"
             ),
         });
     }

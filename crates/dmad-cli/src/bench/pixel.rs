@@ -67,6 +67,9 @@ pub(super) enum Repair {
     /// As `Calibrated`, with the mean of [`MEAN_DRAWS`] reconstructions (unguided and
     /// conditioned, the maps' mean) among the candidates.
     CalibratedMean,
+    /// As `CalibratedMean`, on generated anomalies of graded strengths ([`graded_anomalies`])
+    /// instead of all at the benchmark's 0.7.
+    CalibratedGraded,
 }
 
 impl Repair {
@@ -164,14 +167,39 @@ fn describe(s: &ScoringConfig) -> String {
     )
 }
 
-/// Chooses among `candidates` ([`choices`] or [`choices_with_mean`]) on anomalies generated
-/// from the held-out normals (each with its own `lambda` and start strength among
-/// [`CHOICE_STRENGTHS`], `dmad::generate`), the one with the best AUROC on them, and makes
-/// `det` score so with its scorer (threshold from the generated anomalies' F1-optimum, as the
-/// other calibrated cells). No real anomaly is used.
+/// Anomalies generated from `bases`, a quarter of them (every fourth sample) at each strength
+/// of `dmad::choose::CHOICE_STRENGTHS` (0.1 to 0.7): an AUROC against them is the mean of the
+/// AUROCs at each strength, so a candidate gains by finding weak anomalies too, where at 0.7
+/// alone every candidate finds nearly all.
+fn graded_anomalies(
+    gen: &dmad::generate::Generator<'_>,
+    bases: &Tensor,
+    seed: u64,
+) -> Result<Tensor> {
+    let strengths = dmad::choose::CHOICE_STRENGTHS;
+    let n = bases.dim(0)?;
+    let mut parts = Vec::with_capacity(strengths.len());
+    for (g, &strength) in strengths.iter().enumerate() {
+        let idx: Vec<u32> = (g..n).step_by(strengths.len()).map(|i| i as u32).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let part = bases.index_select(&Tensor::new(idx.as_slice(), bases.device())?, 0)?;
+        let s = seed.wrapping_add(1000 * g as u64);
+        parts.push(gen.mixed_anomalies(&part, strength, s, None)?.x);
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Chooses among the candidates of `repair` ([`choices`], or [`choices_with_mean`] for
+/// `CalibratedMean` and `CalibratedGraded`) on anomalies generated from the held-out normals
+/// (each with its own `lambda` and start strength among [`CHOICE_STRENGTHS`],
+/// `dmad::generate`; graded strengths for `CalibratedGraded`, [`graded_anomalies`]), the one
+/// with the best AUROC on them, and makes `det` score so with its scorer (threshold from the
+/// generated anomalies' F1-optimum, as the other calibrated cells). No real anomaly is used.
 fn choose_on_generated(
     ds: &super::Dataset,
-    candidates: Vec<ScoringConfig>,
+    repair: Repair,
     det: &mut Detector,
     held: &Tensor,
     seed: u64,
@@ -180,6 +208,10 @@ fn choose_on_generated(
 ) -> Result<()> {
     use dmad::generate::{CalibrationConfig, GenerateConfig, Generator};
     let scorer = det.config().scorer;
+    let candidates = match repair {
+        Repair::Calibrated => choices(det.config()),
+        _ => choices_with_mean(det.config()),
+    };
     let bases = match &ds.source {
         super::Source::Audio(dir) => {
             let waves = super::audio_train_waves(dir, &det.config().input, dev)?;
@@ -187,9 +219,13 @@ fn choose_on_generated(
         }
         _ => held.clone(),
     };
-    let anomalies = Generator::new(det, GenerateConfig::default())?
-        .mixed_anomalies(&bases, super::GENERATED_STRENGTH, seed, None)?
-        .x;
+    let gen = Generator::new(det, GenerateConfig::default())?;
+    let anomalies = if repair == Repair::CalibratedGraded {
+        graded_anomalies(&gen, &bases, seed)?
+    } else {
+        gen.mixed_anomalies(&bases, super::GENERATED_STRENGTH, seed, None)?
+            .x
+    };
     let extractor = super::efficientnet_from_env(dev)?.with_context(|| {
         format!(
             "{} must name EfficientNet-Lite0's safetensors",
@@ -226,7 +262,11 @@ fn choose_on_generated(
 pub(super) fn scoring(cfg: &DetectorConfig, repair: Repair) -> ScoringConfig {
     let mut s = cfg.scoring.clone();
     match repair {
-        Repair::Resolution | Repair::Calibrated | Repair::CalibratedMean | Repair::Denoising => {}
+        Repair::Resolution
+        | Repair::Calibrated
+        | Repair::CalibratedMean
+        | Repair::CalibratedGraded
+        | Repair::Denoising => {}
         Repair::MeanOfDraws => {
             s.draws = MEAN_DRAWS;
             s.mean_reconstruction = true;
@@ -313,12 +353,8 @@ pub(super) fn run(
     let t0 = Instant::now();
     det.set_scoring(repair.scorer(cfg.scorer), scoring(cfg, repair), &held)?;
     match repair {
-        Repair::Calibrated => {
-            choose_on_generated(ds, choices(cfg), &mut det, &held, opts.seed, dev, m)?
-        }
-        Repair::CalibratedMean => {
-            let candidates = choices_with_mean(cfg);
-            choose_on_generated(ds, candidates, &mut det, &held, opts.seed, dev, m)?
+        Repair::Calibrated | Repair::CalibratedMean | Repair::CalibratedGraded => {
+            choose_on_generated(ds, repair, &mut det, &held, opts.seed, dev, m)?
         }
         _ => {}
     }
@@ -343,6 +379,11 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
         "pixel-log-mel-mean",
         "pixel-log-mel-denoise",
         "pixel-log-mel-ddad",
+        "pixel-log-mel-graded",
+        "pixel-log-mel-ddpm",
+        "pixel-log-mel-no-wavelet",
+        "pixel-log-mel-no-adapter",
+        "pixel-log-mel-no-time-conv",
         "patchcore",
     ];
     let has_pixel = |d: &str| {
@@ -358,6 +399,7 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
         return;
     }
     rows.sort_by_key(|r| (r.dataset.clone(), ids.iter().position(|i| *i == r.variant)));
+    const GRADED: [f64; 4] = dmad::choose::CHOICE_STRENGTHS;
     let _ = writeln!(
         md,
         "## The method's pixel-space pipeline, repaired (issue 18)\n\n\
@@ -385,9 +427,11 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
          `AudioFeatures::LogMelImage`) instead, scored as the cells of the same name; its \
          `calibrated with the mean of draws` chooses as `pixel DDAD-style, calibrated` does, \
          the mean of {MEAN_DRAWS} reconstructions (unguided or conditioned) among the \
-         candidates. Cells \
-         with several \
-         seeds read `mean [min, max]`; fit s is the network's fit plus the cell's own \
+         candidates; `calibrated on graded anomalies` chooses so on generated anomalies a \
+         quarter each at strengths {GRADED:?} instead of all at 0.7. The ablations (`mean of \
+         {MEAN_DRAWS} draws - wavelet` and so on) refit the log-mel image U-Net without one of \
+         the method's modules (`DDPM U-Net`: without any) and score it as `recon of the mean \
+         of {MEAN_DRAWS} draws`. Cells with several seeds read `mean [min, max]`; fit s is the network's fit plus the cell's own \
          calibration, per seed, on the benchmark machine's 2 cores.\n"
     );
     let _ = writeln!(

@@ -190,11 +190,29 @@ pub enum Variant {
     /// candidates, on `pixel-log-mel`'s network.
     #[value(name = "pixel-log-mel-ddad")]
     PixelLogMelDdad,
+    /// `pixel-log-mel-ddad` with generated anomalies of graded strengths (a quarter each at
+    /// `dmad::choose::CHOICE_STRENGTHS`) instead of all at 0.7, where every candidate scored
+    /// 0.997-1.000 on mining-hard.
+    #[value(name = "pixel-log-mel-graded")]
+    PixelLogMelGraded,
+    /// Ablation (issue 18): `pixel-log-mel-mean` on a U-Net without the method's modules
+    /// (a plain DDPM U-Net).
+    #[value(name = "pixel-log-mel-ddpm")]
+    PixelLogMelDdpm,
+    /// Ablation: `pixel-log-mel-mean` without the wavelet pyramid.
+    #[value(name = "pixel-log-mel-no-wavelet")]
+    PixelLogMelNoWavelet,
+    /// Ablation: `pixel-log-mel-mean` without the input adapter.
+    #[value(name = "pixel-log-mel-no-adapter")]
+    PixelLogMelNoAdapter,
+    /// Ablation: `pixel-log-mel-mean` without the hybrid (convolutional) time embedding.
+    #[value(name = "pixel-log-mel-no-time-conv")]
+    PixelLogMelNoTimeConv,
 }
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 50] = [
+    pub const ALL: [Variant; 55] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -245,6 +263,11 @@ impl Variant {
         Variant::PixelLogMelMean,
         Variant::PixelLogMelDenoise,
         Variant::PixelLogMelDdad,
+        Variant::PixelLogMelGraded,
+        Variant::PixelLogMelDdpm,
+        Variant::PixelLogMelNoWavelet,
+        Variant::PixelLogMelNoAdapter,
+        Variant::PixelLogMelNoTimeConv,
     ];
 
     pub(super) fn id(self) -> &'static str {
@@ -299,6 +322,11 @@ impl Variant {
             Variant::PixelLogMelMean => "pixel-log-mel-mean",
             Variant::PixelLogMelDenoise => "pixel-log-mel-denoise",
             Variant::PixelLogMelDdad => "pixel-log-mel-ddad",
+            Variant::PixelLogMelGraded => "pixel-log-mel-graded",
+            Variant::PixelLogMelDdpm => "pixel-log-mel-ddpm",
+            Variant::PixelLogMelNoWavelet => "pixel-log-mel-no-wavelet",
+            Variant::PixelLogMelNoAdapter => "pixel-log-mel-no-adapter",
+            Variant::PixelLogMelNoTimeConv => "pixel-log-mel-no-time-conv",
         }
     }
 
@@ -354,6 +382,11 @@ impl Variant {
             Variant::PixelLogMelMean => "pixel log-mel image, recon of the mean of 4 draws",
             Variant::PixelLogMelDenoise => "pixel log-mel image, denoising error",
             Variant::PixelLogMelDdad => "pixel log-mel image, calibrated with the mean of draws",
+            Variant::PixelLogMelGraded => "pixel log-mel image, calibrated on graded anomalies",
+            Variant::PixelLogMelDdpm => "pixel log-mel image, mean of 4 draws, DDPM U-Net",
+            Variant::PixelLogMelNoWavelet => "pixel log-mel image, mean of 4 draws - wavelet",
+            Variant::PixelLogMelNoAdapter => "pixel log-mel image, mean of 4 draws - adapter",
+            Variant::PixelLogMelNoTimeConv => "pixel log-mel image, mean of 4 draws - time conv",
         }
     }
 
@@ -410,6 +443,11 @@ impl Variant {
                 | Variant::PixelLogMelMean
                 | Variant::PixelLogMelDenoise
                 | Variant::PixelLogMelDdad
+                | Variant::PixelLogMelGraded
+                | Variant::PixelLogMelDdpm
+                | Variant::PixelLogMelNoWavelet
+                | Variant::PixelLogMelNoAdapter
+                | Variant::PixelLogMelNoTimeConv
         )
     }
 
@@ -422,9 +460,15 @@ impl Variant {
             Variant::PixelDdad => Some(pixel::Repair::Calibrated),
             Variant::PixelLogMel => Some(pixel::Repair::Resolution),
             Variant::PixelLogMelCond => Some(pixel::Repair::Conditioned),
-            Variant::PixelMean | Variant::PixelLogMelMean => Some(pixel::Repair::MeanOfDraws),
+            Variant::PixelMean
+            | Variant::PixelLogMelMean
+            | Variant::PixelLogMelDdpm
+            | Variant::PixelLogMelNoWavelet
+            | Variant::PixelLogMelNoAdapter
+            | Variant::PixelLogMelNoTimeConv => Some(pixel::Repair::MeanOfDraws),
             Variant::PixelDenoise | Variant::PixelLogMelDenoise => Some(pixel::Repair::Denoising),
             Variant::PixelLogMelDdad => Some(pixel::Repair::CalibratedMean),
+            Variant::PixelLogMelGraded => Some(pixel::Repair::CalibratedGraded),
             _ => None,
         }
     }
@@ -605,12 +649,21 @@ impl Variant {
             | Variant::PixelDenoise
             | Variant::PixelLogMelMean
             | Variant::PixelLogMelDenoise
-            | Variant::PixelLogMelDdad => {}
-            Variant::Ddpm | Variant::ImputationDdpm => *m = dmad::unet::ModulesConfig::none(),
-            Variant::NoWavelet | Variant::ImputationNoWavelet => m.wavelet_pyramid = false,
+            | Variant::PixelLogMelDdad
+            | Variant::PixelLogMelGraded => {}
+            Variant::Ddpm | Variant::ImputationDdpm | Variant::PixelLogMelDdpm => {
+                *m = dmad::unet::ModulesConfig::none()
+            }
+            Variant::NoWavelet | Variant::ImputationNoWavelet | Variant::PixelLogMelNoWavelet => {
+                m.wavelet_pyramid = false
+            }
             Variant::NoAttention => m.multi_head_attention = false,
-            Variant::NoAdapter | Variant::ImputationNoAdapter => m.input_adapter = false,
-            Variant::NoTimeConv | Variant::ImputationNoTimeConv => m.hybrid_time_embedding = false,
+            Variant::NoAdapter | Variant::ImputationNoAdapter | Variant::PixelLogMelNoAdapter => {
+                m.input_adapter = false
+            }
+            Variant::NoTimeConv
+            | Variant::ImputationNoTimeConv
+            | Variant::PixelLogMelNoTimeConv => m.hybrid_time_embedding = false,
         }
     }
 }
