@@ -131,6 +131,69 @@ fn base_config(ds: &Dataset, features: usize, budget: f64) -> DetectorConfig {
     cfg
 }
 
+/// The configuration of `variant`'s cell on `ds` (`features`: a table's columns) at `budget`.
+fn cell_config(
+    ds: &Dataset,
+    features: usize,
+    variant: Variant,
+    budget: f64,
+) -> Result<DetectorConfig> {
+    let mut cfg = if variant.imputes() {
+        imputation::config(ds, budget)?
+    } else {
+        base_config(ds, features, budget)
+    };
+    variant.apply(&mut cfg);
+    if let Some(c) = variant.log_mel_config(budget) {
+        // The library's defaults, as `dmad fit --scorer log-mel-dte` fits.
+        cfg = c;
+    }
+    if variant.log_mel_image() {
+        cfg.input.audio_features = dmad::AudioFeatures::LogMelImage;
+    }
+    if variant.pixel_repair().is_some() {
+        cfg = pixel::config(&cfg, budget);
+    }
+    if variant.patch_features() {
+        let input = cfg.input.clone();
+        if let Some(scorer) = variant.feature_scorer() {
+            cfg = feature_space::config(ds.modality(), budget, scorer);
+            cfg.scoring.strength = 0.3;
+            if matches!(
+                variant,
+                Variant::FeatureDtePositional | Variant::FeatureDtePositionalNoFlips
+            ) {
+                if let Some(fs) = cfg.feature_space.as_mut() {
+                    fs.positional = true;
+                }
+                if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
+                    m.in_features += 2;
+                }
+            }
+            if variant == Variant::FeatureDteLowNoise {
+                cfg.schedule.beta_end = 0.005;
+            }
+            if variant == Variant::FeatureDiffusionPos {
+                if let Some(fs) = cfg.feature_space.as_mut() {
+                    fs.normalisation = dmad::PatchNorm::PerPosition;
+                }
+            }
+        }
+        cfg.input = input;
+        if ds.modality() == Modality::Image {
+            // Full resolution (the protocol's 256x256 maps); PatchCore's memory bank
+            // takes the training images as they are.
+            cfg.input.image_size = 256;
+            cfg.input.flip_augment &= variant.feature_scorer().is_some()
+                && !matches!(
+                    variant,
+                    Variant::FeatureDteNoFlips | Variant::FeatureDtePositionalNoFlips
+                );
+        }
+    }
+    Ok(cfg)
+}
+
 /// The test side of one unit.
 enum TestSet {
     Samples(Labelled),
@@ -791,59 +854,7 @@ pub fn run(args: &BenchArgs, opts: &Options, dev: &Device) -> Result<()> {
                 // Ten digits of 10,000 test images through EfficientNet at 224x224: hours.
                 continue;
             }
-            let mut cfg = if variant.imputes() {
-                imputation::config(ds, args.budget)?
-            } else {
-                base_config(ds, features, args.budget)
-            };
-            variant.apply(&mut cfg);
-            if let Some(c) = variant.log_mel_config(args.budget) {
-                // The library's defaults, as `dmad fit --scorer log-mel-dte` fits.
-                cfg = c;
-            }
-            if variant.log_mel_image() {
-                cfg.input.audio_features = dmad::AudioFeatures::LogMelImage;
-            }
-            if variant.pixel_repair().is_some() {
-                cfg = pixel::config(&cfg, args.budget);
-            }
-            if variant.patch_features() {
-                let input = cfg.input.clone();
-                if let Some(scorer) = variant.feature_scorer() {
-                    cfg = feature_space::config(ds.modality(), args.budget, scorer);
-                    cfg.scoring.strength = 0.3;
-                    if matches!(
-                        variant,
-                        Variant::FeatureDtePositional | Variant::FeatureDtePositionalNoFlips
-                    ) {
-                        if let Some(fs) = cfg.feature_space.as_mut() {
-                            fs.positional = true;
-                        }
-                        if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
-                            m.in_features += 2;
-                        }
-                    }
-                    if variant == Variant::FeatureDteLowNoise {
-                        cfg.schedule.beta_end = 0.005;
-                    }
-                    if variant == Variant::FeatureDiffusionPos {
-                        if let Some(fs) = cfg.feature_space.as_mut() {
-                            fs.normalisation = dmad::PatchNorm::PerPosition;
-                        }
-                    }
-                }
-                cfg.input = input;
-                if ds.modality() == Modality::Image {
-                    // Full resolution (the protocol's 256x256 maps); PatchCore's memory bank
-                    // takes the training images as they are.
-                    cfg.input.image_size = 256;
-                    cfg.input.flip_augment &= variant.feature_scorer().is_some()
-                        && !matches!(
-                            variant,
-                            Variant::FeatureDteNoFlips | Variant::FeatureDtePositionalNoFlips
-                        );
-                }
-            }
+            let cfg = cell_config(ds, features, variant, args.budget)?;
             let t0 = Instant::now();
             // A fidelity cell measures unit 0 only (a table's split seed 0, MNIST's digit 0).
             let n_units = if variant.detects() { ds.units() } else { 1 };
@@ -947,6 +958,30 @@ mod tests {
     use super::fidelity::{evenly_spaced, normal_test_samples, FIDELITY_STEPS};
     use super::report::{group_modality, missing, write_fidelity};
     use super::*;
+
+    #[test]
+    fn the_log_mel_unet_preset_is_the_pixel_log_mel_mean_cell_at_budget_0_6() {
+        // The figures SCORERS.md quotes for `--scorer log-mel-unet` are this cell's.
+        let ds = Dataset {
+            id: "audio/machine".into(),
+            group: "audio",
+            source: Source::Audio(PathBuf::from("machine")),
+        };
+        let mut cell = cell_config(&ds, 0, Variant::PixelLogMelMean, 0.6).unwrap();
+        let repair = Variant::PixelLogMelMean.pixel_repair().unwrap();
+        cell.scorer = repair.scorer(cell.scorer);
+        cell.scoring = pixel::scoring(&cell, repair);
+        let preset = DetectorConfig::for_audio_log_mel_image();
+        fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+            serde_json::to_value(v).unwrap()
+        }
+        assert_eq!(json(&cell.input), json(&preset.input));
+        assert_eq!(json(&cell.network), json(&preset.network));
+        assert_eq!(json(&cell.schedule), json(&preset.schedule));
+        assert_eq!(json(&cell.train), json(&preset.train));
+        assert_eq!(json(&cell.scoring), json(&preset.scoring));
+        assert_eq!(json(&cell.scorer), json(&preset.scorer));
+    }
 
     #[test]
     fn short_ids() {

@@ -418,6 +418,10 @@ pub enum ScorerArg {
     /// baseline's features), a clip scored by its largest window, with a map over time: keeps
     /// short transients that clip statistics average away.
     LogMelWindowsDte,
+    /// Audio: the method's pixel-space U-Net on each clip's log-mel spectrogram (64 bands x 32
+    /// columns, each band standardised), scored by the error against the mean of 4
+    /// reconstructions; maps over bands and time. Below log-mel-dte on clip AUROC.
+    LogMelUnet,
     /// Non-parametric diffusion-time estimation (no network, k = 5 neighbours).
     Dte,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the samples
@@ -497,6 +501,12 @@ pub fn fit(
             } else {
                 dmad::AudioFeatures::LogMelStatistics
             })
+        }
+        (None, Some(ScorerArg::LogMelUnet)) => {
+            if modality != Modality::Audio {
+                bail!("--scorer log-mel-unet works on audio clips, not {modality} data");
+            }
+            DetectorConfig::for_audio_log_mel_image()
         }
         (None, Some(ScorerArg::Imputation)) => imputation_config(modality, spec)?,
         (None, _) => default_config(modality, spec, dev)?,

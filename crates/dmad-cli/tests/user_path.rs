@@ -1145,3 +1145,46 @@ fn choose_picks_log_mel_settings_on_generated_anomalies_and_names_what_it_cannot
         &["--choose", "log-mel-dte"],
     );
 }
+
+#[test]
+fn log_mel_unet_fits_the_pixel_u_net_on_log_mel_images_of_audio_only() {
+    let d = TempDir::new().unwrap();
+    let root = d.path().join("machine");
+    std::fs::create_dir_all(root.join("train")).unwrap();
+    std::fs::create_dir_all(root.join("test")).unwrap();
+    for i in 0..4 {
+        wav(
+            &root.join(format!("train/normal_{i:04}.wav")),
+            16_000,
+            440.0 + i as f32,
+            1.0,
+        );
+    }
+    wav(&root.join("test/normal_0000.wav"), 16_000, 445.0, 1.0);
+    wav(
+        &root.join("test/anomaly_0000_hum.wav"),
+        16_000,
+        3_000.0,
+        1.0,
+    );
+    let model = d.path().join("m.model");
+    #[rustfmt::skip]
+    let fit = ["fit", "--modality", "audio", "--scorer", "log-mel-unet", "--steps", "2",
+               "--data", s(&root), "--out", s(&model)];
+    expect(&fit, 0, &["saved"]);
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    assert!(config.contains("\"log_mel_image\""), "{config}");
+    assert!(config.contains("\"mean_reconstruction\": true"), "{config}");
+    expect(
+        &["eval", "--model", s(&model), "--data", s(&root)],
+        0,
+        &["AUROC"],
+    );
+    // Images have no log-mel spectrogram.
+    let images = folder_of_pngs(&d.path().join("pngs"), 3, false);
+    let image_model = d.path().join("i.model");
+    #[rustfmt::skip]
+    let fit = ["fit", "--modality", "image", "--scorer", "log-mel-unet", "--data", s(&images),
+               "--out", s(&image_model)];
+    expect(&fit, 1, &["log-mel-unet", "audio"]);
+}

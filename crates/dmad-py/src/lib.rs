@@ -43,7 +43,8 @@ fn modality(name: &str) -> PyResult<Modality> {
 /// with `scorer` as `dmad fit --scorer` chooses it: `reconstruction`, `dte` (k = 5),
 /// `dte-categorical` (7 bins), `feature-diffusion`, `feature-recon`, `feature-dte` (images
 /// and audio), `log-mel-dte` / `log-mel-windows-dte` (audio: DTE-Categorical on log-mel
-/// statistics / 5-frame windows), and the
+/// statistics / 5-frame windows), `log-mel-unet` (audio: the pixel-space U-Net on log-mel
+/// images, scored against the mean of 4 reconstructions), and the
 /// library's `denoising`, `feature` and `combined`.
 #[pyfunction]
 fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<String> {
@@ -61,7 +62,10 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
              scalograms, not {m} data"
         )));
     }
-    let log_mel = matches!(scorer, "log-mel-dte" | "log-mel-windows-dte");
+    let log_mel = matches!(
+        scorer,
+        "log-mel-dte" | "log-mel-windows-dte" | "log-mel-unet"
+    );
     if log_mel && m != Modality::Audio {
         return Err(PyValueError::new_err(format!(
             "scorer {scorer:?} works on audio clips, not {m} data"
@@ -69,6 +73,8 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
     }
     let mut cfg = if feature_space {
         DetectorConfig::feature_diffusion(m, dims)
+    } else if scorer == "log-mel-unet" {
+        DetectorConfig::for_audio_log_mel_image()
     } else if log_mel {
         DetectorConfig::for_audio_log_mel_features(if scorer == "log-mel-windows-dte" {
             dmad::AudioFeatures::LogMelWindows
@@ -84,7 +90,7 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
         }
     };
     cfg.scorer = match scorer {
-        "reconstruction" | "feature-recon" => ScorerConfig::Reconstruction,
+        "reconstruction" | "feature-recon" | "log-mel-unet" => ScorerConfig::Reconstruction,
         "feature-diffusion" => cfg.scorer,
         "dte" => ScorerConfig::Dte { k: 5 },
         "dte-categorical" | "feature-dte" | "log-mel-dte" | "log-mel-windows-dte" => {
@@ -104,7 +110,7 @@ fn default_config(modality_name: &str, dims: usize, scorer: &str) -> PyResult<St
             return Err(PyValueError::new_err(format!(
                 "unknown scorer {other:?}; expected reconstruction, dte, dte-categorical, \
                  denoising, feature, combined, feature-diffusion, feature-recon, feature-dte, \
-                 log-mel-dte or log-mel-windows-dte"
+                 log-mel-dte, log-mel-windows-dte or log-mel-unet"
             )))
         }
     };

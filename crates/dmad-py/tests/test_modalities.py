@@ -109,6 +109,22 @@ def test_log_mel_dte_scores_audio_clips_by_their_log_mel_statistics(rng):
     assert s[5:].min() > s[:5].max(), s
 
 
+def test_log_mel_unet_maps_audio_clips_over_bands_and_time(rng):
+    rate = 16000
+    t = np.arange(rate) / rate
+    clips = np.stack(
+        [0.3 * np.sin(2 * np.pi * 440 * t + p) for p in rng.uniform(0, 6, 6)]
+    ).astype(np.float32)
+    det = dmad.Detector("audio", scorer="log-mel-unet", steps=3, warmup_steps=0, seed=1)
+    det.fit(clips, sample_rate=rate)
+    assert det.scorer == "log-mel-unet"
+    assert det.config_["input"]["audio_features"] == "log_mel_image"
+    assert det.config_["scoring"]["mean_reconstruction"] is True
+    # 64 bands (highest on top) x 32 columns of the clip.
+    maps = det.anomaly_map(clips[:2], sample_rate=rate)
+    assert maps.shape == (2, 64, 32) and np.isfinite(maps).all()
+
+
 def test_generate_gives_samples_in_the_units_fit_took(rng):
     X = rng.normal(size=(200, 3)) * [1.0, 10.0, 100.0] + [0.0, 50.0, -500.0]
     det = dmad.Detector("table", steps=100).fit(X)

@@ -26,6 +26,7 @@ SCORERS = (
     "feature-dte",
     "log-mel-dte",
     "log-mel-windows-dte",
+    "log-mel-unet",
     "imputation",
 )
 
@@ -191,6 +192,8 @@ def _scorer_name(cfg: dict) -> str:
         if features == "log_mel_windows":
             return "log-mel-windows-dte"
         return "dte-categorical"
+    if kind == "reconstruction" and cfg.get("input", {}).get("audio_features") == "log_mel_image":
+        return "log-mel-unet"
     return kind
 
 
