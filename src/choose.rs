@@ -143,6 +143,58 @@ pub fn choose_audio(
     })
 }
 
+/// The candidates `dmad fit --scorer log-mel-dte --choose` (and Python's `choose=True`)
+/// compares: the log-mel DTE detector `base` first (so it wins ties), then with the other time
+/// bins (50 for 7, 7 for anything else), with the other statistics (the plain mean and
+/// deviation for the frame-difference deviations, or the other way round), and with both
+/// changed; the MLP is resized to each candidate's rows. The benchmark's
+/// `log-mel-dte-delta-chosen` cell compares the same four.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when `base` is not parametric DTE on log-mel statistics of audio.
+pub fn log_mel_candidates(base: &DetectorConfig) -> Result<Vec<DetectorConfig>> {
+    let bins = match base.scorer {
+        crate::ScorerConfig::DteCategorical { bins, .. }
+            if base.modality == Modality::Audio
+                && base.input.audio_features == crate::AudioFeatures::LogMelStatistics =>
+        {
+            bins
+        }
+        _ => {
+            return Err(Error::InvalidConfig {
+                field: "scorer",
+                reason: "choosing log-mel statistics and time bins needs parametric DTE on \
+                         log-mel statistics of audio (`log-mel-dte`)"
+                    .into(),
+            })
+        }
+    };
+    let other_stats = match base.input.mel_statistics {
+        crate::MelStatistics::MeanStd => crate::MelStatistics::MeanStdDelta,
+        crate::MelStatistics::MeanStdDelta => crate::MelStatistics::MeanStd,
+    };
+    let other_bins = if bins == 50 { 7 } else { 50 };
+    let variant = |stats: crate::MelStatistics, bins: usize| {
+        let mut c = base.clone();
+        c.input.mel_statistics = stats;
+        if let crate::NetworkConfig::Mlp(m) = &mut c.network {
+            m.in_features = c.input.log_mel_row_len();
+        }
+        c.scorer = crate::ScorerConfig::DteCategorical {
+            bins,
+            surprisal: false,
+        };
+        c
+    };
+    let s = base.input.mel_statistics;
+    Ok(vec![
+        variant(s, bins),
+        variant(s, other_bins),
+        variant(other_stats, bins),
+        variant(other_stats, other_bins),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +225,44 @@ mod tests {
         assert!(err(&[a.clone(), b], &waves).contains("8000 Hz"));
         let few = waves.narrow(0, 0, 6).unwrap();
         assert!(err(&[a], &few).contains("at least 10"));
+    }
+
+    #[test]
+    fn log_mel_candidates_put_the_base_first_and_vary_statistics_and_bins() {
+        let base = DetectorConfig::for_audio_log_mel();
+        let c = log_mel_candidates(&base).unwrap();
+        assert_eq!(c.len(), 4);
+        assert_eq!(
+            serde_json::to_string(&c[0]).unwrap(),
+            serde_json::to_string(&base).unwrap()
+        );
+        let described: Vec<(crate::MelStatistics, usize, usize)> = c
+            .iter()
+            .map(|c| {
+                let bins = match c.scorer {
+                    crate::ScorerConfig::DteCategorical { bins, .. } => bins,
+                    _ => 0,
+                };
+                let width = match &c.network {
+                    crate::NetworkConfig::Mlp(m) => m.in_features,
+                    _ => 0,
+                };
+                (c.input.mel_statistics, bins, width)
+            })
+            .collect();
+        use crate::MelStatistics::{MeanStd, MeanStdDelta};
+        assert_eq!(
+            described,
+            [
+                (MeanStdDelta, 7, 192),
+                (MeanStdDelta, 50, 192),
+                (MeanStd, 7, 128),
+                (MeanStd, 50, 128)
+            ]
+        );
+        let err = log_mel_candidates(&DetectorConfig::for_audio_log_mel_image())
+            .expect_err("an error")
+            .to_string();
+        assert!(err.contains("log-mel-dte"), "{err}");
     }
 }

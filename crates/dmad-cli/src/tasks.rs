@@ -574,18 +574,15 @@ pub fn choose_log_mel(
     opts: &Options,
     dev: &Device,
 ) -> Result<(Detector, String)> {
-    let bins = match base.scorer {
-        dmad::ScorerConfig::DteCategorical { bins, .. }
-            if base.modality == Modality::Audio
-                && base.input.audio_features == dmad::AudioFeatures::LogMelStatistics =>
-        {
-            bins
-        }
-        _ => bail!(
+    if base.modality != Modality::Audio
+        || base.input.audio_features != dmad::AudioFeatures::LogMelStatistics
+        || !matches!(base.scorer, dmad::ScorerConfig::DteCategorical { .. })
+    {
+        bail!(
             "--choose picks log-mel statistics and time bins: it needs --scorer log-mel-dte \
              (audio)"
-        ),
-    };
+        );
+    }
     let root = match layout::resolve(Modality::Audio, data, Purpose::Fit)? {
         Source::Structured(root) => root,
         _ => bail!(
@@ -594,30 +591,7 @@ pub fn choose_log_mel(
         ),
     };
     let waves = prepare::audio_waves(&root, Split::Train, &base.input, dev)?;
-    let other_stats = match base.input.mel_statistics {
-        dmad::MelStatistics::MeanStd => dmad::MelStatistics::MeanStdDelta,
-        dmad::MelStatistics::MeanStdDelta => dmad::MelStatistics::MeanStd,
-    };
-    let other_bins = if bins == 50 { DTE_CATEGORICAL_BINS } else { 50 };
-    let variant = |stats: dmad::MelStatistics, bins: usize| {
-        let mut c = base.clone();
-        c.input.mel_statistics = stats;
-        if let dmad::NetworkConfig::Mlp(m) = &mut c.network {
-            m.in_features = c.input.log_mel_row_len();
-        }
-        c.scorer = dmad::ScorerConfig::DteCategorical {
-            bins,
-            surprisal: false,
-        };
-        c
-    };
-    let s = base.input.mel_statistics;
-    let candidates = [
-        variant(s, bins),
-        variant(s, other_bins),
-        variant(other_stats, bins),
-        variant(other_stats, other_bins),
-    ];
+    let candidates = dmad::choose::log_mel_candidates(base)?;
     let choice = dmad::choose::choose_audio(&waves, &candidates, opts.seed, dev)?;
     let words = |c: &DetectorConfig| {
         format!(

@@ -131,6 +131,49 @@ impl Model {
     }
 
     /// Turns `x` into the network's input as the CLI prepares the same data from files.
+    /// Audio `x` (`[n_clips, n_samples]` or one 1-D clip at `sample_rate` Hz) as the model
+    /// reads clips: resampled to its rate and cropped or padded to one second, as the WAV
+    /// loader does. Fitting records the rate in `data.json`.
+    fn audio_waves(
+        &mut self,
+        x: &Array<'_>,
+        sample_rate: Option<u32>,
+        purpose: Purpose,
+    ) -> PyResult<Vec<Vec<f32>>> {
+        let shape = x.shape.clone();
+        let (n, len) = match shape.as_slice() {
+            [l] => (1, *l),
+            [n, l] => (*n, *l),
+            _ => {
+                return Err(bad(format!(
+                    "X has shape {}: audio is [n_clips, n_samples] waveforms (or one 1-D clip)",
+                    shape_words(&shape)
+                )))
+            }
+        };
+        let rate = sample_rate
+            .ok_or_else(|| bad("audio needs its sample rate: pass sample_rate=... (Hz)".into()))?;
+        if rate == 0 {
+            return Err(bad("sample_rate must be positive".into()));
+        }
+        if purpose == Purpose::Fit {
+            self.data.sample_rates = vec![rate];
+        }
+        let values = x.f32s("X")?;
+        let model_rate = self.cfg.input.sample_rate;
+        let mut waves = Vec::with_capacity(n);
+        for clip in values.chunks_exact(len.max(1)) {
+            let mut wave = if rate == model_rate {
+                clip.to_vec()
+            } else {
+                dmad::data::audio::resample(clip, rate, model_rate).or_raise()?
+            };
+            wave.resize(model_rate as usize, 0.0);
+            waves.push(wave);
+        }
+        Ok(waves)
+    }
+
     fn prepare(
         &mut self,
         x: &Array<'_>,
@@ -311,40 +354,13 @@ impl Model {
                 })
             }
             Modality::Audio => {
-                let (n, len) = match shape.as_slice() {
-                    [l] => (1, *l),
-                    [n, l] => (*n, *l),
-                    _ => {
-                        return Err(bad(format!(
-                            "X has shape {}: audio is [n_clips, n_samples] waveforms (or one \
-                             1-D clip)",
-                            shape_words(&shape)
-                        )))
-                    }
-                };
-                let rate = sample_rate.ok_or_else(|| {
-                    bad("audio needs its sample rate: pass sample_rate=... (Hz)".into())
-                })?;
-                if rate == 0 {
-                    return Err(bad("sample_rate must be positive".into()));
-                }
-                if purpose == Purpose::Fit {
-                    self.data.sample_rates = vec![rate];
-                }
-                let values = x.f32s("X")?;
+                let waves = self.audio_waves(x, sample_rate, purpose)?;
                 let transform = dmad::prepare::AudioInput::new(&input).or_raise()?;
-                let target = input.sample_rate as usize;
-                let mut images = Vec::with_capacity(n);
-                for clip in values.chunks_exact(len) {
-                    // As the WAV loader: resampled to the model's rate, cropped or padded to 1 s.
-                    let mut wave = if rate == input.sample_rate {
-                        clip.to_vec()
-                    } else {
-                        dmad::data::audio::resample(clip, rate, input.sample_rate).or_raise()?
-                    };
-                    wave.resize(target, 0.0);
-                    images.push(transform.sample(&wave, &dev).or_raise()?);
-                }
+                let images = waves
+                    .iter()
+                    .map(|w| transform.sample(w, &dev))
+                    .collect::<dmad::Result<Vec<_>>>()
+                    .or_raise()?;
                 let x = Tensor::stack(&images, 0).or_raise()?;
                 Ok(Prepared {
                     x,
@@ -454,6 +470,63 @@ impl Model {
         self.cfg = det.config().clone();
         self.det = Some(det);
         Ok(())
+    }
+
+    /// Fits audio clips as `fit` does, with the log-mel statistics and time bins chosen on
+    /// audio anomalies generated in a held-out fifth of the clips, as `dmad fit --scorer
+    /// log-mel-dte --choose` ([`dmad::choose::choose_audio`] over
+    /// [`dmad::choose::log_mel_candidates`] of this model's configuration; at least 10 clips).
+    /// Returns each candidate's configuration (JSON), its mean AUROC on the generated
+    /// anomalies, and the index of the chosen one, which is refitted on every clip. Five fits:
+    /// no progress callback.
+    #[pyo3(signature = (x, shape, f64, sample_rate=None, seed=0))]
+    fn fit_choose(
+        &mut self,
+        py: Python<'_>,
+        x: &[u8],
+        shape: Vec<usize>,
+        f64: bool,
+        sample_rate: Option<u32>,
+        seed: u64,
+    ) -> PyResult<(Vec<String>, Vec<f64>, usize)> {
+        if self.cfg.modality != Modality::Audio {
+            return Err(bad(format!(
+                "choose=True picks log-mel settings of audio detectors, not {} ones",
+                self.cfg.modality
+            )));
+        }
+        let candidates = dmad::choose::log_mel_candidates(&self.cfg).or_raise()?;
+        let x = Array {
+            bytes: x,
+            shape,
+            f64,
+        };
+        self.det = None;
+        self.data = DataInfo {
+            source: "a NumPy array (Python)".into(),
+            non_finite: "error".into(),
+            layout: "files".into(),
+            ..DataInfo::default()
+        };
+        let waves = self.audio_waves(&x, sample_rate, Purpose::Fit)?;
+        self.data.samples = waves.len();
+        let len = self.cfg.input.sample_rate as usize;
+        let flat: Vec<f32> = waves.concat();
+        let waves = Tensor::from_vec(flat, (self.data.samples, len), &Device::Cpu).or_raise()?;
+        let choice = py
+            .detach(|| dmad::choose::choose_audio(&waves, &candidates, seed, &Device::Cpu))
+            .or_raise()?;
+        let configs = candidates
+            .iter()
+            .map(|c| serde_json::to_string(c).map_err(|e| bad(e.to_string())))
+            .collect::<PyResult<Vec<_>>>()?;
+        let det = choice.detector;
+        if let Some(cal) = det.calibration() {
+            self.data.threshold = cal.method.clone();
+        }
+        self.cfg = det.config().clone();
+        self.det = Some(det);
+        Ok((configs, choice.aurocs, choice.index))
     }
 
     /// Scores `x`: the scores (bytes of float32: one per sample, one per point for series) and

@@ -109,6 +109,34 @@ def test_log_mel_dte_scores_audio_clips_by_their_log_mel_statistics(rng):
     assert s[5:].min() > s[:5].max(), s
 
 
+def test_choose_picks_log_mel_settings_on_generated_anomalies(rng):
+    rate = 16000
+    t = np.arange(rate) / rate
+    clips = np.stack(
+        [
+            0.3 * np.sin(2 * np.pi * rng.uniform(430, 450) * t) + 0.05 * rng.normal(size=rate)
+            for _ in range(12)
+        ]
+    ).astype(np.float32)
+    det = dmad.Detector("audio", scorer="log-mel-dte", choose=True, steps=50, seed=2)
+    det.fit(clips, sample_rate=rate)
+    assert len(det.choice_) == 4 and sum(c["chosen"] for c in det.choice_) == 1
+    assert {(c["mel_statistics"], c["bins"]) for c in det.choice_} == {
+        ("mean_std_delta", 7),
+        ("mean_std_delta", 50),
+        ("mean_std", 7),
+        ("mean_std", 50),
+    }
+    assert all(0.0 <= c["auroc"] <= 1.0 for c in det.choice_)
+    chosen = next(c for c in det.choice_ if c["chosen"])
+    assert det.config_["input"]["mel_statistics"] == chosen["mel_statistics"]
+    assert det.config_["scorer"]["bins"] == chosen["bins"]
+    assert det.decision_function(clips[:3], sample_rate=rate).shape == (3,)
+    assert det.get_params()["choose"] is True
+    with pytest.raises(ValueError, match="log-mel-dte"):
+        dmad.Detector("audio", choose=True, steps=2).fit(clips, sample_rate=rate)
+
+
 def test_log_mel_unet_maps_audio_clips_over_bands_and_time(rng):
     rate = 16000
     t = np.arange(rate) / rate

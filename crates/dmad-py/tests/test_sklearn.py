@@ -40,7 +40,8 @@ def test_a_loaded_detector_clones_to_its_saved_configuration(rng, tmp_path):
 def test_get_and_set_params_follow_sklearn():
     det = dmad.Detector("series", window=16)
     assert det.get_params() == {
-        "modality": "series", "scorer": "reconstruction", "progress": False, "window": 16,
+        "modality": "series", "scorer": "reconstruction", "progress": False, "choose": False,
+        "window": 16,
     }
     assert det.set_params(steps=3, scorer="dte") is det
     assert det.get_params()["steps"] == 3 and det.scorer == "dte"

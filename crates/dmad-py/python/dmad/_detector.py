@@ -214,7 +214,12 @@ class Detector:
         ``feature``/``combined`` (images and audio, need EfficientNet-Lite0),
         ``feature-diffusion``/``feature-recon``/``feature-dte`` (feature-space detector; the
         last is parametric DTE on the patch features), ``log-mel-dte`` (audio: parametric DTE
-        on each clip's log-mel statistics, the DCASE baselines' features; no EfficientNet).
+        on each clip's log-mel statistics, the DCASE baselines' features; no EfficientNet),
+        ``log-mel-unet`` (audio: the method's pixel-space U-Net on log-mel images).
+    choose : bool
+        ``log-mel-dte`` only: choose the log-mel statistics and time bins on audio anomalies
+        generated in a held-out fifth of the training clips (at least 10), as ``dmad fit
+        --choose`` does; the chosen configuration is refitted on every clip. Five fits.
     progress : bool or callable
         ``True``: a tqdm bar (or a line every few seconds without tqdm) during fit and scoring;
         a callable is called as ``progress(done, total, loss)``.
@@ -233,6 +238,9 @@ class Detector:
         or above it.
     config_ : dict
         The full DetectorConfig, as saved in the model's ``config.json``.
+    choice_ : list of dict
+        With ``choose=True``: each candidate's ``mel_statistics``, ``bins`` and mean
+        ``auroc`` on the generated anomalies, and ``chosen`` (True for the one fitted).
     """
 
     def __init__(
@@ -240,6 +248,7 @@ class Detector:
         modality: str = "table",
         scorer: str = "reconstruction",
         progress: Any = False,
+        choose: bool = False,
         **config: Any,
     ):
         unknown = sorted(set(config) - set(OPTIONS))
@@ -250,6 +259,7 @@ class Detector:
         self.modality = modality
         self.scorer = scorer
         self.progress = progress
+        self.choose = choose
         self._options = list(config)
         for key, value in config.items():
             setattr(self, key, value)
@@ -257,14 +267,19 @@ class Detector:
     # -- scikit-learn conventions ---------------------------------------------------------
 
     def get_params(self, deep: bool = True) -> dict:
-        params = {"modality": self.modality, "scorer": self.scorer, "progress": self.progress}
+        params = {
+            "modality": self.modality,
+            "scorer": self.scorer,
+            "progress": self.progress,
+            "choose": self.choose,
+        }
         for key in self._options:
             params[key] = getattr(self, key)
         return params
 
     def set_params(self, **params: Any) -> "Detector":
         for key, value in params.items():
-            if key in ("modality", "scorer", "progress"):
+            if key in ("modality", "scorer", "progress", "choose"):
                 setattr(self, key, value)
             elif key in OPTIONS:
                 if key not in self._options:
@@ -273,7 +288,7 @@ class Detector:
             else:
                 raise ValueError(
                     f"invalid parameter {key!r} for Detector; valid: "
-                    f"{sorted(['modality', 'scorer', 'progress', *OPTIONS])}"
+                    f"{sorted(['modality', 'scorer', 'progress', 'choose', *OPTIONS])}"
                 )
         return self
 
@@ -346,12 +361,30 @@ class Detector:
         if self.modality == "image" and a.ndim in (3, 4):
             cfg["input"]["image_size"] = int(a.shape[-1])
         model = _native.Model(json.dumps(cfg))
-        callback, bar = self._callback("fit")
-        try:
-            model.fit(*_wire(a, self.modality), sample_rate, callback)
-        finally:
-            if bar:
-                bar.close()
+        if self.choose:
+            if self.scorer != "log-mel-dte":
+                raise ValueError(
+                    f"choose=True picks log-mel statistics and time bins: it needs "
+                    f"scorer='log-mel-dte', not {self.scorer!r}"
+                )
+            seed = int(cfg["train"]["seed"])
+            configs, aurocs, index = model.fit_choose(*_wire(a, self.modality), sample_rate, seed)
+            self.choice_ = [
+                {
+                    "mel_statistics": json.loads(c)["input"]["mel_statistics"],
+                    "bins": json.loads(c)["scorer"]["bins"],
+                    "auroc": auroc,
+                    "chosen": i == index,
+                }
+                for i, (c, auroc) in enumerate(zip(configs, aurocs))
+            ]
+        else:
+            callback, bar = self._callback("fit")
+            try:
+                model.fit(*_wire(a, self.modality), sample_rate, callback)
+            finally:
+                if bar:
+                    bar.close()
         self.model_ = model
         self._fitted_from(model)
         return self
