@@ -151,6 +151,12 @@ impl Model {
                 )))
             }
         };
+        if n == 0 || len == 0 {
+            return Err(bad(format!(
+                "X has shape {}: audio needs at least one clip of at least one sample",
+                shape_words(&shape)
+            )));
+        }
         let rate = sample_rate
             .ok_or_else(|| bad("audio needs its sample rate: pass sample_rate=... (Hz)".into()))?;
         if rate == 0 {
@@ -162,7 +168,7 @@ impl Model {
         let values = x.f32s("X")?;
         let model_rate = self.cfg.input.sample_rate;
         let mut waves = Vec::with_capacity(n);
-        for clip in values.chunks_exact(len.max(1)) {
+        for clip in values.chunks_exact(len) {
             let mut wave = if rate == model_rate {
                 clip.to_vec()
             } else {

@@ -39,6 +39,7 @@ def test_bad_arrays_raise_value_error_naming_the_shape(table, X, message):
         ("image", np.zeros((2, 8)), r"images are \[n, height, width\]"),
         ("image", np.full((2, 8, 8), 3.0), r"images are floats in \[0, 1\]"),
         ("audio", np.zeros((2, 100)), "audio needs its sample rate"),
+        ("audio", np.zeros((2, 0)), r"shape \[2, 0\]: audio needs at least one clip"),
     ],
 )
 def test_fit_rejects_bad_arrays(modality, X, message):
