@@ -36,7 +36,7 @@ pub(super) fn config(ds: &Dataset, budget: f64) -> Result<DetectorConfig> {
     // The benchmark's small U-Net (as the other series variants), and attention only at the
     // lowest resolution: at every stage it cost 2.4x the training time on UCR #135's 368-step
     // windows (0.41 against 0.17 s a step), fixed before any test figure was seen.
-    super::bench_unet(&mut cfg);
+    super::config::bench_unet(&mut cfg);
     if let Some(m) = cfg.network.modules_mut() {
         m.multi_head_attention = false;
     }
