@@ -480,3 +480,61 @@ pub(super) fn write_section(md: &mut String, records: &[super::Record]) {
     }
     let _ = writeln!(md);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graded_anomalies_are_every_fourth_base_at_each_strength_in_order() {
+        let mut cfg = DetectorConfig::for_images(1);
+        cfg.input.image_size = 16;
+        if let dmad::NetworkConfig::Unet2d(u) = &mut cfg.network {
+            u.block_out_channels = vec![8, 8];
+            u.down_block_types = vec![dmad::unet::DownBlockType::DownBlock; 2];
+            u.up_block_types = vec![dmad::unet::UpBlockType::UpBlock; 2];
+            u.norm_num_groups = Some(4);
+            u.modules = dmad::unet::ModulesConfig::none();
+        }
+        let dev = Device::Cpu;
+        let det = Detector::new(cfg, &dev).unwrap();
+        let gen = dmad::generate::Generator::new(&det, Default::default()).unwrap();
+        let bases = Tensor::rand(-0.5f32, 0.5, (32, 1, 16, 16), &dev).unwrap();
+        let out = graded_anomalies(&gen, &bases, 3).unwrap();
+        assert_eq!(out.dims(), bases.dims());
+        // The output is the groups in order: every fourth base, at 0.1, 0.2, 0.35, 0.7, each
+        // generated as mixed_anomalies generates it at that strength.
+        for (g, &strength) in dmad::choose::CHOICE_STRENGTHS.iter().enumerate() {
+            let idx: Vec<u32> = (g..32).step_by(4).map(|i| i as u32).collect();
+            let part = bases
+                .index_select(&Tensor::new(idx.as_slice(), &dev).unwrap(), 0)
+                .unwrap();
+            let want = gen
+                .mixed_anomalies(&part, strength, 3 + 1000 * g as u64, None)
+                .unwrap()
+                .x;
+            let got = out.narrow(0, 8 * g, 8).unwrap();
+            let diff = (got - &want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert_eq!(
+                diff, 0.0,
+                "group {g} (strength {strength}) differs by {diff}"
+            );
+            let changed = (want - part)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(changed > 0.0, "strength {strength} changed nothing");
+        }
+    }
+}
