@@ -35,8 +35,10 @@ pub struct FeatureSpaceConfig {
     /// PatchCore and DDAD), [`MapScore::TopKMean`] or [`MapScore::Mean`].
     pub map_score: MapScore,
     /// How the patch features are standardised before the diffusion model sees them:
-    /// [`PatchNorm::Global`] (one mean and standard deviation per feature, the default) or
-    /// [`PatchNorm::PerPosition`] (one per feature and patch position, for aligned objects).
+    /// [`PatchNorm::Global`] (one mean and standard deviation per feature, the default),
+    /// [`PatchNorm::Isotropic`] (one mean per feature, one spread for all: the extractor's
+    /// own distances, as PatchCore measures them) or [`PatchNorm::PerPosition`] (one per
+    /// feature and patch position, for aligned objects).
     pub normalisation: PatchNorm,
     /// Append each patch's position (row and column, scaled to `[-1, 1]`) to its standardised
     /// features, so that the model can learn what is normal where (aligned objects). Default
@@ -73,6 +75,13 @@ pub enum PatchNorm {
     /// learns one distribution of patches wherever they lie (textures, shifted objects).
     #[default]
     Global,
+    /// One mean per feature and a single spread for every feature (the root mean square of
+    /// the centred training patches): the features keep their relative scales, so distances
+    /// (and the noise the diffusion model adds) are the extractor's own Euclidean ones, the
+    /// metric PatchCore's nearest-neighbour distance uses. Standardising every feature
+    /// instead weights a feature that barely varies as much as one that carries the
+    /// texture.
+    Isotropic,
     /// One mean and standard deviation per feature and patch position, over the training
     /// images (PaDiM's per-position statistics): for aligned objects (solar cells, screws in a
     /// jig, scalograms, whose rows are frequencies), where what is normal depends on where.
@@ -221,7 +230,7 @@ impl FeatureSpace {
     pub(crate) fn set_stats(&mut self, mean: Tensor, std: Tensor) -> Result<()> {
         for (name, t) in [(MEAN, &mean), (STD, &std)] {
             let ok = match (self.cfg.normalisation, t.dims()) {
-                (PatchNorm::Global, [1, d]) => *d == self.dims,
+                (PatchNorm::Global | PatchNorm::Isotropic, [1, d]) => *d == self.dims,
                 (PatchNorm::PerPosition, [k, d]) => *k > 0 && *d == self.dims,
                 _ => false,
             };
@@ -233,7 +242,7 @@ impl FeatureSpace {
                         "feature-space std"
                     },
                     expected: match self.cfg.normalisation {
-                        PatchNorm::Global => format!("[1, {}]", self.dims),
+                        PatchNorm::Global | PatchNorm::Isotropic => format!("[1, {}]", self.dims),
                         PatchNorm::PerPosition => format!("[positions, {}]", self.dims),
                     },
                     got: t.dims().to_vec(),
@@ -257,7 +266,9 @@ impl FeatureSpace {
     /// Learns the mean and standard deviation of the training rows (`[n * h * w, dims]`,
     /// image by image, `hw` patches per image) as [`FeatureSpaceConfig::normalisation`] says.
     /// A feature that does not vary is divided by 1; per position, a standard deviation is at
-    /// least a tenth of the feature's global one.
+    /// least a tenth of the feature's global one; isotropic, every feature is divided by the
+    /// root mean square of all the centred features (saved as `[1, dims]` like the global
+    /// statistics).
     pub(crate) fn fit_stats(&mut self, rows: &Tensor, hw: (usize, usize)) -> Result<()> {
         let mean = rows.mean_keepdim(0)?;
         let var = rows.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?;
@@ -266,6 +277,12 @@ impl FeatureSpace {
         let std = std.ge(1e-6)?.where_cond(&std, &ones)?;
         self.stats = Some(match self.cfg.normalisation {
             PatchNorm::Global => (mean, std),
+            PatchNorm::Isotropic => {
+                let rms = var.mean_all()?.sqrt()?.to_scalar::<f32>()?;
+                let rms = if rms >= 1e-6 { rms } else { 1.0 };
+                let spread = (Tensor::ones_like(&var)? * rms as f64)?;
+                (mean, spread)
+            }
             PatchNorm::PerPosition => {
                 let per_image = self.images_of(rows, hw)?;
                 let pmean = per_image.mean(0)?;
@@ -322,7 +339,9 @@ impl FeatureSpace {
     fn standardise_features(&self, rows: &Tensor, hw: (usize, usize)) -> Result<Tensor> {
         let (mean, std) = self.stats.as_ref().ok_or(Error::NotFitted)?;
         match self.cfg.normalisation {
-            PatchNorm::Global => Ok(rows.broadcast_sub(mean)?.broadcast_div(std)?),
+            PatchNorm::Global | PatchNorm::Isotropic => {
+                Ok(rows.broadcast_sub(mean)?.broadcast_div(std)?)
+            }
             PatchNorm::PerPosition => {
                 let k = hw.0 * hw.1;
                 if mean.dim(0)? != k {
@@ -502,6 +521,46 @@ mod tests {
         let z = space.standardise(&rows, (2, 3)).unwrap();
         let m: Vec<Vec<f32>> = z.mean_keepdim(0).unwrap().to_vec2().unwrap();
         assert!(m[0].iter().all(|v| v.abs() < 1e-4));
+    }
+
+    #[test]
+    fn isotropic_statistics_keep_the_extractors_distances_up_to_one_scale() {
+        let (_tmp, mut space) = space(PatchNorm::Isotropic);
+        let d = space.dims;
+        // Feature j has spread 1 + j / 10: standardising each would equalise them.
+        let v: Vec<f32> = (0..40 * d)
+            .map(|idx| {
+                let (i, j) = (idx / d, idx % d);
+                let s = 1.0 + j as f32 / 10.0;
+                s * ((i * 7 + j * 3) % 11) as f32 + j as f32
+            })
+            .collect();
+        let rows = Tensor::from_vec(v, (40, d), &Device::Cpu).unwrap();
+        space.fit_stats(&rows, (5, 8)).unwrap();
+        let (mean, spread) = space.stats().unwrap().clone();
+        assert_eq!(mean.dims(), &[1, d]);
+        assert_eq!(spread.dims(), &[1, d]);
+        let z = space.standardise(&rows, (5, 8)).unwrap();
+        // Centred per feature, mean square 1 over all features.
+        let zm: Vec<Vec<f32>> = z.mean_keepdim(0).unwrap().to_vec2().unwrap();
+        assert!(zm[0].iter().all(|v| v.abs() < 1e-3), "{zm:?}");
+        let ms = z.sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!((ms - 1.0).abs() < 1e-4, "{ms}");
+        // Every pairwise distance is the raw one divided by the same number.
+        let dist = |t: &Tensor, a: usize, b: usize| {
+            let diff = (t.get(a).unwrap() - t.get(b).unwrap()).unwrap();
+            diff.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt()
+        };
+        let k = dist(&rows, 0, 1) / dist(&z, 0, 1);
+        for (a, b) in [(2, 9), (5, 31), (17, 38)] {
+            let r = dist(&rows, a, b) / dist(&z, a, b);
+            assert!((r - k).abs() < 1e-3 * k, "{r} vs {k}");
+        }
+        // A saved model's statistics of the wrong width are refused.
+        let err = space
+            .set_stats(mean.narrow(1, 0, 3).unwrap(), spread)
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("[1, {d}]")), "{err}");
     }
 
     #[test]

@@ -104,7 +104,9 @@ pub(super) fn cell_config(
             cfg.scoring.strength = 0.3;
             if matches!(
                 variant,
-                Variant::FeatureDtePositional | Variant::FeatureDtePositionalNoFlips
+                Variant::FeatureDtePositional
+                    | Variant::FeatureDtePositionalNoFlips
+                    | Variant::FeatureDtePositionalIsotropic
             ) {
                 if let Some(fs) = cfg.feature_space.as_mut() {
                     fs.positional = true;
@@ -115,6 +117,14 @@ pub(super) fn cell_config(
             }
             if variant == Variant::FeatureDteLowNoise {
                 cfg.schedule.beta_end = 0.005;
+            }
+            if matches!(
+                variant,
+                Variant::FeatureDteIsotropic | Variant::FeatureDtePositionalIsotropic
+            ) {
+                if let Some(fs) = cfg.feature_space.as_mut() {
+                    fs.normalisation = dmad::PatchNorm::Isotropic;
+                }
             }
             if variant == Variant::FeatureDiffusionPos {
                 if let Some(fs) = cfg.feature_space.as_mut() {

@@ -225,6 +225,8 @@ pub(super) fn write_section(
         "feature-dte-low-noise",
         "feature-dte-no-flips",
         "feature-dte-positional-no-flips",
+        "feature-dte-isotropic",
+        "feature-dte-positional-isotropic",
         "feature-recon",
         "log-mel-dte",
         "log-mel-dte-50",
@@ -266,7 +268,10 @@ pub(super) fn write_section(
          by the clean bin's surprisal; `positions`: as the first, each patch's row and column \
          appended to its features; `low noise`: as the first on a schedule ending at beta \
          0.005 (the bins span noise sd 0.26-3.4 per feature); `no flips`: fitted without the \
-         flipped training copies (as PatchCore's bank). `PatchCore`: the same features, \
+         flipped training copies (as PatchCore's bank); `isotropic scale`: the features \
+         centred and divided by one spread for all (`PatchNorm::Isotropic`) instead of \
+         standardised one by one, so the noise is measured in the extractor's own distances \
+         (PatchCore's). `PatchCore`: the same features, \
          a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. `log-mel DTE-Categorical` (audio): the same classifier \

@@ -90,6 +90,14 @@ pub enum Variant {
     /// the mirrored position, which contradicts what the positions teach).
     #[value(name = "feature-dte-positional-no-flips")]
     FeatureDtePositionalNoFlips,
+    /// Feature DTE on isotropically scaled patch features (`PatchNorm::Isotropic`: centred,
+    /// one spread for all features) instead of per-feature standardised ones: the noise, and
+    /// so the learnt distances, are the extractor's Euclidean ones, PatchCore's metric.
+    #[value(name = "feature-dte-isotropic")]
+    FeatureDteIsotropic,
+    /// Feature DTE with positions on isotropically scaled features (ELPV's aligned cells).
+    #[value(name = "feature-dte-positional-isotropic")]
+    FeatureDtePositionalIsotropic,
     /// The feature-space model scored by partial-diffusion reconstruction (DDIM from
     /// strength 0.3) instead.
     FeatureRecon,
@@ -212,7 +220,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 55] = [
+    pub const ALL: [Variant; 57] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -236,6 +244,8 @@ impl Variant {
         Variant::FeatureDteLowNoise,
         Variant::FeatureDteNoFlips,
         Variant::FeatureDtePositionalNoFlips,
+        Variant::FeatureDteIsotropic,
+        Variant::FeatureDtePositionalIsotropic,
         Variant::FeatureRecon,
         Variant::LogMelDte,
         Variant::LogMelDte50,
@@ -295,6 +305,8 @@ impl Variant {
             Variant::FeatureDteLowNoise => "feature-dte-low-noise",
             Variant::FeatureDteNoFlips => "feature-dte-no-flips",
             Variant::FeatureDtePositionalNoFlips => "feature-dte-positional-no-flips",
+            Variant::FeatureDteIsotropic => "feature-dte-isotropic",
+            Variant::FeatureDtePositionalIsotropic => "feature-dte-positional-isotropic",
             Variant::FeatureRecon => "feature-recon",
             Variant::LogMelDte => "log-mel-dte",
             Variant::LogMelDte50 => "log-mel-dte-50",
@@ -355,6 +367,10 @@ impl Variant {
             Variant::FeatureDteLowNoise => "feature DTE-Categorical, low noise",
             Variant::FeatureDteNoFlips => "feature DTE-Categorical, no flips",
             Variant::FeatureDtePositionalNoFlips => "feature DTE-Categorical, positions, no flips",
+            Variant::FeatureDteIsotropic => "feature DTE-Categorical, isotropic scale",
+            Variant::FeatureDtePositionalIsotropic => {
+                "feature DTE-Categorical, positions, isotropic scale"
+            }
             Variant::FeatureRecon => "feature diffusion, recon",
             Variant::LogMelDte => "log-mel DTE-Categorical",
             Variant::LogMelDte50 => "log-mel DTE-Categorical, 50 bins",
@@ -514,7 +530,9 @@ impl Variant {
             | Variant::FeatureDtePositional
             | Variant::FeatureDteLowNoise
             | Variant::FeatureDteNoFlips
-            | Variant::FeatureDtePositionalNoFlips => Some(ScorerConfig::DteCategorical {
+            | Variant::FeatureDtePositionalNoFlips
+            | Variant::FeatureDteIsotropic
+            | Variant::FeatureDtePositionalIsotropic => Some(ScorerConfig::DteCategorical {
                 bins: crate::tasks::DTE_CATEGORICAL_BINS,
                 surprisal: false,
             }),
@@ -624,6 +642,8 @@ impl Variant {
             | Variant::FeatureDteLowNoise
             | Variant::FeatureDteNoFlips
             | Variant::FeatureDtePositionalNoFlips
+            | Variant::FeatureDteIsotropic
+            | Variant::FeatureDtePositionalIsotropic
             | Variant::FeatureDte50
             | Variant::FeatureDteSurprisal
             | Variant::FeatureDtePositional
