@@ -801,6 +801,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn patch_positions_widen_the_mlp_once_and_need_a_feature_space() {
+        let base = DetectorConfig::feature_diffusion(Modality::Image, 3);
+        let with = base.clone().with_patch_positions().unwrap();
+        assert!(with.feature_space.as_ref().unwrap().positional);
+        let width = |c: &DetectorConfig| match &c.network {
+            NetworkConfig::Mlp(m) => m.in_features,
+            _ => unreachable!(),
+        };
+        assert_eq!(width(&with), width(&base) + 2);
+        let twice = with.clone().with_patch_positions().unwrap();
+        assert_eq!(twice, with);
+        for plain in [DetectorConfig::for_images(3), DetectorConfig::for_tables(5)] {
+            let err = plain.with_patch_positions().unwrap_err().to_string();
+            assert!(err.contains("feature_space"), "{err}");
+        }
+    }
+
+    #[test]
     fn a_config_saved_before_the_audio_fields_keeps_the_old_scalogram() {
         // config.json of an audio model saved before the wavelet, range and reference fields.
         let mut v = serde_json::to_value(DetectorConfig::for_audio()).unwrap();

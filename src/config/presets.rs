@@ -109,6 +109,33 @@ impl DetectorConfig {
         }
     }
 
+    /// This feature-space configuration with each patch's position (row and column, scaled to
+    /// `[-1, 1]`) appended to its features, and the MLP's input widened by those two, so that
+    /// the model learns what is normal where: for aligned objects (solar cells, parts in a
+    /// jig), where a pattern normal in one place is a defect in another (ELPV with parametric
+    /// DTE: 0.911 against 0.891 without, 3 seeds; docs/SCORERS.md). Applying it twice changes
+    /// nothing more.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `feature_space` when the configuration is not a
+    /// feature-space one with an MLP (positions are patch positions).
+    pub fn with_patch_positions(mut self) -> Result<Self> {
+        let (Some(space), NetworkConfig::Mlp(mlp)) = (self.feature_space.as_mut(), &mut self.network)
+        else {
+            return Err(Error::InvalidConfig {
+                field: "feature_space",
+                reason: "patch positions need a feature-space detector (the feature-dte, \
+                         feature-diffusion or feature-recon scorers) with its MLP"
+                    .into(),
+            });
+        };
+        if !space.positional {
+            space.positional = true;
+            mlp.in_features += 2;
+        }
+        Ok(self)
+    }
+
     /// Defaults for series windows of `dims` channels: a small 1D U-Net with all four modules.
     pub fn for_series(dims: usize) -> Self {
         Self {

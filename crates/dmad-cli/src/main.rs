@@ -171,6 +171,11 @@ enum Command {
         /// instead of one.
         #[arg(long)]
         choose: bool,
+        /// Feature-space scorers: append each patch's position to its features, so that the
+        /// model learns what is normal where. For aligned objects (solar cells, parts in a
+        /// jig), not for textures or objects that move (docs/SCORERS.md).
+        #[arg(long)]
+        positions: bool,
     },
     /// Score the test data of PATH: scores.csv, heat-map overlays (images) and plots (series).
     Score {
@@ -367,6 +372,7 @@ fn run() -> Result<()> {
             efficientnet,
             validation,
             choose,
+            positions,
         } => {
             model::check_out(&out, force)?;
             // Without --checkpoints the training is checkpointed beside the model, so that the
@@ -389,6 +395,7 @@ fn run() -> Result<()> {
                 checkpoints: Some(&checkpoints),
                 non_finite,
                 choose,
+                positions,
             };
             let (mut det, mut info) =
                 tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;

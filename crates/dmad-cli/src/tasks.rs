@@ -456,6 +456,8 @@ pub struct FitArgs<'a> {
     /// `--choose`: the log-mel settings chosen on generated anomalies ([`choose_log_mel`])
     /// instead of one fit of the configured ones.
     pub choose: bool,
+    /// `--positions`: each patch's position appended to its features (feature space).
+    pub positions: bool,
 }
 
 /// Fits a detector of `modality` on the training data at `spec` as `args` asks; returns it
@@ -476,6 +478,7 @@ pub fn fit(
         checkpoints,
         non_finite,
         choose,
+        positions,
     } = *args;
     let mut cfg = match (config, scorer) {
         (Some(path), _) => read_config(path)?,
@@ -535,6 +538,12 @@ pub fn fit(
     }
     if let Some(path) = efficientnet {
         cfg.scoring.feature_weights = Some(path.to_path_buf());
+    }
+    if positions {
+        cfg = cfg.with_patch_positions().context(
+            "--positions appends each patch's position to its EfficientNet-Lite0 features: \
+             use it with --scorer feature-dte, feature-diffusion or feature-recon",
+        )?;
     }
     if cfg.modality != modality {
         bail!(

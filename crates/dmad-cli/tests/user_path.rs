@@ -1188,3 +1188,58 @@ fn log_mel_unet_fits_the_pixel_u_net_on_log_mel_images_of_audio_only() {
                "--out", s(&image_model)];
     expect(&fit, 1, &["log-mel-unet", "audio"]);
 }
+
+#[test]
+fn positions_widen_a_feature_space_model_and_are_refused_elsewhere() {
+    let d = TempDir::new().unwrap();
+    let train = folder_of_pngs(&d.path().join("normal"), 6, false);
+    // A seeded random EfficientNet-Lite0: the flag's plumbing, not detection, is under test.
+    let weights = d.path().join("lite0.safetensors");
+    let mut net = dmad::score::efficientnet::EfficientNetConfig::lite0();
+    net.num_classes = None;
+    let w = dmad::score::efficientnet::random_weights(&net, 3).unwrap();
+    candle_core::safetensors::save(&w, &weights).unwrap();
+    let model = d.path().join("aligned.model");
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "image",
+            "--scorer",
+            "feature-dte",
+            "--positions",
+            "--efficientnet",
+            s(&weights),
+            "--steps",
+            "2",
+            "--data",
+            s(&train),
+            "--out",
+            s(&model),
+        ],
+        0,
+        &["saved"],
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["detector"]["feature_space"]["positional"], true, "{cfg}");
+    // Lite0's 152 patch features and the row and column.
+    assert_eq!(cfg["detector"]["network"]["in_features"], 154, "{cfg}");
+    // A pixel-space or table model has no patches to place.
+    let table = csv(&d.path().join("t.csv"), 30, false);
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "table",
+            "--positions",
+            "--data",
+            s(&table),
+            "--out",
+            s(&d.path().join("t.model")),
+        ],
+        1,
+        &["--positions", "feature-dte", "feature_space"],
+    );
+}

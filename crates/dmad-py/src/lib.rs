@@ -146,6 +146,17 @@ fn validate_config(config: &str) -> PyResult<()> {
     cfg.validate().or_raise()
 }
 
+/// The configuration (JSON) with each patch's position appended to its features and the MLP
+/// widened to take them (`DetectorConfig::with_patch_positions`): `ValueError` when it is not
+/// a feature-space configuration.
+#[pyfunction]
+fn with_patch_positions(config: &str) -> PyResult<String> {
+    let cfg: DetectorConfig = serde_json::from_str(config)
+        .map_err(|e| PyValueError::new_err(format!("not a valid detector configuration: {e}")))?;
+    let cfg = cfg.with_patch_positions().or_raise()?;
+    serde_json::to_string(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 fn labels(name: &str, y: &[u8], n: usize) -> PyResult<Vec<bool>> {
     if y.len() != n {
         return Err(PyValueError::new_err(format!(
@@ -488,6 +499,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
     m.add_function(wrap_pyfunction!(validate_config, m)?)?;
+    m.add_function(wrap_pyfunction!(with_patch_positions, m)?)?;
     m.add_function(wrap_pyfunction!(imputation_config, m)?)?;
     m.add_function(wrap_pyfunction!(roc_auc, m)?)?;
     m.add_function(wrap_pyfunction!(auprc, m)?)?;

@@ -73,3 +73,12 @@ def test_saving_over_a_folder_that_is_not_a_model_is_refused(table, tmp_path):
     with pytest.raises(ValueError, match="exists and is not a dmad model"):
         table.save(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_positions_widen_a_feature_space_config_and_are_refused_elsewhere():
+    cfg = dmad.Detector("image", scorer="feature-dte", positions=True)._config(1)
+    assert cfg["feature_space"]["positional"] is True
+    # Lite0's 152 patch features and the row and column.
+    assert cfg["network"]["in_features"] == 154
+    with pytest.raises(ValueError, match=r"positions=True .* scorer='feature-dte'.*feature_space"):
+        dmad.Detector("table", positions=True).fit(np.zeros((10, 2)))

@@ -108,12 +108,7 @@ pub(super) fn cell_config(
                     | Variant::FeatureDtePositionalNoFlips
                     | Variant::FeatureDtePositionalIsotropic
             ) {
-                if let Some(fs) = cfg.feature_space.as_mut() {
-                    fs.positional = true;
-                }
-                if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
-                    m.in_features += 2;
-                }
+                cfg = cfg.with_patch_positions()?;
             }
             if variant == Variant::FeatureDteLowNoise {
                 cfg.schedule.beta_end = 0.005;

@@ -71,6 +71,21 @@ def _mlp(field: str):
     return apply
 
 
+def _positions(cfg: dict, value: Any) -> None:
+    if not value:
+        return
+    try:
+        placed = json.loads(_native.with_patch_positions(json.dumps(cfg)))
+    except ValueError as e:
+        raise ValueError(
+            "positions=True appends each patch's position to its EfficientNet-Lite0 "
+            "features: use it with scorer='feature-dte', 'feature-diffusion' or "
+            f"'feature-recon' ({e})"
+        ) from None
+    cfg.clear()
+    cfg.update(placed)
+
+
 def _merge(cfg: dict, value: Any) -> None:
     if not isinstance(value, dict):
         raise ValueError("config must be a dict (parts of a DetectorConfig, merged in)")
@@ -111,6 +126,8 @@ OPTIONS: dict[str, Callable[[dict, Any], None]] = {
     "flip_augment": _set(("input", "flip_augment")),
     "width": _mlp("width"),
     "depth": _mlp("depth"),
+    # Feature space: each patch's row and column as two more features (aligned objects).
+    "positions": _positions,
     # Applied last: any part of a DetectorConfig (docs/PYTHON.md), e.g. a saved config.json's.
     "config": _merge,
 }
