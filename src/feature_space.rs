@@ -544,12 +544,24 @@ mod tests {
         // Centred per feature, mean square 1 over all features.
         let zm: Vec<Vec<f32>> = z.mean_keepdim(0).unwrap().to_vec2().unwrap();
         assert!(zm[0].iter().all(|v| v.abs() < 1e-3), "{zm:?}");
-        let ms = z.sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+        let ms = z
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((ms - 1.0).abs() < 1e-4, "{ms}");
         // Every pairwise distance is the raw one divided by the same number.
         let dist = |t: &Tensor, a: usize, b: usize| {
             let diff = (t.get(a).unwrap() - t.get(b).unwrap()).unwrap();
-            diff.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap().sqrt()
+            diff.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .sqrt()
         };
         let k = dist(&rows, 0, 1) / dist(&z, 0, 1);
         for (a, b) in [(2, 9), (5, 31), (17, 38)] {

@@ -120,7 +120,8 @@ impl DetectorConfig {
     /// [`Error::InvalidConfig`] naming `feature_space` when the configuration is not a
     /// feature-space one with an MLP (positions are patch positions).
     pub fn with_patch_positions(mut self) -> Result<Self> {
-        let (Some(space), NetworkConfig::Mlp(mlp)) = (self.feature_space.as_mut(), &mut self.network)
+        let (Some(space), NetworkConfig::Mlp(mlp)) =
+            (self.feature_space.as_mut(), &mut self.network)
         else {
             return Err(Error::InvalidConfig {
                 field: "feature_space",

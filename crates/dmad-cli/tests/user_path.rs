@@ -1221,9 +1221,11 @@ fn positions_widen_a_feature_space_model_and_are_refused_elsewhere() {
         &["saved"],
     );
     let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap())
-            .unwrap();
-    assert_eq!(cfg["detector"]["feature_space"]["positional"], true, "{cfg}");
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["detector"]["feature_space"]["positional"], true,
+        "{cfg}"
+    );
     // Lite0's 152 patch features and the row and column.
     assert_eq!(cfg["detector"]["network"]["in_features"], 154, "{cfg}");
     // A pixel-space or table model has no patches to place.
