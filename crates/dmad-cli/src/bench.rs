@@ -313,7 +313,10 @@ fn run_unit(
         m.window_norm = Some(format!("{:?}", det.config().input.window_norm).to_lowercase());
     } else if matches!(
         variant,
-        Variant::FeatureDiffusion | Variant::FeatureDiffusionPos | Variant::FeatureDteChosen
+        Variant::FeatureDiffusion
+            | Variant::FeatureDiffusionPos
+            | Variant::FeatureDiffusionIsotropic
+            | Variant::FeatureDteChosen
     ) {
         // The scoring settings (the denoising score's largest level and noise-free or not;
         // DTE's expected time or surprisal), chosen on anomalies generated from a held-out

@@ -115,7 +115,9 @@ pub(super) fn cell_config(
             }
             if matches!(
                 variant,
-                Variant::FeatureDteIsotropic | Variant::FeatureDtePositionalIsotropic
+                Variant::FeatureDteIsotropic
+                    | Variant::FeatureDtePositionalIsotropic
+                    | Variant::FeatureDiffusionIsotropic
             ) {
                 if let Some(fs) = cfg.feature_space.as_mut() {
                     fs.normalisation = dmad::PatchNorm::Isotropic;

@@ -217,6 +217,7 @@ pub(super) fn write_section(
         "patchcore-10",
         "feature-diffusion",
         "feature-diffusion-pos",
+        "feature-diffusion-isotropic",
         "feature-dte",
         "feature-dte-chosen",
         "feature-dte-50",

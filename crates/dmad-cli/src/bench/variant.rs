@@ -51,6 +51,10 @@ pub enum Variant {
     /// (`PatchNorm::PerPosition`, PaDiM's statistics) instead of globally.
     #[value(name = "feature-diffusion-pos")]
     FeatureDiffusionPos,
+    /// Feature diffusion on isotropically scaled patch features (`PatchNorm::Isotropic`):
+    /// the denoiser's error measured in the extractor's own distances.
+    #[value(name = "feature-diffusion-isotropic")]
+    FeatureDiffusionIsotropic,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
     /// features: a classifier of the diffusion time of noised training patches, trained on
     /// all the normal images instead of the denoiser; each patch scored by its expected time,
@@ -220,7 +224,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 57] = [
+    pub const ALL: [Variant; 58] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -236,6 +240,7 @@ impl Variant {
         Variant::PatchCore10,
         Variant::FeatureDiffusion,
         Variant::FeatureDiffusionPos,
+        Variant::FeatureDiffusionIsotropic,
         Variant::FeatureDte,
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
@@ -297,6 +302,7 @@ impl Variant {
             Variant::PatchCore10 => "patchcore-10",
             Variant::FeatureDiffusion => "feature-diffusion",
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
+            Variant::FeatureDiffusionIsotropic => "feature-diffusion-isotropic",
             Variant::FeatureDte => "feature-dte",
             Variant::FeatureDteChosen => "feature-dte-chosen",
             Variant::FeatureDte50 => "feature-dte-50",
@@ -359,6 +365,7 @@ impl Variant {
             Variant::PatchCore10 => "PatchCore 10% (peer)",
             Variant::FeatureDiffusion => "feature diffusion",
             Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
+            Variant::FeatureDiffusionIsotropic => "feature diffusion, isotropic scale",
             Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
             Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
@@ -509,13 +516,13 @@ impl Variant {
     /// The scorer of a feature-space variant.
     pub(super) fn feature_scorer(self) -> Option<ScorerConfig> {
         match self {
-            Variant::FeatureDiffusion | Variant::FeatureDiffusionPos => {
-                Some(ScorerConfig::Denoising {
-                    levels: 8,
-                    max_strength: 0.5,
-                    noise_free: false,
-                })
-            }
+            Variant::FeatureDiffusion
+            | Variant::FeatureDiffusionPos
+            | Variant::FeatureDiffusionIsotropic => Some(ScorerConfig::Denoising {
+                levels: 8,
+                max_strength: 0.5,
+                noise_free: false,
+            }),
             Variant::FeatureRecon => Some(ScorerConfig::Reconstruction),
             Variant::FeatureDte50 => Some(ScorerConfig::DteCategorical {
                 bins: 50,
@@ -636,6 +643,7 @@ impl Variant {
             | Variant::PatchCore
             | Variant::PatchCore10
             | Variant::FeatureDiffusion
+            | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
