@@ -138,12 +138,16 @@ fn imputation_config(first_channel: &[u8], dims: usize, window: Option<usize>) -
     serde_json::to_string(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// A configuration from its JSON: `ValueError` when it is not a `DetectorConfig`.
+pub(crate) fn parse_config(config: &str) -> PyResult<DetectorConfig> {
+    serde_json::from_str(config)
+        .map_err(|e| PyValueError::new_err(format!("not a valid detector configuration: {e}")))
+}
+
 /// Validates a configuration (JSON): `ValueError` naming the field when it is not valid.
 #[pyfunction]
 fn validate_config(config: &str) -> PyResult<()> {
-    let cfg: DetectorConfig = serde_json::from_str(config)
-        .map_err(|e| PyValueError::new_err(format!("not a valid detector configuration: {e}")))?;
-    cfg.validate().or_raise()
+    parse_config(config)?.validate().or_raise()
 }
 
 /// The configuration (JSON) with each patch's position appended to its features and the MLP
@@ -151,9 +155,7 @@ fn validate_config(config: &str) -> PyResult<()> {
 /// a feature-space configuration.
 #[pyfunction]
 fn with_patch_positions(config: &str) -> PyResult<String> {
-    let cfg: DetectorConfig = serde_json::from_str(config)
-        .map_err(|e| PyValueError::new_err(format!("not a valid detector configuration: {e}")))?;
-    let cfg = cfg.with_patch_positions().or_raise()?;
+    let cfg = parse_config(config)?.with_patch_positions().or_raise()?;
     serde_json::to_string(&cfg).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 

@@ -399,8 +399,7 @@ impl Model {
     /// A detector of the configuration `config` (a `DetectorConfig` as JSON).
     #[new]
     fn new(config: &str) -> PyResult<Self> {
-        let cfg: DetectorConfig = serde_json::from_str(config)
-            .map_err(|e| bad(format!("not a valid detector configuration: {e}")))?;
+        let cfg = crate::parse_config(config)?;
         cfg.validate().or_raise()?;
         Ok(Self {
             cfg,

@@ -113,20 +113,8 @@ pub(super) fn cell_config(
             if variant == Variant::FeatureDteLowNoise {
                 cfg.schedule.beta_end = 0.005;
             }
-            if matches!(
-                variant,
-                Variant::FeatureDteIsotropic
-                    | Variant::FeatureDtePositionalIsotropic
-                    | Variant::FeatureDiffusionIsotropic
-            ) {
-                if let Some(fs) = cfg.feature_space.as_mut() {
-                    fs.normalisation = dmad::PatchNorm::Isotropic;
-                }
-            }
-            if variant == Variant::FeatureDiffusionPos {
-                if let Some(fs) = cfg.feature_space.as_mut() {
-                    fs.normalisation = dmad::PatchNorm::PerPosition;
-                }
+            if let Some(fs) = cfg.feature_space.as_mut() {
+                fs.normalisation = variant.patch_norm();
             }
         }
         cfg.input = input;

@@ -513,6 +513,17 @@ impl Variant {
         }
     }
 
+    /// How a feature-space variant standardises the patch features (global unless named).
+    pub(super) fn patch_norm(self) -> dmad::PatchNorm {
+        match self {
+            Variant::FeatureDiffusionPos => dmad::PatchNorm::PerPosition,
+            Variant::FeatureDiffusionIsotropic
+            | Variant::FeatureDteIsotropic
+            | Variant::FeatureDtePositionalIsotropic => dmad::PatchNorm::Isotropic,
+            _ => dmad::PatchNorm::Global,
+        }
+    }
+
     /// The scorer of a feature-space variant.
     pub(super) fn feature_scorer(self) -> Option<ScorerConfig> {
         match self {
