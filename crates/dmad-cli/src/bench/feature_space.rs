@@ -218,6 +218,7 @@ pub(super) fn write_section(
         "feature-diffusion",
         "feature-diffusion-pos",
         "feature-diffusion-isotropic",
+        "feature-diffusion-isotropic-all",
         "feature-dte",
         "feature-dte-chosen",
         "feature-dte-50",

@@ -55,6 +55,12 @@ pub enum Variant {
     /// the denoiser's error measured in the extractor's own distances.
     #[value(name = "feature-diffusion-isotropic")]
     FeatureDiffusionIsotropic,
+    /// Feature diffusion on isotropic features fitted on all the normal images and scored as
+    /// the library's preset scores (8 noise levels up to strength 0.5, noised), with no
+    /// hold-out and no choice: what `dmad fit --scorer feature-diffusion` with isotropic
+    /// features fits.
+    #[value(name = "feature-diffusion-isotropic-all")]
+    FeatureDiffusionIsotropicAll,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
     /// features: a classifier of the diffusion time of noised training patches, trained on
     /// all the normal images instead of the denoiser; each patch scored by its expected time,
@@ -224,7 +230,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 58] = [
+    pub const ALL: [Variant; 59] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -241,6 +247,7 @@ impl Variant {
         Variant::FeatureDiffusion,
         Variant::FeatureDiffusionPos,
         Variant::FeatureDiffusionIsotropic,
+        Variant::FeatureDiffusionIsotropicAll,
         Variant::FeatureDte,
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
@@ -303,6 +310,7 @@ impl Variant {
             Variant::FeatureDiffusion => "feature-diffusion",
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
             Variant::FeatureDiffusionIsotropic => "feature-diffusion-isotropic",
+            Variant::FeatureDiffusionIsotropicAll => "feature-diffusion-isotropic-all",
             Variant::FeatureDte => "feature-dte",
             Variant::FeatureDteChosen => "feature-dte-chosen",
             Variant::FeatureDte50 => "feature-dte-50",
@@ -366,6 +374,9 @@ impl Variant {
             Variant::FeatureDiffusion => "feature diffusion",
             Variant::FeatureDiffusionPos => "feature diffusion, per-position norm",
             Variant::FeatureDiffusionIsotropic => "feature diffusion, isotropic scale",
+            Variant::FeatureDiffusionIsotropicAll => {
+                "feature diffusion, isotropic scale, all normals, preset scoring"
+            }
             Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
             Variant::FeatureDte50 => "feature DTE-Categorical, 50 bins",
@@ -518,6 +529,7 @@ impl Variant {
         match self {
             Variant::FeatureDiffusionPos => dmad::PatchNorm::PerPosition,
             Variant::FeatureDiffusionIsotropic
+            | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDteIsotropic
             | Variant::FeatureDtePositionalIsotropic => dmad::PatchNorm::Isotropic,
             _ => dmad::PatchNorm::Global,
@@ -529,7 +541,8 @@ impl Variant {
         match self {
             Variant::FeatureDiffusion
             | Variant::FeatureDiffusionPos
-            | Variant::FeatureDiffusionIsotropic => Some(ScorerConfig::Denoising {
+            | Variant::FeatureDiffusionIsotropic
+            | Variant::FeatureDiffusionIsotropicAll => Some(ScorerConfig::Denoising {
                 levels: 8,
                 max_strength: 0.5,
                 noise_free: false,
@@ -655,6 +668,7 @@ impl Variant {
             | Variant::PatchCore10
             | Variant::FeatureDiffusion
             | Variant::FeatureDiffusionIsotropic
+            | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
