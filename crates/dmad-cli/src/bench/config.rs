@@ -107,6 +107,7 @@ pub(super) fn cell_config(
                 Variant::FeatureDtePositional
                     | Variant::FeatureDtePositionalNoFlips
                     | Variant::FeatureDtePositionalIsotropic
+                    | Variant::FeatureDiffusionPositionalIsotropicAll
             ) {
                 cfg = cfg.with_patch_positions()?;
             }

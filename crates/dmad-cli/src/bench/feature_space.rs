@@ -219,6 +219,7 @@ pub(super) fn write_section(
         "feature-diffusion-pos",
         "feature-diffusion-isotropic",
         "feature-diffusion-isotropic-all",
+        "feature-diffusion-positional-isotropic-all",
         "feature-dte",
         "feature-dte-chosen",
         "feature-dte-50",

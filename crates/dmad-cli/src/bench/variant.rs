@@ -61,6 +61,10 @@ pub enum Variant {
     /// features fits.
     #[value(name = "feature-diffusion-isotropic-all")]
     FeatureDiffusionIsotropicAll,
+    /// `feature-diffusion-isotropic-all` with patch positions (`dmad fit --positions`), the
+    /// setting the docs recommend for aligned objects (ELPV's cells).
+    #[value(name = "feature-diffusion-positional-isotropic-all")]
+    FeatureDiffusionPositionalIsotropicAll,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
     /// features: a classifier of the diffusion time of noised training patches, trained on
     /// all the normal images instead of the denoiser; each patch scored by its expected time,
@@ -230,7 +234,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 59] = [
+    pub const ALL: [Variant; 60] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -248,6 +252,7 @@ impl Variant {
         Variant::FeatureDiffusionPos,
         Variant::FeatureDiffusionIsotropic,
         Variant::FeatureDiffusionIsotropicAll,
+        Variant::FeatureDiffusionPositionalIsotropicAll,
         Variant::FeatureDte,
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
@@ -311,6 +316,9 @@ impl Variant {
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
             Variant::FeatureDiffusionIsotropic => "feature-diffusion-isotropic",
             Variant::FeatureDiffusionIsotropicAll => "feature-diffusion-isotropic-all",
+            Variant::FeatureDiffusionPositionalIsotropicAll => {
+                "feature-diffusion-positional-isotropic-all"
+            }
             Variant::FeatureDte => "feature-dte",
             Variant::FeatureDteChosen => "feature-dte-chosen",
             Variant::FeatureDte50 => "feature-dte-50",
@@ -376,6 +384,9 @@ impl Variant {
             Variant::FeatureDiffusionIsotropic => "feature diffusion, isotropic scale",
             Variant::FeatureDiffusionIsotropicAll => {
                 "feature diffusion, isotropic scale, all normals, preset scoring"
+            }
+            Variant::FeatureDiffusionPositionalIsotropicAll => {
+                "feature diffusion, positions, isotropic scale, all normals, preset scoring"
             }
             Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
@@ -530,6 +541,7 @@ impl Variant {
             Variant::FeatureDiffusionPos => dmad::PatchNorm::PerPosition,
             Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
+            | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDteIsotropic
             | Variant::FeatureDtePositionalIsotropic => dmad::PatchNorm::Isotropic,
             _ => dmad::PatchNorm::Global,
@@ -542,7 +554,8 @@ impl Variant {
             Variant::FeatureDiffusion
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDiffusionIsotropic
-            | Variant::FeatureDiffusionIsotropicAll => Some(ScorerConfig::Denoising {
+            | Variant::FeatureDiffusionIsotropicAll
+            | Variant::FeatureDiffusionPositionalIsotropicAll => Some(ScorerConfig::Denoising {
                 levels: 8,
                 max_strength: 0.5,
                 noise_free: false,
@@ -669,6 +682,7 @@ impl Variant {
             | Variant::FeatureDiffusion
             | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
+            | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
