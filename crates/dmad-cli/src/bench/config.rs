@@ -102,6 +102,9 @@ pub(super) fn cell_config(
         if let Some(scorer) = variant.feature_scorer() {
             cfg = feature_space::config(ds.modality(), budget, scorer);
             cfg.scoring.strength = 0.3;
+            if variant == Variant::FeatureDiffusionIsotropicAllDraws8 {
+                cfg.scoring.draws = 8;
+            }
             if matches!(
                 variant,
                 Variant::FeatureDtePositional
