@@ -176,6 +176,12 @@ enum Command {
         /// jig), not for textures or objects that move (docs/SCORERS.md).
         #[arg(long)]
         positions: bool,
+        /// Feature-space scorers: how the patch features are standardised before the model
+        /// sees them: one spread per feature (global, the default), one spread for all
+        /// (isotropic: the extractor's own distances, PatchCore's metric), or per feature and
+        /// patch position (per-position). docs/SCORERS.md says which to pick.
+        #[arg(long, value_enum)]
+        patch_norm: Option<tasks::PatchNormArg>,
     },
     /// Score the test data of PATH: scores.csv, heat-map overlays (images) and plots (series).
     Score {
@@ -373,6 +379,7 @@ fn run() -> Result<()> {
             validation,
             choose,
             positions,
+            patch_norm,
         } => {
             model::check_out(&out, force)?;
             // Without --checkpoints the training is checkpointed beside the model, so that the
@@ -396,6 +403,7 @@ fn run() -> Result<()> {
                 non_finite,
                 choose,
                 positions,
+                patch_norm,
             };
             let (mut det, mut info) =
                 tasks::fit(modality.into(), &data.into(), &args, &opts, &dev)?;

@@ -436,6 +436,28 @@ pub enum ScorerArg {
     Imputation,
 }
 
+/// How `dmad fit --patch-norm` standardises the patch features of a feature-space detector
+/// ([`dmad::PatchNorm`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PatchNormArg {
+    /// One mean and spread per feature over every training patch (the default).
+    Global,
+    /// One mean per feature, one spread for all features: the extractor's own distances.
+    Isotropic,
+    /// One mean and spread per feature and patch position (aligned objects).
+    PerPosition,
+}
+
+impl From<PatchNormArg> for dmad::PatchNorm {
+    fn from(a: PatchNormArg) -> Self {
+        match a {
+            PatchNormArg::Global => dmad::PatchNorm::Global,
+            PatchNormArg::Isotropic => dmad::PatchNorm::Isotropic,
+            PatchNormArg::PerPosition => dmad::PatchNorm::PerPosition,
+        }
+    }
+}
+
 /// What `dmad fit` was asked for besides the data.
 #[derive(Debug, Default)]
 pub struct FitArgs<'a> {
@@ -458,6 +480,8 @@ pub struct FitArgs<'a> {
     pub choose: bool,
     /// `--positions`: each patch's position appended to its features (feature space).
     pub positions: bool,
+    /// `--patch-norm`: the standardisation of the patch features (feature space).
+    pub patch_norm: Option<PatchNormArg>,
 }
 
 /// Fits a detector of `modality` on the training data at `spec` as `args` asks; returns it
@@ -479,6 +503,7 @@ pub fn fit(
         non_finite,
         choose,
         positions,
+        patch_norm,
     } = *args;
     let mut cfg = match (config, scorer) {
         (Some(path), _) => read_config(path)?,
@@ -544,6 +569,17 @@ pub fn fit(
             "--positions appends each patch's position to its EfficientNet-Lite0 features: \
              use it with --scorer feature-dte, feature-diffusion or feature-recon",
         )?;
+    }
+    if let Some(norm) = patch_norm {
+        let Some(space) = cfg.feature_space.as_mut() else {
+            bail!(
+                "--patch-norm standardises the EfficientNet-Lite0 patch features of a \
+                 feature-space detector: use it with --scorer feature-dte, feature-diffusion or \
+                 feature-recon (this {} detector has no feature_space)",
+                cfg.modality
+            );
+        };
+        space.normalisation = norm.into();
     }
     if cfg.modality != modality {
         bail!(

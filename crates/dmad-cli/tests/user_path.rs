@@ -1190,7 +1190,7 @@ fn log_mel_unet_fits_the_pixel_u_net_on_log_mel_images_of_audio_only() {
 }
 
 #[test]
-fn positions_widen_a_feature_space_model_and_are_refused_elsewhere() {
+fn positions_and_patch_norm_shape_a_feature_space_model_and_are_refused_elsewhere() {
     let d = TempDir::new().unwrap();
     let train = folder_of_pngs(&d.path().join("normal"), 6, false);
     // A seeded random EfficientNet-Lite0: the flag's plumbing, not detection, is under test.
@@ -1208,6 +1208,8 @@ fn positions_widen_a_feature_space_model_and_are_refused_elsewhere() {
             "--scorer",
             "feature-dte",
             "--positions",
+            "--patch-norm",
+            "isotropic",
             "--efficientnet",
             s(&weights),
             "--steps",
@@ -1228,6 +1230,10 @@ fn positions_widen_a_feature_space_model_and_are_refused_elsewhere() {
     );
     // Lite0's 152 patch features and the row and column.
     assert_eq!(cfg["detector"]["network"]["in_features"], 154, "{cfg}");
+    assert_eq!(
+        cfg["detector"]["feature_space"]["normalisation"], "isotropic",
+        "{cfg}"
+    );
     // A pixel-space or table model has no patches to place.
     let table = csv(&d.path().join("t.csv"), 30, false);
     expect(
@@ -1243,5 +1249,20 @@ fn positions_widen_a_feature_space_model_and_are_refused_elsewhere() {
         ],
         1,
         &["--positions", "feature-dte", "feature_space"],
+    );
+    expect(
+        &[
+            "fit",
+            "--modality",
+            "table",
+            "--patch-norm",
+            "isotropic",
+            "--data",
+            s(&table),
+            "--out",
+            s(&d.path().join("t.model")),
+        ],
+        1,
+        &["--patch-norm", "feature-dte", "feature_space"],
     );
 }
