@@ -82,3 +82,14 @@ def test_positions_widen_a_feature_space_config_and_are_refused_elsewhere():
     assert cfg["network"]["in_features"] == 154
     with pytest.raises(ValueError, match=r"positions=True .* scorer='feature-dte'.*feature_space"):
         dmad.Detector("table", positions=True).fit(np.zeros((10, 2)))
+
+
+def test_patch_norm_sets_a_feature_space_standardisation_and_is_refused_elsewhere():
+    cfg = dmad.Detector("image", scorer="feature-diffusion", patch_norm="isotropic")._config(1)
+    assert cfg["feature_space"]["normalisation"] == "isotropic"
+    cfg = dmad.Detector("image", scorer="feature-dte", patch_norm="per-position")._config(1)
+    assert cfg["feature_space"]["normalisation"] == "per_position"
+    with pytest.raises(ValueError, match=r"patch_norm='cosine': one of global, isotropic"):
+        dmad.Detector("image", scorer="feature-dte", patch_norm="cosine")._config(1)
+    with pytest.raises(ValueError, match=r"patch_norm .* scorer='feature-dte'.*feature_space"):
+        dmad.Detector("table", patch_norm="isotropic").fit(np.zeros((10, 2)))

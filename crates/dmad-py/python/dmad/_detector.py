@@ -86,6 +86,22 @@ def _positions(cfg: dict, value: Any) -> None:
     cfg.update(placed)
 
 
+_PATCH_NORMS = ("global", "isotropic", "per_position")
+
+
+def _patch_norm(cfg: dict, value: Any) -> None:
+    norm = str(value).replace("-", "_")
+    if norm not in _PATCH_NORMS:
+        raise ValueError(f"patch_norm={value!r}: one of {', '.join(_PATCH_NORMS)}")
+    if not cfg.get("feature_space"):
+        raise ValueError(
+            "patch_norm standardises the EfficientNet-Lite0 patch features: use it with "
+            "scorer='feature-dte', 'feature-diffusion' or 'feature-recon' (this detector has "
+            "no feature_space)"
+        )
+    cfg["feature_space"]["normalisation"] = norm
+
+
 def _merge(cfg: dict, value: Any) -> None:
     if not isinstance(value, dict):
         raise ValueError("config must be a dict (parts of a DetectorConfig, merged in)")
@@ -128,6 +144,9 @@ OPTIONS: dict[str, Callable[[dict, Any], None]] = {
     "depth": _mlp("depth"),
     # Feature space: each patch's row and column as two more features (aligned objects).
     "positions": _positions,
+    # Feature space: "global" (default), "isotropic" (the extractor's own distances) or
+    # "per_position" standardisation of the patch features (docs/SCORERS.md).
+    "patch_norm": _patch_norm,
     # Applied last: any part of a DetectorConfig (docs/PYTHON.md), e.g. a saved config.json's.
     "config": _merge,
 }
