@@ -275,8 +275,11 @@ pub(super) fn write_section(
          flipped training copies (as PatchCore's bank); `isotropic scale`: the features \
          centred and divided by one spread for all (`PatchNorm::Isotropic`) instead of \
          standardised one by one, so the noise is measured in the extractor's own distances \
-         (PatchCore's). `PatchCore`: the same features, \
-         a greedy k-center coreset \
+         (PatchCore's); `all normals, preset scoring`: the feature denoiser fitted on all the \
+         normal images and scored as the library's preset (8 levels up to strength 0.5, noised, \
+         2 draws; no hold-out, no choice), as `dmad fit --scorer feature-diffusion` fits; `8 \
+         draws`: the same score averaged over 8 noise draws per level. `PatchCore`: the same \
+         features, a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. `log-mel DTE-Categorical` (audio): the same classifier \
          (7 bins) on each clip's log-mel statistics (64-band log-mel, HTK's mel scale on whole \
