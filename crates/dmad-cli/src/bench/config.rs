@@ -105,6 +105,11 @@ pub(super) fn cell_config(
             if variant == Variant::FeatureDiffusionIsotropicAllDraws8 {
                 cfg.scoring.draws = 8;
             }
+            if variant == Variant::FeatureDiffusionIsotropicAllWide {
+                if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
+                    m.width = 512;
+                }
+            }
             if matches!(
                 variant,
                 Variant::FeatureDtePositional

@@ -221,6 +221,7 @@ pub(super) fn write_section(
         "feature-diffusion-isotropic-all",
         "feature-diffusion-positional-isotropic-all",
         "feature-diffusion-isotropic-all-draws8",
+        "feature-diffusion-isotropic-all-wide",
         "feature-dte",
         "feature-dte-chosen",
         "feature-dte-50",
@@ -278,7 +279,8 @@ pub(super) fn write_section(
          (PatchCore's); `all normals, preset scoring`: the feature denoiser fitted on all the \
          normal images and scored as the library's preset (8 levels up to strength 0.5, noised, \
          2 draws; no hold-out, no choice), as `dmad fit --scorer feature-diffusion` fits; `8 \
-         draws`: the same score averaged over 8 noise draws per level. `PatchCore`: the same \
+         draws`: the same score averaged over 8 noise draws per level; `width 512`: the same with \
+         a denoiser twice as wide (four times the training compute). `PatchCore`: the same \
          features, a greedy k-center coreset \
          (1 % or 10 %) of the training patches, the distance to the nearest bank entry, the \
          same map post-processing. `log-mel DTE-Categorical` (audio): the same classifier \

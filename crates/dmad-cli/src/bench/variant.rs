@@ -69,6 +69,10 @@ pub enum Variant {
     /// preset's 2: the same score, estimated with a quarter of the variance.
     #[value(name = "feature-diffusion-isotropic-all-draws8")]
     FeatureDiffusionIsotropicAllDraws8,
+    /// `feature-diffusion-isotropic-all` with a denoiser twice as wide (width 512 instead of
+    /// the preset's 256, the same 2000 steps): four times the training compute.
+    #[value(name = "feature-diffusion-isotropic-all-wide")]
+    FeatureDiffusionIsotropicAllWide,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
     /// features: a classifier of the diffusion time of noised training patches, trained on
     /// all the normal images instead of the denoiser; each patch scored by its expected time,
@@ -238,7 +242,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 61] = [
+    pub const ALL: [Variant; 62] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -258,6 +262,7 @@ impl Variant {
         Variant::FeatureDiffusionIsotropicAll,
         Variant::FeatureDiffusionPositionalIsotropicAll,
         Variant::FeatureDiffusionIsotropicAllDraws8,
+        Variant::FeatureDiffusionIsotropicAllWide,
         Variant::FeatureDte,
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
@@ -325,6 +330,7 @@ impl Variant {
                 "feature-diffusion-positional-isotropic-all"
             }
             Variant::FeatureDiffusionIsotropicAllDraws8 => "feature-diffusion-isotropic-all-draws8",
+            Variant::FeatureDiffusionIsotropicAllWide => "feature-diffusion-isotropic-all-wide",
             Variant::FeatureDte => "feature-dte",
             Variant::FeatureDteChosen => "feature-dte-chosen",
             Variant::FeatureDte50 => "feature-dte-50",
@@ -396,6 +402,9 @@ impl Variant {
             }
             Variant::FeatureDiffusionIsotropicAllDraws8 => {
                 "feature diffusion, isotropic scale, all normals, 8 draws"
+            }
+            Variant::FeatureDiffusionIsotropicAllWide => {
+                "feature diffusion, isotropic scale, all normals, width 512"
             }
             Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
@@ -552,6 +561,7 @@ impl Variant {
             | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
+            | Variant::FeatureDiffusionIsotropicAllWide
             | Variant::FeatureDteIsotropic
             | Variant::FeatureDtePositionalIsotropic => dmad::PatchNorm::Isotropic,
             _ => dmad::PatchNorm::Global,
@@ -566,7 +576,8 @@ impl Variant {
             | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionPositionalIsotropicAll
-            | Variant::FeatureDiffusionIsotropicAllDraws8 => Some(ScorerConfig::Denoising {
+            | Variant::FeatureDiffusionIsotropicAllDraws8
+            | Variant::FeatureDiffusionIsotropicAllWide => Some(ScorerConfig::Denoising {
                 levels: 8,
                 max_strength: 0.5,
                 noise_free: false,
@@ -695,6 +706,7 @@ impl Variant {
             | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
+            | Variant::FeatureDiffusionIsotropicAllWide
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
             | Variant::FeatureDteChosen
