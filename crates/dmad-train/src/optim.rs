@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{CpuStorage, Storage, Tensor, Var};
 
 use crate::{Error, Result};
 
@@ -90,16 +90,44 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let g = if grad_scale == 1.0 {
-                g.clone()
-            } else {
-                (g * grad_scale)?
+            let fused = with_cpu_f32(&[g, &self.m[i], &self.v[i], var.as_tensor()], |xs| {
+                adamw_f32(
+                    xs,
+                    AdamWCoefficients {
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
+                        bias1,
+                        bias2,
+                        grad_scale,
+                    },
+                )
+            });
+            let (m, v, theta) = match fused {
+                Some((m, v, theta)) => {
+                    let shape = var.shape();
+                    (
+                        Tensor::from_vec(m, shape, var.device())?,
+                        Tensor::from_vec(v, shape, var.device())?,
+                        Tensor::from_vec(theta, shape, var.device())?,
+                    )
+                }
+                None => {
+                    let g = if grad_scale == 1.0 {
+                        g.clone()
+                    } else {
+                        (g * grad_scale)?
+                    };
+                    let m = ((&self.m[i] * beta1)? + (&g * (1.0 - beta1))?)?;
+                    let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+                    let denom = ((&v / bias2)?.sqrt()? + eps)?;
+                    let update = ((&m / bias1)? / denom)?;
+                    let theta = ((var.as_tensor() * (1.0 - lr * weight_decay))? - (update * lr)?)?;
+                    (m, v, theta)
+                }
             };
-            let m = ((&self.m[i] * beta1)? + (&g * (1.0 - beta1))?)?;
-            let v = ((&self.v[i] * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((&v / bias2)?.sqrt()? + eps)?;
-            let update = ((&m / bias1)? / denom)?;
-            let theta = ((var.as_tensor() * (1.0 - lr * weight_decay))? - (update * lr)?)?;
             var.set(&theta)?;
             // Detached, so that the moments do not keep every past step's graph (and
             // gradients) alive.
@@ -189,7 +217,18 @@ impl Ema {
     pub fn update(&mut self, vars: &[(String, Var)]) -> Result<()> {
         let d = self.current_decay();
         for (s, (_, v)) in self.shadow.iter_mut().zip(vars) {
-            *s = ((&*s * d)? + (v.as_tensor() * (1.0 - d))?)?.detach();
+            let fused = with_cpu_f32(&[&*s, v.as_tensor()], |xs| {
+                let (df, cf) = (d as f32, (1.0 - d) as f32);
+                xs[0]
+                    .iter()
+                    .zip(xs[1])
+                    .map(|(&s, &w)| (s * df + 0.0) + (w * cf + 0.0))
+                    .collect::<Vec<f32>>()
+            });
+            *s = match fused {
+                Some(avg) => Tensor::from_vec(avg, v.shape(), v.device())?,
+                None => ((&*s * d)? + (v.as_tensor() * (1.0 - d))?)?.detach(),
+            };
         }
         self.updates += 1;
         Ok(())
@@ -220,6 +259,16 @@ pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
     let mut sum = 0f64;
     for (_, v) in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
+            // The same sum as the tensor path below (f64, in order), without its copies.
+            if let Some(s) = with_cpu_f32(&[g], |xs| {
+                xs[0].iter().fold(0f64, |acc, &x| {
+                    let x = f64::from(x);
+                    acc + x * x
+                })
+            }) {
+                sum += s;
+                continue;
+            }
             sum += g
                 .to_dtype(candle_core::DType::F64)?
                 .sqr()?
@@ -228,6 +277,75 @@ pub fn grad_norm(vars: &[(String, Var)], grads: &GradStore) -> Result<f64> {
         }
     }
     Ok(sum.sqrt())
+}
+
+/// The scalars of one AdamW update.
+#[derive(Debug, Clone, Copy)]
+struct AdamWCoefficients {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    bias1: f64,
+    bias2: f64,
+    grad_scale: f64,
+}
+
+/// One AdamW update over `[gradient, m, v, theta]`, in one pass, returning the new `(m, v,
+/// theta)`. Each operation is the one candle's tensor path applies, in the same order and
+/// with the same f32 scalars (`t * s` is `t * (s as f32) + 0`, `t / s` multiplies by
+/// `(1 / s) as f32`), so both paths give the same bits; this one reads each element once
+/// instead of allocating a tensor per operation (a third of an MLP training step on the CPU).
+fn adamw_f32(xs: &[&[f32]], c: AdamWCoefficients) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (g, m, v, theta) = (xs[0], xs[1], xs[2], xs[3]);
+    let scale = c.grad_scale as f32;
+    let (b1, c1) = (c.beta1 as f32, (1.0 - c.beta1) as f32);
+    let (b2, c2) = (c.beta2 as f32, (1.0 - c.beta2) as f32);
+    let (inv_bias1, inv_bias2) = ((1.0 / c.bias1) as f32, (1.0 / c.bias2) as f32);
+    let eps = c.eps as f32;
+    let decay = (1.0 - c.lr * c.weight_decay) as f32;
+    let lr = c.lr as f32;
+    let n = g.len();
+    let (mut m_out, mut v_out, mut theta_out) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for i in 0..n {
+        let g = if c.grad_scale == 1.0 {
+            g[i]
+        } else {
+            g[i] * scale + 0.0
+        };
+        let m = (m[i] * b1 + 0.0) + (g * c1 + 0.0);
+        let v = (v[i] * b2 + 0.0) + ((g * g) * c2 + 0.0);
+        let denom = (v * inv_bias2 + 0.0).sqrt() * 1.0 + eps;
+        let update = (m * inv_bias1 + 0.0) / denom;
+        m_out.push(m);
+        v_out.push(v);
+        theta_out.push((theta[i] * decay + 0.0) - (update * lr + 0.0));
+    }
+    (m_out, v_out, theta_out)
+}
+
+/// Runs `f` on the data of `tensors` when each is a contiguous f32 tensor on the CPU, all of
+/// one length; `None` otherwise (the caller then takes candle's tensor path).
+fn with_cpu_f32<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Option<R> {
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) =
+            (&**storage, layout.contiguous_offsets())
+        else {
+            return None;
+        };
+        slices.push(&data[start..end]);
+    }
+    if slices.iter().any(|s| s.len() != slices[0].len()) {
+        return None;
+    }
+    Some(f(&slices))
 }
 
 #[cfg(test)]
@@ -278,6 +396,65 @@ mod tests {
             ema.updates += 1;
         }
         assert_eq!(ema.current_decay(), 0.999);
+        Ok(())
+    }
+
+    /// The fused CPU paths give the bits of candle's tensor operations they replace.
+    #[test]
+    fn fused_cpu_updates_equal_the_tensor_path_bit_for_bit() -> Result<()> {
+        let dev = Device::Cpu;
+        let w0 = Tensor::randn(0f32, 1.0, (7, 5), &dev)?;
+        let w = Var::from_tensor(&w0)?;
+        let vars = vec![("w".to_string(), w.clone())];
+        let p = AdamWParams {
+            lr: 3e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        };
+        let mut opt = AdamW::new(vars.clone(), p)?;
+        let mut ema = Ema::new(&vars, 0.999)?;
+        let (mut theta, mut m, mut v) = (w0.clone(), w0.zeros_like()?, w0.zeros_like()?);
+        let mut shadow = w0.clone();
+        for (step, scale) in [(1i32, 1.0f64), (2, 0.37), (3, 1.0)] {
+            let r = Tensor::randn(0f32, 1.0, (7, 5), &dev)?;
+            let grads = (w.as_tensor() * &r)?.sum_all()?.backward()?;
+            let want_norm = r
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?
+                .sqrt();
+            assert_eq!(grad_norm(&vars, &grads)?.to_bits(), want_norm.to_bits());
+            opt.step(&grads, scale)?;
+            let d = ema.current_decay();
+            ema.update(&vars)?;
+            // candle's operations, as the tensor path applies them.
+            let g = if scale == 1.0 { r } else { (r * scale)? };
+            let (b1, b2) = (1.0 - 0.9f64.powi(step), 1.0 - 0.999f64.powi(step));
+            m = ((&m * 0.9)? + (&g * (1.0 - 0.9))?)?;
+            v = ((&v * 0.999)? + (g.sqr()? * (1.0 - 0.999))?)?;
+            let update = ((&m / b1)? / ((&v / b2)?.sqrt()? + 1e-8)?)?;
+            theta = ((&theta * (1.0 - 3e-3 * 0.01))? - (update * 3e-3)?)?;
+            shadow = ((&shadow * d)? + (&theta * (1.0 - d))?)?;
+            let bits = |t: &Tensor| -> Result<Vec<u32>> {
+                Ok(t.flatten_all()?
+                    .to_vec1::<f32>()?
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect())
+            };
+            assert_eq!(bits(w.as_tensor())?, bits(&theta)?, "theta at step {step}");
+            let state = opt.state();
+            assert_eq!(bits(&state["m.w"])?, bits(&m)?, "m at step {step}");
+            assert_eq!(bits(&state["v.w"])?, bits(&v)?, "v at step {step}");
+            assert_eq!(
+                bits(&ema.weights()[0])?,
+                bits(&shadow)?,
+                "EMA at step {step}"
+            );
+        }
         Ok(())
     }
 }

@@ -221,7 +221,13 @@ impl Trainer {
             )));
         }
         let t_max = self.schedule.num_train_timesteps() as u32;
-        let t_values: Vec<u32> = (0..b).map(|_| self.rng.random_range(0..t_max)).collect();
+        let t_values: Vec<u32> = match self.cfg.distinct_timesteps {
+            Some(k) if k < b => {
+                let drawn: Vec<u32> = (0..k).map(|_| self.rng.random_range(0..t_max)).collect();
+                (0..b).map(|i| drawn[i % k]).collect()
+            }
+            _ => (0..b).map(|_| self.rng.random_range(0..t_max)).collect(),
+        };
         let t = Tensor::from_vec(t_values.clone(), b, &device)?;
         let noise: Vec<f32> = (0..x0.elem_count())
             .map(|_| StandardNormal.sample(&mut self.rng))

@@ -269,6 +269,40 @@ fn training_closes_most_of_the_gap_to_the_bayes_optimal_loss() {
     }
 }
 
+#[test]
+fn shared_timesteps_still_close_the_gap_and_are_deterministic() {
+    // Four timesteps per batch of 32, each shared by eight samples.
+    let shared = |steps| TrainConfig {
+        distinct_timesteps: Some(4),
+        ..cfg(steps)
+    };
+    let kind = PredictionType::Epsilon;
+    let (varmap, model) = fresh(kind);
+    let (before, optimal) = eval_losses(&model, kind);
+    let mut trainer = Trainer::new(shared(600), schedule(), &varmap, model_cfg()).unwrap();
+    trainer
+        .fit(&model, &toy_data(256), None, None, |_| Control::Continue)
+        .unwrap();
+    let (after, _) = eval_losses(&model, kind);
+    assert!(
+        after - optimal < 0.2 * (before - optimal),
+        "eval loss {before:.4} -> {after:.4}, optimal {optimal:.4}"
+    );
+    // Same seed, same weights; and a different draw of timesteps than one per sample.
+    let runs: Vec<_> = [shared(10), shared(10), cfg(10)]
+        .into_iter()
+        .map(|c| {
+            let (vm, m) = fresh(kind);
+            let mut t = Trainer::new(c, schedule(), &vm, model_cfg()).unwrap();
+            t.fit(&m, &toy_data(64), None, None, |_| Control::Continue)
+                .unwrap();
+            weights(&vm)
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1]);
+    assert_ne!(runs[0], runs[2]);
+}
+
 /// A fixed "feature network": the input and its square, per sample.
 struct Squares;
 impl FeatureExtractor for Squares {
@@ -373,6 +407,13 @@ fn invalid_config_is_rejected() {
             "ema_decay",
             TrainConfig {
                 ema_decay: Some(1.0),
+                ..cfg(1)
+            },
+        ),
+        (
+            "distinct_timesteps",
+            TrainConfig {
+                distinct_timesteps: Some(0),
                 ..cfg(1)
             },
         ),

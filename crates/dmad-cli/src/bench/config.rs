@@ -112,7 +112,16 @@ pub(super) fn cell_config(
             }
             if matches!(
                 variant,
-                Variant::FeatureDtePositional
+                Variant::FeatureDiffusionIsotropicAllLong
+                    | Variant::FeatureDiffusionPositionalIsotropicAllLong
+            ) {
+                cfg.train.steps *= 3;
+                cfg.train.distinct_timesteps = Some(32);
+            }
+            if matches!(
+                variant,
+                Variant::FeatureDiffusionPositionalIsotropicAllLong
+                    | Variant::FeatureDtePositional
                     | Variant::FeatureDtePositionalNoFlips
                     | Variant::FeatureDtePositionalIsotropic
                     | Variant::FeatureDiffusionPositionalIsotropicAll
