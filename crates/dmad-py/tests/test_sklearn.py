@@ -74,3 +74,14 @@ def test_config_merges_any_part_of_the_detector_config(rng):
     assert det.config_["threshold"] == {"kind": "mean_std", "k": 3.0}
     with pytest.raises(ValueError, match="unknown variant"):
         dmad.Detector("table", config={"scorer": {"kind": "nope"}}).fit(rng.normal(size=(9, 2)))
+
+
+def test_distinct_timesteps_reaches_the_training_config_and_is_checked(rng):
+    X = rng.normal(size=(40, 2))
+    det = dmad.Detector(
+        "table", steps=3, width=16, depth=1, batch_size=8, distinct_timesteps=2
+    ).fit(X)
+    assert det.config_["train"]["distinct_timesteps"] == 2
+    assert np.isfinite(det.decision_function(X)).all()
+    with pytest.raises(dmad.DmadError, match="`distinct_timesteps`: must be at least 1"):
+        dmad.Detector("table", steps=3, distinct_timesteps=0).fit(X)

@@ -122,6 +122,9 @@ OPTIONS: dict[str, Callable[[dict, Any], None]] = {
     "batch_size": _set(("train", "batch_size")),
     "learning_rate": _set(("train", "learning_rate")),
     "warmup_steps": _set(("train", "lr_warmup_steps")),
+    # Timesteps drawn per batch, each shared by batch_size / k samples: a cheaper step for the
+    # MLP denoiser (docs/SCORERS.md); None (default) draws one per sample.
+    "distinct_timesteps": _set(("train", "distinct_timesteps")),
     "seed": _seed,
     "k": _k,
     "lambda_": _lambda,
@@ -261,7 +264,7 @@ class Detector:
         a callable is called as ``progress(done, total, loss)``.
     **config
         Options of the configuration: ``steps``, ``batch_size``, ``learning_rate``,
-        ``warmup_steps``, ``seed``, ``k``, ``lambda_``, ``strength``, ``sampler``,
+        ``warmup_steps``, ``distinct_timesteps``, ``seed``, ``k``, ``lambda_``, ``strength``, ``sampler``,
         ``scoring_steps``, ``draws``, ``score_batch_size``, ``efficientnet``,
         ``threshold_quantile``, ``calibration_fraction``, ``window``, ``train_stride``,
         ``test_stride``, ``sample_rate``, ``scales``, ``frames``, ``flip_augment``, ``width``,
