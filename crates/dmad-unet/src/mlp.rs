@@ -129,8 +129,8 @@ impl LayerNorm {
 
     /// The norm followed by `act` when given. Under the fast kernels a `[batch, width]` input
     /// runs as one-group GroupNorm over `[batch, width, 1]` (the same maths: biased variance,
-    /// `eps` inside the root), fused with SiLU where SiLU follows, forward and backward: on
-    /// the CPU the composition below spends more of a training step than its matmuls.
+    /// `eps` inside the root), fused with SiLU where SiLU follows, forward and backward,
+    /// instead of the composition below, which allocates a tensor per operation.
     fn forward_act(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
         if crate::layers::fast() && x.rank() == 2 {
             let (b, w) = x.dims2()?;
