@@ -356,18 +356,19 @@ impl Denoiser for MlpDenoiser {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_timestep_for_the_batch_gives_the_per_row_outputs() {
+    fn tiny() -> (MlpDenoiser, VarMap) {
         let cfg = MlpConfig {
             width: 16,
             depth: 2,
             time_embedding_dim: 8,
             ..MlpConfig::new(5)
         };
-        let (net, _vars) = MlpDenoiser::with_varmap(cfg, DType::F32, &Device::Cpu).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (4, 5), &Device::Cpu).unwrap();
-        let t = Tensor::new(&[37u32, 37, 37, 37], &Device::Cpu).unwrap();
-        let batch = net.forward(&x, &t).unwrap().to_vec2::<f32>().unwrap();
+        MlpDenoiser::with_varmap(cfg, DType::F32, &Device::Cpu).unwrap()
+    }
+
+    /// The batch's output `y` for `(x, t)` row by row against one-sample calls.
+    fn assert_rows_match_single_calls(net: &MlpDenoiser, x: &Tensor, t: &Tensor, y: &Tensor) {
+        let batch = y.to_vec2::<f32>().unwrap();
         for (i, row) in batch.iter().enumerate() {
             let one = net
                 .forward(&x.narrow(0, i, 1).unwrap(), &t.narrow(0, i, 1).unwrap())
@@ -381,29 +382,22 @@ mod tests {
     }
 
     #[test]
+    fn one_timestep_for_the_batch_gives_the_per_row_outputs() {
+        let (net, _vars) = tiny();
+        let x = Tensor::randn(0f32, 1.0, (4, 5), &Device::Cpu).unwrap();
+        let t = Tensor::new(&[37u32, 37, 37, 37], &Device::Cpu).unwrap();
+        let y = net.forward(&x, &t).unwrap();
+        assert_rows_match_single_calls(&net, &x, &t, &y);
+    }
+
+    #[test]
     fn shared_timesteps_give_the_per_row_outputs_and_gradients() {
-        let cfg = MlpConfig {
-            width: 16,
-            depth: 2,
-            time_embedding_dim: 8,
-            ..MlpConfig::new(5)
-        };
-        let (net, vars) = MlpDenoiser::with_varmap(cfg, DType::F32, &Device::Cpu).unwrap();
+        let (net, vars) = tiny();
         let x = Tensor::randn(0f32, 1.0, (6, 5), &Device::Cpu).unwrap();
         // Two distinct values among six samples: the gathered path.
         let t = Tensor::new(&[9u32, 3, 9, 3, 3, 9], &Device::Cpu).unwrap();
         let y = net.forward(&x, &t).unwrap();
-        let batch = y.to_vec2::<f32>().unwrap();
-        for (i, row) in batch.iter().enumerate() {
-            let one = net
-                .forward(&x.narrow(0, i, 1).unwrap(), &t.narrow(0, i, 1).unwrap())
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap();
-            for (a, b) in row.iter().zip(&one[0]) {
-                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
-            }
-        }
+        assert_rows_match_single_calls(&net, &x, &t, &y);
         // The time path gets gradients through the gather.
         let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
         let data = vars.data().lock().unwrap();
