@@ -5,6 +5,9 @@
 //!   kernels at stride 1 with at least 8 channels per group through Winograd F(2x2, 3x3)
 //!   (arXiv:1509.09308), forward and backward.
 //! - [`group_norm`], [`group_norm_silu`], [`GroupNorm`]: GroupNorm alone or fused with SiLU.
+//! - [`linear`]: `x W^T + b` with the bias (or a per-row addend) accumulated into the product;
+//!   [`layer_norm`], [`layer_norm_silu`], [`silu`]: row-wise LayerNorm (+SiLU) and SiLU, one
+//!   pass each way (the MLP denoiser's layers).
 //! - [`attention`]: blocked `softmax(Q K^T / sqrt(d)) V` with an online softmax that never holds
 //!   more than a tile of the score matrix.
 //!
@@ -43,6 +46,8 @@ mod attention;
 mod conv;
 mod error;
 mod group_norm;
+mod layer_norm;
+mod linear;
 mod simd;
 mod util;
 
@@ -50,3 +55,5 @@ pub use attention::attention;
 pub use conv::{conv1d, conv1d_layer, conv2d, conv2d_backward, conv2d_layer};
 pub use error::{Error, Result};
 pub use group_norm::{group_norm, group_norm_backward, group_norm_silu, GroupNorm};
+pub use layer_norm::{layer_norm, layer_norm_silu, silu};
+pub use linear::linear;

@@ -63,7 +63,11 @@ macro_rules! dispatch {
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(EXP_MIN, EXP_MAX);
-    let fx = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    // floor() through a truncating cast: exact on this range, and unlike `f32::floor` (a libm
+    // call without SSE4.1) it vectorises, so loops over `exp` and `sigmoid` do too.
+    let v = x * std::f32::consts::LOG2_E + 0.5;
+    let t = v as i32 as f32;
+    let fx = if t > v { t - 1.0 } else { t };
     let r = x - fx * LN2_HI + fx * LN2_LO;
     let r2 = r * r;
     let mut y = EXP_POLY[0];
@@ -93,7 +97,7 @@ const EXP_POLY: [f32; 6] = [
 
 /// `1 / (1 + e^-z)`.
 #[inline(always)]
-fn sigmoid(z: f32) -> f32 {
+pub(crate) fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + exp(-z))
 }
 

@@ -128,27 +128,23 @@ impl LayerNorm {
     }
 
     /// The norm followed by `act` when given. Under the fast kernels a `[batch, width]` input
-    /// runs as one-group GroupNorm over `[batch, width, 1]` (the same maths: biased variance,
-    /// `eps` inside the root), fused with SiLU where SiLU follows, forward and backward,
-    /// instead of the composition below, which allocates a tensor per operation.
+    /// runs as dmad-ops' row-wise LayerNorm (the same maths: biased variance, `eps` inside the
+    /// root), fused with SiLU where SiLU follows, one pass forward and one backward, instead
+    /// of the composition below, which allocates a tensor per operation.
     fn forward_act(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
         if crate::layers::fast() && x.rank() == 2 {
-            let (b, w) = x.dims2()?;
-            let x3 = x.reshape((b, w, 1))?;
-            let y = match act {
+            return Ok(match act {
                 Some(Activation::Silu) => {
-                    dmad_ops::group_norm_silu(&x3, 1, &self.weight, &self.bias, self.eps)?
+                    dmad_ops::layer_norm_silu(x, &self.weight, &self.bias, self.eps)?
                 }
-                Some(a) => a.forward(&dmad_ops::group_norm(
-                    &x3,
-                    1,
+                Some(a) => a.forward(&dmad_ops::layer_norm(
+                    x,
                     &self.weight,
                     &self.bias,
                     self.eps,
                 )?)?,
-                None => dmad_ops::group_norm(&x3, 1, &self.weight, &self.bias, self.eps)?,
-            };
-            return Ok(y.reshape((b, w))?);
+                None => dmad_ops::layer_norm(x, &self.weight, &self.bias, self.eps)?,
+            });
         }
         let y = self.composed(x)?;
         Ok(match act {
@@ -302,6 +298,9 @@ impl MlpDenoiser {
         )?
         .to_dtype(self.dtype)?;
         let temb_act = self.cfg.act_fn.forward(&self.time_embedding.forward(&e)?)?;
+        if crate::layers::fast() {
+            return self.forward_fast(&x, &temb_act, gather.as_ref(), in_dtype);
+        }
         let act = self.cfg.act_fn;
         let mut h = self.proj_in.forward(&x)?;
         for b in &self.blocks {
@@ -318,6 +317,54 @@ impl MlpDenoiser {
         let h = self.norm_out.forward_act(&h, Some(act))?;
         Ok(self.proj_out.forward(&h)?.to_dtype(in_dtype)?)
     }
+
+    /// [`MlpDenoiser::forward`]'s layers on dmad-ops' fused CPU ops: each linear layer is one
+    /// op with its bias accumulated into the product, and a block's time projection (gathered
+    /// per row) and `linear_1`'s bias enter `linear_1` as one per-row addend, so no broadcast
+    /// addition runs forward or backward. The same maths as the composition.
+    fn forward_fast(
+        &self,
+        x: &Tensor,
+        temb_act: &Tensor,
+        gather: Option<&Tensor>,
+        in_dtype: DType,
+    ) -> Result<Tensor> {
+        let act = self.cfg.act_fn;
+        let activate = |z: &Tensor| -> Result<Tensor> {
+            Ok(match act {
+                Activation::Silu => dmad_ops::silu(z)?,
+                a => a.forward(z)?,
+            })
+        };
+        let mut h = linear(&self.proj_in, x, None)?;
+        let n = h.dim(0)?;
+        for b in &self.blocks {
+            // time_proj(temb) + linear_1's bias: [1 or distinct or batch, width].
+            let tp = linear(&b.time_proj, temb_act, b.linear_1.bias())?;
+            let addend = match gather {
+                Some(rows) => tp.index_select(rows, 0)?,
+                None if tp.dim(0)? == n => tp,
+                None => tp.squeeze(0)?,
+            };
+            let z = dmad_ops::linear(&b.norm.forward(&h)?, b.linear_1.weight(), &addend)?;
+            let z = linear(&b.linear_2, &activate(&z)?, None)?;
+            h = (h + z)?;
+        }
+        let h = self.norm_out.forward_act(&h, Some(act))?;
+        Ok(linear(&self.proj_out, &h, None)?.to_dtype(in_dtype)?)
+    }
+}
+
+/// `l(x)` as dmad-ops' fused linear op, plus `extra` (a `[out]` bias or a per-row `[batch,
+/// out]` addend) when given; `extra` then adds to `l`'s bias.
+fn linear(l: &Linear, x: &Tensor, extra: Option<&Tensor>) -> Result<Tensor> {
+    let b = match (l.bias(), extra) {
+        (Some(b), Some(e)) => e.broadcast_add(b)?,
+        (Some(b), None) => b.clone(),
+        (None, Some(e)) => e.clone(),
+        (None, None) => Tensor::zeros(l.weight().dim(0)?, l.weight().dtype(), x.device())?,
+    };
+    Ok(dmad_ops::linear(x, l.weight(), &b)?)
 }
 
 /// The distinct values of the timesteps `t` (`[batch]`, f32) and, for each sample, the row of
@@ -414,5 +461,51 @@ mod tests {
                 .unwrap()
                 > 0.0
         );
+    }
+
+    #[test]
+    fn fused_layers_match_the_candle_composition_forward_and_backward() {
+        use crate::layers::{use_kernels, Kernels};
+        let (net, vars) = tiny();
+        let x = Tensor::randn(0f32, 1.0, (6, 5), &Device::Cpu).unwrap();
+        // One timestep for all, two shared ones (gathered) and one per sample.
+        for t in [[7u32; 6], [9, 3, 9, 3, 3, 9], [1, 50, 100, 400, 700, 999]] {
+            let t = Tensor::new(&t, &Device::Cpu).unwrap();
+            let run = |kernels| {
+                let _k = use_kernels(kernels);
+                let y = net.forward(&x, &t).unwrap();
+                let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                let data = vars.data().lock().unwrap();
+                let mut names: Vec<_> = data.keys().cloned().collect();
+                names.sort();
+                let g: Vec<Vec<f32>> = names
+                    .iter()
+                    .map(|n| {
+                        grads
+                            .get(data[n].as_tensor())
+                            .unwrap_or_else(|| panic!("no gradient for {n}"))
+                            .flatten_all()
+                            .unwrap()
+                            .to_vec1()
+                            .unwrap()
+                    })
+                    .collect();
+                (y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), g)
+            };
+            let (yf, gf) = run(Kernels::Fast);
+            let (yc, gc) = run(Kernels::Candle);
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                for (a, b) in a.iter().zip(b) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{what}: {a} vs {b}"
+                    );
+                }
+            };
+            close(&yf, &yc, "output");
+            for (a, b) in gf.iter().zip(&gc) {
+                close(a, b, "gradient");
+            }
+        }
     }
 }
