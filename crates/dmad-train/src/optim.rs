@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Storage, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::{Error, Result};
 
@@ -307,25 +308,32 @@ fn adamw_f32(xs: &[&[f32]], c: AdamWCoefficients) -> (Vec<f32>, Vec<f32>, Vec<f3
     let decay = (1.0 - c.lr * c.weight_decay) as f32;
     let lr = c.lr as f32;
     let n = g.len();
-    let (mut m_out, mut v_out, mut theta_out) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for i in 0..n {
-        let g = if c.grad_scale == 1.0 {
-            g[i]
-        } else {
-            g[i] * scale + 0.0
-        };
-        let m = (m[i] * b1 + 0.0) + (g * c1 + 0.0);
-        let v = (v[i] * b2 + 0.0) + ((g * g) * c2 + 0.0);
-        let denom = (v * inv_bias2 + 0.0).sqrt() * 1.0 + eps;
-        let update = (m * inv_bias1 + 0.0) / denom;
-        m_out.push(m);
-        v_out.push(v);
-        theta_out.push((theta[i] * decay + 0.0) - (update * lr + 0.0));
-    }
+    let (mut m_out, mut v_out, mut theta_out) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+    // Elementwise, so the chunking (fixed, for rayon's two or more threads) changes no bits.
+    const CHUNK: usize = 1 << 14;
+    m_out
+        .par_chunks_mut(CHUNK)
+        .zip(v_out.par_chunks_mut(CHUNK))
+        .zip(theta_out.par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(k, ((mo, vo), to))| {
+            let r = k * CHUNK..k * CHUNK + mo.len();
+            let (g, m, v, theta) = (&g[r.clone()], &m[r.clone()], &v[r.clone()], &theta[r]);
+            for i in 0..mo.len() {
+                let g = if c.grad_scale == 1.0 {
+                    g[i]
+                } else {
+                    g[i] * scale + 0.0
+                };
+                let m = (m[i] * b1 + 0.0) + (g * c1 + 0.0);
+                let v = (v[i] * b2 + 0.0) + ((g * g) * c2 + 0.0);
+                let denom = (v * inv_bias2 + 0.0).sqrt() * 1.0 + eps;
+                let update = (m * inv_bias1 + 0.0) / denom;
+                mo[i] = m;
+                vo[i] = v;
+                to[i] = (theta[i] * decay + 0.0) - (update * lr + 0.0);
+            }
+        });
     (m_out, v_out, theta_out)
 }
 

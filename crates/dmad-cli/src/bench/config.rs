@@ -105,10 +105,18 @@ pub(super) fn cell_config(
             if variant == Variant::FeatureDiffusionIsotropicAllDraws8 {
                 cfg.scoring.draws = 8;
             }
-            if variant == Variant::FeatureDiffusionIsotropicAllWide {
+            if matches!(
+                variant,
+                Variant::FeatureDiffusionIsotropicAllWide
+                    | Variant::FeatureDiffusionIsotropicAllWideLong
+            ) {
                 if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
                     m.width = 512;
                 }
+            }
+            if variant == Variant::FeatureDiffusionIsotropicAllWideLong {
+                cfg.train.steps = cfg.train.steps * 7 / 4;
+                cfg.train.distinct_timesteps = Some(32);
             }
             if matches!(
                 variant,

@@ -222,6 +222,7 @@ pub(super) fn write_section(
         "feature-diffusion-positional-isotropic-all",
         "feature-diffusion-isotropic-all-draws8",
         "feature-diffusion-isotropic-all-wide",
+        "feature-diffusion-isotropic-all-wide-long",
         "feature-diffusion-isotropic-all-long",
         "feature-diffusion-positional-isotropic-all-long",
         "feature-dte",

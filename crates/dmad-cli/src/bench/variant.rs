@@ -73,6 +73,12 @@ pub enum Variant {
     /// the preset's 256, the same 2000 steps): four times the training compute.
     #[value(name = "feature-diffusion-isotropic-all-wide")]
     FeatureDiffusionIsotropicAllWide,
+    /// `feature-diffusion-isotropic-all` at width 512 trained 3500 steps (not 2000) with 32
+    /// shared timesteps per batch, on dmad-ops' fused MLP layers: the most training at width
+    /// 512 that fits fit + score in 10 minutes on the 2 reference cores (about 110 ms a step,
+    /// 90 s of features and 90 s of scoring per grass seed, measured before any test figure).
+    #[value(name = "feature-diffusion-isotropic-all-wide-long")]
+    FeatureDiffusionIsotropicAllWideLong,
     /// `feature-diffusion-isotropic-all` trained three times as long (6000 steps instead of
     /// 2000) with 32 timesteps per batch of 512 shared by 16 patches each
     /// (`TrainConfig::distinct_timesteps`), which makes a step a third cheaper: the longest
@@ -252,7 +258,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 64] = [
+    pub const ALL: [Variant; 65] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -273,6 +279,7 @@ impl Variant {
         Variant::FeatureDiffusionPositionalIsotropicAll,
         Variant::FeatureDiffusionIsotropicAllDraws8,
         Variant::FeatureDiffusionIsotropicAllWide,
+        Variant::FeatureDiffusionIsotropicAllWideLong,
         Variant::FeatureDiffusionIsotropicAllLong,
         Variant::FeatureDiffusionPositionalIsotropicAllLong,
         Variant::FeatureDte,
@@ -343,6 +350,9 @@ impl Variant {
             }
             Variant::FeatureDiffusionIsotropicAllDraws8 => "feature-diffusion-isotropic-all-draws8",
             Variant::FeatureDiffusionIsotropicAllWide => "feature-diffusion-isotropic-all-wide",
+            Variant::FeatureDiffusionIsotropicAllWideLong => {
+                "feature-diffusion-isotropic-all-wide-long"
+            }
             Variant::FeatureDiffusionIsotropicAllLong => "feature-diffusion-isotropic-all-long",
             Variant::FeatureDiffusionPositionalIsotropicAllLong => {
                 "feature-diffusion-positional-isotropic-all-long"
@@ -421,6 +431,9 @@ impl Variant {
             }
             Variant::FeatureDiffusionIsotropicAllWide => {
                 "feature diffusion, isotropic scale, all normals, width 512"
+            }
+            Variant::FeatureDiffusionIsotropicAllWideLong => {
+                "feature diffusion, isotropic scale, all normals, width 512, 3500 steps"
             }
             Variant::FeatureDiffusionIsotropicAllLong => {
                 "feature diffusion, isotropic scale, all normals, 6000 steps"
@@ -584,6 +597,7 @@ impl Variant {
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
+            | Variant::FeatureDiffusionIsotropicAllWideLong
             | Variant::FeatureDiffusionIsotropicAllLong
             | Variant::FeatureDiffusionPositionalIsotropicAllLong
             | Variant::FeatureDteIsotropic
@@ -602,6 +616,7 @@ impl Variant {
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
+            | Variant::FeatureDiffusionIsotropicAllWideLong
             | Variant::FeatureDiffusionIsotropicAllLong
             | Variant::FeatureDiffusionPositionalIsotropicAllLong => {
                 Some(ScorerConfig::Denoising {
@@ -735,6 +750,7 @@ impl Variant {
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
+            | Variant::FeatureDiffusionIsotropicAllWideLong
             | Variant::FeatureDiffusionIsotropicAllLong
             | Variant::FeatureDiffusionPositionalIsotropicAllLong
             | Variant::FeatureDiffusionPos
