@@ -98,7 +98,17 @@ pub struct Detector {
     /// The standardisation of input rows (log-mel statistics), once fitted or loaded.
     rows: Option<RowStandardiser>,
     calibration: Option<Calibration>,
+    /// What early stopping measured in the last fit (`train.validate_every`).
+    validation: Option<dmad_train::ValidationReport>,
 }
+
+/// Noise levels of early stopping's held-out loss.
+const VALIDATION_LEVELS: usize = 8;
+/// Held-out rows (patches, windows, samples) early stopping measures, at most.
+const VALIDATION_SAMPLES: usize = 4096;
+/// Mixed into the training seed for the held-out noise, so that it differs from the
+/// training stream's draws.
+const VALIDATION_SEED: u64 = 0x76a1_1d47;
 
 /// The file holding a feature-space detector's patch standardisation.
 const FEATURE_SPACE_FILE: &str = "feature_space.safetensors";
@@ -164,6 +174,7 @@ impl Detector {
             features,
             space,
             calibration: None,
+            validation: None,
         })
     }
 
@@ -289,46 +300,39 @@ impl Detector {
         let n = data.dim(0)?;
         let (cal_idx, train_idx) = self.calibration_split(n);
         let (cal_idx, train_idx) = (cal_idx.as_slice(), train_idx.as_slice());
+        let device = self.device.clone();
         let pick = |idx: &[u32]| -> Result<Tensor> {
-            let idx = Tensor::new(idx, &self.device)?;
+            let idx = Tensor::new(idx, &device)?;
             Ok(data.index_select(&idx, 0)?)
         };
-        let train = input::normalise_windows(&self.cfg, &pick(train_idx)?)?;
-        // A clip's log-mel windows are rows of their own.
-        let train = if self.cfg.log_mel_windows() {
-            train.flatten(0, 1)?
-        } else {
-            train
-        };
-        // Row features (log-mel statistics or windows) are standardised with the training
-        // rows' own, log-mel images band by band.
-        let train = if self.cfg.log_mel() {
-            let rows = if self.cfg.log_mel_image() {
-                RowStandardiser::fit_bands(&train)?
-            } else {
-                RowStandardiser::fit(&train)?
-            };
-            self.rows = Some(rows);
-            self.prepare_input(&train)?
-        } else {
-            train
-        };
-        // A network that sees images in tiles learns from every tile of the training images.
-        let train = match self.tiling()? {
-            Some(t) => t.split(&train)?,
-            None => train,
-        };
-        // In feature space the model learns the standardised patch vectors of the images.
-        let train = match self.space.as_mut() {
-            Some(space) => {
-                let (rows, hw) = space.raw_rows(&train)?;
-                space.fit_stats(&rows, hw)?;
-                if let Some(fs) = self.cfg.feature_space.as_mut() {
-                    fs.extractor_sha256 = Some(space.sha256().to_string());
-                }
-                space.standardise(&rows, hw)?
+        let train = self.training_rows(&pick(train_idx)?, true)?;
+        if let Some(fs) = self.cfg.feature_space.as_mut() {
+            if let Some(space) = self.space.as_ref() {
+                fs.extractor_sha256 = Some(space.sha256().to_string());
             }
-            None => train,
+        }
+        // Early stopping measures the held-out normals, prepared as the training rows are.
+        let validation = match self.cfg.train.validate_every {
+            Some(_) if !self.cfg.scorer.is_dte() => {
+                if cal_idx.is_empty() {
+                    return Err(Error::InvalidConfig {
+                        field: "train.validate_every",
+                        reason: "early stopping needs held-out normals: set \
+                                 calibration_fraction above 0 (with at least 2 samples)"
+                            .into(),
+                    });
+                }
+                let rows = self.training_rows(&pick(cal_idx)?, false)?;
+                let v = dmad_train::Validation::new(
+                    &rows,
+                    &self.schedule,
+                    VALIDATION_LEVELS,
+                    VALIDATION_SAMPLES,
+                    self.cfg.train.seed ^ VALIDATION_SEED,
+                )?;
+                Some(v)
+            }
+            _ => None,
         };
         let model_config =
             serde_json::to_value(&self.cfg.network).map_err(|e| Error::InvalidConfig {
@@ -363,11 +367,25 @@ impl Detector {
             self.dte = DteModel::fit(&self.cfg, &train.flatten_from(1)?)?;
         } else {
             let mut stopped = false;
-            trainer.fit(&self.net, &train, None, checkpoint_dir, |p| {
+            let callback = |p: &Progress| {
                 let control = progress(p);
                 stopped |= control == Control::Stop;
                 control
-            })?;
+            };
+            match &validation {
+                Some(v) => {
+                    let report = trainer.fit_validated(
+                        &self.net,
+                        &train,
+                        None,
+                        checkpoint_dir,
+                        v,
+                        callback,
+                    )?;
+                    self.validation = Some(report);
+                }
+                None => trainer.fit(&self.net, &train, None, checkpoint_dir, callback)?,
+            }
             if stopped {
                 return Ok(false);
             }
@@ -382,6 +400,56 @@ impl Detector {
         };
         self.calibrate_on(&cal, train_idx.len())?;
         Ok(true)
+    }
+
+    /// What early stopping measured in this detector's last fit (`train.validate_every`):
+    /// the held-out loss at each measured step and the step whose weights were kept; `None`
+    /// without early stopping or for a loaded detector.
+    pub fn validation(&self) -> Option<&dmad_train::ValidationReport> {
+        self.validation.as_ref()
+    }
+
+    /// The rows the network learns from, made from samples `x` as fitting makes them:
+    /// windows normalised, log-mel features standardised (their statistics fitted here when
+    /// `fit`), images tiled, patch features extracted and standardised (likewise).
+    fn training_rows(&mut self, x: &Tensor, fit: bool) -> Result<Tensor> {
+        let rows = input::normalise_windows(&self.cfg, x)?;
+        // A clip's log-mel windows are rows of their own.
+        let rows = if self.cfg.log_mel_windows() {
+            rows.flatten(0, 1)?
+        } else {
+            rows
+        };
+        // Row features (log-mel statistics or windows) are standardised with the training
+        // rows' own, log-mel images band by band.
+        let rows = if self.cfg.log_mel() {
+            if fit {
+                self.rows = Some(if self.cfg.log_mel_image() {
+                    RowStandardiser::fit_bands(&rows)?
+                } else {
+                    RowStandardiser::fit(&rows)?
+                });
+            }
+            self.prepare_input(&rows)?
+        } else {
+            rows
+        };
+        // A network that sees images in tiles learns from every tile of the training images.
+        let rows = match self.tiling()? {
+            Some(t) => t.split(&rows)?,
+            None => rows,
+        };
+        // In feature space the model learns the standardised patch vectors of the images.
+        Ok(match self.space.as_mut() {
+            Some(space) => {
+                let (raw, hw) = space.raw_rows(&rows)?;
+                if fit {
+                    space.fit_stats(&raw, hw)?;
+                }
+                space.standardise(&raw, hw)?
+            }
+            None => rows,
+        })
     }
 
     /// Which of `n` fitting samples [`Detector::fit`] holds out to calibrate the threshold

@@ -293,3 +293,27 @@ fn a_parametric_dte_model_reloads_its_classifier_and_names_a_broken_one() {
         assert!(err.contains("bins"), "{bins}: {err}");
     }
 }
+
+#[test]
+fn early_stopping_measures_held_out_patches_and_needs_held_out_images() {
+    let (_tmp, mut cfg) = random_lite0_model(5);
+    cfg.train.steps = 12;
+    cfg.train.validate_every = Some(5);
+    let train = data(Split::Train).x;
+    let mut det = Detector::new(cfg.clone(), &Device::Cpu).unwrap();
+    det.fit(&train, |_| {}).unwrap();
+    let report = det.validation().expect("a validation report");
+    let steps: Vec<usize> = report.history.iter().map(|h| h.0).collect();
+    assert_eq!(steps, [5, 10, 12]);
+    assert!(report
+        .history
+        .contains(&(report.best_step, report.best_loss)));
+    assert!(report.history.iter().all(|h| h.1.is_finite() && h.1 > 0.0));
+    // Without held-out images there is nothing to measure: a named error.
+    cfg.calibration_fraction = 0.0;
+    let err = Detector::new(cfg, &Device::Cpu)
+        .unwrap()
+        .fit(&train, |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("validate_every"), "{err}");
+}

@@ -403,6 +403,19 @@ fn run_unit(
         )?;
     } else {
         det.fit(&train, |_| {})?;
+        if let Some(r) = det.validation() {
+            let history: Vec<String> = r
+                .history
+                .iter()
+                .map(|(step, loss)| format!("{step}: {loss:.5}"))
+                .collect();
+            m.early_stopping = Some(format!(
+                "kept step {} of {} (held-out loss {})",
+                r.best_step,
+                det.config().train.steps,
+                history.join(", ")
+            ));
+        }
     }
     // A pixel cell's network may come from the cache: its fit time is the fit's own.
     m.fit_s.get_or_insert(fit_start.elapsed().as_secs_f64());

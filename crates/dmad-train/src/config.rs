@@ -51,6 +51,13 @@ pub struct TrainConfig {
     /// per sample.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distinct_timesteps: Option<usize>,
+    /// Early stopping: every this many steps (and after the last), measure the denoising
+    /// loss of the weights on held-out normal samples (a detector's calibration split) at
+    /// fixed noise, and end with the weights of the lowest
+    /// ([`Trainer::fit_validated`](crate::Trainer::fit_validated)). `None` (default): the
+    /// last weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validate_every: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -72,6 +79,7 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             imputation: None,
             distinct_timesteps: None,
+            validate_every: None,
         }
     }
 }
@@ -125,6 +133,9 @@ impl TrainConfig {
         }
         if !(self.feature_loss_weight.is_finite() && self.feature_loss_weight >= 0.0) {
             return bad("feature_loss_weight", "must be finite and >= 0");
+        }
+        if self.validate_every == Some(0) {
+            return bad("validate_every", "must be at least 1 (or null)");
         }
         if self.checkpoint_every == Some(0) {
             return bad("checkpoint_every", "must be at least 1 (or null)");

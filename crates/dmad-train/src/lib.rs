@@ -55,9 +55,11 @@ pub mod init;
 pub mod lr;
 pub mod optim;
 mod trainer;
+pub mod validation;
 
 pub use config::TrainConfig;
 pub use data::TrainData;
 pub use error::{Error, Result};
 pub use init::seeded_var_builder;
 pub use trainer::{device_of, Control, Progress, Trainer};
+pub use validation::{Validation, ValidationReport};

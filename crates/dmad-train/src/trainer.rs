@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, FORMAT_VERSION};
 use crate::error::io_err;
 use crate::optim::{grad_norm, AdamW, AdamWParams, Ema};
-use crate::{lr, Error, Result, TrainConfig, TrainData};
+use crate::{lr, Error, Result, TrainConfig, TrainData, Validation, ValidationReport};
 
 /// What the trainer reports after each step.
 #[derive(Debug, Clone, PartialEq)]
@@ -346,11 +346,72 @@ impl Trainer {
         data: &dyn TrainData,
         features: Option<&dyn FeatureExtractor>,
         checkpoint_dir: Option<&Path>,
-        mut callback: impl FnMut(&Progress) -> Control,
+        callback: impl FnMut(&Progress) -> Control,
     ) -> Result<()> {
+        self.run(model, data, features, checkpoint_dir, None, callback)
+            .map(|_| ())
+    }
+
+    /// As [`Trainer::fit`], with early stopping: every `validate_every` steps of the run's
+    /// config and after the last, the
+    /// held-out loss ([`Validation::loss`]) of the weights the run ends with (the EMA's when
+    /// the EMA is on, else the variables') is measured, and the run ends with the weights of
+    /// the lowest loss: the EMA (without EMA, the variables) is set to them, so
+    /// [`Trainer::apply_ema`] then applies the best. Training itself runs every step (the
+    /// learning-rate schedule is the full run's); a resumed run measures from where it resumes.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`Error::InvalidConfig`] (field `validate_every`) when the config
+    /// sets no interval.
+    pub fn fit_validated(
+        &mut self,
+        model: &dyn Denoiser,
+        data: &dyn TrainData,
+        features: Option<&dyn FeatureExtractor>,
+        checkpoint_dir: Option<&Path>,
+        validation: &Validation,
+        callback: impl FnMut(&Progress) -> Control,
+    ) -> Result<ValidationReport> {
+        let Some(every) = self.cfg.validate_every else {
+            return Err(Error::InvalidConfig {
+                field: "validate_every",
+                reason: "early stopping needs an interval (validate_every) in the config".into(),
+            });
+        };
+        let report = self.run(
+            model,
+            data,
+            features,
+            checkpoint_dir,
+            Some((validation, every)),
+            callback,
+        )?;
+        report.ok_or_else(|| Error::InvalidData("no step was measured".into()))
+    }
+
+    fn run(
+        &mut self,
+        model: &dyn Denoiser,
+        data: &dyn TrainData,
+        features: Option<&dyn FeatureExtractor>,
+        checkpoint_dir: Option<&Path>,
+        validation: Option<(&Validation, usize)>,
+        mut callback: impl FnMut(&Progress) -> Control,
+    ) -> Result<Option<ValidationReport>> {
+        let mut history = Vec::new();
+        let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
         while !self.is_finished() {
             let p = self.train_step(model, data, features)?;
             let stop = callback(&p) == Control::Stop;
+            if let Some((v, every)) = validation {
+                if self.step.is_multiple_of(every) || self.is_finished() || stop {
+                    let (loss, weights) = self.measure(model, v)?;
+                    history.push((self.step, loss));
+                    if best.as_ref().is_none_or(|b| loss < b.1) {
+                        best = Some((self.step, loss, weights));
+                    }
+                }
+            }
             if let Some(dir) = checkpoint_dir {
                 let due = self
                     .cfg
@@ -364,7 +425,49 @@ impl Trainer {
                 break;
             }
         }
-        Ok(())
+        let Some((best_step, best_loss, weights)) = best else {
+            return Ok(None);
+        };
+        if best_step != self.step {
+            match &mut self.ema {
+                Some(ema) => {
+                    let updates = ema.updates();
+                    ema.restore(weights, updates);
+                }
+                None => {
+                    for ((_, var), w) in self.vars.iter().zip(&weights) {
+                        var.set(w)?;
+                    }
+                }
+            }
+        }
+        Ok(Some(ValidationReport {
+            history,
+            best_step,
+            best_loss,
+        }))
+    }
+
+    /// The held-out loss of the weights the run would end with now, and those weights.
+    fn measure(&self, model: &dyn Denoiser, v: &Validation) -> Result<(f64, Vec<Tensor>)> {
+        let copy = |vars: &[(String, Var)]| -> Result<Vec<Tensor>> {
+            Ok(vars
+                .iter()
+                .map(|(_, var)| var.as_tensor().copy())
+                .collect::<candle_core::Result<Vec<_>>>()?)
+        };
+        match &self.ema {
+            Some(ema) => {
+                let live = copy(&self.vars)?;
+                self.apply_ema()?;
+                let loss = v.loss(model, &self.schedule);
+                for ((_, var), w) in self.vars.iter().zip(&live) {
+                    var.set(w)?;
+                }
+                Ok((loss?, ema.weights().to_vec()))
+            }
+            None => Ok((v.loss(model, &self.schedule)?, copy(&self.vars)?)),
+        }
     }
 
     /// Writes a checkpoint of the current step under `dir` and points `dir/latest` at it.

@@ -431,3 +431,49 @@ fn invalid_config_is_rejected() {
         }
     }
 }
+
+#[test]
+fn early_stopping_ends_with_the_weights_of_the_lowest_held_out_loss() -> anyhow::Result<()> {
+    let sched = schedule();
+    // Held out: points away from both training clusters, whose loss rises once the model
+    // fits the clusters; so the best weights are not the last.
+    let held = (toy_data(64) * 3.0)?;
+    let v = dmad_train::Validation::new(&held, &sched, 4, 1000, 11)?;
+    let (vm, model) = fresh(PredictionType::Epsilon);
+    let c = TrainConfig {
+        validate_every: Some(20),
+        ..cfg(150)
+    };
+    let mut tr = Trainer::new(c, sched.clone(), &vm, model_cfg())?;
+    let report = tr.fit_validated(&model, &toy_data(256), None, None, &v, |_| {
+        Control::Continue
+    })?;
+    let steps: Vec<usize> = report.history.iter().map(|h| h.0).collect();
+    assert_eq!(steps, [20, 40, 60, 80, 100, 120, 140, 150]);
+    let (best_step, best_loss) =
+        report.history.iter().fold(
+            (0, f64::INFINITY),
+            |b, &(s, l)| if l < b.1 { (s, l) } else { b },
+        );
+    assert_eq!((report.best_step, report.best_loss), (best_step, best_loss));
+    assert_ne!(report.best_step, 150, "history {:?}", report.history);
+    // The run's averaged weights are now the best step's: the same loss, bit for bit.
+    tr.apply_ema()?;
+    assert_eq!(v.loss(&model, &sched)?, report.best_loss);
+    // The measurement is deterministic and the held-out noise fixed.
+    assert_eq!(v.loss(&model, &sched)?, v.loss(&model, &sched)?);
+    // Early stopping needs an interval, and zero is none.
+    let mut plain = Trainer::new(cfg(5), sched.clone(), &vm, model_cfg())?;
+    let err = plain
+        .fit_validated(&model, &toy_data(8), None, None, &v, |_| Control::Continue)
+        .unwrap_err();
+    assert!(err.to_string().contains("validate_every"), "{err}");
+    let zero = TrainConfig {
+        validate_every: Some(0),
+        ..cfg(5)
+    };
+    let err = Trainer::new(zero, sched.clone(), &vm, model_cfg()).unwrap_err();
+    assert!(err.to_string().contains("validate_every"), "{err}");
+    assert!(dmad_train::Validation::new(&held.narrow(0, 0, 0)?, &sched, 4, 10, 0).is_err());
+    Ok(())
+}

@@ -121,10 +121,14 @@ pub(super) fn cell_config(
             if matches!(
                 variant,
                 Variant::FeatureDiffusionIsotropicAllLong
+                    | Variant::FeatureDiffusionIsotropicAllLongValidated
                     | Variant::FeatureDiffusionPositionalIsotropicAllLong
             ) {
                 cfg.train.steps *= 3;
                 cfg.train.distinct_timesteps = Some(32);
+            }
+            if variant == Variant::FeatureDiffusionIsotropicAllLongValidated {
+                cfg.train.validate_every = Some(500);
             }
             if matches!(
                 variant,

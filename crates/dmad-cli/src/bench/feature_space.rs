@@ -224,6 +224,7 @@ pub(super) fn write_section(
         "feature-diffusion-isotropic-all-wide",
         "feature-diffusion-isotropic-all-wide-long",
         "feature-diffusion-isotropic-all-long",
+        "feature-diffusion-isotropic-all-long-validated",
         "feature-diffusion-positional-isotropic-all-long",
         "feature-dte",
         "feature-dte-chosen",

@@ -70,6 +70,10 @@ pub(super) struct UnitMetrics {
     /// Pixel variants: the scoring options chosen on generated anomalies, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) scoring_choice: Option<String>,
+    /// Early-stopped variants: the step kept and the held-out loss at each measured step,
+    /// in words (per seed; the aggregate leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) early_stopping: Option<String>,
     /// Log-mel DTE, chosen: the mel scale and time bins chosen (e.g. "HTK, 50 bins").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) log_mel_choice: Option<String>,
@@ -159,6 +163,7 @@ pub(super) fn mean_metrics(units: &[UnitMetrics]) -> UnitMetrics {
         point_sigma: mean_opt(&|u| u.point_sigma),
         imputation_strength: mean_opt(&|u| u.imputation_strength),
         scoring_choice: units.first().and_then(|u| u.scoring_choice.clone()),
+        early_stopping: None,
         log_mel_choice: None,
         score_s: mean_opt(&|u| u.score_s),
     }
