@@ -85,3 +85,16 @@ def test_distinct_timesteps_reaches_the_training_config_and_is_checked(rng):
     assert np.isfinite(det.decision_function(X)).all()
     with pytest.raises(dmad.DmadError, match="`distinct_timesteps`: must be at least 1"):
         dmad.Detector("table", steps=3, distinct_timesteps=0).fit(X)
+
+
+def test_validate_every_reaches_the_training_config_and_is_checked(rng):
+    X = rng.normal(size=(40, 2))
+    det = dmad.Detector(
+        "table", steps=4, width=16, depth=1, batch_size=8, validate_every=2
+    ).fit(X)
+    assert det.config_["train"]["validate_every"] == 2
+    assert np.isfinite(det.decision_function(X)).all()
+    with pytest.raises(dmad.DmadError, match="validate_every"):
+        dmad.Detector("table", steps=3, validate_every=0).fit(X)
+    with pytest.raises(ValueError, match="held-out normals"):
+        dmad.Detector("table", steps=3, validate_every=2, calibration_fraction=0.0).fit(X)

@@ -125,6 +125,9 @@ OPTIONS: dict[str, Callable[[dict, Any], None]] = {
     # Timesteps drawn per batch, each shared by batch_size / k samples: a cheaper step for the
     # MLP denoiser (docs/SCORERS.md); None (default) draws one per sample.
     "distinct_timesteps": _set(("train", "distinct_timesteps")),
+    # Early stopping: every this many steps, the held-out loss on the calibration split; the
+    # weights of the lowest are kept (docs/SCORERS.md). None (default): the last weights.
+    "validate_every": _set(("train", "validate_every")),
     "seed": _seed,
     "k": _k,
     "lambda_": _lambda,
@@ -264,7 +267,7 @@ class Detector:
         a callable is called as ``progress(done, total, loss)``.
     **config
         Options of the configuration: ``steps``, ``batch_size``, ``learning_rate``,
-        ``warmup_steps``, ``distinct_timesteps``, ``seed``, ``k``, ``lambda_``, ``strength``, ``sampler``,
+        ``warmup_steps``, ``distinct_timesteps``, ``validate_every``, ``seed``, ``k``, ``lambda_``, ``strength``, ``sampler``,
         ``scoring_steps``, ``draws``, ``score_batch_size``, ``efficientnet``,
         ``threshold_quantile``, ``calibration_fraction``, ``window``, ``train_stride``,
         ``test_stride``, ``sample_rate``, ``scales``, ``frames``, ``flip_augment``, ``width``,
