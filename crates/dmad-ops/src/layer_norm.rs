@@ -20,12 +20,39 @@ struct LayerNormOp {
     silu: bool,
 }
 
-/// `(mean, 1 / sqrt(var + eps))` of one row (biased variance, sums in f64).
+/// Independent accumulators of the row sums: the adds vectorise (one chain per lane instead
+/// of one serial chain), and the lanes are added in f64 at the end.
+const LANES: usize = 8;
+
+/// `sum(f(i))` for `i` in `0..n`, in [`LANES`] f32 lanes added in f64.
+#[inline(always)]
+fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f64 {
+    let mut acc = [0.0f32; LANES];
+    let full = n / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    let mut s: f64 = acc.iter().map(|&a| a as f64).sum();
+    for i in full..n {
+        s += f(i) as f64;
+    }
+    s
+}
+
+/// `(mean, 1 / sqrt(var + eps))` of one row (biased variance). The mean gets a second-pass
+/// correction (the mean of the residuals), so a large offset costs no precision.
 fn stats(x: &[f32], eps: f32) -> (f32, f32) {
-    let n = x.len() as f64;
-    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    (mean as f32, (1.0 / (var + eps as f64).sqrt()) as f32)
+    let n = x.len();
+    let m0 = (lane_sum(n, |i| x[i]) / n as f64) as f32;
+    let r = lane_sum(n, |i| x[i] - m0) / n as f64;
+    let mean = (m0 as f64 + r) as f32;
+    let var = lane_sum(n, |i| {
+        let d = x[i] - mean;
+        d * d
+    }) / n as f64;
+    (mean, (1.0 / (var + eps as f64).sqrt()) as f32)
 }
 
 impl LayerNormOp {
@@ -76,7 +103,6 @@ impl LayerNormOp {
                 {
                     let (mean, rstd) = stats(x, self.eps);
                     // dx holds d(loss)/d(xhat) until the second pass.
-                    let (mut m1, mut m2) = (0.0f64, 0.0f64);
                     for i in 0..w {
                         let xhat = (x[i] - mean) * rstd;
                         let mut dz = dy[i];
@@ -87,11 +113,10 @@ impl LayerNormOp {
                         }
                         dg[i] += dz * xhat;
                         db[i] += dz;
-                        let dxhat = dz * gamma[i];
-                        dx[i] = dxhat;
-                        m1 += dxhat as f64;
-                        m2 += (dxhat * xhat) as f64;
+                        dx[i] = dz * gamma[i];
                     }
+                    let m1 = lane_sum(w, |i| dx[i]);
+                    let m2 = lane_sum(w, |i| dx[i] * ((x[i] - mean) * rstd));
                     let m1 = (m1 / w as f64) as f32;
                     let m2 = (m2 / w as f64) as f32;
                     for i in 0..w {
