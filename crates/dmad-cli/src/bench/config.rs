@@ -109,6 +109,7 @@ pub(super) fn cell_config(
                 variant,
                 Variant::FeatureDiffusionIsotropicAllWide
                     | Variant::FeatureDiffusionIsotropicAllWideLong
+                    | Variant::FeatureDiffusionIsotropicAllWideBudget
             ) {
                 if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
                     m.width = 512;
@@ -116,6 +117,10 @@ pub(super) fn cell_config(
             }
             if variant == Variant::FeatureDiffusionIsotropicAllWideLong {
                 cfg.train.steps = cfg.train.steps * 7 / 4;
+                cfg.train.distinct_timesteps = Some(32);
+            }
+            if variant == Variant::FeatureDiffusionIsotropicAllWideBudget {
+                cfg.train.steps = cfg.train.steps * 3 / 2;
                 cfg.train.distinct_timesteps = Some(32);
             }
             if matches!(

@@ -223,6 +223,7 @@ pub(super) fn write_section(
         "feature-diffusion-isotropic-all-draws8",
         "feature-diffusion-isotropic-all-wide",
         "feature-diffusion-isotropic-all-wide-long",
+        "feature-diffusion-isotropic-all-wide-budget",
         "feature-diffusion-isotropic-all-long",
         "feature-diffusion-isotropic-all-long-validated",
         "feature-diffusion-positional-isotropic-all-long",
