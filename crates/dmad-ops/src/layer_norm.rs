@@ -184,8 +184,12 @@ impl CustomOp3 for LayerNormOp {
     }
 }
 
-/// The plain candle composition of [`layer_norm`] (the path off the CPU kernel).
-fn composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+/// [`layer_norm`] as a composition of candle's differentiable tensor ops, over the last axis
+/// of any rank: the path off the CPU kernel, and the reference the kernel is compared with.
+///
+/// # Errors
+/// Candle's errors (for example a `weight` that does not broadcast to `x`).
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -209,7 +213,7 @@ fn apply(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64, silu: bool) -> Re
         }
     }
     if !use_cpu_kernel(&[x, weight, bias]) {
-        let y = composed(x, weight, bias, eps)?;
+        let y = layer_norm_composed(x, weight, bias, eps)?;
         return Ok(if silu { y.silu()? } else { y });
     }
     let op = LayerNormOp {

@@ -55,5 +55,5 @@ pub use attention::attention;
 pub use conv::{conv1d, conv1d_layer, conv2d, conv2d_backward, conv2d_layer};
 pub use error::{Error, Result};
 pub use group_norm::{group_norm, group_norm_backward, group_norm_silu, GroupNorm};
-pub use layer_norm::{layer_norm, layer_norm_silu, silu};
+pub use layer_norm::{layer_norm, layer_norm_composed, layer_norm_silu, silu};
 pub use linear::linear;

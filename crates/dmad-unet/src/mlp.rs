@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use dmad_core::{Denoiser, PredictionType};
 use serde::{Deserialize, Serialize};
@@ -130,7 +130,7 @@ impl LayerNorm {
     /// The norm followed by `act` when given. Under the fast kernels a `[batch, width]` input
     /// runs as dmad-ops' row-wise LayerNorm (the same maths: biased variance, `eps` inside the
     /// root), fused with SiLU where SiLU follows, one pass forward and one backward, instead
-    /// of the composition below, which allocates a tensor per operation.
+    /// of `dmad_ops::layer_norm_composed`, which allocates a tensor per operation.
     fn forward_act(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
         if crate::layers::fast() && x.rank() == 2 {
             return Ok(match act {
@@ -146,19 +146,11 @@ impl LayerNorm {
                 None => dmad_ops::layer_norm(x, &self.weight, &self.bias, self.eps)?,
             });
         }
-        let y = self.composed(x)?;
+        let y = dmad_ops::layer_norm_composed(x, &self.weight, &self.bias, self.eps)?;
         Ok(match act {
             Some(a) => a.forward(&y)?,
             None => y,
         })
-    }
-
-    fn composed(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        Ok(xn.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
     }
 }
 
