@@ -819,6 +819,35 @@ mod tests {
     }
 
     #[test]
+    fn scored_timesteps_cover_the_denoising_levels_and_need_that_scorer() {
+        // The preset scores 8 levels up to strength 0.5: timesteps 62, 124, ..., 499.
+        let cfg = DetectorConfig::feature_diffusion(Modality::Image, 3)
+            .with_scored_timesteps()
+            .unwrap();
+        assert_eq!(cfg.train.timestep_range, Some([0, 500]));
+        let levels = dmad_score::levels(8, 0.5, 1000);
+        assert_eq!(levels.last(), Some(&499));
+        let mut low = DetectorConfig::feature_diffusion(Modality::Image, 3);
+        low.scorer = ScorerConfig::Denoising {
+            levels: 4,
+            max_strength: 0.2,
+            noise_free: true,
+        };
+        let low = low.with_scored_timesteps().unwrap();
+        assert_eq!(low.train.timestep_range, Some([0, 200]));
+        // Saved and read back with the range; configs without it read as before.
+        let back: DetectorConfig =
+            serde_json::from_str(&serde_json::to_string(&low).unwrap()).unwrap();
+        assert_eq!(back.train.timestep_range, Some([0, 200]));
+        let json = serde_json::to_string(&DetectorConfig::for_tables(3)).unwrap();
+        assert!(!json.contains("timestep_range"), "{json}");
+        for other in [DetectorConfig::for_images(3), DetectorConfig::for_tables(5)] {
+            let err = other.with_scored_timesteps().unwrap_err().to_string();
+            assert!(err.contains("scorer"), "{err}");
+        }
+    }
+
+    #[test]
     fn a_config_saved_before_the_audio_fields_keeps_the_old_scalogram() {
         // config.json of an audio model saved before the wavelet, range and reference fields.
         let mut v = serde_json::to_value(DetectorConfig::for_audio()).unwrap();

@@ -137,6 +137,34 @@ impl DetectorConfig {
         Ok(self)
     }
 
+    /// This configuration with training restricted to the timesteps its denoising score
+    /// queries (`train.timestep_range = [0, t + 1)`, `t` the largest of
+    /// [`ScorerConfig::Denoising`]'s levels): the score up to strength 0.5 never asks the
+    /// network about the noisier half of the schedule, so every training step goes to the
+    /// levels it is scored at, as if the run were up to twice as long there.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `scorer` for a scorer other than the denoising one.
+    pub fn with_scored_timesteps(mut self) -> Result<Self> {
+        let ScorerConfig::Denoising {
+            levels,
+            max_strength,
+            ..
+        } = self.scorer
+        else {
+            return Err(Error::InvalidConfig {
+                field: "scorer",
+                reason: "training on the scored timesteps needs the denoising scorer \
+                         (feature-diffusion), whose levels fix the timesteps"
+                    .into(),
+            });
+        };
+        let t = dmad_score::levels(levels, max_strength, self.schedule.num_train_timesteps);
+        let end = t.iter().max().map_or(1, |&m| m + 1);
+        self.train.timestep_range = Some([0, end]);
+        Ok(self)
+    }
+
     /// Defaults for series windows of `dims` channels: a small 1D U-Net with all four modules.
     pub fn for_series(dims: usize) -> Self {
         Self {

@@ -58,6 +58,15 @@ pub struct TrainConfig {
     /// last weights.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validate_every: Option<usize>,
+    /// Draw training timesteps uniformly from `[begin, end)` instead of the whole schedule
+    /// (diffusers' training scripts' `timestep_bias_strategy = "range"` with
+    /// `timestep_bias_begin` / `timestep_bias_end`, at full bias). A denoiser that is only
+    /// ever queried at low noise (a density score up to strength 0.5, a reconstruction from a
+    /// start step) then spends every step on the levels it is used at. `end` must not exceed
+    /// the schedule's `num_train_timesteps` (checked by the trainer). `None` (default): the
+    /// whole schedule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestep_range: Option<[usize; 2]>,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +89,7 @@ impl Default for TrainConfig {
             imputation: None,
             distinct_timesteps: None,
             validate_every: None,
+            timestep_range: None,
         }
     }
 }
@@ -145,6 +155,14 @@ impl TrainConfig {
         }
         if self.distinct_timesteps == Some(0) {
             return bad("distinct_timesteps", "must be at least 1 (or null)");
+        }
+        if let Some([begin, end]) = self.timestep_range {
+            if begin >= end {
+                return bad(
+                    "timestep_range",
+                    &format!("must be [begin, end) with begin < end, got [{begin}, {end}]"),
+                );
+            }
         }
         if self.imputation.is_some_and(|g| g.segment == 0) {
             return bad("imputation.segment", "must be at least 1");

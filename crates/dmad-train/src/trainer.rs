@@ -106,6 +106,17 @@ impl Trainer {
         model_config: serde_json::Value,
     ) -> Result<Self> {
         cfg.validate()?;
+        let t_max = schedule.num_train_timesteps();
+        if let Some([begin, end]) = cfg.timestep_range {
+            if end > t_max {
+                return Err(Error::InvalidConfig {
+                    field: "timestep_range",
+                    reason: format!(
+                        "[{begin}, {end}) reaches past the schedule's {t_max} timesteps"
+                    ),
+                });
+            }
+        }
         let mut vars: Vec<(String, Var)> = varmap
             .data()
             .lock()
@@ -153,6 +164,15 @@ impl Trainer {
     /// The run's configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
+    }
+
+    /// The timesteps training draws from: [`TrainConfig::timestep_range`], or the whole
+    /// schedule.
+    pub fn timestep_range(&self) -> std::ops::Range<u32> {
+        match self.cfg.timestep_range {
+            Some([begin, end]) => begin as u32..end as u32,
+            None => 0..self.schedule.num_train_timesteps() as u32,
+        }
     }
 
     /// Whether every step of the run is done.
@@ -220,13 +240,17 @@ impl Trainer {
                 x0.dims()
             )));
         }
-        let t_max = self.schedule.num_train_timesteps() as u32;
+        let range = self.timestep_range();
         let t_values: Vec<u32> = match self.cfg.distinct_timesteps {
             Some(k) if k < b => {
-                let drawn: Vec<u32> = (0..k).map(|_| self.rng.random_range(0..t_max)).collect();
+                let drawn: Vec<u32> = (0..k)
+                    .map(|_| self.rng.random_range(range.clone()))
+                    .collect();
                 (0..b).map(|i| drawn[i % k]).collect()
             }
-            _ => (0..b).map(|_| self.rng.random_range(0..t_max)).collect(),
+            _ => (0..b)
+                .map(|_| self.rng.random_range(range.clone()))
+                .collect(),
         };
         let t = Tensor::from_vec(t_values.clone(), b, &device)?;
         let noise: Vec<f32> = (0..x0.elem_count())

@@ -40,6 +40,38 @@ impl Validation {
         max_samples: usize,
         seed: u64,
     ) -> Result<Self> {
+        Self::new_in(
+            x0,
+            schedule,
+            0..schedule.num_train_timesteps(),
+            levels,
+            max_samples,
+            seed,
+        )
+    }
+
+    /// As [`Validation::new`], with the levels spread evenly over `timesteps` (level `j` at
+    /// `begin + (j + 0.5) / levels` of its length) instead of the whole schedule: the range a
+    /// run trains on ([`crate::TrainConfig::timestep_range`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidData`] as [`Validation::new`], and for an empty range or one past the
+    /// schedule's end.
+    pub fn new_in(
+        x0: &Tensor,
+        schedule: &NoiseSchedule,
+        timesteps: std::ops::Range<usize>,
+        levels: usize,
+        max_samples: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let t_max = schedule.num_train_timesteps();
+        if timesteps.is_empty() || timesteps.end > t_max {
+            return Err(Error::InvalidData(format!(
+                "validation timesteps {timesteps:?} must be non-empty and inside the \
+                 schedule's [0, {t_max})"
+            )));
+        }
         let n = x0.dim(0)?;
         if n == 0 || levels == 0 || max_samples == 0 {
             return Err(Error::InvalidData(format!(
@@ -52,11 +84,12 @@ impl Validation {
         let x0 = x0
             .index_select(&Tensor::new(idx.as_slice(), x0.device())?, 0)?
             .to_dtype(DType::F32)?;
-        let t_max = schedule.num_train_timesteps();
+        let (begin, len) = (timesteps.start, timesteps.len());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut draws = Vec::new();
         for j in 0..levels {
-            let t = (((j as f64 + 0.5) / levels as f64 * t_max as f64) as usize).min(t_max - 1);
+            let t = (begin + ((j as f64 + 0.5) / levels as f64 * len as f64) as usize)
+                .min(timesteps.end - 1);
             for start in (0..m).step_by(CHUNK) {
                 let len = CHUNK.min(m - start);
                 let x = x0.narrow(0, start, len)?;

@@ -110,6 +110,7 @@ pub(super) fn cell_config(
                 Variant::FeatureDiffusionIsotropicAllWide
                     | Variant::FeatureDiffusionIsotropicAllWideLong
                     | Variant::FeatureDiffusionIsotropicAllWideBudget
+                    | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
             ) {
                 if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
                     m.width = 512;
@@ -119,7 +120,11 @@ pub(super) fn cell_config(
                 cfg.train.steps = cfg.train.steps * 7 / 4;
                 cfg.train.distinct_timesteps = Some(32);
             }
-            if variant == Variant::FeatureDiffusionIsotropicAllWideBudget {
+            if matches!(
+                variant,
+                Variant::FeatureDiffusionIsotropicAllWideBudget
+                    | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
+            ) {
                 cfg.train.steps = cfg.train.steps * 3 / 2;
                 cfg.train.distinct_timesteps = Some(32);
             }
@@ -128,6 +133,7 @@ pub(super) fn cell_config(
                 Variant::FeatureDiffusionIsotropicAllLong
                     | Variant::FeatureDiffusionIsotropicAllLongValidated
                     | Variant::FeatureDiffusionPositionalIsotropicAllLong
+                    | Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT
             ) {
                 cfg.train.steps *= 3;
                 cfg.train.distinct_timesteps = Some(32);
@@ -138,12 +144,16 @@ pub(super) fn cell_config(
             if matches!(
                 variant,
                 Variant::FeatureDiffusionPositionalIsotropicAllLong
+                    | Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT
                     | Variant::FeatureDtePositional
                     | Variant::FeatureDtePositionalNoFlips
                     | Variant::FeatureDtePositionalIsotropic
                     | Variant::FeatureDiffusionPositionalIsotropicAll
             ) {
                 cfg = cfg.with_patch_positions()?;
+            }
+            if variant.scored_timesteps() {
+                cfg = cfg.with_scored_timesteps()?;
             }
             if variant == Variant::FeatureDteLowNoise {
                 cfg.schedule.beta_end = 0.005;

@@ -61,6 +61,12 @@ pub enum Variant {
     /// features fits.
     #[value(name = "feature-diffusion-isotropic-all")]
     FeatureDiffusionIsotropicAll,
+    /// `feature-diffusion-isotropic-all` trained on the timesteps its score queries only
+    /// (`[0, 500)`, the levels up to strength 0.5; `DetectorConfig::with_scored_timesteps`)
+    /// instead of the whole schedule: the same steps, all of them at the scored levels. Set
+    /// before any test figure of it.
+    #[value(name = "feature-diffusion-isotropic-all-scored-t")]
+    FeatureDiffusionIsotropicAllScoredT,
     /// `feature-diffusion-isotropic-all` with patch positions (`dmad fit --positions`), the
     /// setting the docs recommend for aligned objects (ELPV's cells).
     #[value(name = "feature-diffusion-positional-isotropic-all")]
@@ -85,6 +91,10 @@ pub enum Variant {
     /// times, after its test figures were seen).
     #[value(name = "feature-diffusion-isotropic-all-wide-budget")]
     FeatureDiffusionIsotropicAllWideBudget,
+    /// `feature-diffusion-isotropic-all-wide-budget` trained on the scored timesteps only
+    /// (`[0, 500)`), as `feature-diffusion-isotropic-all-scored-t`.
+    #[value(name = "feature-diffusion-isotropic-all-wide-budget-scored-t")]
+    FeatureDiffusionIsotropicAllWideBudgetScoredT,
     /// `feature-diffusion-isotropic-all` trained three times as long (6000 steps instead of
     /// 2000) with 32 timesteps per batch of 512 shared by 16 patches each
     /// (`TrainConfig::distinct_timesteps`), which makes a step a third cheaper: the longest
@@ -102,6 +112,10 @@ pub enum Variant {
     /// `feature-diffusion-isotropic-all-long` with patch positions, for aligned objects.
     #[value(name = "feature-diffusion-positional-isotropic-all-long")]
     FeatureDiffusionPositionalIsotropicAllLong,
+    /// `feature-diffusion-positional-isotropic-all-long` trained on the scored timesteps only
+    /// (`[0, 500)`), as `feature-diffusion-isotropic-all-scored-t`.
+    #[value(name = "feature-diffusion-positional-isotropic-all-long-scored-t")]
+    FeatureDiffusionPositionalIsotropicAllLongScoredT,
     /// Parametric diffusion-time estimation (DTE-Categorical, 7 time bins) on the same patch
     /// features: a classifier of the diffusion time of noised training patches, trained on
     /// all the normal images instead of the denoiser; each patch scored by its expected time,
@@ -271,7 +285,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 67] = [
+    pub const ALL: [Variant; 70] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -289,14 +303,17 @@ impl Variant {
         Variant::FeatureDiffusionPos,
         Variant::FeatureDiffusionIsotropic,
         Variant::FeatureDiffusionIsotropicAll,
+        Variant::FeatureDiffusionIsotropicAllScoredT,
         Variant::FeatureDiffusionPositionalIsotropicAll,
         Variant::FeatureDiffusionIsotropicAllDraws8,
         Variant::FeatureDiffusionIsotropicAllWide,
         Variant::FeatureDiffusionIsotropicAllWideLong,
         Variant::FeatureDiffusionIsotropicAllWideBudget,
+        Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT,
         Variant::FeatureDiffusionIsotropicAllLong,
         Variant::FeatureDiffusionIsotropicAllLongValidated,
         Variant::FeatureDiffusionPositionalIsotropicAllLong,
+        Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT,
         Variant::FeatureDte,
         Variant::FeatureDteChosen,
         Variant::FeatureDte50,
@@ -360,6 +377,9 @@ impl Variant {
             Variant::FeatureDiffusionPos => "feature-diffusion-pos",
             Variant::FeatureDiffusionIsotropic => "feature-diffusion-isotropic",
             Variant::FeatureDiffusionIsotropicAll => "feature-diffusion-isotropic-all",
+            Variant::FeatureDiffusionIsotropicAllScoredT => {
+                "feature-diffusion-isotropic-all-scored-t"
+            }
             Variant::FeatureDiffusionPositionalIsotropicAll => {
                 "feature-diffusion-positional-isotropic-all"
             }
@@ -371,12 +391,18 @@ impl Variant {
             Variant::FeatureDiffusionIsotropicAllWideBudget => {
                 "feature-diffusion-isotropic-all-wide-budget"
             }
+            Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT => {
+                "feature-diffusion-isotropic-all-wide-budget-scored-t"
+            }
             Variant::FeatureDiffusionIsotropicAllLong => "feature-diffusion-isotropic-all-long",
             Variant::FeatureDiffusionIsotropicAllLongValidated => {
                 "feature-diffusion-isotropic-all-long-validated"
             }
             Variant::FeatureDiffusionPositionalIsotropicAllLong => {
                 "feature-diffusion-positional-isotropic-all-long"
+            }
+            Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT => {
+                "feature-diffusion-positional-isotropic-all-long-scored-t"
             }
             Variant::FeatureDte => "feature-dte",
             Variant::FeatureDteChosen => "feature-dte-chosen",
@@ -444,6 +470,9 @@ impl Variant {
             Variant::FeatureDiffusionIsotropicAll => {
                 "feature diffusion, isotropic scale, all normals, preset scoring"
             }
+            Variant::FeatureDiffusionIsotropicAllScoredT => {
+                "feature diffusion, isotropic scale, all normals, trained on the scored t"
+            }
             Variant::FeatureDiffusionPositionalIsotropicAll => {
                 "feature diffusion, positions, isotropic scale, all normals, preset scoring"
             }
@@ -459,6 +488,9 @@ impl Variant {
             Variant::FeatureDiffusionIsotropicAllWideBudget => {
                 "feature diffusion, isotropic scale, all normals, width 512, 3000 steps"
             }
+            Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT => {
+                "feature diffusion, isotropic scale, all normals, width 512, 3000 steps, scored t"
+            }
             Variant::FeatureDiffusionIsotropicAllLong => {
                 "feature diffusion, isotropic scale, all normals, 6000 steps"
             }
@@ -467,6 +499,9 @@ impl Variant {
             }
             Variant::FeatureDiffusionPositionalIsotropicAllLong => {
                 "feature diffusion, positions, isotropic scale, all normals, 6000 steps"
+            }
+            Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT => {
+                "feature diffusion, positions, isotropic scale, all normals, 6000 steps, scored t"
             }
             Variant::FeatureDte => "feature DTE-Categorical",
             Variant::FeatureDteChosen => "feature DTE-Categorical, score chosen",
@@ -615,20 +650,34 @@ impl Variant {
         }
     }
 
+    /// Whether a feature-space variant trains on the timesteps its score queries only
+    /// (`DetectorConfig::with_scored_timesteps`).
+    pub(super) fn scored_timesteps(self) -> bool {
+        matches!(
+            self,
+            Variant::FeatureDiffusionIsotropicAllScoredT
+                | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
+                | Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT
+        )
+    }
+
     /// How a feature-space variant standardises the patch features (global unless named).
     pub(super) fn patch_norm(self) -> dmad::PatchNorm {
         match self {
             Variant::FeatureDiffusionPos => dmad::PatchNorm::PerPosition,
             Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
+            | Variant::FeatureDiffusionIsotropicAllScoredT
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
             | Variant::FeatureDiffusionIsotropicAllWideLong
             | Variant::FeatureDiffusionIsotropicAllWideBudget
+            | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
             | Variant::FeatureDiffusionIsotropicAllLong
             | Variant::FeatureDiffusionIsotropicAllLongValidated
             | Variant::FeatureDiffusionPositionalIsotropicAllLong
+            | Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT
             | Variant::FeatureDteIsotropic
             | Variant::FeatureDtePositionalIsotropic => dmad::PatchNorm::Isotropic,
             _ => dmad::PatchNorm::Global,
@@ -642,14 +691,17 @@ impl Variant {
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
+            | Variant::FeatureDiffusionIsotropicAllScoredT
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
             | Variant::FeatureDiffusionIsotropicAllWideLong
             | Variant::FeatureDiffusionIsotropicAllWideBudget
+            | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
             | Variant::FeatureDiffusionIsotropicAllLong
             | Variant::FeatureDiffusionIsotropicAllLongValidated
-            | Variant::FeatureDiffusionPositionalIsotropicAllLong => {
+            | Variant::FeatureDiffusionPositionalIsotropicAllLong
+            | Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT => {
                 Some(ScorerConfig::Denoising {
                     levels: 8,
                     max_strength: 0.5,
@@ -778,14 +830,17 @@ impl Variant {
             | Variant::FeatureDiffusion
             | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
+            | Variant::FeatureDiffusionIsotropicAllScoredT
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
             | Variant::FeatureDiffusionIsotropicAllWideLong
             | Variant::FeatureDiffusionIsotropicAllWideBudget
+            | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
             | Variant::FeatureDiffusionIsotropicAllLong
             | Variant::FeatureDiffusionIsotropicAllLongValidated
             | Variant::FeatureDiffusionPositionalIsotropicAllLong
+            | Variant::FeatureDiffusionPositionalIsotropicAllLongScoredT
             | Variant::FeatureDiffusionPos
             | Variant::FeatureDte
             | Variant::FeatureDteChosen

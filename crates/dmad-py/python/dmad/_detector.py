@@ -128,6 +128,9 @@ OPTIONS: dict[str, Callable[[dict, Any], None]] = {
     # Early stopping: every this many steps, the held-out loss on the calibration split; the
     # weights of the lowest are kept (docs/SCORERS.md). None (default): the last weights.
     "validate_every": _set(("train", "validate_every")),
+    # Train on the timesteps [begin, end) only, e.g. [0, 500] for a denoising score that
+    # queries levels up to strength 0.5 (docs/SCORERS.md). None (default): the whole schedule.
+    "timestep_range": _set(("train", "timestep_range")),
     "seed": _seed,
     "k": _k,
     "lambda_": _lambda,
@@ -267,7 +270,7 @@ class Detector:
         a callable is called as ``progress(done, total, loss)``.
     **config
         Options of the configuration: ``steps``, ``batch_size``, ``learning_rate``,
-        ``warmup_steps``, ``distinct_timesteps``, ``validate_every``, ``seed``, ``k``, ``lambda_``, ``strength``, ``sampler``,
+        ``warmup_steps``, ``distinct_timesteps``, ``validate_every``, ``timestep_range``, ``seed``, ``k``, ``lambda_``, ``strength``, ``sampler``,
         ``scoring_steps``, ``draws``, ``score_batch_size``, ``efficientnet``,
         ``threshold_quantile``, ``calibration_fraction``, ``window``, ``train_stride``,
         ``test_stride``, ``sample_rate``, ``scales``, ``frames``, ``flip_augment``, ``width``,
