@@ -1,5 +1,7 @@
 //! Training: determinism, exact resumption, learning a toy distribution, bad checkpoints.
 
+use std::sync::Mutex;
+
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use dmad_core::{Denoiser, FeatureExtractor, PredictionType};
@@ -475,5 +477,83 @@ fn early_stopping_ends_with_the_weights_of_the_lowest_held_out_loss() -> anyhow:
     let err = Trainer::new(zero, sched.clone(), &vm, model_cfg()).unwrap_err();
     assert!(err.to_string().contains("validate_every"), "{err}");
     assert!(dmad_train::Validation::new(&held.narrow(0, 0, 0)?, &sched, 4, 10, 0).is_err());
+    Ok(())
+}
+
+/// A denoiser that records the timesteps it is asked about.
+struct Recording<'a> {
+    inner: &'a Mlp,
+    seen: Mutex<Vec<u32>>,
+}
+
+impl Denoiser for Recording<'_> {
+    fn predict(&self, x: &Tensor, t: &Tensor) -> dmad_core::Result<Tensor> {
+        self.seen.lock().unwrap().extend(t.to_vec1::<u32>()?);
+        self.inner.predict(x, t)
+    }
+
+    fn prediction_type(&self) -> PredictionType {
+        self.inner.prediction_type()
+    }
+}
+
+#[test]
+fn a_timestep_range_confines_training_and_validation_to_it() -> anyhow::Result<()> {
+    let sched = schedule();
+    for distinct in [None, Some(4)] {
+        let (vm, model) = fresh(PredictionType::Epsilon);
+        let rec = Recording {
+            inner: &model,
+            seen: Mutex::new(Vec::new()),
+        };
+        let c = TrainConfig {
+            timestep_range: Some([100, 300]),
+            distinct_timesteps: distinct,
+            ..cfg(30)
+        };
+        let mut tr = Trainer::new(c, sched.clone(), &vm, model_cfg())?;
+        assert_eq!(tr.timestep_range(), 100..300);
+        tr.fit(&rec, &toy_data(64), None, None, |_| Control::Continue)?;
+        let seen = rec.seen.into_inner().unwrap();
+        assert!(!seen.is_empty());
+        assert!(seen.iter().all(|t| (100..300).contains(t)), "{seen:?}");
+        // Drawn over the whole range, not a corner of it.
+        let (lo, hi) = (seen.iter().min().unwrap(), seen.iter().max().unwrap());
+        assert!(*lo < 130 && *hi >= 270, "{lo}..{hi}");
+    }
+    // Without a range: the whole schedule, as before.
+    let (vm, _) = fresh(PredictionType::Epsilon);
+    assert_eq!(
+        Trainer::new(cfg(1), sched.clone(), &vm, model_cfg())?.timestep_range(),
+        0..1000
+    );
+    // Empty ranges and ranges past the schedule are named.
+    for range in [[5, 5], [7, 3], [0, 1001]] {
+        let c = TrainConfig {
+            timestep_range: Some(range),
+            ..cfg(1)
+        };
+        match Trainer::new(c, sched.clone(), &vm, model_cfg()) {
+            Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "timestep_range"),
+            other => panic!("{range:?}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    // Validation over the whole schedule is Validation::new's; a range moves its levels.
+    let (_, model) = fresh(PredictionType::Epsilon);
+    let held = toy_data(32);
+    let whole = dmad_train::Validation::new(&held, &sched, 4, 100, 3)?;
+    let same = dmad_train::Validation::new_in(&held, &sched, 0..1000, 4, 100, 3)?;
+    assert_eq!(whole.loss(&model, &sched)?, same.loss(&model, &sched)?);
+    let rec = Recording {
+        inner: &model,
+        seen: Mutex::new(Vec::new()),
+    };
+    dmad_train::Validation::new_in(&held, &sched, 0..500, 4, 100, 3)?.loss(&rec, &sched)?;
+    let mut seen = rec.seen.into_inner().unwrap();
+    seen.dedup();
+    assert_eq!(seen, [62, 187, 312, 437]);
+    for bad in [0..0, 900..1001] {
+        assert!(dmad_train::Validation::new_in(&held, &sched, bad, 4, 100, 3).is_err());
+    }
     Ok(())
 }

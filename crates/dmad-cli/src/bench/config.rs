@@ -111,6 +111,7 @@ pub(super) fn cell_config(
                     | Variant::FeatureDiffusionIsotropicAllWideLong
                     | Variant::FeatureDiffusionIsotropicAllWideBudget
                     | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
+                    | Variant::FeatureDiffusionIsotropicAllWideFullScoredT
             ) {
                 if let dmad::NetworkConfig::Mlp(m) = &mut cfg.network {
                     m.width = 512;
@@ -126,6 +127,10 @@ pub(super) fn cell_config(
                     | Variant::FeatureDiffusionIsotropicAllWideBudgetScoredT
             ) {
                 cfg.train.steps = cfg.train.steps * 3 / 2;
+                cfg.train.distinct_timesteps = Some(32);
+            }
+            if variant == Variant::FeatureDiffusionIsotropicAllWideFullScoredT {
+                cfg.train.steps = cfg.train.steps * 5 / 2;
                 cfg.train.distinct_timesteps = Some(32);
             }
             if matches!(

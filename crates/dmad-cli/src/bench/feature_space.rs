@@ -226,6 +226,7 @@ pub(super) fn write_section(
         "feature-diffusion-isotropic-all-wide-long",
         "feature-diffusion-isotropic-all-wide-budget",
         "feature-diffusion-isotropic-all-wide-budget-scored-t",
+        "feature-diffusion-isotropic-all-wide-full-scored-t",
         "feature-diffusion-isotropic-all-long",
         "feature-diffusion-isotropic-all-long-validated",
         "feature-diffusion-positional-isotropic-all-long",
