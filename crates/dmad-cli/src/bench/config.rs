@@ -129,6 +129,9 @@ pub(super) fn cell_config(
                 cfg.train.steps = cfg.train.steps * 3 / 2;
                 cfg.train.distinct_timesteps = Some(32);
             }
+            if variant == Variant::FeatureDiffusionIsotropicAllShort {
+                cfg.train.steps /= 2;
+            }
             if variant == Variant::FeatureDiffusionIsotropicAllWideFullScoredT {
                 cfg.train.steps = cfg.train.steps * 5 / 2;
                 cfg.train.distinct_timesteps = Some(32);

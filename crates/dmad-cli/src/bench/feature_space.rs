@@ -220,6 +220,7 @@ pub(super) fn write_section(
         "feature-diffusion-isotropic",
         "feature-diffusion-isotropic-all",
         "feature-diffusion-isotropic-all-scored-t",
+        "feature-diffusion-isotropic-all-short",
         "feature-diffusion-positional-isotropic-all",
         "feature-diffusion-isotropic-all-draws8",
         "feature-diffusion-isotropic-all-wide",

@@ -67,6 +67,12 @@ pub enum Variant {
     /// before any test figure of it.
     #[value(name = "feature-diffusion-isotropic-all-scored-t")]
     FeatureDiffusionIsotropicAllScoredT,
+    /// `feature-diffusion-isotropic-all` trained 1000 steps instead of 2000. A diagnostic of
+    /// direction, set after brick's test figures were seen: its maps got worse with every
+    /// kind of extra training (6000 steps, width 512, the scored timesteps only), so this asks
+    /// whether less training localises better. Not a tuned cell.
+    #[value(name = "feature-diffusion-isotropic-all-short")]
+    FeatureDiffusionIsotropicAllShort,
     /// `feature-diffusion-isotropic-all` with patch positions (`dmad fit --positions`), the
     /// setting the docs recommend for aligned objects (ELPV's cells).
     #[value(name = "feature-diffusion-positional-isotropic-all")]
@@ -291,7 +297,7 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the report's column order.
-    pub const ALL: [Variant; 71] = [
+    pub const ALL: [Variant; 72] = [
         Variant::Full,
         Variant::Ddpm,
         Variant::Dte,
@@ -310,6 +316,7 @@ impl Variant {
         Variant::FeatureDiffusionIsotropic,
         Variant::FeatureDiffusionIsotropicAll,
         Variant::FeatureDiffusionIsotropicAllScoredT,
+        Variant::FeatureDiffusionIsotropicAllShort,
         Variant::FeatureDiffusionPositionalIsotropicAll,
         Variant::FeatureDiffusionIsotropicAllDraws8,
         Variant::FeatureDiffusionIsotropicAllWide,
@@ -387,6 +394,7 @@ impl Variant {
             Variant::FeatureDiffusionIsotropicAllScoredT => {
                 "feature-diffusion-isotropic-all-scored-t"
             }
+            Variant::FeatureDiffusionIsotropicAllShort => "feature-diffusion-isotropic-all-short",
             Variant::FeatureDiffusionPositionalIsotropicAll => {
                 "feature-diffusion-positional-isotropic-all"
             }
@@ -482,6 +490,9 @@ impl Variant {
             }
             Variant::FeatureDiffusionIsotropicAllScoredT => {
                 "feature diffusion, isotropic scale, all normals, trained on the scored t"
+            }
+            Variant::FeatureDiffusionIsotropicAllShort => {
+                "feature diffusion, isotropic scale, all normals, 1000 steps (diagnostic)"
             }
             Variant::FeatureDiffusionPositionalIsotropicAll => {
                 "feature diffusion, positions, isotropic scale, all normals, preset scoring"
@@ -682,6 +693,7 @@ impl Variant {
             Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllScoredT
+            | Variant::FeatureDiffusionIsotropicAllShort
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
@@ -707,6 +719,7 @@ impl Variant {
             | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllScoredT
+            | Variant::FeatureDiffusionIsotropicAllShort
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
@@ -847,6 +860,7 @@ impl Variant {
             | Variant::FeatureDiffusionIsotropic
             | Variant::FeatureDiffusionIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllScoredT
+            | Variant::FeatureDiffusionIsotropicAllShort
             | Variant::FeatureDiffusionPositionalIsotropicAll
             | Variant::FeatureDiffusionIsotropicAllDraws8
             | Variant::FeatureDiffusionIsotropicAllWide
