@@ -87,6 +87,19 @@ def test_distinct_timesteps_reaches_the_training_config_and_is_checked(rng):
         dmad.Detector("table", steps=3, distinct_timesteps=0).fit(X)
 
 
+def test_timestep_range_reaches_the_training_config_and_is_checked(rng):
+    X = rng.normal(size=(40, 2))
+    det = dmad.Detector(
+        "table", steps=4, width=16, depth=1, batch_size=8, timestep_range=[0, 500]
+    ).fit(X)
+    assert det.config_["train"]["timestep_range"] == [0, 500]
+    assert np.isfinite(det.decision_function(X)).all()
+    with pytest.raises(dmad.DmadError, match="timestep_range"):
+        dmad.Detector("table", steps=3, timestep_range=[5, 5]).fit(X)
+    with pytest.raises(dmad.DmadError, match="timestep_range"):
+        dmad.Detector("table", steps=3, timestep_range=[0, 2000]).fit(X)
+
+
 def test_validate_every_reaches_the_training_config_and_is_checked(rng):
     X = rng.normal(size=(40, 2))
     det = dmad.Detector(
