@@ -401,6 +401,26 @@ impl DetectorConfig {
             );
         }
         self.validate_image_size()?;
+        if let Some([begin, end]) = self.train.timestep_range {
+            let t_max = self.schedule.num_train_timesteps;
+            if begin >= end || end > t_max {
+                return bad(
+                    "train.timestep_range",
+                    format!(
+                        "[{begin}, {end}) must be a non-empty range inside the schedule's \
+                         [0, {t_max})"
+                    ),
+                );
+            }
+            if self.scorer.is_dte() {
+                return bad(
+                    "train.timestep_range",
+                    "the DTE scorers do not train a denoiser on timesteps (DTE-Categorical \
+                     classifies the whole schedule); the range is for the other scorers"
+                        .to_string(),
+                );
+            }
+        }
         if !(0.0..=0.5).contains(&self.calibration_fraction) {
             return bad(
                 "calibration_fraction",
@@ -845,6 +865,22 @@ mod tests {
             let err = other.with_scored_timesteps().unwrap_err().to_string();
             assert!(err.contains("scorer"), "{err}");
         }
+        // Checked with the configuration, before any data is read: a range past the
+        // schedule, an empty one, and one on a DTE scorer (which trains no denoiser).
+        assert!(cfg.validate().is_ok());
+        for range in [[0, 1001], [10, 10]] {
+            let mut bad = cfg.clone();
+            bad.train.timestep_range = Some(range);
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains("train.timestep_range"), "{range:?}: {err}");
+        }
+        let mut dte = cfg.clone();
+        dte.scorer = ScorerConfig::DteCategorical {
+            bins: 7,
+            surprisal: false,
+        };
+        let err = dte.validate().unwrap_err().to_string();
+        assert!(err.contains("train.timestep_range"), "{err}");
     }
 
     #[test]
