@@ -94,9 +94,10 @@ def test_timestep_range_reaches_the_training_config_and_is_checked(rng):
     ).fit(X)
     assert det.config_["train"]["timestep_range"] == [0, 500]
     assert np.isfinite(det.decision_function(X)).all()
-    with pytest.raises(dmad.DmadError, match="timestep_range"):
+    # Checked with the configuration, before any data is read.
+    with pytest.raises(ValueError, match="train.timestep_range"):
         dmad.Detector("table", steps=3, timestep_range=[5, 5]).fit(X)
-    with pytest.raises(dmad.DmadError, match="timestep_range"):
+    with pytest.raises(ValueError, match="train.timestep_range"):
         dmad.Detector("table", steps=3, timestep_range=[0, 2000]).fit(X)
 
 
