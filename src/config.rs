@@ -401,16 +401,13 @@ impl DetectorConfig {
             );
         }
         self.validate_image_size()?;
-        if let Some([begin, end]) = self.train.timestep_range {
-            let t_max = self.schedule.num_train_timesteps;
-            if begin >= end || end > t_max {
-                return bad(
-                    "train.timestep_range",
-                    format!(
-                        "[{begin}, {end}) must be a non-empty range inside the schedule's \
-                         [0, {t_max})"
-                    ),
-                );
+        if self.train.timestep_range.is_some() {
+            match self.train.timesteps(self.schedule.num_train_timesteps) {
+                Err(dmad_train::Error::InvalidConfig { reason, .. }) => {
+                    return bad("train.timestep_range", reason)
+                }
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
             }
             if self.scorer.is_dte() {
                 return bad(

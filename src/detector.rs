@@ -324,14 +324,12 @@ impl Detector {
                 }
                 let rows = self.training_rows(&pick(cal_idx)?, false)?;
                 // At the levels the network trains on.
-                let levels_in = match self.cfg.train.timestep_range {
-                    Some([begin, end]) => begin..end,
-                    None => 0..self.schedule.num_train_timesteps(),
-                };
                 let v = dmad_train::Validation::new_in(
                     &rows,
                     &self.schedule,
-                    levels_in,
+                    self.cfg
+                        .train
+                        .timesteps(self.schedule.num_train_timesteps())?,
                     VALIDATION_LEVELS,
                     VALIDATION_SAMPLES,
                     self.cfg.train.seed ^ VALIDATION_SEED,

@@ -95,6 +95,28 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The timesteps training draws from in a schedule of `num_train_timesteps`:
+    /// [`TrainConfig::timestep_range`], or the whole schedule.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `timestep_range` for an empty range or one that
+    /// reaches past the schedule.
+    pub fn timesteps(&self, num_train_timesteps: usize) -> Result<std::ops::Range<usize>> {
+        let Some([begin, end]) = self.timestep_range else {
+            return Ok(0..num_train_timesteps);
+        };
+        if begin >= end || end > num_train_timesteps {
+            return Err(Error::InvalidConfig {
+                field: "timestep_range",
+                reason: format!(
+                    "[{begin}, {end}) must be a non-empty range inside the schedule's \
+                     [0, {num_train_timesteps})"
+                ),
+            });
+        }
+        Ok(begin..end)
+    }
+
     /// Checks every field.
     ///
     /// # Errors
@@ -156,14 +178,8 @@ impl TrainConfig {
         if self.distinct_timesteps == Some(0) {
             return bad("distinct_timesteps", "must be at least 1 (or null)");
         }
-        if let Some([begin, end]) = self.timestep_range {
-            if begin >= end {
-                return bad(
-                    "timestep_range",
-                    &format!("must be [begin, end) with begin < end, got [{begin}, {end}]"),
-                );
-            }
-        }
+        // Emptiness here; the schedule's end where the schedule is known.
+        self.timesteps(usize::MAX)?;
         if self.imputation.is_some_and(|g| g.segment == 0) {
             return bad("imputation.segment", "must be at least 1");
         }

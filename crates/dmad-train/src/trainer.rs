@@ -79,6 +79,8 @@ pub struct Trainer {
     ema: Option<Ema>,
     rng: ChaCha8Rng,
     step: usize,
+    /// [`TrainConfig::timesteps`] of the schedule, checked once.
+    timesteps: std::ops::Range<u32>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -106,17 +108,8 @@ impl Trainer {
         model_config: serde_json::Value,
     ) -> Result<Self> {
         cfg.validate()?;
-        let t_max = schedule.num_train_timesteps();
-        if let Some([begin, end]) = cfg.timestep_range {
-            if end > t_max {
-                return Err(Error::InvalidConfig {
-                    field: "timestep_range",
-                    reason: format!(
-                        "[{begin}, {end}) reaches past the schedule's {t_max} timesteps"
-                    ),
-                });
-            }
-        }
+        let timesteps = cfg.timesteps(schedule.num_train_timesteps())?;
+        let timesteps = timesteps.start as u32..timesteps.end as u32;
         let mut vars: Vec<(String, Var)> = varmap
             .data()
             .lock()
@@ -153,6 +146,7 @@ impl Trainer {
             ema,
             rng,
             step: 0,
+            timesteps,
         })
     }
 
@@ -169,10 +163,7 @@ impl Trainer {
     /// The timesteps training draws from: [`TrainConfig::timestep_range`], or the whole
     /// schedule.
     pub fn timestep_range(&self) -> std::ops::Range<u32> {
-        match self.cfg.timestep_range {
-            Some([begin, end]) => begin as u32..end as u32,
-            None => 0..self.schedule.num_train_timesteps() as u32,
-        }
+        self.timesteps.clone()
     }
 
     /// Whether every step of the run is done.
@@ -240,7 +231,7 @@ impl Trainer {
                 x0.dims()
             )));
         }
-        let range = self.timestep_range();
+        let range = self.timesteps.clone();
         let t_values: Vec<u32> = match self.cfg.distinct_timesteps {
             Some(k) if k < b => {
                 let drawn: Vec<u32> = (0..k)
